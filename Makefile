@@ -1,0 +1,49 @@
+# One target per job, looping over the workspace modules (./... does not
+# cross module boundaries).
+MODULES := libcalico felix confd bgpd calicoctl cni-plugin deploy/lab
+BINARIES := felix/cmd/calico-felix confd/cmd/calico-confd bgpd/cmd/calico-bgpd \
+	calicoctl/cmd/calicoctl cni-plugin/cmd/calico cni-plugin/cmd/calico-ipam deploy/lab/cmd/calico-lab
+GO ?= go
+export PATH := $(PATH):/usr/local/go/bin
+export GOFLAGS ?= -buildvcs=false
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+COMMIT ?= $(shell git rev-parse --short HEAD 2>/dev/null || echo unknown)
+LDFLAGS := -X github.com/calico-etcd/calico/libcalico/buildinfo.Version=$(VERSION) \
+	-X github.com/calico-etcd/calico/libcalico/buildinfo.GitCommit=$(COMMIT)
+TESTFLAGS ?= -race -count=1 -timeout 20m
+BENCHFLAGS ?= -run=^$$ -bench=. -benchtime=1x -count=1 -timeout 30m
+
+.PHONY: build test bench lint fmt tidy clean
+
+build:
+	@mkdir -p bin
+	@for b in $(BINARIES); do \
+		mod=$$(dirname $$(dirname $$b)); \
+		echo "go build $$b"; \
+		(cd $$mod && $(GO) build -ldflags "$(LDFLAGS)" -o $(CURDIR)/bin/$$(basename $$b) ./cmd/$$(basename $$b)) || exit 1; \
+	done
+
+test:
+	@for m in $(MODULES); do \
+		echo "== test $$m"; \
+		(cd $$m && $(GO) test $(TESTFLAGS) ./...) || exit 1; \
+	done
+
+bench:
+	@for m in $(MODULES); do \
+		echo "== bench $$m"; \
+		(cd $$m && $(GO) test $(BENCHFLAGS) ./...) || exit 1; \
+	done
+
+lint:
+	@out=$$(gofmt -l $(MODULES)); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	@for m in $(MODULES); do (cd $$m && $(GO) vet ./...) || exit 1; done
+
+fmt:
+	gofmt -w $(MODULES)
+
+tidy:
+	@for m in $(MODULES); do (cd $$m && $(GO) mod tidy) || exit 1; done
+
+clean:
+	rm -rf bin

@@ -1,0 +1,7 @@
+module github.com/calico-etcd/calico/bgpd
+
+go 1.26.0
+
+require github.com/calico-etcd/calico/libcalico v0.0.0
+
+replace github.com/calico-etcd/calico/libcalico => ../libcalico

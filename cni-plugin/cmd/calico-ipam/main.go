@@ -1,0 +1,10 @@
+// Command calico-ipam is not implemented yet: it answers --version and exits.
+package main
+
+import (
+	"os"
+
+	"github.com/calico-etcd/calico/libcalico/buildinfo"
+)
+
+func main() { os.Exit(buildinfo.NotImplemented("calico-ipam", os.Args[1:], os.Stdout, os.Stderr)) }

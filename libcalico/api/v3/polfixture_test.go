@@ -1,0 +1,191 @@
+package v3
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"os"
+	"reflect"
+	"strings"
+	"testing"
+
+	"github.com/calico-etcd/calico/libcalico/cerrors"
+)
+
+// polFixturePath is the etcd dump written by Calico v3.34.
+const polFixturePath = "../../../../shared/fixtures/calico-etcd-state.json"
+
+// polFixtureKinds maps the plurals this file covers to a constructor.
+var polFixtureKinds = map[string]func() Resource{
+	"networkpolicies":       func() Resource { return &NetworkPolicy{} },
+	"globalnetworkpolicies": func() Resource { return &GlobalNetworkPolicy{} },
+	"tiers":                 func() Resource { return &Tier{} },
+	"profiles":              func() Resource { return &Profile{} },
+	"networksets":           func() Resource { return &NetworkSet{} },
+	"globalnetworksets":     func() Resource { return &GlobalNetworkSet{} },
+	"workloadendpoints":     func() Resource { return &WorkloadEndpoint{} },
+	"hostendpoints":         func() Resource { return &HostEndpoint{} },
+}
+
+type polFixtureEntry struct {
+	Key    string
+	Plural string
+	Raw    json.RawMessage
+}
+
+// polFixtureEntries returns the fixture entries of the kinds above and
+// fails the test if the fixture is missing or lacks any of them.
+func polFixtureEntries(t *testing.T) []polFixtureEntry {
+	t.Helper()
+	data, err := os.ReadFile(polFixturePath)
+	if err != nil {
+		t.Fatalf("reading fixture: %v", err)
+	}
+	var kvs []struct {
+		Key   string          `json:"key"`
+		Value json.RawMessage `json:"value"`
+	}
+	if err := json.Unmarshal(data, &kvs); err != nil {
+		t.Fatalf("decoding fixture: %v", err)
+	}
+	const prefix = "/calico/resources/v3/projectcalico.org/"
+	var out []polFixtureEntry
+	seen := map[string]bool{}
+	for _, kv := range kvs {
+		rest, ok := strings.CutPrefix(kv.Key, prefix)
+		if !ok {
+			continue
+		}
+		plural, _, _ := strings.Cut(rest, "/")
+		if polFixtureKinds[plural] == nil {
+			continue
+		}
+		seen[plural] = true
+		out = append(out, polFixtureEntry{Key: kv.Key, Plural: plural, Raw: kv.Value})
+	}
+	for plural := range polFixtureKinds {
+		if !seen[plural] {
+			t.Errorf("fixture has no %s", plural)
+		}
+	}
+	return out
+}
+
+// polDecodeStrict decodes raw into a new resource, rejecting unknown
+// fields so that every field in the fixture must exist in our types.
+func polDecodeStrict(t *testing.T, e polFixtureEntry) Resource {
+	t.Helper()
+	r := polFixtureKinds[e.Plural]()
+	dec := json.NewDecoder(bytes.NewReader(e.Raw))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(r); err != nil {
+		t.Fatalf("%s: decoding: %v", e.Key, err)
+	}
+	return r
+}
+
+// polJSONMap decodes JSON into a map, dropping an empty "status" so that
+// `"status": {}` and no status compare equal.
+func polJSONMap(t *testing.T, b []byte) map[string]any {
+	t.Helper()
+	var m map[string]any
+	if err := json.Unmarshal(b, &m); err != nil {
+		t.Fatalf("decoding %s: %v", b, err)
+	}
+	if st, ok := m["status"].(map[string]any); ok && len(st) == 0 {
+		delete(m, "status")
+	}
+	return m
+}
+
+func TestPolicyKindsFixtureRoundTrip(t *testing.T) {
+	for _, e := range polFixtureEntries(t) {
+		t.Run(e.Key, func(t *testing.T) {
+			r := polDecodeStrict(t, e)
+			out, err := json.Marshal(r)
+			if err != nil {
+				t.Fatalf("encoding: %v", err)
+			}
+			want, got := polJSONMap(t, e.Raw), polJSONMap(t, out)
+			if !reflect.DeepEqual(want, got) {
+				t.Errorf("round trip changed the value\nwant %s\n got %s", e.Raw, out)
+			}
+		})
+	}
+}
+
+// Calico stores resources already defaulted, so Default must not change
+// what it wrote.
+func TestPolicyKindsFixtureDefaultIsNoop(t *testing.T) {
+	for _, e := range polFixtureEntries(t) {
+		t.Run(e.Key, func(t *testing.T) {
+			r := polDecodeStrict(t, e)
+			r.Default()
+			out, err := json.Marshal(r)
+			if err != nil {
+				t.Fatalf("encoding: %v", err)
+			}
+			if want, got := polJSONMap(t, e.Raw), polJSONMap(t, out); !reflect.DeepEqual(want, got) {
+				t.Errorf("Default changed Calico's value\nwant %s\n got %s", e.Raw, out)
+			}
+		})
+	}
+}
+
+// Everything Calico wrote must pass our validation.
+func TestPolicyKindsFixtureValidates(t *testing.T) {
+	for _, e := range polFixtureEntries(t) {
+		t.Run(e.Key, func(t *testing.T) {
+			r := polDecodeStrict(t, e)
+			if err := r.Validate(); err != nil {
+				t.Errorf("Validate: %v", err)
+			}
+		})
+	}
+}
+
+func TestPolicyKindsImplementResource(t *testing.T) {
+	for plural, mk := range polFixtureKinds {
+		info, ok := LookupPlural(plural)
+		if !ok {
+			t.Fatalf("kind table lacks %s", plural)
+		}
+		r := mk()
+		r.Default()
+		if got := r.GetTypeMeta().Kind; got != info.Kind {
+			t.Errorf("%s: Default set kind %q, want %q", plural, got, info.Kind)
+		}
+		if got := r.GetTypeMeta().APIVersion; got != APIVersion {
+			t.Errorf("%s: Default set apiVersion %q", plural, got)
+		}
+		if got := r.GetObjectMeta().Namespace != ""; got != info.Namespaced {
+			t.Errorf("%s: defaulted namespace set = %v, want %v", plural, got, info.Namespaced)
+		}
+	}
+	for _, n := range []Resource{NewNetworkPolicy(), NewGlobalNetworkPolicy(), NewTier(), NewProfile(),
+		NewNetworkSet(), NewGlobalNetworkSet(), NewWorkloadEndpoint(), NewHostEndpoint()} {
+		if _, ok := LookupKind(n.GetTypeMeta().Kind); !ok || n.GetTypeMeta().APIVersion != APIVersion {
+			t.Errorf("constructor set %+v", *n.GetTypeMeta())
+		}
+	}
+}
+
+// polWantErr fails unless err is a validation error naming field with
+// value, and, when reason is not empty, giving that reason.
+func polWantErr(t *testing.T, err error, field, value, reason string) {
+	t.Helper()
+	if err == nil {
+		t.Fatalf("got no error, want one for %s = %q", field, value)
+	}
+	var ve *cerrors.Validation
+	if !errors.As(err, &ve) || !errors.Is(err, cerrors.ErrValidation) {
+		t.Fatalf("got %T %v, want *cerrors.Validation", err, err)
+	}
+	want := "error with field " + field + " = '" + value + "'"
+	if reason != "" {
+		want += " (" + reason
+	}
+	if !strings.Contains(err.Error(), want) {
+		t.Fatalf("error %q\ndoes not contain %q", err, want)
+	}
+}

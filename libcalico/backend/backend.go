@@ -1,0 +1,106 @@
+// Package backend defines the datastore interface every libcalico layer
+// writes through: raw values at Calico's keys, with revisions and typed
+// errors (package cerrors). Implementations: backend/etcd and
+// backend/memory, held to one contract by backend/conformance.
+package backend
+
+import (
+	"context"
+	"time"
+
+	"github.com/calico-etcd/calico/libcalico/model"
+)
+
+// KVPair is one stored value with its key and revision.
+type KVPair struct {
+	Key model.Key
+	// Value is the stored bytes (compact JSON for every Calico object).
+	Value []byte
+	// Revision is the key's modification revision; 0 when not yet stored.
+	Revision int64
+	// TTL, when set on a write, makes the key expire unless written again.
+	TTL time.Duration
+}
+
+// KVList is the result of a List.
+type KVList struct {
+	KVPairs []*KVPair
+	// Revision is the datastore revision the list was read at.
+	Revision int64
+}
+
+// EventType classifies a watch event.
+type EventType int
+
+// Watch event types.
+const (
+	EventAdded EventType = iota + 1
+	EventModified
+	EventDeleted
+	// EventError carries Err; the watch has ended after it.
+	EventError
+)
+
+func (t EventType) String() string {
+	switch t {
+	case EventAdded:
+		return "added"
+	case EventModified:
+		return "modified"
+	case EventDeleted:
+		return "deleted"
+	case EventError:
+		return "error"
+	}
+	return "unknown"
+}
+
+// WatchEvent is one change seen by a Watcher.
+type WatchEvent struct {
+	Type EventType
+	// New is the value after the change (nil for deletes).
+	New *KVPair
+	// Old is the value before the change, when known (nil for adds).
+	Old *KVPair
+	// Revision is the datastore revision of the change.
+	Revision int64
+	// Err is set for EventError; cerrors.ErrCompacted means the start
+	// revision is gone and the caller must list again.
+	Err error
+}
+
+// Watcher streams events until stopped or until an EventError.
+type Watcher interface {
+	// Events delivers events in revision order; it is closed after Stop or
+	// after an EventError.
+	Events() <-chan WatchEvent
+	// Stop ends the watch and releases its resources; safe to call twice.
+	Stop()
+}
+
+// Client is the datastore. Every method honours ctx and also bounds itself
+// by the client's own timeout, so no call hangs when the store is down:
+// it fails with a cerrors.Unavailable naming the endpoints.
+type Client interface {
+	// Create stores kv only if its key is absent (else cerrors.ErrExists)
+	// and returns it with the new revision.
+	Create(ctx context.Context, kv *KVPair) (*KVPair, error)
+	// Update replaces kv only if the stored revision equals kv.Revision
+	// (cerrors.ErrConflict otherwise, cerrors.ErrNotFound when absent).
+	// Revision 0 updates unconditionally but still requires presence.
+	Update(ctx context.Context, kv *KVPair) (*KVPair, error)
+	// Apply stores kv whether or not it exists.
+	Apply(ctx context.Context, kv *KVPair) (*KVPair, error)
+	// Delete removes key if its revision equals revision (0: any) and
+	// returns the value removed.
+	Delete(ctx context.Context, key model.Key, revision int64) (*KVPair, error)
+	// Get reads one key (cerrors.ErrNotFound when absent).
+	Get(ctx context.Context, key model.Key) (*KVPair, error)
+	// List reads every key matching opts at one revision, in key order.
+	List(ctx context.Context, opts model.ListOptions) (*KVList, error)
+	// Watch streams changes to keys matching opts after revision (a List's
+	// Revision); revision 0 means from now.
+	Watch(ctx context.Context, opts model.ListOptions, revision int64) (Watcher, error)
+	// Close releases connections.
+	Close() error
+}
