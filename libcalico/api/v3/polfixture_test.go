@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"os"
 	"reflect"
 	"strings"
@@ -170,8 +171,8 @@ func TestPolicyKindsImplementResource(t *testing.T) {
 	}
 }
 
-// polWantErr fails unless err is a validation error naming field with
-// value, and, when reason is not empty, giving that reason.
+// polWantErr fails unless err is a validation error with an entry naming
+// field and value whose reason contains reason.
 func polWantErr(t *testing.T, err error, field, value, reason string) {
 	t.Helper()
 	if err == nil {
@@ -181,11 +182,13 @@ func polWantErr(t *testing.T, err error, field, value, reason string) {
 	if !errors.As(err, &ve) || !errors.Is(err, cerrors.ErrValidation) {
 		t.Fatalf("got %T %v, want *cerrors.Validation", err, err)
 	}
-	want := "error with field " + field + " = '" + value + "'"
-	if reason != "" {
-		want += " (" + reason
-	}
-	if !strings.Contains(err.Error(), want) {
+	if want := "error with field " + field + " = '" + value + "'"; !strings.Contains(err.Error(), want) {
 		t.Fatalf("error %q\ndoes not contain %q", err, want)
 	}
+	for _, f := range ve.Fields {
+		if f.Field == field && fmt.Sprint(f.Value) == value && strings.Contains(f.Reason, reason) {
+			return
+		}
+	}
+	t.Fatalf("error %q\nhas no %s = %q with reason containing %q", err, field, value, reason)
 }

@@ -1,0 +1,238 @@
+package client_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"regexp"
+	"strings"
+	"testing"
+
+	v3 "github.com/calico-etcd/calico/libcalico/api/v3"
+	"github.com/calico-etcd/calico/libcalico/backend"
+	"github.com/calico-etcd/calico/libcalico/backend/etcd"
+	"github.com/calico-etcd/calico/libcalico/backend/memory"
+	"github.com/calico-etcd/calico/libcalico/cerrors"
+	"github.com/calico-etcd/calico/libcalico/client"
+	"github.com/calico-etcd/calico/libcalico/model"
+	"github.com/calico-etcd/calico/libcalico/testutil"
+)
+
+var ctx = context.Background()
+
+func newMemClient(t *testing.T) (*client.Client, backend.Client) {
+	be := memory.New()
+	t.Cleanup(func() { be.Close() })
+	return client.New(be), be
+}
+
+func pool(name, cidr string) *v3.IPPool {
+	p := v3.NewIPPool()
+	p.Name = name
+	p.Spec.CIDR = cidr
+	return p
+}
+
+var uuidRe = regexp.MustCompile(`^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$`)
+
+func TestCreateDefaultsStampsAndStoresCalicoJSON(t *testing.T) {
+	srv := testutil.StartEtcd(t)
+	be, err := etcd.New(etcd.Config{Endpoints: []string{srv.Endpoint}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := client.New(be)
+	defer c.Close()
+	in := pool("pool1", "10.10.0.0/16")
+	out, err := c.IPPools().Create(ctx, in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if in.UID != "" || in.Spec.BlockSize != 0 {
+		t.Fatal("create changed the caller's object")
+	}
+	if !uuidRe.MatchString(out.UID) || out.CreationTimestamp.IsZero() || out.ResourceVersion == "" {
+		t.Fatalf("metadata not stamped: %+v", out.ObjectMeta)
+	}
+	if out.Spec.BlockSize != 26 || out.Spec.NodeSelector != "all()" || out.Spec.IPIPMode != "Never" || out.Spec.VXLANMode != "Never" {
+		t.Fatalf("defaults not applied: %+v", out.Spec)
+	}
+	raw := srv.RawClient(t)
+	resp, err := raw.Get(ctx, "/calico/resources/v3/projectcalico.org/ippools/pool1")
+	if err != nil || len(resp.Kvs) != 1 {
+		t.Fatalf("raw get: %v %v", resp, err)
+	}
+	val := string(resp.Kvs[0].Value)
+	for _, want := range []string{`"kind":"IPPool"`, `"apiVersion":"projectcalico.org/v3"`, `"blockSize":26`, `"uid":"` + out.UID} {
+		if !strings.Contains(val, want) {
+			t.Errorf("stored value lacks %s: %s", want, val)
+		}
+	}
+	if strings.Contains(val, "resourceVersion") || strings.Contains(val, "\n") {
+		t.Errorf("stored value must be compact and carry no resourceVersion: %s", val)
+	}
+	if out.ResourceVersion != itoa(resp.Kvs[0].ModRevision) {
+		t.Errorf("resourceVersion %s != mod revision %d", out.ResourceVersion, resp.Kvs[0].ModRevision)
+	}
+	for _, k := range []string{"clusterinformations/default", "tiers/default"} {
+		r, err := raw.Get(ctx, "/calico/resources/v3/projectcalico.org/"+k)
+		if err != nil || len(r.Kvs) != 1 {
+			t.Errorf("first write did not create %s", k)
+		}
+	}
+	ci, err := c.ClusterInformations().Get(ctx, "", "default")
+	if err != nil || ci.Spec.DatastoreReady == nil || !*ci.Spec.DatastoreReady || len(ci.Spec.ClusterGUID) != 32 {
+		t.Fatalf("clusterinformation = %+v, %v", ci, err)
+	}
+}
+
+func itoa(n int64) string { b, _ := json.Marshal(n); return string(b) }
+
+func TestInvalidWritesNothing(t *testing.T) {
+	c, be := newMemClient(t)
+	for _, p := range []*v3.IPPool{
+		pool("bad", "10.300.0.0/16"),
+		pool("Bad_Name", "10.0.0.0/16"),
+		func() *v3.IPPool { p := pool("small", "10.0.0.0/28"); p.Spec.BlockSize = 26; return p }(),
+	} {
+		_, err := c.IPPools().Create(ctx, p)
+		if !errors.Is(err, cerrors.ErrValidation) {
+			t.Errorf("create %s: err %v, want validation", p.Name, err)
+		}
+	}
+	_, err := c.IPPools().Create(ctx, pool("bad", "10.300.0.0/16"))
+	if err == nil || !strings.Contains(err.Error(), "IPPool.Spec.CIDR") || !strings.Contains(err.Error(), "10.300.0.0/16") {
+		t.Errorf("error must name field and value: %v", err)
+	}
+	l, _ := be.List(ctx, model.PrefixListOptions{Path: model.Root})
+	if len(l.KVPairs) != 0 {
+		t.Fatalf("invalid input wrote %d keys", len(l.KVPairs))
+	}
+}
+
+func TestPoolOverlapAndImmutableCIDR(t *testing.T) {
+	c, _ := newMemClient(t)
+	p1, err := c.IPPools().Create(ctx, pool("p1", "10.0.0.0/16"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.IPPools().Create(ctx, pool("p2", "10.0.128.0/17")); err == nil || !strings.Contains(err.Error(), "p1") {
+		t.Fatalf("overlap not reported with the other pool: %v", err)
+	}
+	p1.Spec.CIDR = "10.1.0.0/16"
+	if _, err := c.IPPools().Update(ctx, p1); !errors.Is(err, cerrors.ErrValidation) {
+		t.Fatalf("cidr change: %v", err)
+	}
+	p1.Spec.CIDR = "10.0.0.0/16"
+	p1.Spec.NATOutgoing = true
+	if _, err := c.IPPools().Update(ctx, p1); err != nil {
+		t.Fatalf("update same pool must not overlap itself: %v", err)
+	}
+}
+
+func TestUpdateRevisionsAndApply(t *testing.T) {
+	c, _ := newMemClient(t)
+	created, err := c.IPPools().Create(ctx, pool("p", "10.0.0.0/16"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	first := v3.Clone(created)
+	created.Spec.NATOutgoing = true
+	updated, err := c.IPPools().Update(ctx, created)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if updated.UID != first.UID || !updated.CreationTimestamp.Equal(first.CreationTimestamp.Time) {
+		t.Fatal("update lost uid or creationTimestamp")
+	}
+	first.Spec.Disabled = true
+	if _, err := c.IPPools().Update(ctx, first); !errors.Is(err, cerrors.ErrConflict) {
+		t.Fatalf("stale update: %v, want conflict", err)
+	}
+	if _, err := c.IPPools().Update(ctx, pool("missing", "10.9.0.0/16")); !errors.Is(err, cerrors.ErrNotFound) {
+		t.Fatalf("update missing: %v", err)
+	}
+	bare := pool("p", "10.0.0.0/16")
+	bare.Spec.Disabled = true
+	applied, err := c.IPPools().Apply(ctx, bare)
+	if err != nil || !applied.Spec.Disabled || applied.UID != first.UID {
+		t.Fatalf("apply = %+v, %v", applied, err)
+	}
+	if _, err := c.IPPools().Apply(ctx, pool("new", "10.5.0.0/16")); err != nil {
+		t.Fatalf("apply create: %v", err)
+	}
+	if _, err := c.IPPools().Create(ctx, pool("new", "10.6.0.0/16")); !errors.Is(err, cerrors.ErrExists) {
+		t.Fatalf("create existing: %v", err)
+	}
+	if _, err := c.IPPools().Delete(ctx, "", "new", "1"); !errors.Is(err, cerrors.ErrConflict) {
+		t.Fatalf("stale delete: %v", err)
+	}
+	if _, err := c.IPPools().Delete(ctx, "", "new", ""); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.IPPools().Delete(ctx, "", "new", ""); !errors.Is(err, cerrors.ErrNotFound) {
+		t.Fatalf("delete missing: %v", err)
+	}
+	if _, err := c.IPPools().Update(ctx, func() *v3.IPPool { p := pool("p", "10.0.0.0/16"); p.ResourceVersion = "abc"; return p }()); !errors.Is(err, cerrors.ErrValidation) {
+		t.Fatalf("bad resourceVersion: %v", err)
+	}
+}
+
+func TestBuiltins(t *testing.T) {
+	c, _ := newMemClient(t)
+	if err := c.EnsureInitialized(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Tiers().Delete(ctx, "", "default", ""); !errors.Is(err, cerrors.ErrValidation) {
+		t.Fatalf("delete tier default: %v", err)
+	}
+	if _, err := c.Profiles().Delete(ctx, "", client.DefaultAllowProfile, ""); !errors.Is(err, cerrors.ErrValidation) {
+		t.Fatalf("delete default-allow: %v", err)
+	}
+	p, err := c.Profiles().Get(ctx, "", client.DefaultAllowProfile)
+	if err != nil || len(p.Spec.Ingress) != 1 || p.Spec.Ingress[0].Action != v3.Allow {
+		t.Fatalf("default-allow = %+v, %v", p, err)
+	}
+	profs, _, err := c.Profiles().List(ctx, client.ListOptions{})
+	if err != nil || len(profs) != 1 {
+		t.Fatalf("profile list = %v, %v", profs, err)
+	}
+	if _, err := c.Profiles().Create(ctx, p); !errors.Is(err, cerrors.ErrValidation) {
+		t.Fatalf("create default-allow: %v", err)
+	}
+}
+
+func TestPolicyTier(t *testing.T) {
+	c, _ := newMemClient(t)
+	np := v3.NewNetworkPolicy()
+	np.Name, np.Namespace = "allow", "prod"
+	np.Spec.Selector = "role == 'db'"
+	out, err := c.NetworkPolicies().Create(ctx, np)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if out.Spec.Tier != "default" || out.Labels[v3.LabelTier] != "default" {
+		t.Fatalf("tier not defaulted: %+v %+v", out.Spec, out.Labels)
+	}
+	gnp := v3.NewGlobalNetworkPolicy()
+	gnp.Name = "security.block"
+	gnp.Spec.Tier = "security"
+	if _, err := c.GlobalNetworkPolicies().Create(ctx, gnp); err == nil || !strings.Contains(err.Error(), "security") {
+		t.Fatalf("policy in missing tier: %v", err)
+	}
+	tier := v3.NewTier()
+	tier.Name = "security"
+	if _, err := c.Tiers().Create(ctx, tier); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.GlobalNetworkPolicies().Create(ctx, gnp); err != nil {
+		t.Fatalf("policy in existing tier: %v", err)
+	}
+	if _, err := c.Tiers().Delete(ctx, "", "security", ""); !errors.Is(err, cerrors.ErrValidation) {
+		t.Fatalf("delete non-empty tier: %v", err)
+	}
+	nps, _, err := c.NetworkPolicies().List(ctx, client.ListOptions{Namespace: "prod"})
+	if err != nil || len(nps) != 1 {
+		t.Fatalf("list = %v, %v", nps, err)
+	}
+}

@@ -1,0 +1,64 @@
+package client
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+
+	v3 "github.com/calico-etcd/calico/libcalico/api/v3"
+	"github.com/calico-etcd/calico/libcalico/buildinfo"
+	"github.com/calico-etcd/calico/libcalico/cerrors"
+)
+
+// ClusterInformationName is the one ClusterInformation a cluster has.
+const ClusterInformationName = "default"
+
+// EnsureInitialized creates clusterinformations/default and tier default
+// if absent. Writes call it once per client; it is safe to call again and
+// from several hosts at once.
+func (c *Client) EnsureInitialized(ctx context.Context) error {
+	if c.initialized.Load() {
+		return nil
+	}
+	guid := make([]byte, 16)
+	if _, err := rand.Read(guid); err != nil {
+		return err
+	}
+	ready := true
+	ci := v3.NewClusterInformation()
+	ci.Name = ClusterInformationName
+	ci.Spec.ClusterGUID = hex.EncodeToString(guid)
+	ci.Spec.ClusterType = "etcd"
+	ci.Spec.CalicoVersion = buildinfo.Version
+	ci.Spec.DatastoreReady = &ready
+
+	tier := v3.NewTier()
+	tier.Name = DefaultTier
+
+	for _, r := range []v3.Resource{ci, tier} {
+		if err := c.createIfAbsent(ctx, r); err != nil {
+			return err
+		}
+	}
+	c.initialized.Store(true)
+	return nil
+}
+
+func (c *Client) createIfAbsent(ctx context.Context, r v3.Resource) error {
+	m := r.GetObjectMeta()
+	_, err := c.be.Get(ctx, KeyFor(r))
+	if err == nil || !errors.Is(err, cerrors.ErrNotFound) {
+		return err
+	}
+	r.Default()
+	if err := r.Validate(); err != nil {
+		return err
+	}
+	m.UID = newUID()
+	m.CreationTimestamp = v3.Now()
+	if _, err := c.write(ctx, r, c.be.Create); err != nil && !errors.Is(err, cerrors.ErrExists) {
+		return err
+	}
+	return nil
+}

@@ -1,0 +1,50 @@
+package model
+
+import (
+	"encoding/json"
+	"fmt"
+
+	v3 "github.com/calico-etcd/calico/libcalico/api/v3"
+)
+
+// Decode turns a stored value into its Go type: a v3 resource (leniently,
+// so fields written by newer Calico versions do not break readers) with
+// resourceVersion set to rev, an IPAM struct, or json.RawMessage for
+// felix status reports.
+func Decode(k Key, data []byte, rev int64) (any, error) {
+	var out any
+	switch k := k.(type) {
+	case ResourceKey:
+		r, err := v3.DecodeLenient(k.Kind, data)
+		if err != nil {
+			return nil, fmt.Errorf("decoding %s: %w", k, err)
+		}
+		m := r.GetObjectMeta()
+		if rev != 0 {
+			m.ResourceVersion = fmt.Sprint(rev)
+		}
+		if m.Name == "" {
+			m.Name = k.Name
+		}
+		if m.Namespace == "" {
+			m.Namespace = k.Namespace
+		}
+		return r, nil
+	case BlockKey:
+		out = &AllocationBlock{}
+	case BlockAffinityKey:
+		out = &BlockAffinity{}
+	case HandleKey:
+		out = &IPAMHandle{}
+	case IPAMConfigKey:
+		out = &IPAMConfig{}
+	case FelixStatusKey, WorkloadEndpointStatusKey:
+		return json.RawMessage(append([]byte(nil), data...)), nil
+	default:
+		return nil, fmt.Errorf("no value type for key %v", k)
+	}
+	if err := json.Unmarshal(data, out); err != nil {
+		return nil, fmt.Errorf("decoding %s: %w", k, err)
+	}
+	return out, nil
+}
