@@ -14,7 +14,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"runtime"
 	"strconv"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -81,6 +83,54 @@ func decode(kv *backend.KVPair) (v3.Resource, error) {
 		return nil, fmt.Errorf("key %s does not hold a resource", kv.Key)
 	}
 	return r, nil
+}
+
+// decodeAll decodes a list, in parallel chunks when it is long: decoding,
+// not the etcd read, dominates the cost of a large List.
+func decodeAll(kvs []*backend.KVPair) ([]v3.Resource, error) {
+	out := make([]v3.Resource, len(kvs), len(kvs)+1)
+	const chunk = 512
+	workers := min(runtime.GOMAXPROCS(0), (len(kvs)+chunk-1)/chunk)
+	if workers <= 1 {
+		for i, kv := range kvs {
+			r, err := decode(kv)
+			if err != nil {
+				return nil, err
+			}
+			out[i] = r
+		}
+		return out, nil
+	}
+	var (
+		wg       sync.WaitGroup
+		next     atomic.Int64
+		firstErr atomic.Pointer[error]
+	)
+	for w := 0; w < workers; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				lo := int(next.Add(chunk)) - chunk
+				if lo >= len(kvs) || firstErr.Load() != nil {
+					return
+				}
+				for i := lo; i < min(lo+chunk, len(kvs)); i++ {
+					r, err := decode(kvs[i])
+					if err != nil {
+						firstErr.CompareAndSwap(nil, &err)
+						return
+					}
+					out[i] = r
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	if e := firstErr.Load(); e != nil {
+		return nil, *e
+	}
+	return out, nil
 }
 
 func parseRevision(rv string) (int64, error) {
@@ -242,13 +292,9 @@ func (c *Client) List(ctx context.Context, kind string, opts ListOptions) ([]v3.
 	if err != nil {
 		return nil, 0, err
 	}
-	out := make([]v3.Resource, 0, len(l.KVPairs)+1)
-	for _, kv := range l.KVPairs {
-		r, err := decode(kv)
-		if err != nil {
-			return nil, 0, err
-		}
-		out = append(out, r)
+	out, err := decodeAll(l.KVPairs)
+	if err != nil {
+		return nil, 0, err
 	}
 	if r := synthesized(kind, opts.Name); r != nil || (kind == v3.KindProfile && opts.Name == "") {
 		out = append(out, defaultAllowProfile())

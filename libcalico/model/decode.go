@@ -3,6 +3,7 @@ package model
 import (
 	"encoding/json"
 	"fmt"
+	"strconv"
 
 	v3 "github.com/calico-etcd/calico/libcalico/api/v3"
 )
@@ -21,7 +22,7 @@ func Decode(k Key, data []byte, rev int64) (any, error) {
 		}
 		m := r.GetObjectMeta()
 		if rev != 0 {
-			m.ResourceVersion = fmt.Sprint(rev)
+			m.ResourceVersion = strconv.FormatInt(rev, 10)
 		}
 		if m.Name == "" {
 			m.Name = k.Name

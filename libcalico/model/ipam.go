@@ -55,6 +55,9 @@ type AllocationBlock struct {
 type AllocationAttribute struct {
 	HandleID  *string           `json:"handle_id"`
 	Secondary map[string]string `json:"secondary"`
+	// Alternate is written by newer Calico (KubeVirt live migration); kept
+	// so that rewriting such a block does not drop it.
+	Alternate map[string]string `json:"alternate,omitempty"`
 }
 
 // Host returns the node the block is affine to, or "".

@@ -40,7 +40,7 @@ func segment(what, s string) error {
 		return fmt.Errorf("%s must not be empty", what)
 	}
 	if strings.ContainsAny(s, "/\x00") {
-		return fmt.Errorf("%s %q must not contain '/'", what, s)
+		return fmt.Errorf("%s %q must not contain '/' or NUL", what, s)
 	}
 	return nil
 }

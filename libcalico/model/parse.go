@@ -23,7 +23,7 @@ func ParseKey(path string) Key {
 
 func nonEmpty(parts []string) bool {
 	for _, p := range parts {
-		if p == "" {
+		if p == "" || strings.IndexByte(p, 0) >= 0 {
 			return false
 		}
 	}
@@ -93,8 +93,8 @@ func parseFelix(p []string) Key {
 		return FelixStatusKey{Hostname: p[0]}
 	case len(p) == 2 && p[1] == "last_reported_status":
 		return FelixStatusKey{Hostname: p[0], Last: true}
-	case len(p) == 7 && p[1] == "workload" && p[5] == "endpoint":
-		return WorkloadEndpointStatusKey{Hostname: p[0], OrchestratorID: p[2], WorkloadID: p[3], EndpointID: p[6]}
+	case len(p) == 6 && p[1] == "workload" && p[4] == "endpoint":
+		return WorkloadEndpointStatusKey{Hostname: p[0], OrchestratorID: p[2], WorkloadID: p[3], EndpointID: p[5]}
 	}
 	return nil
 }

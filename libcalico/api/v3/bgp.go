@@ -78,8 +78,8 @@ func NewBGPPeer() *BGPPeer {
 	return &BGPPeer{TypeMeta: TypeMeta{Kind: KindBGPPeer, APIVersion: APIVersion}}
 }
 
-// Default does nothing: Calico stores BGPPeers as given.
-func (p *BGPPeer) Default() {}
+// Default sets only missing type metadata: Calico stores BGPPeers as given.
+func (p *BGPPeer) Default() { infraTypeMeta(&p.TypeMeta, KindBGPPeer) }
 
 // Validate checks the peer's addresses, selectors and their combinations.
 func (p *BGPPeer) Validate() error {
@@ -285,9 +285,11 @@ func NewBGPConfiguration() *BGPConfiguration {
 	return &BGPConfiguration{TypeMeta: TypeMeta{Kind: KindBGPConfiguration, APIVersion: APIVersion}}
 }
 
-// Default sets serviceLoadBalancerAggregation to Enabled, as Calico's CRD
-// default does; everything else is defaulted by its readers.
+// Default fills missing type metadata and sets serviceLoadBalancerAggregation
+// to Enabled, as Calico's CRD default does; everything else is defaulted by
+// its readers.
 func (c *BGPConfiguration) Default() {
+	infraTypeMeta(&c.TypeMeta, KindBGPConfiguration)
 	if c.Spec.ServiceLoadBalancerAggregation == nil {
 		c.Spec.ServiceLoadBalancerAggregation = ptrTo(ServiceLoadBalancerAggregationEnabled)
 	}
@@ -428,13 +430,12 @@ func reportCommunityValue(v *validator, field, val string) {
 	}
 }
 
-// validateConfigName accepts "default" or "node.<nodename>".
+// validateConfigName checks the node part of a "node.<nodename>" name.
+// Calico applies only "default" and "node.<nodename>" but accepts any
+// valid name, so manifests with other names still load.
 func validateConfigName(v *validator, kind, name string) {
-	if name == "" || name == "default" {
-		return // an empty name is reported by v.meta
-	}
 	node, ok := strings.CutPrefix(name, "node.")
-	if !ok || node == "" || len(node) > 253 || !dns1123Subdomain.MatchString(node) {
-		v.add("Metadata.Name", name, kind+" name must be \"default\" or \"node.<nodename>\"")
+	if ok && (node == "" || len(node) > 253 || !dns1123Subdomain.MatchString(node)) {
+		v.add("Metadata.Name", name, kind+" name \"node.<nodename>\" needs a valid node name")
 	}
 }

@@ -132,8 +132,8 @@ func NewBGPFilter() *BGPFilter {
 	return &BGPFilter{TypeMeta: TypeMeta{Kind: KindBGPFilter, APIVersion: APIVersion}}
 }
 
-// Default does nothing: Calico defaults no BGPFilter field.
-func (b *BGPFilter) Default() {}
+// Default sets only missing type metadata: Calico defaults no BGPFilter field.
+func (b *BGPFilter) Default() { infraTypeMeta(&b.TypeMeta, KindBGPFilter) }
 
 // Validate checks every rule.
 func (b *BGPFilter) Validate() error {

@@ -24,8 +24,8 @@ func NewClusterInformation() *ClusterInformation {
 	return &ClusterInformation{TypeMeta: TypeMeta{Kind: KindClusterInformation, APIVersion: APIVersion}}
 }
 
-// Default does nothing: Calico's client defaults no ClusterInformation field.
-func (c *ClusterInformation) Default() {}
+// Default sets only missing type metadata: Calico defaults no ClusterInformation field.
+func (c *ClusterInformation) Default() { infraTypeMeta(&c.TypeMeta, KindClusterInformation) }
 
 // Validate checks the metadata; Calico puts no rules on the spec.
 func (c *ClusterInformation) Validate() error {

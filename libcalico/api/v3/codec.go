@@ -67,7 +67,8 @@ func peekTypeMeta(data []byte) (TypeMeta, error) {
 		Kind       any `json:"kind"`
 		APIVersion any `json:"apiVersion"`
 	}
-	if err := json.Unmarshal(data, &tm); err != nil {
+	// Decode the first value only; trailing data is reported by the caller.
+	if err := json.NewDecoder(bytes.NewReader(data)).Decode(&tm); err != nil {
 		return TypeMeta{}, fmt.Errorf("reading kind and apiVersion: %w", err)
 	}
 	kind, ok1 := tm.Kind.(string)
@@ -120,7 +121,7 @@ func DecodeLenient(kind string, data []byte) (Resource, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := json.Unmarshal(data, r); err != nil {
+	if err := storedJSON.Unmarshal(data, r); err != nil {
 		return nil, fmt.Errorf("decoding %s: %w", kind, err)
 	}
 	tm := r.GetTypeMeta()

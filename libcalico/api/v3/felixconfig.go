@@ -355,12 +355,13 @@ func NewFelixConfiguration() *FelixConfiguration {
 	return &FelixConfiguration{TypeMeta: TypeMeta{Kind: KindFelixConfiguration, APIVersion: APIVersion}}
 }
 
-// Default applies what Calico writes into every FelixConfiguration:
-// floatingIPs Disabled, bpfConnectTimeLoadBalancing TCP,
-// bpfHostNetworkedNATWithoutCTLB Enabled, nftablesMode Auto and
+// Default fills missing type metadata and applies what Calico writes into
+// every FelixConfiguration: floatingIPs Disabled, bpfConnectTimeLoadBalancing
+// TCP, bpfHostNetworkedNATWithoutCTLB Enabled, nftablesMode Auto and
 // nftablesFlowTableOffload Disabled. The deprecated
 // bpfConnectTimeLoadBalancingEnabled, when set, decides the two CTLB fields.
 func (c *FelixConfiguration) Default() {
+	infraTypeMeta(&c.TypeMeta, KindFelixConfiguration)
 	s := &c.Spec
 	if s.FloatingIPs == nil {
 		s.FloatingIPs = ptrTo(FloatingIPsDisabled)

@@ -124,10 +124,11 @@ func poolBlockSize(spec *IPPoolSpec, is4 bool) int {
 	}
 }
 
-// Default fills Calico's IPPool defaults: block size 26/122, nodeSelector
-// all(), IPIP and VXLAN Never, allowed uses Workload+Tunnel, assignment
-// mode Automatic. A strictly masked CIDR is rewritten in canonical form.
+// Default fills missing type metadata and Calico's IPPool defaults: block
+// size 26/122, nodeSelector all(), IPIP and VXLAN Never, allowed uses
+// Workload+Tunnel, assignment mode Automatic. A strictly masked CIDR is rewritten in canonical form.
 func (p *IPPool) Default() {
+	infraTypeMeta(&p.TypeMeta, KindIPPool)
 	s := &p.Spec
 	if raw, ok := parsePoolCIDR(s.CIDR); ok {
 		if raw.Masked() == raw {

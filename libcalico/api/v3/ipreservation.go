@@ -22,8 +22,8 @@ func NewIPReservation() *IPReservation {
 	return &IPReservation{TypeMeta: TypeMeta{Kind: KindIPReservation, APIVersion: APIVersion}}
 }
 
-// Default does nothing: Calico defaults no IPReservation field.
-func (r *IPReservation) Default() {}
+// Default sets only missing type metadata: Calico defaults no IPReservation field.
+func (r *IPReservation) Default() { infraTypeMeta(&r.TypeMeta, KindIPReservation) }
 
 // Validate checks that every reserved entry is a CIDR or an IP address.
 func (r *IPReservation) Validate() error {

@@ -83,8 +83,8 @@ func NewNode() *Node {
 	return &Node{TypeMeta: TypeMeta{Kind: KindNode, APIVersion: APIVersion}}
 }
 
-// Default does nothing: Calico's client defaults no Node field.
-func (n *Node) Default() {}
+// Default sets only missing type metadata: Calico defaults no Node field.
+func (n *Node) Default() { infraTypeMeta(&n.TypeMeta, KindNode) }
 
 // Validate checks addresses, tunnel fields and keys.
 func (n *Node) Validate() error {

@@ -87,8 +87,8 @@ type SecretKeySelector struct {
 	Optional *bool  `json:"optional,omitempty"`
 }
 
-// Helpers shared by the infrastructure kinds. Each reports through v and
-// ignores the empty string (callers check requiredness).
+// Helpers shared by the infrastructure kinds. Each reports a bad value
+// through v; callers skip values that are unset.
 
 var (
 	ifaceFilterRe    = regexp.MustCompile(`^[a-zA-Z0-9:._+-]{1,15}$`)
@@ -213,3 +213,13 @@ func requireSecretKeyRef(v *validator, field string, s *SecretKeySelector) {
 }
 
 func ptrTo[T any](v T) *T { return &v }
+
+// infraTypeMeta fills a missing kind and apiVersion.
+func infraTypeMeta(t *TypeMeta, kind string) {
+	if t.Kind == "" {
+		t.Kind = kind
+	}
+	if t.APIVersion == "" {
+		t.APIVersion = APIVersion
+	}
+}
