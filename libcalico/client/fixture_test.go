@@ -2,7 +2,6 @@ package client_test
 
 import (
 	"encoding/json"
-	"os"
 	"reflect"
 	"strings"
 	"testing"
@@ -12,8 +11,6 @@ import (
 	"github.com/calico-etcd/calico/libcalico/model"
 	"github.com/calico-etcd/calico/libcalico/testutil"
 )
-
-const fixture = "../../../shared/fixtures/calico-etcd-state.json"
 
 type fixtureKV struct {
 	Key   string          `json:"key"`
@@ -40,10 +37,7 @@ func normalize(t *testing.T, b []byte) map[string]any {
 // TestCalicoFixtureRoundTrip loads an etcd written by Calico v3.34 and reads
 // every object back through our client and IPAM types with nothing lost.
 func TestCalicoFixtureRoundTrip(t *testing.T) {
-	data, err := os.ReadFile(fixture)
-	if err != nil {
-		t.Fatalf("fixture: %v", err)
-	}
+	data := testutil.Fixture(t, "calico-etcd-state.json")
 	var kvs []fixtureKV
 	if err := json.Unmarshal(data, &kvs); err != nil {
 		t.Fatal(err)

@@ -2,7 +2,7 @@ package v3
 
 import (
 	"encoding/json"
-	"os"
+	"github.com/calico-etcd/calico/libcalico/internal/fixtures"
 	"strings"
 	"testing"
 )
@@ -226,7 +226,7 @@ func TestParseManifestsErrors(t *testing.T) {
 
 // The fixture's resources, of every kind, parse as a JSON array manifest.
 func TestParseManifestsFixture(t *testing.T) {
-	data, err := os.ReadFile(infraFixturePath)
+	data, err := fixtures.Read(fixtureName)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -2,7 +2,7 @@ package v3
 
 import (
 	"encoding/json"
-	"os"
+	"github.com/calico-etcd/calico/libcalico/internal/fixtures"
 	"reflect"
 	"regexp"
 	"strings"
@@ -171,7 +171,7 @@ func TestFelixConfigurationValidation(t *testing.T) {
 // JSON field whose name matches, case-insensitively, once Calico's renames
 // (IpInIp->IPIP, *Secs suffixes and the like) are undone.
 func TestFelixConfigurationCoversParams(t *testing.T) {
-	data, err := os.ReadFile("../../../../shared/fixtures/felix-config-params.txt")
+	data, err := fixtures.Read("felix-config-params.txt")
 	if err != nil {
 		t.Fatalf("reading params: %v", err)
 	}

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/calico-etcd/calico/libcalico/internal/fixtures"
 	"os"
 	"reflect"
 	"strings"
@@ -12,8 +13,8 @@ import (
 	"github.com/calico-etcd/calico/libcalico/cerrors"
 )
 
-// infraFixturePath is the etcd dump written by Calico v3.34, relative to this package.
-const infraFixturePath = "../../../../shared/fixtures/calico-etcd-state.json"
+// fixtureName is the etcd dump written by Calico v3.34.
+const fixtureName = "calico-etcd-state.json"
 
 // infraFixturePlurals are the stored kinds this helper owns.
 var infraFixturePlurals = []string{
@@ -30,7 +31,7 @@ type infraFixtureEntry struct {
 // infraFixtureEntries returns the fixture values of infraFixturePlurals.
 func infraFixtureEntries(t *testing.T) []infraFixtureEntry {
 	t.Helper()
-	data, err := os.ReadFile(infraFixturePath)
+	data, err := fixtures.Read(fixtureName)
 	if err != nil {
 		t.Fatalf("reading fixture: %v", err)
 	}

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/calico-etcd/calico/libcalico/internal/fixtures"
 	"os"
 	"reflect"
 	"strings"
@@ -12,9 +13,6 @@ import (
 
 	"github.com/calico-etcd/calico/libcalico/cerrors"
 )
-
-// polFixturePath is the etcd dump written by Calico v3.34.
-const polFixturePath = "../../../../shared/fixtures/calico-etcd-state.json"
 
 // polFixtureKinds maps the plurals this file covers to a constructor.
 var polFixtureKinds = map[string]func() Resource{
@@ -38,7 +36,7 @@ type polFixtureEntry struct {
 // fails the test if the fixture is missing or lacks any of them.
 func polFixtureEntries(t *testing.T) []polFixtureEntry {
 	t.Helper()
-	data, err := os.ReadFile(polFixturePath)
+	data, err := fixtures.Read(fixtureName)
 	if err != nil {
 		t.Fatalf("reading fixture: %v", err)
 	}
