@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"github.com/calico-etcd/calico/libcalico/internal/fixtures"
-	"os"
 	"reflect"
 	"strings"
 	"testing"
