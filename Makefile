@@ -4,6 +4,7 @@ MODULES := libcalico felix confd bgpd calicoctl cni-plugin deploy/lab
 BINARIES := felix/cmd/calico-felix confd/cmd/calico-confd bgpd/cmd/calico-bgpd \
 	calicoctl/cmd/calicoctl cni-plugin/cmd/calico cni-plugin/cmd/calico-ipam deploy/lab/cmd/calico-lab
 GO ?= go
+SHELL := /bin/bash
 export PATH := $(PATH):/usr/local/go/bin
 export GOFLAGS ?= -buildvcs=false
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
@@ -23,11 +24,18 @@ build:
 		(cd $$mod && $(GO) build -ldflags "$(LDFLAGS)" -o $(CURDIR)/bin/$$(basename $$b) ./cmd/$$(basename $$b)) || exit 1; \
 	done
 
+# test runs every module's tests verbosely into .test.log, shows package
+# results and failures, and ends with "N passed, N failed".
 test:
-	@for m in $(MODULES); do \
+	@rm -f .test.log; status=0; \
+	for m in $(MODULES); do \
 		echo "== test $$m"; \
-		(cd $$m && $(GO) test $(TESTFLAGS) ./...) || exit 1; \
-	done
+		(cd $$m && $(GO) test $(TESTFLAGS) -v ./... 2>&1) | tee -a .test.log | grep -E '^(ok|FAIL|panic:|\?)'; \
+		[ $${PIPESTATUS[0]} -eq 0 ] || status=1; \
+	done; \
+	if [ $$status -ne 0 ]; then echo "== failures"; grep -E -A20 '^\s*--- FAIL|^panic:' .test.log | head -300; fi; \
+	echo "$$(grep -cE '^\s*--- PASS' .test.log) passed, $$(grep -cE '^\s*--- FAIL' .test.log) failed"; \
+	exit $$status
 
 bench:
 	@for m in $(MODULES); do \
