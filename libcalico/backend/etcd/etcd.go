@@ -33,13 +33,22 @@ type Config struct {
 	Password   string
 	// Timeout bounds every call; DefaultTimeout when zero.
 	Timeout time.Duration
+	// WatchProbeInterval is how long a watch may see no event before it
+	// checks that etcd still answers; a failed check ends the watch with
+	// cerrors.ErrUnavailable, so a single-member outage is not silent.
+	// DefaultWatchProbeInterval when zero.
+	WatchProbeInterval time.Duration
 }
+
+// DefaultWatchProbeInterval is the idle time before a watch probes etcd.
+const DefaultWatchProbeInterval = 10 * time.Second
 
 // Client is the etcd backend.
 type Client struct {
-	cli       *clientv3.Client
-	endpoints []string
-	timeout   time.Duration
+	cli           *clientv3.Client
+	endpoints     []string
+	timeout       time.Duration
+	probeInterval time.Duration
 }
 
 var _ backend.Client = (*Client)(nil)
@@ -77,7 +86,11 @@ func New(cfg Config) (*Client, error) {
 	if t <= 0 {
 		t = DefaultTimeout
 	}
-	return &Client{cli: cli, endpoints: cfg.Endpoints, timeout: t}, nil
+	probe := cfg.WatchProbeInterval
+	if probe <= 0 {
+		probe = DefaultWatchProbeInterval
+	}
+	return &Client{cli: cli, endpoints: cfg.Endpoints, timeout: t, probeInterval: probe}, nil
 }
 
 // Raw returns the underlying etcd client, for benchmarks and tools.

@@ -169,3 +169,43 @@ func fmtInt(i int) string {
 	}
 	return string(b)
 }
+
+func TestWatchReportsOutageAndNeverBlocks(t *testing.T) {
+	srv := testutil.StartEtcd(t)
+	c, err := etcd.New(etcd.Config{Endpoints: []string{srv.Endpoint}, Timeout: time.Second, WatchProbeInterval: 300 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	ctx := context.Background()
+	w, err := c.Watch(ctx, model.ResourceListOptions{Kind: "IPPool"}, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Stop()
+	srv.Stop()
+	select {
+	case ev := <-w.Events():
+		if ev.Type != backend.EventError || !errors.Is(ev.Err, cerrors.ErrUnavailable) {
+			t.Fatalf("event = %+v, want unavailable", ev)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("outage not reported by the watch")
+	}
+	done := make(chan error, 1)
+	go func() {
+		w2, err := c.Watch(ctx, model.ResourceListOptions{Kind: "IPPool"}, 0)
+		if err == nil {
+			w2.Stop()
+		}
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("watch while etcd is down: %v", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("Watch blocked while etcd is down")
+	}
+}

@@ -38,13 +38,19 @@ type Store struct {
 	compacted int64
 	watchers  map[*watcher]struct{}
 	closed    bool
+	sweeping  bool
+	stop      chan struct{}
 }
+
+// maxHistory bounds the watch history kept for replay; older changes are
+// compacted away as etcd's auto-compaction would.
+const maxHistory = 10000
 
 var _ backend.Client = (*Store)(nil)
 
 // New returns an empty store at revision 1.
 func New() *Store {
-	return &Store{rev: 1, data: map[string]*entry{}, watchers: map[*watcher]struct{}{}}
+	return &Store{rev: 1, data: map[string]*entry{}, watchers: map[*watcher]struct{}{}, stop: make(chan struct{})}
 }
 
 func keyPath(k model.Key) (string, error) {
@@ -74,13 +80,35 @@ func (s *Store) begin(ctx context.Context) error {
 		s.mu.Unlock()
 		return &cerrors.Unavailable{Endpoints: []string{"memory"}, Err: errors.New("store closed")}
 	}
+	s.expire()
+	return nil
+}
+
+// expire removes keys whose TTL has passed; s.mu held.
+func (s *Store) expire() {
 	now := time.Now()
 	for p, e := range s.data {
 		if !e.expires.IsZero() && now.After(e.expires) {
 			s.remove(p, e)
 		}
 	}
-	return nil
+}
+
+// sweep expires keys on a timer so watchers see TTL deletes promptly;
+// started by the first write with a TTL, stopped by Close.
+func (s *Store) sweep() {
+	t := time.NewTicker(100 * time.Millisecond)
+	defer t.Stop()
+	for {
+		select {
+		case <-t.C:
+			s.mu.Lock()
+			s.expire()
+			s.mu.Unlock()
+		case <-s.stop:
+			return
+		}
+	}
 }
 
 func (s *Store) put(p string, kv *backend.KVPair) *backend.KVPair {
@@ -89,6 +117,10 @@ func (s *Store) put(p string, kv *backend.KVPair) *backend.KVPair {
 	e := &entry{key: kv.Key, value: clone(kv.Value), mod: s.rev}
 	if kv.TTL > 0 {
 		e.expires = time.Now().Add(kv.TTL)
+		if !s.sweeping {
+			s.sweeping = true
+			go s.sweep()
+		}
 	}
 	s.data[p] = e
 	ev := backend.WatchEvent{Type: backend.EventAdded, New: s.kv(e), Revision: s.rev}
@@ -239,7 +271,11 @@ func (s *Store) Compact() int64 {
 func (s *Store) Close() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if s.closed {
+		return nil
+	}
 	s.closed = true
+	close(s.stop)
 	for w := range s.watchers {
 		w.fail(&cerrors.Unavailable{Endpoints: []string{"memory"}, Err: errors.New("store closed")})
 	}

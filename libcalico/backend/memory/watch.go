@@ -95,6 +95,11 @@ func (w *watcher) wants(p string, ev backend.WatchEvent) bool {
 // publish records a change and hands it to matching watchers; s.mu held.
 func (s *Store) publish(p string, ev backend.WatchEvent) {
 	s.history = append(s.history, change{path: p, ev: ev})
+	if len(s.history) > maxHistory {
+		drop := len(s.history) - maxHistory/2
+		s.compacted = s.history[drop-1].ev.Revision
+		s.history = append([]change(nil), s.history[drop:]...)
+	}
 	for w := range s.watchers {
 		if w.wants(p, ev) {
 			w.push(ev)

@@ -1,0 +1,170 @@
+package syncer
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/calico-etcd/calico/libcalico/backend"
+	"github.com/calico-etcd/calico/libcalico/cerrors"
+	"github.com/calico-etcd/calico/libcalico/model"
+)
+
+type msgKind int
+
+const (
+	// msgListed carries a successful list.
+	msgListed msgKind = iota + 1
+	// msgListFailed says a list attempt failed; it will be retried.
+	msgListFailed
+	// msgRelisting says the watch is lost and the prefix will be relisted.
+	msgRelisting
+	// msgEvent carries one watch event (never an EventError).
+	msgEvent
+)
+
+// message is what a follow goroutine tells the Run loop.
+type message struct {
+	prefix int
+	kind   msgKind
+	list   *backend.KVList
+	ev     backend.WatchEvent
+}
+
+// follow lists and watches one prefix until ctx is done, sending what it
+// sees to out in datastore order.
+func (s *Syncer) follow(ctx context.Context, idx int, opts model.ListOptions, out chan<- message) {
+	prefix, _ := opts.Prefix()
+	log := s.log.WithField("prefix", prefix)
+	send := func(m message) bool {
+		m.prefix = idx
+		select {
+		case out <- m:
+			return true
+		case <-ctx.Done():
+			return false
+		}
+	}
+	b := backoff{first: s.cfg.RetryInterval, max: s.cfg.MaxRetryInterval}
+	var rev int64
+	relist := true
+	failures := 0 // watches in a row that ended without delivering an event
+	for {
+		fresh := relist // this watch starts at a list's revision
+		if relist {
+			list, err := s.be.List(ctx, opts)
+			if ctx.Err() != nil {
+				return
+			}
+			if err != nil {
+				log.WithError(err).Warn("Listing prefix failed; will retry")
+				if !send(message{kind: msgListFailed}) || !sleep(ctx, b.next()) {
+					return
+				}
+				continue
+			}
+			if !send(message{kind: msgListed, list: list}) {
+				return
+			}
+			rev, relist, failures = list.Revision, false, 0
+		}
+
+		started := time.Now()
+		n, last, err := s.watch(ctx, opts, rev, send)
+		if ctx.Err() != nil {
+			return
+		}
+		rev = last
+		if n > 0 || time.Since(started) > s.cfg.MaxRetryInterval {
+			failures = 0
+			b.reset()
+		}
+		failures++
+		delay := b.next()
+		compacted := errors.Is(err, cerrors.ErrCompacted)
+		l := log.WithError(err).WithField("revision", rev)
+		switch {
+		case compacted && !fresh:
+			delay = 0 // a resumed watch fell behind compaction: relist at once
+			fallthrough
+		case compacted || failures > 1:
+			l.Warn("Watch lost; relisting prefix")
+			relist = true
+			if !send(message{kind: msgRelisting}) {
+				return
+			}
+		default:
+			l.Info("Watch ended; resuming from its last revision")
+		}
+		if !sleep(ctx, delay) {
+			return
+		}
+	}
+}
+
+// watch forwards events after rev until the watch ends. It returns how
+// many events it sent, the last revision seen and why the watch ended.
+func (s *Syncer) watch(ctx context.Context, opts model.ListOptions, rev int64, send func(message) bool) (int, int64, error) {
+	w, err := s.be.Watch(ctx, opts, rev)
+	if err != nil {
+		return 0, rev, err
+	}
+	defer w.Stop()
+	n := 0
+	for {
+		select {
+		case <-ctx.Done():
+			return n, rev, ctx.Err()
+		case ev, ok := <-w.Events():
+			switch {
+			case !ok:
+				return n, rev, errors.New("watch channel closed")
+			case ev.Type == backend.EventError && ev.Err == nil:
+				return n, rev, errors.New("watch ended with an error event")
+			case ev.Type == backend.EventError:
+				return n, rev, ev.Err
+			}
+			if !send(message{kind: msgEvent, ev: ev}) {
+				return n, rev, ctx.Err()
+			}
+			n++
+			rev = max(rev, ev.Revision)
+		}
+	}
+}
+
+// backoff yields 0 first (retry at once), then first, doubling up to max.
+type backoff struct {
+	first, max, cur time.Duration
+	used            bool
+}
+
+func (b *backoff) next() time.Duration {
+	switch {
+	case !b.used:
+		b.used = true
+		return 0
+	case b.cur == 0:
+		b.cur = b.first
+	default:
+		b.cur = min(2*b.cur, b.max)
+	}
+	return b.cur
+}
+
+func (b *backoff) reset() { b.cur, b.used = 0, false }
+
+// sleep waits d unless ctx ends first; it reports whether to go on.
+func sleep(ctx context.Context, d time.Duration) bool {
+	if d <= 0 {
+		return ctx.Err() == nil
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}

@@ -1,0 +1,401 @@
+// Package syncer keeps a consumer in step with a set of datastore prefixes.
+// It lists each prefix, watches it from the list's revision, and reports
+// through two callbacks: OnStatusUpdated and OnUpdates.
+//
+//	                ┌─ follow(prefix 0): List ─► Watch ─► resume or relist ─┐
+//	backend.Client ─┼─ follow(prefix 1): ...                                ├─► Run loop ─► cache diff ─► Callbacks
+//	                └─ follow(prefix n): ...                                ┘  (one goroutine, in order)
+//
+// Status starts at WaitForDatastore, moves to ResyncInProgress once a list
+// succeeds and to InSync once every prefix's snapshot has been delivered.
+// The Run loop keeps, per prefix, the revision of every key it reported
+// (not the value), so a relist after a compaction or an outage reports only
+// the differences: New for unknown keys, Updated for changed revisions and
+// Deleted for keys that vanished.
+//
+// A watch that breaks is resumed from its last revision without leaving
+// InSync, as nothing is lost. If the revision was compacted, or the resumed
+// watch fails again before delivering anything, the prefix is relisted: the
+// status goes to ResyncInProgress (WaitForDatastore while the list fails)
+// and back to InSync once the differences are delivered.
+package syncer
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/sirupsen/logrus"
+
+	"github.com/calico-etcd/calico/libcalico/backend"
+	"github.com/calico-etcd/calico/libcalico/model"
+)
+
+// Status is the syncer's view of the datastore.
+type Status int
+
+// Statuses, in the order a healthy start goes through them.
+const (
+	// WaitForDatastore: some prefix could not be listed yet.
+	WaitForDatastore Status = iota
+	// ResyncInProgress: a prefix is being listed and its snapshot sent.
+	ResyncInProgress
+	// InSync: every prefix's snapshot has been delivered and is watched.
+	InSync
+)
+
+func (s Status) String() string {
+	switch s {
+	case WaitForDatastore:
+		return "wait-for-datastore"
+	case ResyncInProgress:
+		return "resync-in-progress"
+	case InSync:
+		return "in-sync"
+	}
+	return fmt.Sprintf("status(%d)", int(s))
+}
+
+// UpdateType says what happened to a key.
+type UpdateType int
+
+// Update types.
+const (
+	// UpdateNew: the key was not known to the consumer.
+	UpdateNew UpdateType = iota + 1
+	// UpdateUpdated: the key was known and has a new value.
+	UpdateUpdated
+	// UpdateDeleted: the key is gone (or its value no longer decodes).
+	UpdateDeleted
+)
+
+func (t UpdateType) String() string {
+	switch t {
+	case UpdateNew:
+		return "new"
+	case UpdateUpdated:
+		return "updated"
+	case UpdateDeleted:
+		return "deleted"
+	}
+	return fmt.Sprintf("update(%d)", int(t))
+}
+
+// Update is one change to one key.
+type Update struct {
+	Key model.Key
+	// Value is the model.Decode result (*v3.IPPool, *model.AllocationBlock,
+	// ...); nil for deletes.
+	Value any
+	// Revision is the key's modification revision, or for deletes the
+	// revision at which the deletion was seen.
+	Revision int64
+	Type     UpdateType
+}
+
+// Callbacks receives the syncer's output. Both methods are called from the
+// goroutine running Run, one call at a time, in datastore order per prefix.
+// Updates may come in any status; InSync means that everything delivered
+// so far is a complete view of every prefix.
+type Callbacks interface {
+	// OnStatusUpdated reports a status change; it is never called twice in
+	// a row with the same status.
+	OnStatusUpdated(Status)
+	// OnUpdates delivers a non-empty batch of changes. The slice is not
+	// reused by the syncer, so the consumer may keep it.
+	OnUpdates([]Update)
+}
+
+// Defaults for Config's zero fields.
+const (
+	DefaultRetryInterval    = time.Second
+	DefaultMaxRetryInterval = 10 * time.Second
+	DefaultMaxBatchSize     = 1000
+)
+
+// Config says what to sync and how patiently.
+type Config struct {
+	// Prefixes to list and watch. They must not overlap: a key matched by
+	// two of them would be reported twice.
+	Prefixes []model.ListOptions
+	// RetryInterval is the first wait after repeated failures; it doubles
+	// up to MaxRetryInterval. Defaults 1 s and 10 s.
+	RetryInterval    time.Duration
+	MaxRetryInterval time.Duration
+	// MaxBatchSize caps the updates passed to one OnUpdates call
+	// (default 1000).
+	MaxBatchSize int
+}
+
+func (c Config) withDefaults() Config {
+	if c.RetryInterval == 0 {
+		c.RetryInterval = DefaultRetryInterval
+	}
+	if c.MaxRetryInterval == 0 {
+		c.MaxRetryInterval = max(DefaultMaxRetryInterval, c.RetryInterval)
+	}
+	if c.MaxBatchSize == 0 {
+		c.MaxBatchSize = DefaultMaxBatchSize
+	}
+	return c
+}
+
+// Validate checks the configuration after defaults are applied.
+func (c Config) Validate() error {
+	c = c.withDefaults()
+	if len(c.Prefixes) == 0 {
+		return errors.New("no prefixes to sync")
+	}
+	for i, p := range c.Prefixes {
+		if p == nil {
+			return fmt.Errorf("prefix %d is nil", i)
+		}
+		if _, err := p.Prefix(); err != nil {
+			return fmt.Errorf("prefix %d: %w", i, err)
+		}
+	}
+	if c.RetryInterval < 0 || c.MaxRetryInterval < c.RetryInterval {
+		return fmt.Errorf("retry interval %v, max %v: want 0 < interval <= max", c.RetryInterval, c.MaxRetryInterval)
+	}
+	if c.MaxBatchSize < 0 {
+		return fmt.Errorf("max batch size %d is negative", c.MaxBatchSize)
+	}
+	return nil
+}
+
+// Syncer lists and watches Config.Prefixes and feeds Callbacks.
+type Syncer struct {
+	be  backend.Client
+	cfg Config
+	cb  Callbacks
+	log *logrus.Entry
+}
+
+// New returns a syncer; nothing happens until Run. log may be nil.
+func New(be backend.Client, cfg Config, cb Callbacks, log *logrus.Entry) *Syncer {
+	if log == nil {
+		l := logrus.New()
+		l.SetOutput(io.Discard)
+		log = logrus.NewEntry(l)
+	}
+	return &Syncer{be: be, cfg: cfg.withDefaults(), cb: cb, log: log}
+}
+
+// Run syncs until ctx is done, then stops every watch and goroutine it
+// started and returns nil. It fails only on an invalid Config. Call it once:
+// a second Run starts from an empty cache and reports everything as New.
+func (s *Syncer) Run(ctx context.Context) error {
+	if err := s.cfg.Validate(); err != nil {
+		return fmt.Errorf("syncer config: %w", err)
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	defer wg.Wait() // runs after cancel
+	defer cancel()
+
+	msgs := make(chan message, 256)
+	l := &loop{s: s, status: -1}
+	for i, opts := range s.cfg.Prefixes {
+		prefix, _ := opts.Prefix() // checked by Validate
+		l.prefixes = append(l.prefixes, &prefixState{
+			log:  s.log.WithField("prefix", prefix),
+			keys: map[string]cached{},
+		})
+		wg.Go(func() { s.follow(ctx, i, opts, msgs) })
+	}
+	l.setStatus(WaitForDatastore)
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case m := <-msgs:
+			l.handle(m)
+		}
+	drain: // coalesce what is already queued into one batch, without waiting
+		for {
+			select {
+			case <-ctx.Done():
+				return nil
+			case m := <-msgs:
+				l.handle(m)
+			default:
+				break drain
+			}
+		}
+		l.flush()
+	}
+}
+
+// cached is what the loop remembers of a reported key.
+type cached struct {
+	key model.Key
+	rev int64
+}
+
+type prefixState struct {
+	log    *logrus.Entry
+	synced bool // snapshot delivered, watch running
+	down   bool // the last list attempt failed
+	keys   map[string]cached
+}
+
+// loop is the state of one Run, touched only by Run's goroutine.
+type loop struct {
+	s        *Syncer
+	prefixes []*prefixState
+	status   Status
+	pending  []Update
+}
+
+func (l *loop) handle(m message) {
+	p := l.prefixes[m.prefix]
+	switch m.kind {
+	case msgListFailed:
+		p.down = true
+		l.updateStatus()
+	case msgRelisting:
+		p.synced = false
+		l.updateStatus()
+	case msgListed:
+		p.down = false
+		l.updateStatus()
+		l.diff(p, m.list)
+		p.synced = true
+		l.updateStatus()
+	case msgEvent:
+		l.apply(p, m.ev)
+	}
+}
+
+// updateStatus reports the status the prefixes' states add up to.
+func (l *loop) updateStatus() {
+	all, down := true, false
+	for _, p := range l.prefixes {
+		if !p.synced {
+			all = false
+			down = down || p.down
+		}
+	}
+	switch {
+	case all:
+		l.setStatus(InSync)
+	case down:
+		l.setStatus(WaitForDatastore)
+	default:
+		l.setStatus(ResyncInProgress)
+	}
+}
+
+// setStatus flushes queued updates first, so a status always describes
+// everything delivered before it.
+func (l *loop) setStatus(st Status) {
+	if st == l.status {
+		return
+	}
+	l.flush()
+	l.s.log.WithFields(logrus.Fields{"from": l.status, "to": st}).Info("Syncer status changed")
+	l.status = st
+	l.s.cb.OnStatusUpdated(st)
+}
+
+func (l *loop) add(u Update) {
+	l.pending = append(l.pending, u)
+	if len(l.pending) >= l.s.cfg.MaxBatchSize {
+		l.flush()
+	}
+}
+
+func (l *loop) flush() {
+	if len(l.pending) == 0 {
+		return
+	}
+	batch := l.pending
+	l.pending = nil
+	l.s.cb.OnUpdates(batch)
+}
+
+// diff reports the differences between a fresh list and the cache.
+func (l *loop) diff(p *prefixState, list *backend.KVList) {
+	seen := make(map[string]struct{}, len(list.KVPairs))
+	for _, kv := range list.KVPairs {
+		path, err := kv.Key.Path()
+		if err != nil {
+			p.log.WithError(err).WithField("key", kv.Key).Warn("Skipping listed key without a path")
+			continue
+		}
+		seen[path] = struct{}{}
+		if old, ok := p.keys[path]; ok && old.rev == kv.Revision {
+			continue
+		}
+		l.upsert(p, path, kv)
+	}
+	var gone []string
+	for path := range p.keys {
+		if _, ok := seen[path]; !ok {
+			gone = append(gone, path)
+		}
+	}
+	sort.Strings(gone)
+	for _, path := range gone {
+		l.remove(p, path, list.Revision)
+	}
+	p.log.WithFields(logrus.Fields{"revision": list.Revision, "keys": len(p.keys)}).Info("Prefix listed")
+}
+
+// apply reports one watch event, skipping what the cache already has.
+func (l *loop) apply(p *prefixState, ev backend.WatchEvent) {
+	switch ev.Type {
+	case backend.EventAdded, backend.EventModified:
+		if ev.New == nil {
+			return
+		}
+		path, err := ev.New.Key.Path()
+		if err != nil {
+			p.log.WithError(err).WithField("key", ev.New.Key).Warn("Skipping watched key without a path")
+			return
+		}
+		if old, ok := p.keys[path]; ok && old.rev >= ev.New.Revision {
+			return
+		}
+		l.upsert(p, path, ev.New)
+	case backend.EventDeleted:
+		if ev.Old == nil {
+			return
+		}
+		if path, err := ev.Old.Key.Path(); err == nil {
+			l.remove(p, path, ev.Revision)
+		}
+	}
+}
+
+// upsert decodes kv and reports it as New or Updated; a value that does
+// not decode is skipped, and reported Deleted if the consumer had it.
+func (l *loop) upsert(p *prefixState, path string, kv *backend.KVPair) {
+	v, err := model.Decode(kv.Key, kv.Value, kv.Revision)
+	if err != nil {
+		p.log.WithError(err).WithFields(logrus.Fields{"key": kv.Key, "revision": kv.Revision}).
+			Warn("Skipping value that does not decode")
+		l.remove(p, path, kv.Revision)
+		return
+	}
+	t := UpdateNew
+	if _, ok := p.keys[path]; ok {
+		t = UpdateUpdated
+	}
+	p.keys[path] = cached{key: kv.Key, rev: kv.Revision}
+	l.add(Update{Key: kv.Key, Value: v, Revision: kv.Revision, Type: t})
+}
+
+// remove reports path Deleted if the consumer has it.
+func (l *loop) remove(p *prefixState, path string, rev int64) {
+	old, ok := p.keys[path]
+	if !ok {
+		return
+	}
+	delete(p.keys, path)
+	l.add(Update{Key: old.key, Revision: rev, Type: UpdateDeleted})
+}
