@@ -1,10 +1,11 @@
-// Command calicoctl is not implemented yet: it answers --version and exits.
+// Command calicoctl manages Calico resources in an etcd datastore and
+// checks the Calico node it runs on. See package commands.
 package main
 
 import (
 	"os"
 
-	"github.com/calico-etcd/calico/libcalico/buildinfo"
+	"github.com/calico-etcd/calico/calicoctl/commands"
 )
 
-func main() { os.Exit(buildinfo.NotImplemented("calicoctl", os.Args[1:], os.Stdout, os.Stderr)) }
+func main() { os.Exit(commands.Execute(os.Args[1:], os.Stdin, os.Stdout, os.Stderr)) }

@@ -1,0 +1,267 @@
+// Package commands is calicoctl's command tree. Every command is built by a
+// constructor that takes an *Env (streams, the datastore client factory,
+// the host probes), so tests run the whole CLI in-process:
+//
+//	Run(deps, []string{"get", "ippools", "-o", "yaml"}) → exit code
+//
+// Output follows Calico's calicoctl: the same commands, flags, kind names,
+// table columns and messages. Errors go to stderr and give exit code 1.
+// Every datastore call is bounded by --timeout.
+package commands
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/calico-etcd/calico/calicoctl/internal/checksystem"
+	"github.com/calico-etcd/calico/calicoctl/internal/diags"
+	"github.com/calico-etcd/calico/libcalico/apiconfig"
+	"github.com/calico-etcd/calico/libcalico/client"
+)
+
+// DefaultTimeout bounds each datastore call unless --timeout says otherwise.
+const DefaultTimeout = 10 * time.Second
+
+// DefaultMaxInFlight is how many writes create, apply and replace keep in
+// flight: etcd commits concurrent writes together, so a large file is
+// written several times faster than one write at a time.
+const DefaultMaxInFlight = 8
+
+// ClientConfig is what a ClientFactory needs to reach the datastore.
+type ClientConfig struct {
+	// File is -c/--config; "" means the default file, else the environment.
+	File string
+	// Timeout bounds every datastore call.
+	Timeout time.Duration
+	// Getenv reads the environment (ETCD_ENDPOINTS, ...).
+	Getenv func(string) string
+}
+
+// ClientFactory connects to the datastore. It must not block on the
+// network: an unreachable etcd shows up as an error of the first call.
+type ClientFactory func(cfg ClientConfig) (*client.Client, error)
+
+// Deps are everything calicoctl takes from its surroundings.
+type Deps struct {
+	Stdin          io.Reader
+	Stdout, Stderr io.Writer
+	// Getenv reads the environment; os.Getenv when nil.
+	Getenv func(string) string
+	// NewClient connects to the datastore; DefaultClientFactory when nil.
+	NewClient ClientFactory
+	// Host answers `node checksystem`'s probes; the real host when nil.
+	Host checksystem.Host
+	// Runner runs `node diags`' commands; the real ones when nil.
+	Runner diags.Runner
+	// Now is the clock; time.Now when nil.
+	Now func() time.Time
+}
+
+func (d *Deps) fill() {
+	if d.Stdin == nil {
+		d.Stdin = strings.NewReader("")
+	}
+	if d.Stdout == nil {
+		d.Stdout = io.Discard
+	}
+	if d.Stderr == nil {
+		d.Stderr = io.Discard
+	}
+	if d.Getenv == nil {
+		d.Getenv = os.Getenv
+	}
+	if d.NewClient == nil {
+		d.NewClient = DefaultClientFactory
+	}
+	if d.Host == nil {
+		d.Host = checksystem.RealHost()
+	}
+	if d.Runner == nil {
+		d.Runner = diags.ExecRunner{}
+	}
+	if d.Now == nil {
+		d.Now = time.Now
+	}
+}
+
+// Env is what every command sees: the deps plus the global flags.
+type Env struct {
+	Deps
+	// ConfigFile is -c/--config.
+	ConfigFile string
+	// Timeout is --timeout.
+	Timeout time.Duration
+	// MaxInFlight bounds the concurrent writes of create, apply and
+	// replace (hidden flag --max-inflight).
+	MaxInFlight int
+
+	client *client.Client
+}
+
+// Client connects to the datastore once per run.
+func (e *Env) Client() (*client.Client, error) {
+	if e.client != nil {
+		return e.client, nil
+	}
+	if e.Timeout <= 0 {
+		return nil, fmt.Errorf("--timeout must be positive, not %v", e.Timeout)
+	}
+	c, err := e.NewClient(ClientConfig{File: e.ConfigFile, Timeout: e.Timeout, Getenv: e.Getenv})
+	if err != nil {
+		return nil, failf(err, "Failed to create Calico API client: %v", err)
+	}
+	e.client = c
+	return c, nil
+}
+
+func (e *Env) close() {
+	if e.client != nil {
+		_ = e.client.Close()
+		e.client = nil
+	}
+}
+
+// DefaultClientFactory reads -c FILE, or /etc/calico/calicoctl.cfg when it
+// exists, or else the environment, and connects to etcd.
+func DefaultClientFactory(cfg ClientConfig) (*client.Client, error) {
+	spec, err := loadSpec(cfg)
+	if err != nil {
+		return nil, err
+	}
+	return client.NewFromSpec(spec, cfg.Timeout)
+}
+
+func loadSpec(cfg ClientConfig) (*apiconfig.Spec, error) {
+	if cfg.File != "" {
+		return apiconfig.Load(cfg.File)
+	}
+	if _, err := os.Stat(apiconfig.DefaultConfigFile); err == nil {
+		return apiconfig.Load(apiconfig.DefaultConfigFile)
+	}
+	getenv := cfg.Getenv
+	if getenv == nil {
+		getenv = os.Getenv
+	}
+	return apiconfig.FromEnv(getenv)
+}
+
+// Group builds a command group to add under the root, such as
+// `calicoctl ipam`: NewRoot(env, ipamcmd.New) adds it.
+type Group func(*Env) *cobra.Command
+
+// NewRoot builds the command tree. groups are extra command groups.
+func NewRoot(env *Env, groups ...Group) *cobra.Command {
+	root := &cobra.Command{
+		Use:   "calicoctl",
+		Short: "Manage Calico resources in an etcd datastore",
+		Long: `The calicoctl command line tool is used to manage Calico network and security
+policy, to view and manage endpoint configuration, and to manage a Calico
+node instance.
+
+Datastore settings come from -c/--config (a CalicoAPIConfig file), else
+` + apiconfig.DefaultConfigFile + ` if present, else the environment
+(ETCD_ENDPOINTS, ETCD_KEY_FILE, ETCD_CERT_FILE, ETCD_CA_CERT_FILE,
+ETCD_USERNAME, ETCD_PASSWORD, optionally prefixed with CALICO_).`,
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	root.SetIn(env.Stdin)
+	root.SetOut(env.Stdout)
+	root.SetErr(env.Stderr)
+	pf := root.PersistentFlags()
+	pf.StringVarP(&env.ConfigFile, "config", "c", "", "path to the file containing connection configuration in YAML or JSON format (default "+apiconfig.DefaultConfigFile+" or the environment)")
+	pf.DurationVar(&env.Timeout, "timeout", DefaultTimeout, "bound on each datastore call")
+	pf.IntVar(&env.MaxInFlight, "max-inflight", DefaultMaxInFlight, "most writes in flight at once during create, apply and replace")
+	_ = pf.MarkHidden("max-inflight")
+	var mismatch bool
+	pf.BoolVar(&mismatch, "allow-version-mismatch", false, "accepted for compatibility; versions are not compared")
+	_ = pf.MarkHidden("allow-version-mismatch")
+
+	for _, mk := range []Group{
+		newCreateCmd, newApplyCmd, newReplaceCmd, newDeleteCmd, newGetCmd,
+		newPatchCmd, newLabelCmd, newConvertCmd, newNodeCmd, newConfigCmd,
+		newVersionCmd, newCompletionCmd,
+	} {
+		root.AddCommand(mk(env))
+	}
+	for _, mk := range groups {
+		root.AddCommand(mk(env))
+	}
+	return root
+}
+
+// Run runs calicoctl with args and returns the exit code: 0 on success, 1
+// on any error, which is printed to stderr.
+func Run(ctx context.Context, d Deps, args []string, groups ...Group) int {
+	d.fill()
+	env := &Env{Deps: d}
+	defer env.close()
+	root := NewRoot(env, groups...)
+	root.SetArgs(args)
+	if err := root.ExecuteContext(ctx); err != nil {
+		var pe printedError
+		if !errors.As(err, &pe) {
+			msg := err.Error()
+			if isUsageError(err) {
+				msg = fmt.Sprintf("Invalid option: 'calicoctl %s'. Use flag '--help' to read about a specific subcommand.\n%s", strings.Join(args, " "), msg)
+			}
+			fmt.Fprintln(d.Stderr, strings.TrimRight(msg, "\n"))
+		}
+		return 1
+	}
+	return 0
+}
+
+// Execute is main's whole body.
+func Execute(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	return Run(context.Background(), Deps{Stdin: stdin, Stdout: stdout, Stderr: stderr}, args)
+}
+
+// usageError marks a bad command line.
+type usageError struct{ error }
+
+func (u usageError) Unwrap() error { return u.error }
+
+func usagef(format string, a ...any) error { return usageError{fmt.Errorf(format, a...)} }
+
+func isUsageError(err error) bool {
+	var u usageError
+	if errors.As(err, &u) {
+		return true
+	}
+	msg := err.Error()
+	for _, p := range []string{"unknown flag", "unknown shorthand flag", "unknown command", "accepts ", "requires at least", "flag needs an argument", "invalid argument"} {
+		if strings.HasPrefix(msg, p) {
+			return true
+		}
+	}
+	return false
+}
+
+// printedError is an error already reported to stderr.
+type printedError struct{}
+
+func (printedError) Error() string { return "error already reported" }
+
+// cliError carries a message printed verbatim: Calico's user-facing
+// sentences ("Failed to create 'IPPool' resource: [...]") start with a
+// capital, unlike Go errors.
+type cliError struct {
+	msg string
+	err error
+}
+
+func (c *cliError) Error() string { return c.msg }
+func (c *cliError) Unwrap() error { return c.err }
+
+// failf builds a cliError that wraps err (which may be nil).
+func failf(err error, format string, a ...any) error {
+	return &cliError{msg: fmt.Sprintf(format, a...), err: err}
+}
