@@ -30,9 +30,10 @@ import (
 const DefaultTimeout = 10 * time.Second
 
 // DefaultMaxInFlight is how many writes create, apply and replace keep in
-// flight: etcd commits concurrent writes together, so a large file is
-// written several times faster than one write at a time.
-const DefaultMaxInFlight = 8
+// flight. One, as Calico's calicoctl: resources land in file order and a
+// failure leaves exactly the first N written. --max-inflight raises it for
+// large files (etcd commits concurrent writes together).
+const DefaultMaxInFlight = 1
 
 // ClientConfig is what a ClientFactory needs to reach the datastore.
 type ClientConfig struct {
@@ -179,7 +180,6 @@ ETCD_USERNAME, ETCD_PASSWORD, optionally prefixed with CALICO_).`,
 	pf.StringVarP(&env.ConfigFile, "config", "c", "", "path to the file containing connection configuration in YAML or JSON format (default "+apiconfig.DefaultConfigFile+" or the environment)")
 	pf.DurationVar(&env.Timeout, "timeout", DefaultTimeout, "bound on each datastore call")
 	pf.IntVar(&env.MaxInFlight, "max-inflight", DefaultMaxInFlight, "most writes in flight at once during create, apply and replace")
-	_ = pf.MarkHidden("max-inflight")
 	var mismatch bool
 	pf.BoolVar(&mismatch, "allow-version-mismatch", false, "accepted for compatibility; versions are not compared")
 	_ = pf.MarkHidden("allow-version-mismatch")

@@ -332,6 +332,14 @@ func decodeManifestItem(obj []byte) (Resource, error) {
 		return nil, err
 	}
 	r, _ := New(tm.Kind)
+	// Fast path: strict JSON. Only when it fails is the slower YAML decoder
+	// run, which coerces scalars (label: 1 -> "1") and words the error.
+	dec := json.NewDecoder(bytes.NewReader(obj))
+	dec.DisallowUnknownFields()
+	if dec.Decode(r) == nil && !dec.More() {
+		return r, nil
+	}
+	r, _ = New(tm.Kind)
 	if err := yaml.UnmarshalStrict(obj, r); err != nil {
 		msg := err.Error()
 		for _, prefix := range []string{"error unmarshaling JSON: ", "while decoding JSON: "} {
