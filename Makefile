@@ -14,7 +14,7 @@ LDFLAGS := -X github.com/calico-etcd/calico/libcalico/buildinfo.Version=$(VERSIO
 TESTFLAGS ?= -race -count=1 -timeout 20m
 BENCHFLAGS ?= -run=^$$ -bench=. -benchtime=1x -count=1 -timeout 30m
 
-.PHONY: build test bench lint fmt tidy clean
+.PHONY: build test bench lint fmt tidy clean install
 
 build:
 	@mkdir -p bin
@@ -52,6 +52,30 @@ fmt:
 
 tidy:
 	@for m in $(MODULES); do (cd $$m && $(GO) mod tidy) || exit 1; done
+
+# install: binaries, systemd units, sample configs and the CNI conflist.
+# Sample configs go in as *.sample beside any existing config, never over it.
+PREFIX ?= /usr/local
+DESTDIR ?=
+BINDIR := $(PREFIX)/bin
+DOCDIR := $(PREFIX)/share/doc/calico-etcd
+UNITDIR ?= /etc/systemd/system
+CNIBINDIR ?= /opt/cni/bin
+CNICONFDIR ?= /etc/cni/net.d
+CONFDIR ?= /etc/calico
+install: build
+	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(UNITDIR) $(DESTDIR)$(CONFDIR) $(DESTDIR)$(CNIBINDIR) $(DESTDIR)$(CNICONFDIR) $(DESTDIR)$(DOCDIR)
+	install -m 0755 bin/calico-felix bin/calico-confd bin/calico-bgpd bin/calicoctl bin/calico-lab $(DESTDIR)$(BINDIR)/
+	install -m 0755 bin/calico bin/calico-ipam $(DESTDIR)$(CNIBINDIR)/
+	@for u in deploy/systemd/*.service.in; do \
+		out=$(DESTDIR)$(UNITDIR)/$$(basename $$u .in); \
+		sed -e 's|@BINDIR@|$(BINDIR)|g' -e 's|@DOCDIR@|$(DOCDIR)|g' $$u > $$out && chmod 0644 $$out && echo "installed $$out"; \
+	done
+	install -m 0600 deploy/config/calico.env $(DESTDIR)$(CONFDIR)/calico.env.sample
+	install -m 0644 deploy/config/felix.cfg $(DESTDIR)$(CONFDIR)/felix.cfg.sample
+	install -m 0600 deploy/config/calicoctl.cfg $(DESTDIR)$(CONFDIR)/calicoctl.cfg.sample
+	install -m 0644 deploy/config/10-calico.conflist $(DESTDIR)$(CNICONFDIR)/10-calico.conflist.sample
+	install -m 0644 docs/*.md $(DESTDIR)$(DOCDIR)/
 
 clean:
 	rm -rf bin
