@@ -1,10 +1,6 @@
-// Command calico-ipam is not implemented yet: it answers --version and exits.
+// Command calico-ipam is Calico's IPAM CNI plugin over etcd.
 package main
 
-import (
-	"os"
+import "github.com/calico-etcd/calico/cni-plugin/pkg/ipamplugin"
 
-	"github.com/calico-etcd/calico/libcalico/buildinfo"
-)
-
-func main() { os.Exit(buildinfo.NotImplemented("calico-ipam", os.Args[1:], os.Stdout, os.Stderr)) }
+func main() { ipamplugin.Main() }

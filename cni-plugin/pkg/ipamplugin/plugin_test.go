@@ -1,0 +1,155 @@
+package ipamplugin
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"net/netip"
+	"path/filepath"
+	"testing"
+
+	"github.com/containernetworking/cni/pkg/skel"
+	"github.com/containernetworking/cni/pkg/types"
+	"github.com/sirupsen/logrus"
+
+	v3 "github.com/calico-etcd/calico/libcalico/api/v3"
+	"github.com/calico-etcd/calico/libcalico/backend/memory"
+	"github.com/calico-etcd/calico/libcalico/client"
+	"github.com/calico-etcd/calico/libcalico/ipam"
+
+	"github.com/calico-etcd/calico/cni-plugin/pkg/netconf"
+)
+
+var ctx = context.Background()
+
+func newPlugin(t *testing.T, pools ...string) *Plugin {
+	t.Helper()
+	be := memory.New()
+	t.Cleanup(func() { be.Close() })
+	cl := client.New(be)
+	for i, c := range pools {
+		p := v3.NewIPPool()
+		p.Name, p.Spec.CIDR = string(rune('a'+i)), c
+		if _, err := cl.IPPools().Create(ctx, p); err != nil {
+			t.Fatal(err)
+		}
+	}
+	l := logrus.New()
+	l.SetLevel(logrus.WarnLevel)
+	ic, err := ipam.New(be, logrus.NewEntry(l), ipam.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &Plugin{IPAM: ic, Client: cl, Nodename: "node1", LockFile: filepath.Join(t.TempDir(), "ipam.lock"), Log: logrus.NewEntry(l)}
+}
+
+func conf(t *testing.T, s string) *netconf.NetConf {
+	t.Helper()
+	c, err := netconf.Parse([]byte(s))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+const dual = `{"cniVersion":"1.1.0","name":"net","type":"calico-ipam","ipam":{"type":"calico-ipam","assign_ipv6":"true"}}`
+
+func TestAddDelCheckResultVersions(t *testing.T) {
+	p := newPlugin(t, "10.1.0.0/16", "fd00:1::/112")
+	c := conf(t, dual)
+	args := &skel.CmdArgs{ContainerID: "c1", IfName: "eth0", Args: "K8S_POD_NAMESPACE=ns;K8S_POD_NAME=web"}
+	res, err := p.Add(ctx, c, args)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res.IPs) != 2 || res.IPs[0].Address.String() != "10.1.0.0/26" && res.IPs[0].Address.IP.To4() == nil {
+		t.Fatalf("result %v", res)
+	}
+	for _, v := range []string{"0.3.1", "0.4.0", "1.0.0", "1.1.0"} {
+		r, err := res.GetAsVersion(v)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := json.Marshal(r)
+		var m map[string]any
+		json.Unmarshal(b, &m)
+		if m["cniVersion"] != v || len(m["ips"].([]any)) != 2 {
+			t.Fatalf("version %s: %s", v, b)
+		}
+	}
+	h, attrs, err := p.IPAM.GetAssignmentAttributes(ctx, netip.MustParseAddr(res.IPs[0].Address.IP.String()))
+	if err != nil || h != "net.c1" || attrs["pod"] != "web" || attrs["namespace"] != "ns" || attrs["node"] != "node1" || attrs["timestamp"] == "" {
+		t.Fatalf("attributes %q %v %v", h, attrs, err)
+	}
+	// CHECK with the ADD's result as prevResult.
+	raw, _ := json.Marshal(res)
+	var prev map[string]any
+	json.Unmarshal(raw, &prev)
+	c.RawPrevResult = prev
+	if err := p.Check(ctx, c, args); err != nil {
+		t.Fatalf("CHECK: %v", err)
+	}
+	for range 2 {
+		if err := p.Del(ctx, c, args); err != nil {
+			t.Fatalf("DEL: %v", err)
+		}
+	}
+	if err := p.Check(ctx, c, args); err == nil {
+		t.Fatal("CHECK after DEL succeeded")
+	}
+}
+
+func TestAddRequestedIPAndRollback(t *testing.T) {
+	p := newPlugin(t, "10.2.0.0/24")
+	c := conf(t, `{"cniVersion":"1.0.0","name":"net","type":"calico-ipam","ipam":{"type":"calico-ipam"}}`)
+	res, err := p.Add(ctx, c, &skel.CmdArgs{ContainerID: "fixed", Args: "IP=10.2.0.9"})
+	if err != nil || res.IPs[0].Address.String() != "10.2.0.9/32" {
+		t.Fatalf("requested IP: %v %v", res, err)
+	}
+	// IPv6 wanted but there is no IPv6 pool: the IPv4 address is released.
+	c6 := conf(t, `{"cniVersion":"1.0.0","name":"net","type":"calico-ipam","ipam":{"type":"calico-ipam","assign_ipv6":"true"}}`)
+	if _, err := p.Add(ctx, c6, &skel.CmdArgs{ContainerID: "dual"}); !errors.Is(err, ipam.ErrNoQualifiedPool) {
+		t.Fatalf("ADD without v6 pool = %v", err)
+	}
+	allocs, err := p.IPAM.Allocations(ctx)
+	if err != nil || len(allocs) != 1 || allocs[0].Handle != "net.fixed" {
+		t.Fatalf("after rollback: %v %v", allocs, err)
+	}
+}
+
+func TestGCReleasesOnlyThisNodesStaleAttachments(t *testing.T) {
+	p := newPlugin(t, "10.3.0.0/24")
+	c := conf(t, `{"cniVersion":"1.1.0","name":"net","type":"calico-ipam","ipam":{"type":"calico-ipam"}}`)
+	for _, id := range []string{"keep", "gone1", "gone2"} {
+		if _, err := p.Add(ctx, c, &skel.CmdArgs{ContainerID: id}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	other := *p
+	other.Nodename = "node2"
+	if _, err := other.Add(ctx, c, &skel.CmdArgs{ContainerID: "elsewhere"}); err != nil {
+		t.Fatal(err)
+	}
+	c.ValidAttachments = []types.GCAttachment{{ContainerID: "keep", IfName: "eth0"}}
+	if err := p.GC(ctx, c); err != nil {
+		t.Fatal(err)
+	}
+	allocs, _ := p.IPAM.Allocations(ctx)
+	got := map[string]bool{}
+	for _, a := range allocs {
+		got[a.Handle] = true
+	}
+	if len(got) != 2 || !got["net.keep"] || !got["net.elsewhere"] {
+		t.Fatalf("after GC: %v", got)
+	}
+}
+
+func TestStatus(t *testing.T) {
+	c := conf(t, dual)
+	if err := newPlugin(t).Status(ctx, c); err == nil {
+		t.Fatal("STATUS without pools succeeded")
+	}
+	if err := newPlugin(t, "fd00::/112").Status(ctx, c); err != nil {
+		t.Fatalf("STATUS: %v", err)
+	}
+}

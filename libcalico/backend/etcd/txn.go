@@ -1,0 +1,118 @@
+package etcd
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+
+	"github.com/calico-etcd/calico/libcalico/backend"
+	"github.com/calico-etcd/calico/libcalico/cerrors"
+	"github.com/calico-etcd/calico/libcalico/model"
+)
+
+var _ backend.Transactor = (*Client)(nil)
+
+// Read implements backend.Transactor with one etcd transaction of gets.
+func (c *Client) Read(ctx context.Context, consistency backend.Consistency, ops []backend.ReadOp) (*backend.ReadResult, error) {
+	if len(ops) > backend.MaxTxnOps {
+		return nil, fmt.Errorf("read of %d ops exceeds the limit of %d", len(ops), backend.MaxTxnOps)
+	}
+	gets := make([]clientv3.Op, len(ops))
+	for i, op := range ops {
+		var opts []clientv3.OpOption
+		if op.KeysOnly {
+			opts = append(opts, clientv3.WithKeysOnly())
+		}
+		if consistency == backend.Serializable {
+			// A read-only txn whose gets are all serializable is served
+			// without a linearizable read barrier.
+			opts = append(opts, clientv3.WithSerializable())
+		}
+		switch {
+		case op.Key != nil:
+			p, err := path(op.Key)
+			if err != nil {
+				return nil, err
+			}
+			gets[i] = clientv3.OpGet(p, opts...)
+		case op.List != nil:
+			prefix, err := op.List.Prefix()
+			if err != nil {
+				return nil, err
+			}
+			gets[i] = clientv3.OpGet(prefix, append(opts, clientv3.WithPrefix())...)
+		default:
+			return nil, errors.New("read op names neither a key nor a list")
+		}
+	}
+	cctx, cancel := c.call(ctx)
+	defer cancel()
+	resp, err := c.cli.Txn(cctx).Then(gets...).Commit()
+	if err != nil {
+		return nil, c.wrap(ctx, "read", err)
+	}
+	out := &backend.ReadResult{Revision: resp.Header.Revision, Results: make([][]*backend.KVPair, len(ops))}
+	for i, op := range ops {
+		for _, kv := range resp.Responses[i].GetResponseRange().Kvs {
+			k := op.Key
+			if k == nil {
+				if k = model.ParseKey(string(kv.Key)); k == nil || !op.List.Matches(k) {
+					continue
+				}
+			}
+			out.Results[i] = append(out.Results[i], &backend.KVPair{Key: k, Value: kv.Value, Revision: kv.ModRevision})
+		}
+	}
+	return out, nil
+}
+
+// Txn implements backend.Transactor with one guarded etcd transaction
+// whose else branch reads the current values back.
+func (c *Client) Txn(ctx context.Context, ops []backend.TxnOp) (*backend.TxnResult, error) {
+	if len(ops) > backend.MaxTxnOps {
+		return nil, fmt.Errorf("transaction of %d ops exceeds the limit of %d", len(ops), backend.MaxTxnOps)
+	}
+	cmps := make([]clientv3.Cmp, 0, len(ops))
+	var thens []clientv3.Op
+	elses := make([]clientv3.Op, 0, len(ops))
+	for _, op := range ops {
+		p, err := path(op.Key)
+		if err != nil {
+			return nil, err
+		}
+		if op.Revision == 0 {
+			if op.Action == backend.TxnDelete {
+				return nil, fmt.Errorf("delete of %s needs a revision", op.Key)
+			}
+			cmps = append(cmps, clientv3.Compare(clientv3.Version(p), "=", 0))
+		} else {
+			cmps = append(cmps, clientv3.Compare(clientv3.ModRevision(p), "=", op.Revision))
+		}
+		switch op.Action {
+		case backend.TxnPut:
+			thens = append(thens, clientv3.OpPut(p, string(op.Value)))
+		case backend.TxnDelete:
+			thens = append(thens, clientv3.OpDelete(p))
+		}
+		elses = append(elses, clientv3.OpGet(p))
+	}
+	cctx, cancel := c.call(ctx)
+	defer cancel()
+	resp, err := c.cli.Txn(cctx).If(cmps...).Then(thens...).Else(elses...).Commit()
+	if err != nil {
+		return nil, c.wrap(ctx, "transaction", err)
+	}
+	out := &backend.TxnResult{Revision: resp.Header.Revision}
+	if resp.Succeeded {
+		return out, nil
+	}
+	out.Current = make([]*backend.KVPair, len(ops))
+	for i, op := range ops {
+		if kvs := resp.Responses[i].GetResponseRange().Kvs; len(kvs) > 0 {
+			out.Current[i] = &backend.KVPair{Key: op.Key, Value: kvs[0].Value, Revision: kvs[0].ModRevision}
+		}
+	}
+	return out, &cerrors.Conflict{Key: ops[0].Key.String()}
+}

@@ -1,0 +1,246 @@
+package ipam
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"maps"
+	"net/netip"
+	"slices"
+	"time"
+
+	v3 "github.com/calico-etcd/calico/libcalico/api/v3"
+	"github.com/calico-etcd/calico/libcalico/backend"
+	"github.com/calico-etcd/calico/libcalico/model"
+)
+
+// CheckOptions tune Check.
+type CheckOptions struct {
+	// Fix releases leaked addresses, deletes handles without allocations,
+	// corrects handle counts and releases the affinities of deleted nodes.
+	Fix bool
+	// MinLeakAge spares allocations younger than this (by their timestamp
+	// attribute): a CNI ADD may not have written its endpoint yet.
+	MinLeakAge time.Duration
+}
+
+// HandleProblem is a handle whose counts disagree with the blocks.
+type HandleProblem struct {
+	Handle string
+	// Recorded is what the handle says per block, Actual what the blocks
+	// hold; a handle with an empty Actual has no allocation at all.
+	Recorded, Actual map[string]int
+}
+
+// StaleAffinity is a block affinity of a node that does not exist.
+type StaleAffinity struct {
+	Host string
+	CIDR netip.Prefix
+}
+
+// CheckReport is what Check found (and, with Fix, fixed).
+type CheckReport struct {
+	Blocks, Handles, Allocations int
+	// Leaked are allocations no WorkloadEndpoint and no node tunnel uses.
+	Leaked []Allocation
+	// BadHandles have no allocation, or counts that disagree.
+	BadHandles []HandleProblem
+	// MissingHandles are handles named by allocations but not stored.
+	MissingHandles []string
+	// StaleAffinities belong to deleted nodes.
+	StaleAffinities []StaleAffinity
+	// Fixed counts what Fix repaired; FixErrors what it could not.
+	Fixed     int
+	FixErrors []error
+}
+
+// OK reports whether the check found nothing wrong.
+func (r *CheckReport) OK() bool {
+	return len(r.Leaked)+len(r.BadHandles)+len(r.MissingHandles)+len(r.StaleAffinities) == 0
+}
+
+// timestampLayout is how the CNI plugin writes AttributeTimestamp (Go's
+// time.Time.String, as Calico's does).
+const timestampLayout = "2006-01-02 15:04:05.999999999 -0700 MST"
+
+// Check reads the whole IPAM state, nodes and endpoints at one revision
+// and reports leaked addresses, bad or missing handles and affinities of
+// deleted nodes; with opts.Fix it repairs them, each write guarded so
+// that nothing that changed since the read is touched.
+func (c *Client) Check(ctx context.Context, opts CheckOptions) (*CheckReport, error) {
+	res, err := c.read(ctx, []backend.ReadOp{
+		{List: model.BlockListOptions{}},
+		{List: model.HandleListOptions{}},
+		{List: model.BlockAffinityListOptions{}, KeysOnly: true},
+		{List: model.ResourceListOptions{Kind: v3.KindNode}},
+		{List: model.ResourceListOptions{Kind: v3.KindWorkloadEndpoint}},
+	})
+	if err != nil {
+		return nil, fmt.Errorf("reading IPAM state: %w", err)
+	}
+	blocks, err := decodeBlocks(res[0])
+	if err != nil {
+		return nil, err
+	}
+	nodes, inUse := map[string]bool{}, map[netip.Addr]bool{}
+	for _, kv := range res[3] {
+		v, err := model.Decode(kv.Key, kv.Value, kv.Revision)
+		if err != nil {
+			return nil, err
+		}
+		n := v.(*v3.Node)
+		nodes[n.Name] = true
+		for _, a := range tunnelAddrs(n) {
+			inUse[a] = true
+		}
+	}
+	for _, kv := range res[4] {
+		v, err := model.Decode(kv.Key, kv.Value, kv.Revision)
+		if err != nil {
+			return nil, err
+		}
+		for _, s := range v.(*v3.WorkloadEndpoint).Spec.IPNetworks {
+			if p, err := v3.ParseCIDR(s); err == nil {
+				inUse[p.Addr()] = true
+			}
+		}
+	}
+
+	r := &CheckReport{Blocks: len(blocks), Handles: len(res[1])}
+	actual := map[string]map[string]int{}
+	now := c.opts.Now()
+	for _, bk := range blocks {
+		for _, a := range blockAllocations(bk) {
+			r.Allocations++
+			if a.Handle != "" {
+				if actual[a.Handle] == nil {
+					actual[a.Handle] = map[string]int{}
+				}
+				actual[a.Handle][bk.cidr.String()]++
+			}
+			if inUse[a.IP] || a.Handle == WindowsReservedHandle {
+				continue
+			}
+			if ts, err := time.Parse(timestampLayout, a.Attrs[AttributeTimestamp]); err == nil && now.Sub(ts) < opts.MinLeakAge {
+				continue
+			}
+			r.Leaked = append(r.Leaked, a)
+		}
+	}
+	handles := map[string]*handleKV{}
+	for _, kv := range res[1] {
+		id := kv.Key.(model.HandleKey).HandleID
+		h, err := decodeHandle(id, kv)
+		if err != nil {
+			return nil, err
+		}
+		handles[id] = h
+		if !maps.Equal(h.h.Block, actual[id]) {
+			r.BadHandles = append(r.BadHandles, HandleProblem{Handle: id, Recorded: h.h.Block, Actual: actual[id]})
+		}
+	}
+	for _, id := range slices.Sorted(maps.Keys(actual)) {
+		if handles[id] == nil {
+			r.MissingHandles = append(r.MissingHandles, id)
+		}
+	}
+	for _, kv := range res[2] {
+		if k := kv.Key.(model.BlockAffinityKey); !nodes[k.Host] {
+			r.StaleAffinities = append(r.StaleAffinities, StaleAffinity{Host: k.Host, CIDR: k.CIDR})
+		}
+	}
+	if opts.Fix {
+		c.fix(ctx, r, handles, actual)
+	}
+	return r, nil
+}
+
+func tunnelAddrs(n *v3.Node) []netip.Addr {
+	var out []netip.Addr
+	add := func(s string) {
+		if p, err := v3.ParseCIDR(s); err == nil && s != "" {
+			out = append(out, p.Addr())
+		}
+	}
+	if n.Spec.BGP != nil {
+		add(n.Spec.BGP.IPv4IPIPTunnelAddr)
+	}
+	add(n.Spec.IPv4VXLANTunnelAddr)
+	add(n.Spec.IPv6VXLANTunnelAddr)
+	if w := n.Spec.Wireguard; w != nil {
+		add(w.InterfaceIPv4Address)
+		add(w.InterfaceIPv6Address)
+	}
+	return out
+}
+
+// fix repairs what r lists. Leaked addresses are released only if their
+// handle and sequence number still match; handles are rewritten only at
+// the revision the check read.
+func (c *Client) fix(ctx context.Context, r *CheckReport, handles map[string]*handleKV, actual map[string]map[string]int) {
+	fail := func(err error) { r.FixErrors = append(r.FixErrors, err) }
+	for _, a := range r.Leaked {
+		seq := a.SequenceNumber
+		if _, err := c.ReleaseIPs(ctx, ReleaseOptions{Address: a.IP, Handle: a.Handle, SequenceNumber: &seq}); err != nil {
+			fail(fmt.Errorf("releasing leaked %s: %w", a.IP, err))
+			continue
+		}
+		if m := actual[a.Handle]; m != nil {
+			if m[a.Block.String()]--; m[a.Block.String()] <= 0 {
+				delete(m, a.Block.String())
+			}
+		}
+		r.Fixed++
+	}
+	for _, p := range r.BadHandles {
+		h := handles[p.Handle]
+		if h == nil {
+			continue
+		}
+		// Releasing leaks above changed some handles; re-read those.
+		kv, err := c.getKV(ctx, model.HandleKey{HandleID: p.Handle})
+		if err != nil || kv == nil || kv.Revision != h.rev {
+			continue
+		}
+		fixed := h.clone()
+		fixed.h.Block = maps.Clone(p.Actual)
+		if fixed.h.Block == nil {
+			fixed.h.Block = map[string]int{}
+		}
+		op, err := fixed.op()
+		if err == nil {
+			_, err = c.txn(ctx, op)
+		}
+		if err != nil {
+			fail(fmt.Errorf("fixing handle %s: %w", p.Handle, err))
+			continue
+		}
+		r.Fixed++
+	}
+	for _, id := range r.MissingHandles {
+		if len(actual[id]) == 0 {
+			continue // its addresses were leaks, released above
+		}
+		h := &handleKV{id: id, h: model.IPAMHandle{Block: maps.Clone(actual[id])}}
+		op, err := h.op()
+		if err == nil {
+			_, err = c.txn(ctx, op)
+		}
+		if err != nil && !isConflict(err) {
+			fail(fmt.Errorf("recreating handle %s: %w", id, err))
+			continue
+		}
+		r.Fixed++
+	}
+	hosts := map[string]bool{}
+	for _, s := range r.StaleAffinities {
+		hosts[s.Host] = true
+	}
+	for _, host := range slices.Sorted(maps.Keys(hosts)) {
+		if err := c.ReleaseHostAffinities(ctx, host, false); err != nil && !errors.Is(err, errBlockNotEmpty) {
+			fail(fmt.Errorf("releasing affinities of deleted node %s: %w", host, err))
+			continue
+		}
+		r.Fixed++
+	}
+}

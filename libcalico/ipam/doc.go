@@ -1,0 +1,38 @@
+// Package ipam is Calico's block IPAM over etcd, with Calico's keys and
+// JSON, so that it can share a datastore with the reference implementation.
+//
+// Pools are cut into blocks (/26 and /122 by default). A host claims
+// blocks and assigns addresses from them; each assignment is recorded in
+// the block (allocations, a FIFO of unallocated ordinals, attributes) and
+// counted in a handle, so that a workload's addresses can be released by
+// handle:
+//
+//	/calico/ipam/v2/assignment/ipv4/block/10.0.0.0-26   AllocationBlock
+//	/calico/ipam/v2/host/<node>/ipv4/block/10.0.0.0-26  BlockAffinity (pending → confirmed → pendingDeletion)
+//	/calico/ipam/v2/handle/<handle>                     IPAMHandle {block: {cidr: count}}
+//	/calico/ipam/v2/config                              IPAMConfig
+//
+// Where it differs from Calico, it is in how it talks to etcd, not in
+// what it stores:
+//
+//   - A block and the handles it affects are written in one etcd
+//     transaction guarded by both revisions (backend.Transactor), so a
+//     handle's counts always equal its allocations; Calico writes them one
+//     after the other.
+//   - A failed transaction returns the current values, so a retry under
+//     contention costs no extra read. Retries are bounded and jittered.
+//   - Reads are batched: an assignment from an affine block with room is
+//     three round trips (state, blocks, write).
+//   - A host looking for a new block probes random candidate block keys of
+//     the pool (keys only, one round trip for 32 of them) instead of
+//     listing every block in the cluster, so a claim costs the same with
+//     ten blocks or ten thousand. Only a pool that probing finds (nearly)
+//     full is read as a whole, to find the last free block, reclaim an
+//     empty one or borrow.
+//   - The block of an address is found by reading the key of every block
+//     size an address could be in (one round trip), without listing pools
+//     or blocks.
+//
+// Not supported: LoadBalancer (virtual) affinities, Windows reserved
+// addresses on new blocks, namespace selectors, KubeVirt persistence.
+package ipam
