@@ -1,0 +1,352 @@
+// Package calc is felix's calculation graph: pure code that turns
+// datastore updates into the desired dataplane state of one host.
+//
+//	syncer updates ──► Graph.OnUpdates ──┬─ local endpoints ──┐
+//	                                     ├─ policies, tiers ──┼─► resolve: per-endpoint ordered
+//	                                     ├─ profiles ─────────┘   tier/policy lists, active
+//	                                     │                        policies and profiles
+//	                                     ├─ every endpoint and ──► index: active rule selector →
+//	                                     │  network set             matching items → IP set members
+//	                                     └─ pools, blocks, nodes
+//	Graph.State() ──► *dpapi.State (new maps; the objects they point to are never modified)
+//
+// The graph does no I/O beyond logging. Work is split so that one change
+// costs what it touches: an endpoint or network set change re-evaluates
+// the active selectors against that one item; a policy change reconverts
+// that policy; the per-endpoint policy lists of the (few) local endpoints
+// are recomputed in full when a policy, tier, profile or local endpoint
+// changes.
+package calc
+
+import (
+	"net/netip"
+	"slices"
+
+	"github.com/sirupsen/logrus"
+
+	"github.com/calico-etcd/calico/felix/dpapi"
+	v3 "github.com/calico-etcd/calico/libcalico/api/v3"
+	"github.com/calico-etcd/calico/libcalico/model"
+	"github.com/calico-etcd/calico/libcalico/syncer"
+)
+
+// DefaultAllowProfile is the built-in profile that allows everything; the
+// datastore synthesizes it on read and never stores it, so the graph
+// supplies it too.
+const DefaultAllowProfile = "projectcalico-default-allow"
+
+// Graph is the calculation graph of one host. It is not safe for
+// concurrent use: feed it from one goroutine.
+type Graph struct {
+	hostname string
+	log      *logrus.Entry
+
+	idx      *index
+	weps     map[dpapi.WorkloadID]*endpoint // local
+	heps     map[string]*endpoint           // local
+	policies map[dpapi.PolicyID]*policy
+	polByKey map[model.ResourceKey]dpapi.PolicyID // the tier is in the value, not the key
+	tiers    map[string]*tier
+	profiles map[string]*profile
+	pools    map[string]*dpapi.Pool
+	nodes    map[string]*dpapi.Host
+	blocks   map[netip.Prefix]string // block → affine host
+	affs     map[model.BlockAffinityKey]bool
+	numWEPs  int
+	numHEPs  int
+	inSync   bool
+	dirty    bool // local endpoint policy lists need recomputing
+	updates  uint64
+	resolved resolved
+}
+
+// resolved is the output of the last resolve.
+type resolved struct {
+	workloads map[dpapi.WorkloadID]*dpapi.Workload
+	hostEPs   map[string]*dpapi.HostEndpoint
+	policies  map[dpapi.PolicyID]*dpapi.Policy
+	profiles  map[string]*dpapi.Profile
+}
+
+// New returns an empty graph for the host named hostname. log may be nil.
+func New(hostname string, log *logrus.Entry) *Graph {
+	if log == nil {
+		l := logrus.New()
+		l.SetLevel(logrus.PanicLevel)
+		log = logrus.NewEntry(l)
+	}
+	g := &Graph{
+		hostname: hostname,
+		log:      log,
+		idx:      newIndex(),
+		weps:     map[dpapi.WorkloadID]*endpoint{},
+		heps:     map[string]*endpoint{},
+		policies: map[dpapi.PolicyID]*policy{},
+		polByKey: map[model.ResourceKey]dpapi.PolicyID{},
+		tiers:    map[string]*tier{},
+		profiles: map[string]*profile{},
+		pools:    map[string]*dpapi.Pool{},
+		nodes:    map[string]*dpapi.Host{},
+		blocks:   map[netip.Prefix]string{},
+		affs:     map[model.BlockAffinityKey]bool{},
+		dirty:    true,
+	}
+	g.putProfile(DefaultAllowProfile, nil)
+	return g
+}
+
+// OnStatusUpdated records the syncer's status; the state is InSync from
+// the first InSync on.
+func (g *Graph) OnStatusUpdated(s syncer.Status) {
+	if s == syncer.InSync {
+		g.inSync = true
+	}
+}
+
+// OnUpdates applies a batch of datastore changes. Values it cannot use
+// are logged and treated as deletions.
+func (g *Graph) OnUpdates(ups []syncer.Update) {
+	for i := range ups {
+		g.onUpdate(&ups[i])
+	}
+	g.updates += uint64(len(ups))
+}
+
+func (g *Graph) onUpdate(u *syncer.Update) {
+	switch k := u.Key.(type) {
+	case model.ResourceKey:
+		g.onResource(k, u.Value)
+	case model.BlockKey:
+		if b, ok := u.Value.(*model.AllocationBlock); ok && b.Host() != "" {
+			g.blocks[k.CIDR] = b.Host()
+		} else {
+			delete(g.blocks, k.CIDR)
+		}
+	case model.BlockAffinityKey:
+		if a, ok := u.Value.(*model.BlockAffinity); ok && !a.Deleted && a.State != model.AffinityPendingDeletion {
+			g.affs[k] = true
+		} else {
+			delete(g.affs, k)
+		}
+	}
+}
+
+func (g *Graph) onResource(k model.ResourceKey, v any) {
+	log := g.log.WithField("key", k.String())
+	switch k.Kind {
+	case v3.KindWorkloadEndpoint:
+		g.onWorkload(k, v)
+	case v3.KindHostEndpoint:
+		g.onHostEndpoint(k, v)
+	case v3.KindNetworkSet, v3.KindGlobalNetworkSet:
+		key := netsetItemKey(k.Namespace, k.Name)
+		switch r := v.(type) {
+		case *v3.NetworkSet:
+			g.putItem(netsetItem(k.Namespace, k.Name, r.Labels, r.Spec.Nets))
+		case *v3.GlobalNetworkSet:
+			g.putItem(netsetItem("", k.Name, r.Labels, r.Spec.Nets))
+		default:
+			g.idx.deleteItem(key)
+		}
+	case v3.KindNetworkPolicy, v3.KindGlobalNetworkPolicy:
+		if old, ok := g.polByKey[k]; ok {
+			delete(g.policies, old)
+			delete(g.polByKey, k)
+		}
+		g.dirty = true
+		if v == nil {
+			return
+		}
+		p, errs := policyOf(v)
+		for _, err := range errs {
+			log.WithError(err).Warn("Ignoring invalid part of policy")
+		}
+		if p != nil {
+			g.policies[p.id] = p
+			g.polByKey[k] = p.id
+		}
+	case v3.KindTier:
+		g.dirty = true
+		if t, ok := v.(*v3.Tier); ok {
+			g.tiers[k.Name] = tierOf(t)
+		} else {
+			delete(g.tiers, k.Name)
+		}
+	case v3.KindProfile:
+		if p, ok := v.(*v3.Profile); ok {
+			g.putProfile(k.Name, p)
+		} else {
+			g.putProfile(k.Name, nil)
+		}
+	case v3.KindIPPool:
+		p, ok := v.(*v3.IPPool)
+		if !ok {
+			delete(g.pools, k.Name)
+			return
+		}
+		dp, err := poolOf(p)
+		if err != nil {
+			log.WithError(err).Warn("Ignoring IP pool with invalid CIDR")
+			delete(g.pools, k.Name)
+			return
+		}
+		g.pools[k.Name] = dp
+	case v3.KindNode:
+		if n, ok := v.(*v3.Node); ok {
+			g.nodes[k.Name] = hostOf(n)
+		} else {
+			delete(g.nodes, k.Name)
+		}
+	}
+}
+
+func (g *Graph) onWorkload(k model.ResourceKey, v any) {
+	id := wepID(k.Namespace, k.Name)
+	key := wepItemKey(id)
+	_, existed := g.idx.items[key]
+	if _, wasLocal := g.weps[id]; wasLocal {
+		delete(g.weps, id)
+		g.dirty = true
+	}
+	w, ok := v.(*v3.WorkloadEndpoint)
+	if !ok {
+		if existed {
+			g.numWEPs--
+		}
+		g.idx.deleteItem(key)
+		return
+	}
+	if !existed {
+		g.numWEPs++
+	}
+	it := wepItem(w)
+	g.putItem(it)
+	if w.Spec.Node == g.hostname {
+		g.weps[id] = &endpoint{key: it.key, workload: workloadOf(w), profiles: w.Spec.Profiles}
+		g.dirty = true
+	}
+}
+
+func (g *Graph) onHostEndpoint(k model.ResourceKey, v any) {
+	key := hepItemKey(k.Name)
+	_, existed := g.idx.items[key]
+	if _, wasLocal := g.heps[k.Name]; wasLocal {
+		delete(g.heps, k.Name)
+		g.dirty = true
+	}
+	h, ok := v.(*v3.HostEndpoint)
+	if !ok {
+		if existed {
+			g.numHEPs--
+		}
+		g.idx.deleteItem(key)
+		return
+	}
+	if !existed {
+		g.numHEPs++
+	}
+	it := hepItem(h)
+	g.putItem(it)
+	if h.Spec.Node == g.hostname {
+		g.heps[k.Name] = &endpoint{key: it.key, host: hostEndpointOf(h), profiles: h.Spec.Profiles}
+		g.dirty = true
+	}
+}
+
+func (g *Graph) profileLabels(name string) map[string]string {
+	if p, ok := g.profiles[name]; ok {
+		return p.labels
+	}
+	return nil
+}
+
+func (g *Graph) putItem(it *item) {
+	computeLabels(it, g.profileLabels)
+	g.idx.upsertItem(it)
+}
+
+// putProfile stores (or with r nil deletes) a profile, and relabels the
+// items that inherit from it when its labels changed.
+func (g *Graph) putProfile(name string, r *v3.Profile) {
+	g.dirty = true
+	old := g.profiles[name]
+	switch {
+	case r != nil:
+		p, errs := profileOf(r)
+		for _, err := range errs {
+			g.log.WithError(err).WithField("profile", name).Warn("Ignoring invalid rule of profile")
+		}
+		g.profiles[name] = p
+	case name == DefaultAllowProfile:
+		p, _ := profileOf(&v3.Profile{
+			ObjectMeta: v3.ObjectMeta{Name: name},
+			Spec:       v3.ProfileSpec{Ingress: []v3.Rule{{Action: v3.Allow}}, Egress: []v3.Rule{{Action: v3.Allow}}},
+		})
+		g.profiles[name] = p
+	default:
+		delete(g.profiles, name)
+	}
+	var oldLabels map[string]string
+	if old != nil {
+		oldLabels = old.labels
+	}
+	if equalLabels(oldLabels, g.profileLabels(name)) {
+		return
+	}
+	for _, it := range g.idx.items {
+		if it.inherits(name) {
+			cp := *it
+			g.putItem(&cp)
+		}
+	}
+}
+
+func equalLabels(a, b map[string]string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for k, v := range a {
+		if w, ok := b[k]; !ok || w != v {
+			return false
+		}
+	}
+	return true
+}
+
+// Stats counts what the graph holds, for metrics.
+type Stats struct {
+	UpdatesProcessed     uint64
+	LocalEndpoints       int
+	ActivePolicies       int
+	ActiveSelectors      int
+	ClusterHosts         int
+	ClusterPolicies      int
+	ClusterProfiles      int
+	ClusterWorkloads     int
+	ClusterHostEndpoints int
+}
+
+// Stats returns the current counts; call after State for the active ones.
+func (g *Graph) Stats() Stats {
+	return Stats{
+		UpdatesProcessed:     g.updates,
+		LocalEndpoints:       len(g.weps) + len(g.heps),
+		ActivePolicies:       len(g.resolved.policies),
+		ActiveSelectors:      len(g.idx.sets),
+		ClusterHosts:         len(g.nodes),
+		ClusterPolicies:      len(g.policies),
+		ClusterProfiles:      len(g.profiles),
+		ClusterWorkloads:     g.numWEPs,
+		ClusterHostEndpoints: g.numHEPs,
+	}
+}
+
+// LocalWorkloads returns the IDs of this host's workload endpoints, sorted.
+func (g *Graph) LocalWorkloads() []dpapi.WorkloadID {
+	out := make([]dpapi.WorkloadID, 0, len(g.weps))
+	for id := range g.weps {
+		out = append(out, id)
+	}
+	slices.Sort(out)
+	return out
+}

@@ -1,0 +1,335 @@
+package calc
+
+import (
+	"maps"
+	"net/netip"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/calico-etcd/calico/felix/dpapi"
+)
+
+// item is anything a rule selector can match, cluster-wide: a workload or
+// host endpoint (local or remote) or a network set.
+type item struct {
+	key       string // "wep/<ns>/<name>", "hep/<name>", "ns/<ns>/<name>", "gns/<name>"
+	namespace string // "" for cluster-scoped items
+	own       map[string]string
+	// parents are the profiles whose labelsToApply the item inherits, in
+	// order; the first to set a key wins, and the item's own labels win
+	// over all of them.
+	parents []string
+	// implicit labels Calico adds (namespace, service account, ...).
+	implicit map[string]string
+	// labels is own + implicit + inherited, recomputed by the graph.
+	labels map[string]string
+	nets   []netip.Prefix
+	ports  []namedPort
+}
+
+// namedPort is one named port of an endpoint.
+type namedPort struct {
+	name  string
+	proto string // lower case: tcp, udp, sctp
+	port  uint16
+}
+
+// setRef names an IP set: the items a selector matches, or with np set
+// their named port np.
+type setRef struct {
+	id  string
+	sel *entitySel
+	np  *npKey
+}
+
+type npKey struct{ name, proto string }
+
+func selSet(sel *entitySel) setRef { return setRef{id: sel.id, sel: sel} }
+
+func namedPortSet(sel *entitySel, proto, name string) setRef {
+	k := &npKey{name: name, proto: proto}
+	return setRef{id: hashID("n:", sel.id+","+proto+":"+name), sel: sel, np: k}
+}
+
+// selEntry is one active IP set and the items it holds.
+type selEntry struct {
+	ref     setRef
+	hint    kvHint
+	matches map[string]*item
+	cached  *dpapi.IPSet // nil when dirty
+}
+
+// index keeps, for every active IP set, the items it contains. An item
+// change re-evaluates the sets that may hold it; a new set is evaluated
+// against the items that may match it. "May" comes from an inverted index
+// of label values: a selector that requires k == v (or k in {...}) only
+// looks at items with that label value.
+type index struct {
+	items    map[string]*item
+	sets     map[string]*selEntry
+	byLabel  map[string]map[string]map[string]*item // key → value → item key → item
+	hinted   map[string]map[string]map[string]*selEntry
+	unhinted map[string]*selEntry
+	memberOf map[string]map[string]*selEntry // item key → sets holding it
+}
+
+func newIndex() *index {
+	return &index{
+		items:    map[string]*item{},
+		sets:     map[string]*selEntry{},
+		byLabel:  map[string]map[string]map[string]*item{},
+		hinted:   map[string]map[string]map[string]*selEntry{},
+		unhinted: map[string]*selEntry{},
+		memberOf: map[string]map[string]*selEntry{},
+	}
+}
+
+func (e *selEntry) wants(it *item) bool {
+	if !e.ref.sel.matches(it.namespace, it.labels) {
+		return false
+	}
+	if e.ref.np == nil {
+		return true
+	}
+	return it.hasPort(*e.ref.np)
+}
+
+func (it *item) hasPort(k npKey) bool {
+	for _, p := range it.ports {
+		if p.name == k.name && p.proto == k.proto {
+			return true
+		}
+	}
+	return false
+}
+
+func nested[K1, K2 comparable, V any](m map[K1]map[K2]V, k K1) map[K2]V {
+	inner := m[k]
+	if inner == nil {
+		inner = map[K2]V{}
+		m[k] = inner
+	}
+	return inner
+}
+
+func (x *index) indexLabels(it *item, add bool) {
+	for k, v := range it.labels {
+		if add {
+			nested(nested(x.byLabel, k), v)[it.key] = it
+			continue
+		}
+		if byVal := x.byLabel[k]; byVal != nil {
+			if items := byVal[v]; items != nil {
+				delete(items, it.key)
+				if len(items) == 0 {
+					delete(byVal, v)
+				}
+			}
+			if len(byVal) == 0 {
+				delete(x.byLabel, k)
+			}
+		}
+	}
+}
+
+// candidateSets returns the sets that may hold it: those holding it now,
+// the unhinted ones and those whose hint its labels satisfy.
+func (x *index) candidateSets(it *item) map[string]*selEntry {
+	out := maps.Clone(x.memberOf[it.key])
+	if out == nil {
+		out = map[string]*selEntry{}
+	}
+	maps.Copy(out, x.unhinted)
+	for k, v := range it.labels {
+		if byVal := x.hinted[k]; byVal != nil {
+			maps.Copy(out, byVal[v])
+		}
+	}
+	return out
+}
+
+func (x *index) join(e *selEntry, it *item) {
+	e.matches[it.key] = it
+	nested(x.memberOf, it.key)[e.ref.id] = e
+}
+
+func (x *index) leave(e *selEntry, key string) {
+	delete(e.matches, key)
+	if m := x.memberOf[key]; m != nil {
+		delete(m, e.ref.id)
+		if len(m) == 0 {
+			delete(x.memberOf, key)
+		}
+	}
+}
+
+// upsertItem adds or replaces an item (its labels already computed).
+func (x *index) upsertItem(it *item) {
+	old := x.items[it.key]
+	if old != nil {
+		x.indexLabels(old, false)
+	}
+	x.items[it.key] = it
+	x.indexLabels(it, true)
+	for _, e := range x.candidateSets(it) {
+		_, had := e.matches[it.key]
+		if e.wants(it) {
+			x.join(e, it)
+			if !had || old == nil || !sameMembers(old, it) {
+				e.cached = nil
+			}
+		} else if had {
+			x.leave(e, it.key)
+			e.cached = nil
+		}
+	}
+}
+
+func (x *index) deleteItem(key string) {
+	it, ok := x.items[key]
+	if !ok {
+		return
+	}
+	x.indexLabels(it, false)
+	delete(x.items, key)
+	for _, e := range x.memberOf[key] {
+		x.leave(e, key)
+		e.cached = nil
+	}
+}
+
+func sameMembers(a, b *item) bool {
+	return slices.Equal(a.nets, b.nets) && slices.Equal(a.ports, b.ports)
+}
+
+// setActive makes the index hold exactly the sets in want.
+func (x *index) setActive(want map[string]setRef) {
+	for id, e := range x.sets {
+		if _, ok := want[id]; ok {
+			continue
+		}
+		for key := range e.matches {
+			x.leave(e, key)
+		}
+		if e.hint.key == "" {
+			delete(x.unhinted, id)
+		} else {
+			for _, v := range e.hint.vals {
+				delete(x.hinted[e.hint.key][v], id)
+			}
+		}
+		delete(x.sets, id)
+	}
+	for id, ref := range want {
+		if _, ok := x.sets[id]; ok {
+			continue
+		}
+		e := &selEntry{ref: ref, hint: ref.sel.hint, matches: map[string]*item{}}
+		x.sets[id] = e
+		if e.hint.key == "" {
+			x.unhinted[id] = e
+			for _, it := range x.items {
+				if e.wants(it) {
+					x.join(e, it)
+				}
+			}
+			continue
+		}
+		byVal := nested(x.hinted, e.hint.key)
+		for _, v := range e.hint.vals {
+			nested(byVal, v)[id] = e
+			for _, it := range x.byLabel[e.hint.key][v] {
+				if e.wants(it) {
+					x.join(e, it)
+				}
+			}
+		}
+	}
+}
+
+// ipSet returns the set's current content, building it if dirty. The
+// result is never modified afterwards.
+func (e *selEntry) ipSet() *dpapi.IPSet {
+	if e.cached != nil {
+		return e.cached
+	}
+	s := &dpapi.IPSet{ID: e.ref.id, Type: dpapi.IPSetNet}
+	seen := map[string]struct{}{}
+	add := func(m string) {
+		if _, ok := seen[m]; !ok {
+			seen[m] = struct{}{}
+			s.Members = append(s.Members, m)
+		}
+	}
+	for _, it := range e.matches {
+		if e.ref.np == nil {
+			for _, n := range it.nets {
+				add(n.String())
+			}
+			continue
+		}
+		s.Type = dpapi.IPSetIPPort
+		for _, p := range it.ports {
+			if p.name != e.ref.np.name || p.proto != e.ref.np.proto {
+				continue
+			}
+			for _, n := range it.nets {
+				if n.IsSingleIP() {
+					add(n.Addr().String() + "," + p.proto + ":" + strconv.Itoa(int(p.port)))
+				}
+			}
+		}
+	}
+	if e.ref.np != nil {
+		s.Type = dpapi.IPSetIPPort
+	}
+	slices.Sort(s.Members)
+	e.cached = s
+	return s
+}
+
+// computeLabels sets it.labels from its own, implicit and inherited labels.
+func computeLabels(it *item, profileLabels func(string) map[string]string) {
+	out := make(map[string]string, len(it.own)+len(it.implicit)+4)
+	for _, p := range it.parents {
+		for k, v := range profileLabels(p) {
+			if _, ok := out[k]; !ok {
+				out[k] = v
+			}
+		}
+	}
+	maps.Copy(out, it.own)
+	maps.Copy(out, it.implicit) // Calico's own labels are not the user's to change
+	it.labels = out
+}
+
+// inherits reports whether the item takes labels from profile name.
+func (it *item) inherits(name string) bool {
+	return slices.Contains(it.parents, name)
+}
+
+// itemKey helpers.
+func wepItemKey(id dpapi.WorkloadID) string { return "wep/" + string(id) }
+func hepItemKey(name string) string         { return "hep/" + name }
+func netsetItemKey(ns, name string) string {
+	if ns == "" {
+		return "gns/" + name
+	}
+	return "ns/" + ns + "/" + name
+}
+
+// namespaceParents returns the implicit parent profiles of a namespaced
+// item: kns.<ns>, and ksa.<ns>.<sa> when it has a service account.
+func namespaceParents(ns, sa string) []string {
+	if ns == "" {
+		return nil
+	}
+	out := []string{nsProfilePrefix + ns}
+	if sa != "" {
+		out = append(out, saProfilePrefix+ns+"."+sa)
+	}
+	return out
+}
+
+func lowerProto(p string) string { return strings.ToLower(p) }

@@ -1,0 +1,307 @@
+package config
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"reflect"
+	"slices"
+	"sort"
+	"strings"
+
+	"github.com/sirupsen/logrus"
+
+	"github.com/calico-etcd/calico/felix/dpapi"
+
+	v3 "github.com/calico-etcd/calico/libcalico/api/v3"
+	"github.com/calico-etcd/calico/libcalico/apiconfig"
+	"github.com/calico-etcd/calico/libcalico/nodeinfo"
+)
+
+// Source is where a value came from; a higher Source wins.
+type Source int
+
+// Sources, lowest precedence first.
+const (
+	SourceDefault Source = iota
+	SourceDatastoreGlobal
+	SourceDatastoreNode
+	SourceFile
+	SourceEnv
+	numSources
+)
+
+func (s Source) String() string {
+	return [...]string{"default", "FelixConfiguration default", "FelixConfiguration node", "config file", "environment"}[s]
+}
+
+// Loader gathers raw values from every source and resolves them into a
+// Config. Feed it env and file once at start, and the datastore's
+// FelixConfigurations whenever they change.
+type Loader struct {
+	log    *logrus.Entry
+	getenv func(string) string
+	raw    [numSources]map[string]string // lower-case param name → value
+	// Paths and settings that are not parameters.
+	configFile, nodenameFile, runDir string
+	datastore                        *apiconfig.Spec
+}
+
+// Options are the flag-given paths.
+type Options struct {
+	ConfigFile   string // "" = DefaultConfigFile if it exists
+	NodenameFile string // "" = nodeinfo.DefaultNameFile
+	RunDir       string // "" = CALICO_RUN_DIR or DefaultRunDir
+}
+
+// NewLoader reads the environment (environ as os.Environ gives it) and
+// the config file. A missing default config file is fine; a named one
+// must exist. log may not be nil.
+func NewLoader(opts Options, environ []string, log *logrus.Entry) (*Loader, error) {
+	env := map[string]string{}
+	for _, kv := range environ {
+		if k, v, ok := strings.Cut(kv, "="); ok {
+			env[k] = v
+		}
+	}
+	l := &Loader{log: log, getenv: func(k string) string { return env[k] }}
+	for i := range l.raw {
+		l.raw[i] = map[string]string{}
+	}
+	for k, v := range env {
+		if len(k) > 6 && strings.EqualFold(k[:6], "FELIX_") {
+			l.set(SourceEnv, k[6:], v)
+		}
+	}
+	l.configFile, l.nodenameFile, l.runDir = opts.ConfigFile, opts.NodenameFile, opts.RunDir
+	if l.nodenameFile == "" {
+		l.nodenameFile = nodeinfo.DefaultNameFile
+	}
+	if l.runDir == "" {
+		l.runDir = firstSet(env["CALICO_RUN_DIR"], DefaultRunDir)
+	}
+	file, explicit := l.configFile, l.configFile != ""
+	if !explicit {
+		file = DefaultConfigFile
+	}
+	data, err := os.ReadFile(file)
+	switch {
+	case err == nil:
+		l.configFile = file
+		if err := l.parseINI(data); err != nil {
+			return nil, fmt.Errorf("config file %s: %w", file, err)
+		}
+	case !explicit && errors.Is(err, fs.ErrNotExist):
+		l.configFile = ""
+	default:
+		return nil, fmt.Errorf("reading config file: %w", err)
+	}
+	if spec, err := apiconfig.FromEnv(l.getenv); err == nil {
+		l.datastore = spec
+	} else {
+		log.WithError(err).Warn("Ignoring invalid datastore environment")
+	}
+	return l, nil
+}
+
+// set records a raw value for a known parameter; unknown names are
+// ignored (with a debug line), as Calico does.
+func (l *Loader) set(src Source, name, value string) {
+	key := strings.ToLower(strings.TrimSpace(name))
+	p, ok := params[key]
+	if !ok {
+		l.log.WithFields(logrus.Fields{"param": name, "source": src}).Debug("Ignoring unknown or unsupported parameter")
+		return
+	}
+	if p.local && (src == SourceDatastoreGlobal || src == SourceDatastoreNode) {
+		l.log.WithFields(logrus.Fields{"param": p.name, "source": src}).Warn("Ignoring parameter that can only be set locally")
+		return
+	}
+	l.raw[src][key] = value
+}
+
+// parseINI reads the [global] section of a felix.cfg.
+func (l *Loader) parseINI(data []byte) error {
+	section := ""
+	sc := bufio.NewScanner(bytes.NewReader(data))
+	for n := 1; sc.Scan(); n++ {
+		line := strings.TrimSpace(sc.Text())
+		switch {
+		case line == "" || line[0] == '#' || line[0] == ';':
+		case line[0] == '[' && strings.HasSuffix(line, "]"):
+			section = strings.ToLower(strings.TrimSpace(line[1 : len(line)-1]))
+		default:
+			k, v, ok := strings.Cut(line, "=")
+			if !ok {
+				k, v, ok = strings.Cut(line, ":")
+			}
+			if !ok {
+				return fmt.Errorf("line %d: want key = value", n)
+			}
+			if section == "global" {
+				l.set(SourceFile, k, strings.TrimSpace(v))
+			}
+		}
+	}
+	return sc.Err()
+}
+
+// jsonAliases maps FelixConfiguration JSON names to parameter names where
+// they differ by more than case.
+var jsonAliases = map[string]string{
+	"ipipenabled":            "IpInIpEnabled",
+	"ipipmtu":                "IpInIpMtu",
+	"reportinginterval":      "ReportingIntervalSecs",
+	"reportingttl":           "ReportingTTLSecs",
+	"endpointreportingdelay": "EndpointReportingDelaySecs",
+}
+
+// SetDatastore replaces the values from the FelixConfiguration resources
+// "default" and "node.<name>" (either may be nil).
+func (l *Loader) SetDatastore(global, node *v3.FelixConfiguration) {
+	for _, x := range []struct {
+		src Source
+		fc  *v3.FelixConfiguration
+	}{{SourceDatastoreGlobal, global}, {SourceDatastoreNode, node}} {
+		l.raw[x.src] = map[string]string{}
+		if x.fc == nil {
+			continue
+		}
+		b, err := json.Marshal(x.fc.Spec)
+		if err != nil {
+			continue
+		}
+		var m map[string]any
+		_ = json.Unmarshal(b, &m)
+		for k, v := range m {
+			name := k
+			if a, ok := jsonAliases[strings.ToLower(k)]; ok {
+				name = a
+			}
+			if _, ok := params[strings.ToLower(name)]; !ok {
+				continue
+			}
+			l.set(x.src, name, jsonValue(k, v))
+		}
+	}
+}
+
+// jsonValue renders a FelixConfiguration JSON value as a raw string.
+func jsonValue(name string, v any) string {
+	switch v := v.(type) {
+	case string:
+		return v
+	case bool:
+		if v {
+			return "true"
+		}
+		return "false"
+	case float64:
+		return fmt.Sprintf("%.0f", v)
+	case []any:
+		if strings.HasPrefix(strings.ToLower(name), "failsafe") {
+			b, _ := json.Marshal(v)
+			var pps []v3.ProtoPort
+			_ = json.Unmarshal(b, &pps)
+			return formatPortList(protoPorts(pps))
+		}
+		var parts []string
+		for _, e := range v {
+			parts = append(parts, fmt.Sprint(e))
+		}
+		return strings.Join(parts, ",")
+	}
+	b, _ := json.Marshal(v)
+	return string(b)
+}
+
+// Hostname is the node name: FelixHostname from env or file, else
+// NODENAME, else the nodename file, else the (lower-cased) hostname, as
+// the other daemons resolve it (libcalico/nodeinfo).
+func (l *Loader) Hostname() string {
+	for _, src := range []Source{SourceEnv, SourceFile} {
+		if v := strings.TrimSpace(l.raw[src]["felixhostname"]); v != "" {
+			return v
+		}
+	}
+	name, err := nodeinfo.ResolveName(nodeinfo.NameSource{Getenv: l.getenv, File: l.nodenameFile})
+	if err != nil {
+		l.log.WithError(err).Warn("Cannot resolve the node name")
+	}
+	return name
+}
+
+// Config resolves every parameter: the highest source with a valid value
+// wins; each invalid value is logged with its parameter, value and source.
+func (l *Loader) Config() *Config {
+	c := &Config{sources: map[string]Source{}}
+	cv := reflect.ValueOf(c).Elem()
+	for key, p := range params {
+		val, src := p.defValue, SourceDefault
+		for s := numSources - 1; s > SourceDefault; s-- {
+			raw, ok := l.raw[s][key]
+			if !ok {
+				continue
+			}
+			v, err := p.parse(raw)
+			if err != nil {
+				l.log.WithFields(logrus.Fields{"param": p.name, "value": raw, "source": s.String(), "reason": err.Error()}).
+					Warn("Invalid config value; using the value from a lower-precedence source or the default")
+				continue
+			}
+			val, src = v, s
+			break
+		}
+		cv.Field(p.field).Set(val)
+		c.sources[key] = src
+	}
+	if c.FelixHostname == "" {
+		c.FelixHostname = l.Hostname()
+	}
+	c.ConfigFile, c.NodenameFile, c.RunDir, c.Datastore = l.configFile, l.nodenameFile, l.runDir, l.datastore
+	c.loader = l
+	return c
+}
+
+// RestartNeeded lists the parameters that differ between a running
+// config and a new one and cannot be applied live.
+func RestartNeeded(old, cur *Config) []string {
+	ov, nv := reflect.ValueOf(old).Elem(), reflect.ValueOf(cur).Elem()
+	var out []string
+	for _, p := range params {
+		if p.live {
+			continue
+		}
+		if !reflect.DeepEqual(ov.Field(p.field).Interface(), nv.Field(p.field).Interface()) {
+			out = append(out, p.name)
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
+// Params returns every supported parameter name, sorted.
+func Params() []string {
+	var out []string
+	for _, p := range params {
+		out = append(out, p.name)
+	}
+	slices.Sort(out)
+	return out
+}
+
+func protoPorts(in []v3.ProtoPort) []dpapi.ProtoPort {
+	out := make([]dpapi.ProtoPort, 0, len(in))
+	for _, p := range in {
+		proto := strings.ToLower(p.Protocol)
+		if proto == "" {
+			proto = "tcp"
+		}
+		out = append(out, dpapi.ProtoPort{Protocol: proto, Port: p.Port, Net: p.Net})
+	}
+	return out
+}

@@ -1,0 +1,101 @@
+package daemon
+
+import (
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/sirupsen/logrus"
+
+	"github.com/calico-etcd/calico/felix/calc"
+	"github.com/calico-etcd/calico/libcalico/syncer"
+)
+
+// metrics are felix's own Prometheus metrics, named as Calico's.
+type metrics struct {
+	reg *prometheus.Registry
+
+	calcTime        prometheus.Summary
+	updates         prometheus.Counter
+	localEndpoints  prometheus.Gauge
+	activePolicies  prometheus.Gauge
+	activeSelectors prometheus.Gauge
+	numHosts        prometheus.Gauge
+	numPolicies     prometheus.Gauge
+	numProfiles     prometheus.Gauge
+	numWorkloads    prometheus.Gauge
+	numHostEPs      prometheus.Gauge
+	resyncState     prometheus.Gauge
+	resyncsStarted  prometheus.Counter
+	// applyFailures counts Apply errors; it is registered only when the
+	// dataplane does not export felix_int_dataplane_failures itself.
+	applyFailures prometheus.Counter
+	outputEvents  prometheus.Counter
+}
+
+func newMetrics(host string, goMetrics, processMetrics bool, extra []prometheus.Collector, log *logrus.Entry) *metrics {
+	g := func(name, help string) prometheus.Gauge {
+		return prometheus.NewGauge(prometheus.GaugeOpts{Name: name, Help: help})
+	}
+	m := &metrics{
+		reg: prometheus.NewRegistry(),
+		calcTime: prometheus.NewSummary(prometheus.SummaryOpts{Name: "felix_calc_graph_update_time_seconds",
+			Help: "Seconds to update calculation graph for each datastore OnUpdate call."}),
+		updates: prometheus.NewCounter(prometheus.CounterOpts{Name: "felix_calc_graph_updates_processed",
+			Help: "Number of datastore updates processed by the calculation graph."}),
+		outputEvents: prometheus.NewCounter(prometheus.CounterOpts{Name: "felix_calc_graph_output_events",
+			Help: "Number of events emitted by the calculation graph."}),
+		localEndpoints:  g("felix_active_local_endpoints", "Number of active endpoints on this host."),
+		activePolicies:  g("felix_active_local_policies", "Number of active policies on this host."),
+		activeSelectors: g("felix_active_local_selectors", "Number of active selectors on this host."),
+		numHosts:        g("felix_cluster_num_hosts", "Total number of calico hosts in the cluster."),
+		numPolicies:     g("felix_cluster_num_policies", "Total number of policies cluster-wide."),
+		numProfiles:     g("felix_cluster_num_profiles", "Total number of profiles cluster-wide."),
+		numWorkloads:    g("felix_cluster_num_workload_endpoints", "Total number of workload endpoints cluster-wide."),
+		numHostEPs:      g("felix_cluster_num_host_endpoints", "Total number of host endpoints cluster-wide."),
+		resyncState:     g("felix_resync_state", "Current datastore state."),
+		resyncsStarted: prometheus.NewCounter(prometheus.CounterOpts{Name: "felix_resyncs_started",
+			Help: "Number of times Felix has started resyncing with the datastore."}),
+		applyFailures: prometheus.NewCounter(prometheus.CounterOpts{Name: "felix_int_dataplane_failures",
+			Help: "Number of times dataplane updates failed and will be retried."}),
+	}
+	hostGauge := prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "felix_host",
+		Help: "Configured Felix hostname (as a label), typically used in grouping/aggregating stats; the label defaults to the hostname of the host but can be overridden by configuration. The value of the gauge is always set to 1."},
+		[]string{"host"})
+	hostGauge.WithLabelValues(host).Set(1)
+	m.reg.MustRegister(m.calcTime, m.updates, m.outputEvents, m.localEndpoints, m.activePolicies, m.activeSelectors,
+		m.numHosts, m.numPolicies, m.numProfiles, m.numWorkloads, m.numHostEPs, m.resyncState, m.resyncsStarted, hostGauge)
+	if goMetrics {
+		m.reg.MustRegister(collectors.NewGoCollector())
+	}
+	if processMetrics {
+		m.reg.MustRegister(collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	}
+	for _, c := range extra {
+		if err := m.reg.Register(c); err != nil {
+			log.WithError(err).Warn("Skipping a dataplane metric that clashes with another")
+		}
+	}
+	if err := m.reg.Register(m.applyFailures); err != nil {
+		log.Debug("The dataplane counts apply failures itself")
+	}
+	return m
+}
+
+// setStatus records a syncer status the way Calico numbers it
+// (1 wait-for-datastore, 2 resync-in-progress, 3 in-sync).
+func (m *metrics) setStatus(s syncer.Status) {
+	m.resyncState.Set(float64(s) + 1)
+	if s == syncer.ResyncInProgress {
+		m.resyncsStarted.Inc()
+	}
+}
+
+func (m *metrics) setStats(s calc.Stats) {
+	m.localEndpoints.Set(float64(s.LocalEndpoints))
+	m.activePolicies.Set(float64(s.ActivePolicies))
+	m.activeSelectors.Set(float64(s.ActiveSelectors))
+	m.numHosts.Set(float64(s.ClusterHosts))
+	m.numPolicies.Set(float64(s.ClusterPolicies))
+	m.numProfiles.Set(float64(s.ClusterProfiles))
+	m.numWorkloads.Set(float64(s.ClusterWorkloads))
+	m.numHostEPs.Set(float64(s.ClusterHostEndpoints))
+}

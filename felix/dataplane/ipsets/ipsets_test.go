@@ -1,0 +1,210 @@
+package ipsets
+
+import (
+	"context"
+	"errors"
+	"net/netip"
+	"sort"
+	"strings"
+	"testing"
+
+	"github.com/calico-etcd/calico/felix/dpapi"
+)
+
+type fakeRunner struct {
+	save     string
+	restores []string
+	fail     func(stdin string) error
+}
+
+func (f *fakeRunner) Run(_ context.Context, stdin []byte, _ string, args ...string) ([]byte, error) {
+	if args[0] == "save" {
+		return []byte(f.save), nil
+	}
+	if f.fail != nil {
+		if err := f.fail(string(stdin)); err != nil {
+			return nil, err
+		}
+	}
+	f.restores = append(f.restores, string(stdin))
+	return nil, nil
+}
+
+func set(name, typ string, members ...string) *Set {
+	s := &Set{Name: name, Type: typ, Family: "inet", Members: map[string]struct{}{}}
+	for _, m := range members {
+		s.Members[m] = struct{}{}
+	}
+	return s
+}
+
+func lines(s string) []string {
+	out := strings.Split(strings.TrimSpace(s), "\n")
+	sort.Strings(out)
+	return out
+}
+
+func TestApplyUpdatesWritesDeltas(t *testing.T) {
+	r := &fakeRunner{save: `create cali40s:a hash:net family inet hashsize 1024 maxelem 1048576 bucketsize 12 initval 0x1
+add cali40s:a 10.0.0.1
+add cali40s:a 10.0.0.2
+create cali40s:wrongtype hash:ip family inet hashsize 1024 maxelem 1048576
+add cali40s:wrongtype 10.0.0.9
+create cali40s:stale hash:net family inet hashsize 1024 maxelem 1048576
+create docker-set hash:net family inet hashsize 1024 maxelem 65536
+`}
+	m := New(Config{Runner: r})
+	desired := map[string]*Set{
+		"cali40s:a":         set("cali40s:a", TypeNet, "10.0.0.2", "10.0.0.3"),
+		"cali40s:new":       set("cali40s:new", TypeIPPort, "10.0.0.1,tcp:80"),
+		"cali40s:wrongtype": set("cali40s:wrongtype", TypeNet, "10.0.0.9"),
+	}
+	if err := m.ApplyUpdates(context.Background(), desired); err != nil {
+		t.Fatal(err)
+	}
+	want := []string{
+		"add cali40s:a 10.0.0.3",
+		"add cali40s:new 10.0.0.1,tcp:80",
+		"add cali4t1 10.0.0.9",
+		"create cali40s:new hash:ip,port family inet maxelem 1048576",
+		"create cali4t1 hash:net family inet maxelem 1048576",
+		"del cali40s:a 10.0.0.1",
+		"destroy cali4t1",
+		"swap cali4t1 cali40s:wrongtype",
+	}
+	if len(r.restores) != 1 || strings.Join(lines(r.restores[0]), "\n") != strings.Join(want, "\n") {
+		t.Fatalf("restore input:\n%s", strings.Join(r.restores, "\n---\n"))
+	}
+	if !strings.Contains(r.restores[0], "swap cali4t1 cali40s:wrongtype\ndestroy cali4t1\n") {
+		t.Fatalf("temporary set destroyed before the swap:\n%s", r.restores[0])
+	}
+
+	// Nothing changed: nothing written.
+	if err := m.ApplyUpdates(context.Background(), desired); err != nil || len(r.restores) != 1 {
+		t.Fatalf("no-op apply: %v, %d writes", err, len(r.restores))
+	}
+	// Deletions remove only our unwanted sets.
+	if err := m.ApplyDeletions(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if got := r.restores[1]; got != "destroy cali40s:stale\n" {
+		t.Fatalf("deletions: %q", got)
+	}
+}
+
+func TestApplyDeletionsSurvivesBusySet(t *testing.T) {
+	r := &fakeRunner{save: "create cali40s:busy hash:net family inet maxelem 1048576\ncreate cali40s:free hash:net family inet maxelem 1048576\n"}
+	r.fail = func(in string) error {
+		if strings.Contains(in, "busy") {
+			return errors.New("Set cannot be destroyed: it is in use by a kernel component")
+		}
+		return nil
+	}
+	m := New(Config{Runner: r})
+	if err := m.ApplyUpdates(context.Background(), map[string]*Set{}); err != nil {
+		t.Fatal(err)
+	}
+	err := m.ApplyDeletions(context.Background())
+	if err == nil || !strings.Contains(err.Error(), "cali40s:busy") {
+		t.Fatalf("err = %v", err)
+	}
+	if len(r.restores) != 1 || r.restores[0] != "destroy cali40s:free\n" {
+		t.Fatalf("restores %q", r.restores)
+	}
+}
+
+func TestFailedRestoreForcesResync(t *testing.T) {
+	r := &fakeRunner{fail: func(string) error { return errors.New("boom") }}
+	m := New(Config{Runner: r})
+	if err := m.ApplyUpdates(context.Background(), map[string]*Set{"cali40s:x": set("cali40s:x", TypeNet)}); err == nil {
+		t.Fatal("no error")
+	}
+	if m.kernel != nil {
+		t.Fatal("kernel view kept after a failed write")
+	}
+}
+
+func TestCanonicalMembers(t *testing.T) {
+	for _, tc := range []struct {
+		typ  string
+		ipv  int
+		in   string
+		want []string
+	}{
+		{TypeNet, 4, "10.0.0.1", []string{"10.0.0.1"}},
+		{TypeNet, 4, "10.0.0.1/32", []string{"10.0.0.1"}},
+		{TypeNet, 4, "10.0.0.7/24", []string{"10.0.0.0/24"}},
+		{TypeNet, 4, "0.0.0.0/0", []string{"0.0.0.0/1", "128.0.0.0/1"}},
+		{TypeNet, 6, "::/0", []string{"::/1", "8000::/1"}},
+		{TypeNet, 6, "fd00:0:0::1/128", []string{"fd00::1"}},
+		{TypeNet, 4, "fd00::1", nil},
+		{TypeNet, 6, "10.0.0.1", nil},
+		{TypeNet, 4, "::ffff:10.0.0.1", []string{"10.0.0.1"}},
+		{TypeNet, 4, "junk", nil},
+		{TypeIPPort, 4, "10.0.0.1,TCP:80", []string{"10.0.0.1,tcp:80"}},
+		{TypeIPPort, 6, "fd00:0::1,udp:53", []string{"fd00::1,udp:53"}},
+		{TypeIPPort, 4, "fd00::1,udp:53", nil},
+		{TypeIPPort, 4, "10.0.0.1", nil},
+	} {
+		got := CanonicalMembers(tc.typ, tc.ipv, tc.in)
+		if strings.Join(got, ",") != strings.Join(tc.want, ",") {
+			t.Errorf("CanonicalMembers(%s, %d, %q) = %v, want %v", tc.typ, tc.ipv, tc.in, got, tc.want)
+		}
+	}
+}
+
+func TestFromState(t *testing.T) {
+	s := &dpapi.State{
+		IPSets: map[string]*dpapi.IPSet{
+			"s:abcdefghijklmnopqrstuvw": {ID: "s:abcdefghijklmnopqrstuvw", Type: dpapi.IPSetNet, Members: []string{"10.0.0.1", "fd00::1", "10.1.0.0/16"}},
+			"n:http":                    {ID: "n:http", Type: dpapi.IPSetIPPort, Members: []string{"10.0.0.1,tcp:80"}},
+			"s:a-selector-id-much-longer-than-ipset-allows": {Type: dpapi.IPSetNet},
+		},
+		Pools: map[string]*dpapi.Pool{
+			"a": {CIDR: netip.MustParsePrefix("10.65.0.0/16"), NATOutgoing: true},
+			"b": {CIDR: netip.MustParsePrefix("10.66.0.0/16"), Disabled: true},
+			"c": {CIDR: netip.MustParsePrefix("fd00::/64"), NATOutgoing: true},
+		},
+		Hosts: map[string]*dpapi.Host{
+			"h1": {IPv4: netip.MustParsePrefix("192.168.1.1/24"), IPv6: netip.MustParsePrefix("fd01::1/64")},
+			"h2": {IPv4: netip.MustParsePrefix("192.168.1.2/24")},
+		},
+	}
+	v4, v6 := FromState(s, 4), FromState(s, 6)
+	check := func(sets map[string]*Set, name, typ, fam string, members ...string) {
+		t.Helper()
+		got := sets[name]
+		if got == nil {
+			t.Fatalf("no set %s in %v", name, keys(sets))
+		}
+		if got.Type != typ || got.Family != fam || strings.Join(got.SortedMembers(), ",") != strings.Join(members, ",") {
+			t.Errorf("%s = %s %s %v", name, got.Type, got.Family, got.SortedMembers())
+		}
+	}
+	check(v4, "cali40s:abcdefghijklmnopqrstuvw", TypeNet, "inet", "10.0.0.1", "10.1.0.0/16")
+	check(v6, "cali60s:abcdefghijklmnopqrstuvw", TypeNet, "inet6", "fd00::1")
+	check(v4, "cali40n:http", TypeIPPort, "inet", "10.0.0.1,tcp:80")
+	check(v6, "cali60n:http", TypeIPPort, "inet6")
+	check(v4, "cali40all-ipam-pools", TypeNet, "inet", "10.65.0.0/16", "10.66.0.0/16")
+	check(v4, "cali40masq-ipam-pools", TypeNet, "inet", "10.65.0.0/16")
+	check(v6, "cali60masq-ipam-pools", TypeNet, "inet6", "fd00::/64")
+	check(v4, "cali40all-hosts-net", TypeNet, "inet", "192.168.1.1", "192.168.1.2")
+	check(v6, "cali60all-hosts-net", TypeNet, "inet6", "fd01::1")
+	for name := range v4 {
+		if len(name) > MaxNameLength {
+			t.Errorf("set name %q too long", name)
+		}
+	}
+	if n := Name(4, "s:a-selector-id-much-longer-than-ipset-allows"); len(n) != MaxNameLength || !strings.HasPrefix(n, "cali40_") {
+		t.Errorf("long ID gave %q", n)
+	}
+}
+
+func keys(m map[string]*Set) []string {
+	var out []string
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}

@@ -1,0 +1,185 @@
+// Package ipsets converges the kernel's IP sets to the ones felix's rules
+// need, with `ipset restore`: it creates sets, adds and deletes members
+// (deltas only), rewrites a set whose header is wrong through a temporary set
+// and a swap, and destroys sets it owns that are no longer wanted once the
+// rules that used them are gone. It resyncs against `ipset save` on demand.
+//
+// Names follow Calico: "cali40" (IPv4) or "cali60" (IPv6) followed by the
+// set's ID, e.g. cali40s:<hash> for a selector set, cali40all-ipam-pools,
+// hashed down to ipset's 31 characters when longer.
+package ipsets
+
+import (
+	"net/netip"
+	"sort"
+	"strings"
+
+	"github.com/calico-etcd/calico/felix/dataplane/iptables"
+	"github.com/calico-etcd/calico/felix/dpapi"
+)
+
+// MaxNameLength is ipset's limit on set names.
+const MaxNameLength = 31
+
+// IDs of the sets felix makes itself (not from calc's State.IPSets).
+const (
+	AllPoolsID  = "all-ipam-pools"
+	MasqPoolsID = "masq-ipam-pools"
+	AllHostsID  = "all-hosts-net"
+)
+
+// Set types.
+const (
+	TypeNet    = "hash:net"
+	TypeIPPort = "hash:ip,port"
+)
+
+// OwnedPrefixes are the name prefixes of sets this package manages:
+// main sets and temporary sets, both families.
+var OwnedPrefixes = []string{"cali40", "cali60", "cali4t", "cali6t"}
+
+// Name returns the kernel name of the set with this ID for an IP version.
+func Name(ipVersion int, id string) string {
+	prefix := "cali40"
+	if ipVersion == 6 {
+		prefix = "cali60"
+	}
+	return iptables.LengthLimitedName(prefix, id, MaxNameLength)
+}
+
+func family(ipVersion int) string {
+	if ipVersion == 6 {
+		return "inet6"
+	}
+	return "inet"
+}
+
+// Set is a desired kernel IP set.
+type Set struct {
+	Name    string
+	Type    string // TypeNet or TypeIPPort
+	Family  string // "inet" or "inet6"
+	Members map[string]struct{}
+}
+
+// SortedMembers returns the members in order.
+func (s *Set) SortedMembers() []string {
+	out := make([]string, 0, len(s.Members))
+	for m := range s.Members {
+		out = append(out, m)
+	}
+	sort.Strings(out)
+	return out
+}
+
+func newSet(name, typ, fam string) *Set {
+	return &Set{Name: name, Type: typ, Family: fam, Members: map[string]struct{}{}}
+}
+
+// FromState returns the sets one IP version needs: every set of
+// s.IPSets (members of that version only) and the pool and host sets.
+func FromState(s *dpapi.State, ipVersion int) map[string]*Set {
+	fam := family(ipVersion)
+	out := make(map[string]*Set, len(s.IPSets)+3)
+	for id, set := range s.IPSets {
+		if set == nil {
+			continue
+		}
+		if id == "" {
+			id = set.ID
+		}
+		typ := TypeNet
+		if set.Type == dpapi.IPSetIPPort {
+			typ = TypeIPPort
+		}
+		ks := newSet(Name(ipVersion, id), typ, fam)
+		for _, m := range set.Members {
+			for _, c := range CanonicalMembers(typ, ipVersion, m) {
+				ks.Members[c] = struct{}{}
+			}
+		}
+		out[ks.Name] = ks
+	}
+	all := newSet(Name(ipVersion, AllPoolsID), TypeNet, fam)
+	masq := newSet(Name(ipVersion, MasqPoolsID), TypeNet, fam)
+	for _, p := range s.Pools {
+		if p == nil || !p.CIDR.IsValid() || familyOf(p.CIDR.Addr()) != ipVersion {
+			continue
+		}
+		for _, c := range CanonicalMembers(TypeNet, ipVersion, p.CIDR.String()) {
+			all.Members[c] = struct{}{}
+			if p.NATOutgoing {
+				masq.Members[c] = struct{}{}
+			}
+		}
+	}
+	hosts := newSet(Name(ipVersion, AllHostsID), TypeNet, fam)
+	for _, h := range s.Hosts {
+		if h == nil {
+			continue
+		}
+		p := h.IPv4
+		if ipVersion == 6 {
+			p = h.IPv6
+		}
+		if p.IsValid() && familyOf(p.Addr()) == ipVersion {
+			hosts.Members[p.Addr().String()] = struct{}{}
+		}
+	}
+	out[all.Name], out[masq.Name], out[hosts.Name] = all, masq, hosts
+	return out
+}
+
+func familyOf(a netip.Addr) int {
+	if a.Is4() || a.Is4In6() {
+		return 4
+	}
+	return 6
+}
+
+// CanonicalMembers returns member m in the form `ipset save` prints it, if
+// it belongs to ipVersion: host prefixes as bare addresses, and /0 split in
+// two halves (hash:net cannot hold /0). It returns nil for other versions
+// and for members it cannot parse.
+func CanonicalMembers(typ string, ipVersion int, m string) []string {
+	m = strings.TrimSpace(m)
+	if typ == TypeIPPort {
+		addr, port, ok := strings.Cut(m, ",")
+		if !ok {
+			return nil
+		}
+		a, err := netip.ParseAddr(addr)
+		if err != nil || familyOf(a) != ipVersion {
+			return nil
+		}
+		return []string{a.Unmap().String() + "," + strings.ToLower(port)}
+	}
+	var p netip.Prefix
+	if strings.Contains(m, "/") {
+		var err error
+		if p, err = netip.ParsePrefix(m); err != nil {
+			return nil
+		}
+	} else {
+		a, err := netip.ParseAddr(m)
+		if err != nil {
+			return nil
+		}
+		a = a.Unmap()
+		p = netip.PrefixFrom(a, a.BitLen())
+	}
+	if familyOf(p.Addr()) != ipVersion {
+		return nil
+	}
+	p = p.Masked()
+	switch {
+	case p.Bits() == p.Addr().BitLen():
+		return []string{p.Addr().String()}
+	case p.Bits() == 0:
+		if ipVersion == 4 {
+			return []string{"0.0.0.0/1", "128.0.0.0/1"}
+		}
+		return []string{"::/1", "8000::/1"}
+	}
+	return []string{p.String()}
+}

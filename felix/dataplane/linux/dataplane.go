@@ -1,0 +1,430 @@
+// Package linux is felix's Linux dataplane: it takes the desired state
+// from the calculation graph (dpapi.State) and converges the kernel to it,
+// through the ipsets, iptables (via package rules) and routes managers.
+//
+//	State ──► rules.Render ──► iptables.Tables (v4, v6)  iptables-restore
+//	      ──► ipsets.FromState ──► ipsets.Manager        ipset restore
+//	      ──► routes.Compute ──► routes.Manager          netlink, /proc/sys
+//
+// Apply writes deltas only; Run performs the periodic refreshes that read
+// the kernel back and repair what changed behind felix's back, and reacts
+// to interfaces appearing. Nothing touches the kernel before the first
+// State with InSync set; the first such Apply also removes stale cali
+// chains, IP sets and routes.
+package linux
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/netip"
+	"os"
+	"runtime"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/sirupsen/logrus"
+	"github.com/vishvananda/netlink"
+	"github.com/vishvananda/netns"
+
+	"github.com/calico-etcd/calico/felix/dataplane/ipsets"
+	"github.com/calico-etcd/calico/felix/dataplane/iptables"
+	"github.com/calico-etcd/calico/felix/dataplane/routes"
+	"github.com/calico-etcd/calico/felix/dataplane/rules"
+	"github.com/calico-etcd/calico/felix/dataplane/runner"
+	"github.com/calico-etcd/calico/felix/dpapi"
+)
+
+// Dataplane converges the Linux kernel to felix's desired state.
+type Dataplane struct {
+	cfg      dpapi.Config
+	rulesCfg rules.Config
+	routeCfg routes.Config
+	log      *logrus.Entry
+
+	runner  runner.Runner
+	nl      *netlink.Handle
+	nsh     *netns.NsHandle // nil: current namespace
+	inNetNS func(func() error) error
+
+	iptMetrics   *iptables.Metrics
+	ipsetMetrics *ipsets.Metrics
+	routeMetrics *routes.Metrics
+	applyTime    prometheus.Summary
+	failures     prometheus.Counter
+	execTime     prometheus.Summary
+
+	mu      sync.Mutex
+	last    *dpapi.State
+	started bool // the kernel has been touched
+	failed  bool // the last apply failed; Run retries
+	backend string
+	ipt4    *iptables.Tables
+	ipt6    *iptables.Tables
+	ipsets  *ipsets.Manager
+	routes  *routes.Manager
+}
+
+var _ dpapi.Dataplane = (*Dataplane)(nil)
+
+type options struct {
+	netnsName  string
+	runner     runner.Runner
+	routeGrace time.Duration
+}
+
+// Option adjusts New.
+type Option func(*options)
+
+// WithNetNS makes the dataplane program the named network namespace
+// (/var/run/netns/NAME) instead of the current one: tools run under
+// "ip netns exec NAME", netlink goes through a handle opened there and
+// sysctls are written from a thread inside it. For tests.
+func WithNetNS(name string) Option { return func(o *options) { o.netnsName = name } }
+
+// WithRunner replaces how kernel tools are executed (e.g. a
+// runner.Recorder wrapping the default).
+func WithRunner(r runner.Runner) Option { return func(o *options) { o.runner = r } }
+
+// WithRouteCleanupGrace sets how long routes on an unknown workload
+// interface survive (default 10s; negative: no grace).
+func WithRouteCleanupGrace(d time.Duration) Option { return func(o *options) { o.routeGrace = d } }
+
+// DefaultRunner returns the runner New uses: direct exec, or under
+// "ip netns exec NAME" when netnsName is set.
+func DefaultRunner(netnsName string) *runner.Exec {
+	if netnsName == "" {
+		return &runner.Exec{}
+	}
+	return &runner.Exec{Prefix: []string{"ip", "netns", "exec", netnsName}}
+}
+
+func withDefaults(c dpapi.Config) dpapi.Config {
+	if len(c.InterfacePrefixes) == 0 {
+		c.InterfacePrefixes = []string{"cali"}
+	}
+	if c.IptablesRefreshInterval == 0 {
+		c.IptablesRefreshInterval = 90 * time.Second
+	}
+	if c.RouteRefreshInterval == 0 {
+		c.RouteRefreshInterval = 90 * time.Second
+	}
+	if c.IPSetsRefreshInterval == 0 {
+		c.IPSetsRefreshInterval = 10 * time.Second
+	}
+	if c.IptablesMarkMask == 0 {
+		c.IptablesMarkMask = 0xffff0000
+	}
+	if c.VXLANVNI == 0 {
+		c.VXLANVNI = 4096
+	}
+	if c.VXLANPort == 0 {
+		c.VXLANPort = 4789
+	}
+	if c.RouteProtocol == 0 {
+		c.RouteProtocol = 3
+	}
+	if c.IptablesBackend == "" {
+		c.IptablesBackend = "auto"
+	}
+	if c.Log == nil {
+		c.Log = logrus.NewEntry(logrus.StandardLogger())
+	}
+	return c
+}
+
+// New validates cfg and returns a Dataplane. It does not touch the kernel.
+func New(cfg dpapi.Config, opts ...Option) (*Dataplane, error) {
+	cfg = withDefaults(cfg)
+	var o options
+	for _, f := range opts {
+		f(&o)
+	}
+	rc, err := rules.NewConfig(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("dataplane config: %w", err)
+	}
+	d := &Dataplane{
+		cfg: cfg, rulesCfg: rc, log: cfg.Log.WithField("component", "dataplane"),
+		routeCfg: routes.Config{
+			Hostname: cfg.Hostname, InterfacePrefixes: cfg.InterfacePrefixes, IPv6: cfg.IPv6Support,
+			VXLANVNI: cfg.VXLANVNI, VXLANPort: cfg.VXLANPort, VXLANMTU: cfg.VXLANMTU, IPIPMTU: cfg.IPIPMTU,
+			RouteProtocol: cfg.RouteProtocol,
+		},
+		runner:       o.runner,
+		inNetNS:      func(f func() error) error { return f() },
+		iptMetrics:   iptables.NewMetrics(),
+		ipsetMetrics: ipsets.NewMetrics(),
+		routeMetrics: routes.NewMetrics(),
+		applyTime: prometheus.NewSummary(prometheus.SummaryOpts{
+			Name: "felix_int_dataplane_apply_time_seconds", Help: "Time in seconds that it took to apply a dataplane update.",
+			Objectives: map[float64]float64{0.5: 0.05, 0.9: 0.01, 0.99: 0.001}}),
+		failures: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "felix_int_dataplane_failures", Help: "Number of times dataplane updates failed and will be retried."}),
+		execTime: prometheus.NewSummary(prometheus.SummaryOpts{
+			Name: "felix_exec_time_micros", Help: "Summary of time taken to fork/exec child processes",
+			Objectives: map[float64]float64{0.5: 0.05, 0.9: 0.01, 0.99: 0.001}}),
+	}
+	if d.runner == nil {
+		r := DefaultRunner(o.netnsName)
+		r.Observe = func(_ string, took time.Duration) { d.execTime.Observe(float64(took.Microseconds())) }
+		d.runner = r
+	}
+	if o.netnsName != "" {
+		if err := d.openNetNS(o.netnsName); err != nil {
+			return nil, err
+		}
+	} else {
+		d.nl = &netlink.Handle{}
+	}
+	d.ipsets = ipsets.New(ipsets.Config{Runner: d.runner, Log: d.log.WithField("manager", "ipsets"), Metrics: d.ipsetMetrics})
+	d.routes = routes.NewManager(routes.ManagerConfig{
+		Config: d.routeCfg, Netlink: d.nl, InNetNS: d.inNetNS, CleanupGrace: o.routeGrace,
+		Log: d.log.WithField("manager", "routes"), Metrics: d.routeMetrics,
+	})
+	return d, nil
+}
+
+func (d *Dataplane) openNetNS(name string) error {
+	h, err := netns.GetFromName(name)
+	if err != nil {
+		return fmt.Errorf("opening network namespace %s: %w", name, err)
+	}
+	nl, err := netlink.NewHandleAt(h)
+	if err != nil {
+		h.Close()
+		return fmt.Errorf("opening netlink in network namespace %s: %w", name, err)
+	}
+	d.nsh, d.nl = &h, nl
+	d.inNetNS = func(f func() error) error {
+		errCh := make(chan error, 1)
+		go func() {
+			// A dedicated thread: it is left locked (and so discarded)
+			// if switching back fails.
+			runtime.LockOSThread()
+			orig, err := netns.Get()
+			if err != nil {
+				errCh <- fmt.Errorf("reading current network namespace: %w", err)
+				return
+			}
+			defer orig.Close()
+			if err := netns.Set(h); err != nil {
+				errCh <- fmt.Errorf("entering network namespace %s: %w", name, err)
+				return
+			}
+			ferr := f()
+			if err := netns.Set(orig); err != nil {
+				errCh <- errors.Join(ferr, fmt.Errorf("leaving network namespace %s: %w", name, err))
+				return
+			}
+			runtime.UnlockOSThread()
+			errCh <- ferr
+		}()
+		return <-errCh
+	}
+	return nil
+}
+
+// Close releases the netlink and namespace handles. The kernel state stays.
+func (d *Dataplane) Close() error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.nsh != nil {
+		d.nl.Close()
+		d.nsh.Close()
+		d.nsh = nil
+	}
+	return nil
+}
+
+// Collectors returns the dataplane's Prometheus collectors, unregistered.
+func (d *Dataplane) Collectors() []prometheus.Collector {
+	cs := []prometheus.Collector{d.applyTime, d.failures, d.execTime}
+	cs = append(cs, d.iptMetrics.Collectors()...)
+	cs = append(cs, d.ipsetMetrics.Collectors()...)
+	return append(cs, d.routeMetrics.Collectors()...)
+}
+
+// IPIPStatus returns why the IPIP device could not be set up, or nil.
+func (d *Dataplane) IPIPStatus() error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.routes.IPIPStatus()
+}
+
+// Backend returns the iptables backend in use ("" before the first InSync Apply).
+func (d *Dataplane) Backend() string {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.backend
+}
+
+// Apply implements dpapi.Dataplane. A State with InSync false is ignored,
+// so the kernel is untouched until calc has the datastore's full snapshot
+// and stays as it is during a datastore outage.
+func (d *Dataplane) Apply(s *dpapi.State) error {
+	if s == nil || !s.InSync {
+		return nil
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.last = s
+	return d.applyLocked(context.Background())
+}
+
+func (d *Dataplane) start(ctx context.Context) {
+	d.backend = iptables.DetectBackend(ctx, d.runner, d.cfg.IptablesBackend, nil, d.log)
+	mk := func(v int) *iptables.Tables {
+		return iptables.New(iptables.Config{IPVersion: v, Backend: d.backend, Runner: d.runner,
+			Log: d.log.WithField("manager", "iptables"), Metrics: d.iptMetrics})
+	}
+	d.ipt4 = mk(4)
+	if d.cfg.IPv6Support {
+		d.ipt6 = mk(6)
+	}
+	d.started = true
+	// A Calico host routes for its workloads (Calico's IPForwarding=Enabled).
+	fwd := []string{"/proc/sys/net/ipv4/ip_forward"}
+	if d.cfg.IPv6Support {
+		fwd = append(fwd, "/proc/sys/net/ipv6/conf/all/forwarding")
+	}
+	if err := d.inNetNS(func() error {
+		var errs []error
+		for _, p := range fwd {
+			if err := os.WriteFile(p, []byte("1"), 0o644); err != nil {
+				errs = append(errs, fmt.Errorf("enabling forwarding: %w", err))
+			}
+		}
+		return errors.Join(errs...)
+	}); err != nil {
+		d.log.WithError(err).Warn("cannot enable IP forwarding")
+	}
+}
+
+// applyTimeout bounds one Apply, so a wedged tool cannot stall felix.
+const applyTimeout = 2 * time.Minute
+
+func (d *Dataplane) applyLocked(ctx context.Context) (err error) {
+	ctx, cancel := context.WithTimeout(ctx, applyTimeout)
+	defer cancel()
+	s := d.last
+	begin := time.Now()
+	defer func() {
+		d.applyTime.Observe(time.Since(begin).Seconds())
+		d.failed = err != nil
+		if err != nil {
+			d.failures.Inc()
+		}
+	}()
+	if !d.started {
+		d.start(ctx)
+	}
+
+	heps := rules.HostEndpointsByIface(s, d.resolveHostEndpoint)
+	out4 := rules.Render(s, &d.rulesCfg, 4, heps, d.log)
+	sets := ipsets.FromState(s, 4)
+	addReferencedSets(sets, out4.IPSets, 4)
+	var out6 *rules.Output
+	if d.ipt6 != nil {
+		out6 = rules.Render(s, &d.rulesCfg, 6, heps, d.log)
+		for name, set := range ipsets.FromState(s, 6) {
+			sets[name] = set
+		}
+		addReferencedSets(sets, out6.IPSets, 6)
+	}
+
+	// Routes are independent of the rest: program them alongside.
+	routeErr := make(chan error, 1)
+	desiredRoutes := routes.Compute(s, d.routeCfg)
+	go func() { routeErr <- d.routes.Apply(desiredRoutes) }()
+
+	tables := []*iptables.Tables{d.ipt4}
+	outs := []*rules.Output{out4}
+	if d.ipt6 != nil {
+		tables, outs = append(tables, d.ipt6), append(outs, out6)
+	}
+	// Reading iptables back (first Apply, refreshes) overlaps the IP sets.
+	prefetched := parallel(len(tables), func(i int) error { return tables[i].Prefetch(ctx) })
+
+	var errs []error
+	if err := d.ipsets.ApplyUpdates(ctx, sets); err != nil {
+		<-prefetched
+		errs = append(errs, err)
+	} else {
+		<-prefetched
+		iptErr := <-parallel(len(tables), func(i int) error { return tables[i].Apply(ctx, outs[i].Tables) })
+		if iptErr != nil {
+			errs = append(errs, iptErr)
+		} else if err := d.ipsets.ApplyDeletions(ctx); err != nil {
+			d.log.WithError(err).Warn("stale IP sets remain")
+		}
+	}
+	errs = append(errs, <-routeErr)
+	return errors.Join(errs...)
+}
+
+// parallel runs f(0..n-1) concurrently; the channel yields their joined error.
+func parallel(n int, f func(int) error) <-chan error {
+	out := make(chan error, 1)
+	go func() {
+		errs := make([]error, n)
+		var wg sync.WaitGroup
+		for i := 0; i < n; i++ {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				errs[i] = f(i)
+			}()
+		}
+		wg.Wait()
+		out <- errors.Join(errs...)
+	}()
+	return out
+}
+
+// addReferencedSets adds an empty set for each set the rules use that the
+// State did not provide, so iptables-restore never meets a missing set.
+func addReferencedSets(sets map[string]*ipsets.Set, refs map[string]string, ipVersion int) {
+	fam := "inet"
+	if ipVersion == 6 {
+		fam = "inet6"
+	}
+	for id, typ := range refs {
+		name := ipsets.Name(ipVersion, id)
+		if sets[name] == nil {
+			sets[name] = &ipsets.Set{Name: name, Type: typ, Family: fam, Members: map[string]struct{}{}}
+		}
+	}
+}
+
+// resolveHostEndpoint returns the interfaces holding any of ips.
+func (d *Dataplane) resolveHostEndpoint(ips []netip.Addr) []string {
+	if len(ips) == 0 {
+		return nil
+	}
+	addrs, err := d.nl.AddrList(nil, netlink.FAMILY_ALL)
+	if err != nil {
+		d.log.WithError(err).Warn("cannot list addresses to place host endpoints")
+		return nil
+	}
+	want := map[netip.Addr]bool{}
+	for _, ip := range ips {
+		want[ip.Unmap()] = true
+	}
+	seen := map[string]bool{}
+	var out []string
+	for _, a := range addrs {
+		ip, ok := netip.AddrFromSlice(a.IP)
+		if !ok || !want[ip.Unmap()] {
+			continue
+		}
+		l, err := d.nl.LinkByIndex(a.LinkIndex)
+		if err != nil || seen[l.Attrs().Name] {
+			continue
+		}
+		seen[l.Attrs().Name] = true
+		out = append(out, l.Attrs().Name)
+	}
+	return out
+}

@@ -1,0 +1,287 @@
+// Package routes programs the routing side of felix's dataplane: a route
+// and interface sysctls for each local workload, static ARP/NDP entries,
+// the VXLAN device (vxlan.calico) with its neighbour and FDB entries and
+// routes to other hosts' blocks, and the IPIP device (tunl0) with its
+// routes.
+//
+// Compute is pure: it turns a dpapi.State into the Desired kernel objects
+// (golden-tested). Manager converges the kernel to a Desired over netlink.
+package routes
+
+import (
+	"net"
+	"net/netip"
+	"sort"
+	"strings"
+
+	"github.com/calico-etcd/calico/felix/dpapi"
+)
+
+// Device names.
+const (
+	VXLANDevice = "vxlan.calico"
+	IPIPDevice  = "tunl0"
+	// ParentDevice in Route.Dev means "the interface that holds this
+	// host's IPv4 address", resolved when programming.
+	ParentDevice = "@parent"
+)
+
+// Config is what route computation needs from felix's configuration.
+type Config struct {
+	Hostname          string
+	InterfacePrefixes []string // default ["cali"]
+	IPv6              bool
+	VXLANVNI          int // default 4096
+	VXLANPort         int // default 4789
+	VXLANMTU          int // 0: parent MTU - 50
+	IPIPMTU           int // 0: parent MTU - 20
+	RouteProtocol     int // default 3
+}
+
+func (c *Config) defaults() {
+	if len(c.InterfacePrefixes) == 0 {
+		c.InterfacePrefixes = []string{"cali"}
+	}
+	if c.VXLANVNI == 0 {
+		c.VXLANVNI = 4096
+	}
+	if c.VXLANPort == 0 {
+		c.VXLANPort = 4789
+	}
+	if c.RouteProtocol == 0 {
+		c.RouteProtocol = 3
+	}
+}
+
+// Route is a route in the main table.
+type Route struct {
+	Dst    netip.Prefix
+	Dev    string     // interface name, or ParentDevice
+	Gw     netip.Addr // invalid for a link route
+	OnLink bool
+	// LinkScope is true for IPv4 workload routes ("scope link").
+	LinkScope bool
+}
+
+// Neigh is a permanent neighbour (ARP/NDP) entry.
+type Neigh struct {
+	Dev string
+	IP  netip.Addr
+	MAC string
+}
+
+// FDB is a permanent VXLAN forwarding entry: frames for MAC go to Dst.
+type FDB struct {
+	Dev string
+	MAC string
+	Dst netip.Addr
+}
+
+// VXLAN is the wanted VXLAN device.
+type VXLAN struct {
+	Name    string
+	VNI     int
+	Port    int
+	LocalIP netip.Addr
+	MTU     int // 0: derive from the parent interface
+	MAC     string
+	Addr    netip.Prefix // tunnel address, /32; invalid when unknown
+}
+
+// IPIP is the wanted IPIP device.
+type IPIP struct {
+	Name string
+	MTU  int
+	Addr netip.Prefix
+}
+
+// Iface is a workload interface to configure.
+type Iface struct {
+	Name string
+	IPv6 bool // also set the IPv6 sysctls
+}
+
+// Desired is everything Manager programs.
+type Desired struct {
+	Routes []Route
+	Neighs []Neigh
+	FDBs   []FDB
+	VXLAN  *VXLAN // nil: no VXLAN device
+	IPIP   *IPIP  // nil: no IPIP device wanted
+	Ifaces []Iface
+	// Pools are all pool CIDRs: routes with our protocol inside them are ours.
+	Pools []netip.Prefix
+	// Problems are reasons some wanted objects could not be computed.
+	Problems []string
+}
+
+// Compute turns a State into the kernel objects this host needs.
+func Compute(s *dpapi.State, cfg Config) *Desired {
+	cfg.defaults()
+	d := &Desired{}
+	me := s.Hosts[cfg.Hostname]
+
+	// Local workloads.
+	ids := make([]string, 0, len(s.Workloads))
+	for id := range s.Workloads {
+		ids = append(ids, string(id))
+	}
+	sort.Strings(ids)
+	for _, id := range ids {
+		w := s.Workloads[dpapi.WorkloadID(id)]
+		if w == nil || w.Iface == "" {
+			continue
+		}
+		d.Ifaces = append(d.Ifaces, Iface{Name: w.Iface, IPv6: cfg.IPv6 && len(w.IPv6) > 0})
+		mac := normalMAC(w.MAC)
+		for _, p := range w.IPv4 {
+			if !p.IsValid() {
+				continue
+			}
+			d.Routes = append(d.Routes, Route{Dst: p.Masked(), Dev: w.Iface, LinkScope: true})
+			if mac != "" {
+				d.Neighs = append(d.Neighs, Neigh{Dev: w.Iface, IP: p.Addr(), MAC: mac})
+			}
+		}
+		if cfg.IPv6 {
+			for _, p := range w.IPv6 {
+				if !p.IsValid() {
+					continue
+				}
+				d.Routes = append(d.Routes, Route{Dst: p.Masked(), Dev: w.Iface})
+				if mac != "" {
+					d.Neighs = append(d.Neighs, Neigh{Dev: w.Iface, IP: p.Addr(), MAC: mac})
+				}
+			}
+		}
+	}
+
+	// Encapsulation.
+	var vxlanOn, ipipOn bool
+	for _, name := range sortedKeys(s.Pools) {
+		p := s.Pools[name]
+		if p == nil || !p.CIDR.IsValid() {
+			continue
+		}
+		d.Pools = append(d.Pools, p.CIDR.Masked())
+		if p.CIDR.Addr().Is4() {
+			vxlanOn = vxlanOn || encaps(p.VXLAN)
+			ipipOn = ipipOn || encaps(p.IPIP)
+		}
+	}
+	if vxlanOn {
+		d.VXLAN = &VXLAN{Name: VXLANDevice, VNI: cfg.VXLANVNI, Port: cfg.VXLANPort, MTU: cfg.VXLANMTU}
+		switch {
+		case me == nil || !me.IPv4.IsValid():
+			d.Problems = append(d.Problems, "VXLAN: this host has no IPv4 address")
+			d.VXLAN = nil
+		default:
+			d.VXLAN.LocalIP = me.IPv4.Addr()
+			if me.VXLANTunnelAddr.IsValid() {
+				d.VXLAN.Addr = netip.PrefixFrom(me.VXLANTunnelAddr, 32)
+			}
+			d.VXLAN.MAC = normalMAC(me.VXLANTunnelMAC)
+		}
+		if d.VXLAN != nil {
+			for _, hn := range sortedKeys(s.Hosts) {
+				h := s.Hosts[hn]
+				if hn == cfg.Hostname || h == nil || !h.IPv4.IsValid() || !h.VXLANTunnelAddr.IsValid() {
+					continue
+				}
+				mac := normalMAC(h.VXLANTunnelMAC)
+				if mac == "" {
+					continue
+				}
+				d.Neighs = append(d.Neighs, Neigh{Dev: VXLANDevice, IP: h.VXLANTunnelAddr, MAC: mac})
+				d.FDBs = append(d.FDBs, FDB{Dev: VXLANDevice, MAC: mac, Dst: h.IPv4.Addr()})
+			}
+		}
+	}
+	if ipipOn {
+		d.IPIP = &IPIP{Name: IPIPDevice, MTU: cfg.IPIPMTU}
+		if me != nil && me.IPIPTunnelAddr.IsValid() {
+			d.IPIP.Addr = netip.PrefixFrom(me.IPIPTunnelAddr, 32)
+		}
+	}
+
+	// Routes to other hosts' blocks.
+	for _, b := range s.RemoteBlocks {
+		if b.Host == cfg.Hostname || !b.CIDR.IsValid() || !b.CIDR.Addr().Is4() {
+			continue
+		}
+		pool := poolFor(s, b.CIDR)
+		remote := s.Hosts[b.Host]
+		if pool == nil || remote == nil || !remote.IPv4.IsValid() {
+			continue
+		}
+		same := me != nil && me.IPv4.IsValid() && me.IPv4.Masked().Contains(remote.IPv4.Addr())
+		switch {
+		case encaps(pool.VXLAN) && d.VXLAN != nil:
+			if pool.VXLAN == dpapi.EncapCrossSubnet && same {
+				d.Routes = append(d.Routes, Route{Dst: b.CIDR.Masked(), Dev: ParentDevice, Gw: remote.IPv4.Addr()})
+			} else if remote.VXLANTunnelAddr.IsValid() {
+				d.Routes = append(d.Routes, Route{Dst: b.CIDR.Masked(), Dev: VXLANDevice, Gw: remote.VXLANTunnelAddr, OnLink: true})
+			}
+		case encaps(pool.IPIP):
+			if pool.IPIP == dpapi.EncapCrossSubnet && same {
+				d.Routes = append(d.Routes, Route{Dst: b.CIDR.Masked(), Dev: ParentDevice, Gw: remote.IPv4.Addr()})
+			} else {
+				d.Routes = append(d.Routes, Route{Dst: b.CIDR.Masked(), Dev: IPIPDevice, Gw: remote.IPv4.Addr(), OnLink: true})
+			}
+		}
+	}
+	sort.SliceStable(d.Routes, func(i, j int) bool { return lessPrefix(d.Routes[i].Dst, d.Routes[j].Dst) })
+	return d
+}
+
+func encaps(m dpapi.EncapMode) bool { return m == dpapi.EncapAlways || m == dpapi.EncapCrossSubnet }
+
+func poolFor(s *dpapi.State, block netip.Prefix) *dpapi.Pool {
+	var best *dpapi.Pool
+	for _, name := range sortedKeys(s.Pools) {
+		p := s.Pools[name]
+		if p != nil && p.CIDR.IsValid() && p.CIDR.Bits() <= block.Bits() && p.CIDR.Contains(block.Addr()) {
+			if best == nil || p.CIDR.Bits() > best.CIDR.Bits() {
+				best = p
+			}
+		}
+	}
+	return best
+}
+
+func lessPrefix(a, b netip.Prefix) bool {
+	if c := a.Addr().Compare(b.Addr()); c != 0 {
+		return c < 0
+	}
+	return a.Bits() < b.Bits()
+}
+
+func normalMAC(s string) string {
+	if strings.TrimSpace(s) == "" {
+		return ""
+	}
+	hw, err := net.ParseMAC(strings.TrimSpace(s))
+	if err != nil {
+		return ""
+	}
+	return hw.String()
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// IsWorkloadIface reports whether name starts with one of prefixes.
+func IsWorkloadIface(name string, prefixes []string) bool {
+	for _, p := range prefixes {
+		if strings.HasPrefix(name, p) {
+			return true
+		}
+	}
+	return false
+}
