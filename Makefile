@@ -14,7 +14,19 @@ LDFLAGS := -X github.com/calico-etcd/calico/libcalico/buildinfo.Version=$(VERSIO
 TESTFLAGS ?= -race -count=1 -timeout 20m
 BENCHFLAGS ?= -run=^$$ -bench=. -benchtime=1x -count=1 -timeout 30m
 
-.PHONY: build test bench lint fmt tidy clean install
+.PHONY: build test bench lint fmt tidy clean install deps lab demo
+
+deps:
+	@bash .ci/install-deps
+
+# lab: three hosts on an embedded etcd, until Ctrl-C (see docs/lab.md).
+LAB_HOSTS ?= 3
+lab: deps build
+	bin/calico-lab up --hosts $(LAB_HOSTS)
+
+# demo: the lab, the scripted walk-through, then everything removed.
+demo: deps build
+	bin/calico-lab up --hosts $(LAB_HOSTS) --demo --exit
 
 build:
 	@mkdir -p bin

@@ -60,6 +60,15 @@ func NewNetNSNamed(name string) (*NetNS, error) {
 	return n, nil
 }
 
+// OpenNetNS opens an existing named namespace; Close (not Delete) it.
+func OpenNetNS(name string) (*NetNS, error) {
+	h, err := ns.GetNS("/var/run/netns/" + name)
+	if err != nil {
+		return nil, fmt.Errorf("opening netns %s: %w", name, err)
+	}
+	return &NetNS{NetNS: h, Name: name}, nil
+}
+
 // Delete closes and removes the namespace; safe to call twice.
 func (n *NetNS) Delete() {
 	if n.NetNS != nil {

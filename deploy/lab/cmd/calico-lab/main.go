@@ -1,10 +1,11 @@
-// Command calico-lab is not implemented yet: it answers --version and exits.
+// Command calico-lab runs a Calico cluster on one machine (see package
+// deploy/lab/internal/lab).
 package main
 
 import (
 	"os"
 
-	"github.com/calico-etcd/calico/libcalico/buildinfo"
+	"github.com/calico-etcd/calico/deploy/lab/internal/cli"
 )
 
-func main() { os.Exit(buildinfo.NotImplemented("calico-lab", os.Args[1:], os.Stdout, os.Stderr)) }
+func main() { os.Exit(cli.Execute(os.Args[1:], os.Stdout, os.Stderr)) }

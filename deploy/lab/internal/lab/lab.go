@@ -1,0 +1,227 @@
+package lab
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/url"
+	"os"
+	"path/filepath"
+	"syscall"
+	"time"
+
+	"github.com/calico-etcd/calico/libcalico/backend/etcd"
+	"github.com/calico-etcd/calico/libcalico/client"
+	"github.com/calico-etcd/calico/libcalico/testutil"
+)
+
+// Lab is a running (or recorded) lab.
+type Lab struct {
+	State  *State
+	BinDir string
+	Out    io.Writer
+
+	etcd     *testutil.Etcd
+	forwards []*forward
+}
+
+// Options configure Up.
+type Options struct {
+	Name   string // namespace prefix; default "clab"
+	Dir    string // state directory
+	BinDir string // where the binaries are
+	Hosts  int
+	Out    io.Writer
+}
+
+// Open loads the lab recorded in dir, for commands run beside `up`.
+func Open(dir, binDir string, out io.Writer) (*Lab, error) {
+	s, err := LoadState(dir)
+	if notExist(err) {
+		return nil, fmt.Errorf("no lab in %s: start one with calico-lab up", dir)
+	}
+	if err != nil {
+		return nil, err
+	}
+	return &Lab{State: s, BinDir: binDir, Out: out}, nil
+}
+
+// Up builds the lab and starts every host's daemons. The lab lives as
+// long as the calling process (it holds etcd); call Shutdown to end it.
+func Up(ctx context.Context, o Options) (*Lab, error) {
+	if o.Hosts < 1 || o.Hosts > 50 {
+		return nil, fmt.Errorf("--hosts must be between 1 and 50, not %d", o.Hosts)
+	}
+	if o.Name == "" {
+		o.Name = "clab"
+	}
+	if old, err := LoadState(o.Dir); err == nil {
+		if old.Running() {
+			return nil, fmt.Errorf("a lab is already running from %s (pid %d): run calico-lab down first", o.Dir, old.PID)
+		}
+		fmt.Fprintln(o.Out, "Cleaning up a lab that did not shut down cleanly")
+		Down(o.Dir, o.Out)
+	}
+	if err := os.MkdirAll(o.Dir, 0o755); err != nil {
+		return nil, err
+	}
+	l := &Lab{BinDir: o.BinDir, Out: o.Out, State: &State{Name: o.Name, Dir: o.Dir, PID: os.Getpid(), BridgeNS: o.Name + "-br"}}
+	if err := l.State.Save(); err != nil {
+		return nil, err
+	}
+	if err := l.build(ctx, o.Hosts); err != nil {
+		l.Shutdown()
+		return nil, err
+	}
+	return l, nil
+}
+
+func (l *Lab) build(ctx context.Context, hosts int) error {
+	srv, err := testutil.StartEtcdServer(filepath.Join(l.State.Dir, "etcd"))
+	if err != nil {
+		return err
+	}
+	l.etcd = srv
+	l.State.EtcdEndpoint = srv.Endpoint
+	u, err := url.Parse(srv.Endpoint)
+	if err != nil {
+		return err
+	}
+	if err := l.State.Save(); err != nil {
+		return err
+	}
+	if _, err := makeBridge(l.State.BridgeNS); err != nil {
+		return err
+	}
+	for i := 1; i <= hosts; i++ {
+		h := HostState{Name: fmt.Sprintf("host%d", i), NetNS: fmt.Sprintf("%s-h%d", l.State.Name, i), Addr: hostAddr(i)}
+		l.State.Hosts = append(l.State.Hosts, h)
+		if err := l.State.Save(); err != nil {
+			return err
+		}
+		ns, err := makeHost(l.State.BridgeNS, h.NetNS, h.Addr, i)
+		if err != nil {
+			return err
+		}
+		fw, err := newForward(ns, "127.0.0.1:2379", u.Host)
+		ns.NetNS.Close()
+		if err != nil {
+			return fmt.Errorf("etcd forwarder in %s: %w", h.NetNS, err)
+		}
+		l.forwards = append(l.forwards, fw)
+		hs := &l.State.Hosts[len(l.State.Hosts)-1]
+		if err := startDaemons(l.BinDir, l.State.Dir, hs); err != nil {
+			return err
+		}
+		if err := l.State.Save(); err != nil {
+			return err
+		}
+		fmt.Fprintf(l.Out, "%s: namespace %s, eth0 %s, %s\n", h.Name, h.NetNS, h.Addr, daemonSummary(hs))
+	}
+	return l.waitForNodes(ctx, 60*time.Second)
+}
+
+// Client returns a datastore client for the lab's etcd.
+func (l *Lab) Client() (*client.Client, error) {
+	be, err := etcd.New(etcd.Config{Endpoints: []string{l.State.EtcdEndpoint}, Timeout: 10 * time.Second})
+	if err != nil {
+		return nil, err
+	}
+	return client.New(be), nil
+}
+
+// waitForNodes waits until every host has registered its Node.
+func (l *Lab) waitForNodes(ctx context.Context, limit time.Duration) error {
+	c, err := l.Client()
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	deadline := time.Now().Add(limit)
+	for {
+		nodes, _, err := c.Nodes().List(ctx, client.ListOptions{})
+		if err == nil && len(nodes) >= len(l.State.Hosts) {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("hosts did not register their Nodes within %v (see the logs in %s/<host>/): %d of %d, last error %v",
+				limit, l.State.Dir, len(nodes), len(l.State.Hosts), err)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(500 * time.Millisecond):
+		}
+	}
+}
+
+// Shutdown stops daemons, removes pods and namespaces and etcd, and deletes
+// the state directory. It is what Ctrl-C on `up` runs.
+func (l *Lab) Shutdown() {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	// Other calico-lab processes (pod add) record into the state file.
+	if s, err := LoadState(l.State.Dir); err == nil {
+		l.State.Hosts = s.Hosts
+	}
+	for i := range l.State.Hosts {
+		h := &l.State.Hosts[i]
+		for _, p := range append([]PodState(nil), h.Pods...) {
+			_ = l.removePod(ctx, h, p)
+		}
+	}
+	for i := range l.State.Hosts {
+		stopDaemons(&l.State.Hosts[i], 10*time.Second)
+	}
+	for _, f := range l.forwards {
+		f.Close()
+	}
+	if l.etcd != nil {
+		l.etcd.Stop()
+	}
+	deleteNamespaces(l.State.Name + "-")
+	_ = os.RemoveAll(l.State.Dir)
+}
+
+// Down ends the lab recorded in dir, whether its `up` process is alive
+// (asked to shut down) or died (everything it recorded is removed here).
+func Down(dir string, out io.Writer) error {
+	s, err := LoadState(dir)
+	if notExist(err) {
+		fmt.Fprintln(out, "No lab is running")
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	if s.Running() && s.PID != os.Getpid() {
+		_ = syscall.Kill(s.PID, syscall.SIGTERM)
+		for i := 0; i < 600 && s.Running(); i++ {
+			time.Sleep(100 * time.Millisecond)
+		}
+		if s.Running() {
+			return errors.New("the lab's up process did not stop within 60s")
+		}
+	}
+	for i := range s.Hosts {
+		stopDaemons(&s.Hosts[i], 10*time.Second)
+	}
+	deleteNamespaces(s.Name + "-")
+	if err := os.RemoveAll(dir); err != nil {
+		return err
+	}
+	fmt.Fprintln(out, "Lab removed")
+	return nil
+}
+
+// RestartEtcd stops the lab's etcd and starts it again on the same port
+// and data, as an etcd outage would.
+func (l *Lab) RestartEtcd(down time.Duration) error {
+	if l.etcd == nil {
+		return errors.New("etcd is held by another calico-lab process")
+	}
+	l.etcd.Stop()
+	time.Sleep(down)
+	return l.etcd.Start()
+}

@@ -1,0 +1,138 @@
+package lab
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"path/filepath"
+
+	"github.com/containernetworking/cni/libcni"
+	types100 "github.com/containernetworking/cni/pkg/types/100"
+
+	"github.com/calico-etcd/calico/libcalico/testutil"
+)
+
+// NetworkName is the CNI network of the lab's pods.
+const NetworkName = "k8s-pod-network"
+
+// conflist is what kubelet would find in /etc/cni/net.d on a lab host.
+func conflist(host string) []byte {
+	return []byte(fmt.Sprintf(`{
+  "cniVersion": "1.0.0",
+  "name": %q,
+  "plugins": [{
+    "type": "calico",
+    "etcd_endpoints": "http://127.0.0.1:2379",
+    "nodename": %q,
+    "log_level": "info",
+    "ipam": {"type": "calico-ipam"}
+  }]
+}`, NetworkName, host))
+}
+
+func (l *Lab) cni() *libcni.CNIConfig {
+	return libcni.NewCNIConfigWithCacheDir([]string{l.BinDir}, filepath.Join(l.State.Dir, "cni-cache"), nil)
+}
+
+func runtimeConf(p PodState) *libcni.RuntimeConf {
+	return &libcni.RuntimeConf{
+		ContainerID: p.ContainerID,
+		NetNS:       "/var/run/netns/" + p.NetNS,
+		IfName:      "eth0",
+		Args:        [][2]string{{"K8S_POD_NAMESPACE", p.Namespace}, {"K8S_POD_NAME", p.Name}},
+	}
+}
+
+// inHost runs f on a thread inside the host's namespace, so the plugins
+// libcni executes run there, as they would on that host.
+func inHost(h *HostState, f func() error) error {
+	ns, err := testutil.OpenNetNS(h.NetNS)
+	if err != nil {
+		return err
+	}
+	defer ns.NetNS.Close()
+	return ns.RunIn(f)
+}
+
+// AddPod creates a pod namespace on host and networks it through libcni.
+func (l *Lab) AddPod(ctx context.Context, host, namespace, name string) (*PodState, error) {
+	h, err := l.State.Host(host)
+	if err != nil {
+		return nil, err
+	}
+	for _, p := range h.Pods {
+		if p.Name == name && p.Namespace == namespace {
+			return nil, fmt.Errorf("pod %s/%s already exists on %s", namespace, name, host)
+		}
+	}
+	id := make([]byte, 8)
+	rand.Read(id)
+	p := PodState{Name: name, Namespace: namespace, ContainerID: hex.EncodeToString(id),
+		NetNS: fmt.Sprintf("%s-%s-%s", l.State.Name, host, hex.EncodeToString(id[:3]))}
+	// Record the pod before creating anything, so down removes it after a crash.
+	h.Pods = append(h.Pods, p)
+	if err := l.State.Save(); err != nil {
+		return nil, err
+	}
+	pod := &h.Pods[len(h.Pods)-1]
+	if _, err := openNS(p.NetNS); err != nil {
+		return nil, err
+	}
+	conf, err := libcni.ConfListFromBytes(conflist(host))
+	if err != nil {
+		return nil, err
+	}
+	var res *types100.Result
+	err = inHost(h, func() error {
+		r, err := l.cni().AddNetworkList(ctx, conf, runtimeConf(p))
+		if err != nil {
+			return err
+		}
+		res, err = types100.NewResultFromResult(r)
+		return err
+	})
+	if err != nil {
+		l.removePod(ctx, h, p)
+		return nil, fmt.Errorf("CNI ADD for %s/%s on %s: %w", namespace, name, host, err)
+	}
+	if len(res.IPs) > 0 {
+		pod.IP = res.IPs[0].Address.IP.String()
+	}
+	return pod, l.State.Save()
+}
+
+// DelPod runs CNI DEL and removes the pod's namespace.
+func (l *Lab) DelPod(ctx context.Context, host, namespace, name string) error {
+	h, err := l.State.Host(host)
+	if err != nil {
+		return err
+	}
+	for _, p := range h.Pods {
+		if p.Name == name && p.Namespace == namespace {
+			return l.removePod(ctx, h, p)
+		}
+	}
+	return fmt.Errorf("no pod %s/%s on %s", namespace, name, host)
+}
+
+func (l *Lab) removePod(ctx context.Context, h *HostState, p PodState) error {
+	conf, err := libcni.ConfListFromBytes(conflist(h.Name))
+	if err == nil {
+		err = inHost(h, func() error { return l.cni().DelNetworkList(ctx, conf, runtimeConf(p)) })
+	}
+	deleteNamespaces(p.NetNS)
+	for i := range h.Pods {
+		if h.Pods[i].ContainerID == p.ContainerID {
+			h.Pods = append(h.Pods[:i], h.Pods[i+1:]...)
+			break
+		}
+	}
+	if serr := l.State.Save(); err == nil {
+		err = serr
+	}
+	if err != nil {
+		return fmt.Errorf("CNI DEL for %s/%s on %s: %w", p.Namespace, p.Name, h.Name, err)
+	}
+	return nil
+}
