@@ -81,6 +81,12 @@ func printPeers(w io.Writer, ipv string, peers []bgpstatus.Peer) {
 // writeBoxTable draws the bordered table calicoctl prints: upper-case
 // centred headings, left-aligned cells.
 func writeBoxTable(w io.Writer, headings []string, rows [][]string) {
+	writeTable(w, headings, rows, nil)
+}
+
+// writeTable is writeBoxTable with the cells for which right (when not
+// nil) holds aligned right.
+func writeTable(w io.Writer, headings []string, rows [][]string, right func(string) bool) {
 	widths := make([]int, len(headings))
 	for i, h := range headings {
 		widths[i] = len(h)
@@ -103,6 +109,8 @@ func writeBoxTable(w io.Writer, headings []string, rows [][]string) {
 			left := 0
 			if centre {
 				left = gap / 2
+			} else if right != nil && right(c) {
+				left = gap
 			}
 			b.WriteString(" " + strings.Repeat(" ", left) + c + strings.Repeat(" ", gap-left) + " |")
 		}

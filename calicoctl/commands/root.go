@@ -153,8 +153,9 @@ func loadSpec(cfg ClientConfig) (*apiconfig.Spec, error) {
 	return apiconfig.FromEnv(getenv)
 }
 
-// Group builds a command group to add under the root, such as
-// `calicoctl ipam`: NewRoot(env, ipamcmd.New) adds it.
+// Group builds a command group to add under the root: NewRoot(env, mk)
+// adds the command mk returns. The built-in groups (get, node, ipam, ...)
+// are Groups too.
 type Group func(*Env) *cobra.Command
 
 // NewRoot builds the command tree. groups are extra command groups.
@@ -187,7 +188,7 @@ ETCD_USERNAME, ETCD_PASSWORD, optionally prefixed with CALICO_).`,
 	for _, mk := range []Group{
 		newCreateCmd, newApplyCmd, newReplaceCmd, newDeleteCmd, newGetCmd,
 		newPatchCmd, newLabelCmd, newConvertCmd, newNodeCmd, newConfigCmd,
-		newVersionCmd, newCompletionCmd,
+		newIPAMCmd, newVersionCmd, newCompletionCmd,
 	} {
 		root.AddCommand(mk(env))
 	}
