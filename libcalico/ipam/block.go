@@ -208,12 +208,14 @@ func releaseFromBlock(b *model.AllocationBlock, opts []ReleaseOptions) ([]netip.
 			continue
 		}
 		seen[ord] = true
-		if o.SequenceNumber != nil && *o.SequenceNumber != seqFor(b, ord) {
-			return nil, nil, fmt.Errorf("releasing %s with sequence number %d, block has %d: %w", o.Address, *o.SequenceNumber, seqFor(b, ord), errStaleRelease)
-		}
+		// A free address is reported as not assigned, whatever the caller's
+		// sequence number says (as Calico does), before the staleness check.
 		if b.Allocations[ord] == nil {
 			notAllocated = append(notAllocated, o.Address)
 			continue
+		}
+		if o.SequenceNumber != nil && *o.SequenceNumber != seqFor(b, ord) {
+			return nil, nil, fmt.Errorf("releasing %s with sequence number %d, block has %d: %w", o.Address, *o.SequenceNumber, seqFor(b, ord), errStaleRelease)
 		}
 		h := handleOf(b, ord)
 		if o.Handle != "" && h != o.Handle {

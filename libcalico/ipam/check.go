@@ -136,7 +136,7 @@ func (c *Client) Check(ctx context.Context, opts CheckOptions) (*CheckReport, er
 		}
 		handles[id] = h
 		if !maps.Equal(h.h.Block, actual[id]) {
-			r.BadHandles = append(r.BadHandles, HandleProblem{Handle: id, Recorded: h.h.Block, Actual: actual[id]})
+			r.BadHandles = append(r.BadHandles, HandleProblem{Handle: id, Recorded: maps.Clone(h.h.Block), Actual: maps.Clone(actual[id])})
 		}
 	}
 	for _, id := range slices.Sorted(maps.Keys(actual)) {
