@@ -1,10 +1,6 @@
-// Command calico is not implemented yet: it answers --version and exits.
+// Command calico is Calico's CNI plugin over etcd: see package plugin.
 package main
 
-import (
-	"os"
+import "github.com/calico-etcd/calico/cni-plugin/pkg/plugin"
 
-	"github.com/calico-etcd/calico/libcalico/buildinfo"
-)
-
-func main() { os.Exit(buildinfo.NotImplemented("calico", os.Args[1:], os.Stdout, os.Stderr)) }
+func main() { plugin.Main() }

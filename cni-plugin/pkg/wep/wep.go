@@ -1,0 +1,235 @@
+// Package wep builds, writes and deletes the WorkloadEndpoint through which
+// felix learns of a pod's interface, and the per-network Profile the
+// endpoint names, the way Calico's CNI plugin does in etcd mode.
+//
+// An endpoint is owned by the container that wrote it (spec.containerID):
+// a Kubernetes pod keeps its endpoint name across sandboxes, so the ADD of
+// a new sandbox replaces the endpoint an old one left, and the late DEL of
+// the old sandbox must leave the new endpoint alone.
+package wep
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"slices"
+
+	"github.com/sirupsen/logrus"
+
+	v3 "github.com/calico-etcd/calico/libcalico/api/v3"
+	"github.com/calico-etcd/calico/libcalico/cerrors"
+	"github.com/calico-etcd/calico/libcalico/client"
+	"github.com/calico-etcd/calico/libcalico/model"
+)
+
+// IDs identify a workload endpoint.
+type IDs struct {
+	Node         string
+	Orchestrator string // v3.OrchestratorKubernetes or v3.OrchestratorCNI
+	Namespace    string // the pod's namespace for k8s, "default" otherwise
+	Pod          string // k8s only
+	ContainerID  string
+	Endpoint     string // CNI_IFNAME
+}
+
+// NewIDs returns the identifiers of a CNI attachment: orchestrator "k8s"
+// when the runtime named the pod (K8S_POD_NAMESPACE and K8S_POD_NAME in
+// CNI_ARGS), else "cni".
+func NewIDs(node, containerID, ifName, k8sNamespace, k8sPod string) IDs {
+	ids := IDs{Node: node, ContainerID: containerID, Endpoint: ifName,
+		Orchestrator: v3.OrchestratorCNI, Namespace: v3.DefaultNamespace}
+	if k8sNamespace != "" && k8sPod != "" {
+		ids.Orchestrator, ids.Namespace, ids.Pod = v3.OrchestratorKubernetes, k8sNamespace, k8sPod
+	}
+	return ids
+}
+
+// IsK8s reports whether the endpoint is a Kubernetes pod's.
+func (i IDs) IsK8s() bool { return i.Orchestrator == v3.OrchestratorKubernetes }
+
+// Name is the endpoint's resource name, <node>-<orchestrator>-<pod or
+// container ID>-<endpoint> with '-' doubled inside each part.
+func (i IDs) Name() string {
+	wl := i.ContainerID
+	if i.IsK8s() {
+		wl = i.Pod
+	}
+	return v3.WorkloadEndpointName(i.Node, i.Orchestrator, wl, i.Endpoint)
+}
+
+// WorkloadID is what the host interface name is hashed from: as in
+// Calico, "<namespace>.<pod>" for a Kubernetes pod, otherwise the
+// container ID.
+func (i IDs) WorkloadID() string {
+	if i.IsK8s() {
+		return i.Namespace + "." + i.Pod
+	}
+	return i.ContainerID
+}
+
+// Build returns the endpoint of a programmed interface. Addresses are
+// stored as /32 and /128, as felix expects.
+func Build(ids IDs, profiles []string, hostIf string, podMAC net.HardwareAddr, addrs []netip.Addr) *v3.WorkloadEndpoint {
+	w := v3.NewWorkloadEndpoint()
+	w.Name = ids.Name()
+	w.Namespace = ids.Namespace
+	w.Spec = v3.WorkloadEndpointSpec{
+		Orchestrator:  ids.Orchestrator,
+		Node:          ids.Node,
+		ContainerID:   ids.ContainerID,
+		Pod:           ids.Pod,
+		Endpoint:      ids.Endpoint,
+		Profiles:      slices.Clone(profiles),
+		InterfaceName: hostIf,
+	}
+	if podMAC != nil {
+		w.Spec.MAC = podMAC.String()
+	}
+	for _, a := range addrs {
+		a = a.Unmap()
+		w.Spec.IPNetworks = append(w.Spec.IPNetworks, netip.PrefixFrom(a, a.BitLen()).String())
+	}
+	return w
+}
+
+// Store reads and writes endpoints and profiles through the typed client.
+type Store struct {
+	c   *client.Client
+	log *logrus.Entry
+}
+
+// NewStore returns a Store over c.
+func NewStore(c *client.Client, log *logrus.Entry) *Store { return &Store{c: c, log: log} }
+
+// ErrOwnedByContainer: the endpoint exists and belongs to this very
+// container, so writing it again would be a second ADD.
+var ErrOwnedByContainer = errors.New("workload endpoint already exists for this container")
+
+// Write creates w. If a Kubernetes endpoint of the same name exists and
+// another container owns it (an earlier sandbox of the pod), it is
+// replaced, as Calico does; if this container owns it, Write fails with
+// ErrOwnedByContainer.
+func (s *Store) Write(ctx context.Context, w *v3.WorkloadEndpoint) (*v3.WorkloadEndpoint, error) {
+	out, err := s.c.WorkloadEndpoints().Create(ctx, w)
+	if err == nil {
+		return out, nil
+	}
+	if !errors.Is(err, cerrors.ErrExists) {
+		return nil, fmt.Errorf("creating workload endpoint %s/%s: %w", w.Namespace, w.Name, err)
+	}
+	old, err := s.c.WorkloadEndpoints().Get(ctx, w.Namespace, w.Name)
+	if err != nil {
+		return nil, fmt.Errorf("reading existing workload endpoint %s/%s: %w", w.Namespace, w.Name, err)
+	}
+	if old.Spec.ContainerID == w.Spec.ContainerID || w.Spec.Orchestrator != v3.OrchestratorKubernetes {
+		return nil, fmt.Errorf("%w: %s/%s (container %s)", ErrOwnedByContainer, w.Namespace, w.Name, old.Spec.ContainerID)
+	}
+	s.log.WithFields(logrus.Fields{"endpoint": w.Name, "oldContainer": old.Spec.ContainerID}).Info("replacing the endpoint of an earlier sandbox")
+	nw := *w
+	nw.ResourceVersion = old.ResourceVersion
+	out, err = s.c.WorkloadEndpoints().Update(ctx, &nw)
+	if err != nil {
+		return nil, fmt.Errorf("replacing workload endpoint %s/%s: %w", w.Namespace, w.Name, err)
+	}
+	return out, nil
+}
+
+// Get returns the named endpoint, or nil when there is none.
+func (s *Store) Get(ctx context.Context, namespace, name string) (*v3.WorkloadEndpoint, error) {
+	w, err := s.c.WorkloadEndpoints().Get(ctx, namespace, name)
+	if errors.Is(err, cerrors.ErrNotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("reading workload endpoint %s/%s: %w", namespace, name, err)
+	}
+	return w, nil
+}
+
+// DeleteOwned deletes w if it is unchanged since read and containerID
+// owns it. It reports whether it deleted it; an endpoint that is already
+// gone, or belongs to another container, is left alone without error.
+func (s *Store) DeleteOwned(ctx context.Context, w *v3.WorkloadEndpoint, containerID string) (bool, error) {
+	log := s.log.WithFields(logrus.Fields{"endpoint": w.Name, "owner": w.Spec.ContainerID})
+	if w.Spec.ContainerID != containerID {
+		log.Info("endpoint belongs to another container; leaving it")
+		return false, nil
+	}
+	_, err := s.c.WorkloadEndpoints().Delete(ctx, w.Namespace, w.Name, w.ResourceVersion)
+	switch {
+	case err == nil:
+		return true, nil
+	case errors.Is(err, cerrors.ErrNotFound):
+		return false, nil
+	case errors.Is(err, cerrors.ErrConflict):
+		// Changed since read: look again, it may now be another sandbox's.
+		cur, gerr := s.Get(ctx, w.Namespace, w.Name)
+		if gerr != nil || cur == nil {
+			return false, gerr
+		}
+		if cur.Spec.ContainerID != containerID {
+			log.Info("endpoint was replaced by another container; leaving it")
+			return false, nil
+		}
+		if _, err := s.c.WorkloadEndpoints().Delete(ctx, cur.Namespace, cur.Name, cur.ResourceVersion); err != nil && !errors.Is(err, cerrors.ErrNotFound) {
+			return false, fmt.Errorf("deleting workload endpoint %s/%s: %w", w.Namespace, w.Name, err)
+		}
+		return true, nil
+	default:
+		return false, fmt.Errorf("deleting workload endpoint %s/%s: %w", w.Namespace, w.Name, err)
+	}
+}
+
+// ListNode returns every endpoint on node.
+func (s *Store) ListNode(ctx context.Context, node string) ([]*v3.WorkloadEndpoint, error) {
+	all, _, err := s.c.WorkloadEndpoints().List(ctx, client.ListOptions{})
+	if err != nil {
+		return nil, fmt.Errorf("listing workload endpoints: %w", err)
+	}
+	var out []*v3.WorkloadEndpoint
+	for _, w := range all {
+		if w.Spec.Node == node {
+			out = append(out, w)
+		}
+	}
+	return out, nil
+}
+
+// NetworkProfile is the profile Calico's plugin creates for a network the
+// first time a workload joins it: everything out, and in from members of
+// the network (from anywhere for Kubernetes pods, whose isolation comes
+// from network policy). Members carry the label <network>="".
+func NetworkProfile(network string, k8s bool) *v3.Profile {
+	p := v3.NewProfile()
+	p.Name = network
+	in := v3.Rule{Action: v3.Allow}
+	if !k8s {
+		in.Source.Selector = fmt.Sprintf("has(%s)", network)
+	}
+	p.Spec = v3.ProfileSpec{
+		Ingress:       []v3.Rule{in},
+		Egress:        []v3.Rule{{Action: v3.Allow}},
+		LabelsToApply: map[string]string{network: ""},
+	}
+	return p
+}
+
+// EnsureProfile creates the network's profile if it does not exist. It
+// never changes an existing one: operators may have edited it.
+func (s *Store) EnsureProfile(ctx context.Context, network string, k8s bool) error {
+	// Only existence matters: read the raw key, sparing the decode.
+	_, err := s.c.Backend().Get(ctx, model.ResourceKey{Kind: v3.KindProfile, Name: network})
+	if err == nil {
+		return nil
+	}
+	if !errors.Is(err, cerrors.ErrNotFound) {
+		return fmt.Errorf("reading profile %s: %w", network, err)
+	}
+	s.log.WithField("profile", network).Info("creating the network's profile")
+	if _, err := s.c.Profiles().Create(ctx, NetworkProfile(network, k8s)); err != nil && !errors.Is(err, cerrors.ErrExists) {
+		return fmt.Errorf("creating profile %s: %w", network, err)
+	}
+	return nil
+}
