@@ -1,10 +1,78 @@
-// Command calico-bgpd is not implemented yet: it answers --version and exits.
+// Command calico-bgpd is the per-host BGP daemon: gobgp embedded, driven
+// by the config file calico-confd writes (see package bgpd/daemon).
+//
+// Every path is a flag so several hosts can run on one machine in
+// different network namespaces. SIGHUP reloads the config file; SIGTERM
+// stops bgpd and leaves its routes and its peers' routes in place
+// (graceful restart).
 package main
 
 import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
 	"os"
+	"os/signal"
+	"syscall"
 
+	"github.com/sirupsen/logrus"
+
+	"github.com/calico-etcd/calico/bgpd/daemon"
 	"github.com/calico-etcd/calico/libcalico/buildinfo"
 )
 
-func main() { os.Exit(buildinfo.NotImplemented("calico-bgpd", os.Args[1:], os.Stdout, os.Stderr)) }
+func main() { os.Exit(run(os.Args[1:], os.Stdout, os.Stderr)) }
+
+func run(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("calico-bgpd", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var cfg daemon.Config
+	fs.StringVar(&cfg.RunDir, "run-dir", os.Getenv("CALICO_RUN_DIR"), "per-host state directory (default /var/run/calico)")
+	fs.StringVar(&cfg.ConfigFile, "config", "", "BGP config written by calico-confd (default <run-dir>/bgpd.json)")
+	fs.StringVar(&cfg.ControlSocket, "control-socket", "", "status socket for calicoctl node status (default <run-dir>/bgpd.ctl)")
+	fs.StringVar(&cfg.Pidfile, "pidfile", "", "pidfile calico-confd signals (default <run-dir>/bgpd.pid)")
+	fs.StringVar(&cfg.WorkloadPrefix, "workload-iface-prefix", daemon.DefaultWorkloadPrefix, "workload interface name prefix")
+	fs.StringVar(&cfg.TunnelDevice, "ipip-device", daemon.DefaultTunnelDevice, "IPIP tunnel device for IPIP pools")
+	fs.IntVar(&cfg.RouteProtocol, "route-protocol", daemon.DefaultRouteProtocol, "kernel protocol number of bgpd's routes")
+	fs.DurationVar(&cfg.ConnectRetry, "connect-retry", daemon.DefaultConnectRetry, "BGP connect retry time")
+	fs.DurationVar(&cfg.ResyncInterval, "resync-interval", daemon.DefaultResyncInterval, "kernel route resync interval")
+	fs.DurationVar(&cfg.ConfigPollInterval, "config-poll-interval", daemon.DefaultConfigPollInterval, "re-read the config file this often even without SIGHUP")
+	fs.DurationVar(&cfg.SweepTimeout, "sweep-timeout", daemon.DefaultSweepTimeout, "after a restart, keep the previous run's routes at most this long")
+	logLevel := fs.String("log-level", "info", "log level (the config's logLevel, if set, overrides it)")
+	version := fs.Bool("version", false, "print the version and exit")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	if *version {
+		fmt.Fprintln(stdout, buildinfo.String("calico-bgpd"))
+		return 0
+	}
+	logger := logrus.New()
+	logger.SetOutput(stderr)
+	lvl, err := logrus.ParseLevel(*logLevel)
+	if err != nil {
+		fmt.Fprintf(stderr, "calico-bgpd: %v\n", err)
+		return 2
+	}
+	logger.SetLevel(lvl)
+
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	reload := make(chan struct{}, 1)
+	go func() {
+		for range hup {
+			select {
+			case reload <- struct{}{}:
+			default:
+			}
+		}
+	}()
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	defer stop()
+	if err := daemon.Run(ctx, cfg, reload, logrus.NewEntry(logger)); err != nil {
+		logger.WithError(err).Error("calico-bgpd failed")
+		return 1
+	}
+	return 0
+}

@@ -1,10 +1,78 @@
-// Command calico-confd is not implemented yet: it answers --version and exits.
+// Command calico-confd renders this node's BGP configuration for
+// calico-bgpd from the datastore (see package confd/daemon).
+//
+// Flags override the environment: NODENAME, CALICO_RUN_DIR, IP, IP6,
+// IP_AUTODETECTION_METHOD, IP6_AUTODETECTION_METHOD, AS, CALICO_SECRETS_DIR,
+// CALICO_CONFD_LOGLEVEL and the datastore's ETCD_* variables.
 package main
 
 import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
 	"os"
+	"os/signal"
+	"syscall"
 
+	"github.com/sirupsen/logrus"
+
+	"github.com/calico-etcd/calico/confd/daemon"
 	"github.com/calico-etcd/calico/libcalico/buildinfo"
+	"github.com/calico-etcd/calico/libcalico/nodeinfo"
 )
 
-func main() { os.Exit(buildinfo.NotImplemented("calico-confd", os.Args[1:], os.Stdout, os.Stderr)) }
+func main() { os.Exit(run(os.Args[1:], os.Stdout, os.Stderr)) }
+
+func run(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("calico-confd", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var cfg daemon.Config
+	env := os.Getenv
+	fs.StringVar(&cfg.NodeName, "nodename", env("NODENAME"), "this node's name (default: nodename file, then hostname)")
+	fs.StringVar(&cfg.NodenameFile, "nodename-file", nodeinfo.DefaultNameFile, "file remembering the node name")
+	fs.StringVar(&cfg.DatastoreConfig, "config", "", "CalicoAPIConfig file (default /etc/calico/calicoctl.cfg, else ETCD_* variables)")
+	fs.StringVar(&cfg.DatastoreConfig, "c", "", "shorthand for --config")
+	fs.StringVar(&cfg.RunDir, "run-dir", env("CALICO_RUN_DIR"), "per-host state directory (default /var/run/calico)")
+	fs.StringVar(&cfg.ConfigFile, "bgp-config", "", "bgpd config file to write (default <run-dir>/bgpd.json)")
+	fs.StringVar(&cfg.BgpdPidfile, "bgpd-pidfile", "", "bgpd's pidfile, for the reload signal (default <run-dir>/bgpd.pid)")
+	fs.StringVar(&cfg.SecretsDir, "secrets-dir", env("CALICO_SECRETS_DIR"), "BGP password secrets: <dir>/<secret>/<key> (default /etc/calico/secrets)")
+	fs.BoolVar(&cfg.OneTime, "onetime", false, "render once after the first sync and exit")
+	fs.BoolVar(&cfg.Register, "register-node", true, "create or update this node's Node resource at start")
+	fs.StringVar(&cfg.Node.IPv4, "ip", env("IP"), "IPv4 address: addr[/len], autodetect, can-reach=<ip> or none (empty: keep, else autodetect)")
+	fs.StringVar(&cfg.Node.IPv6, "ip6", env("IP6"), "IPv6 address: addr[/len], autodetect, can-reach=<ip> or none (empty: keep)")
+	fs.StringVar(&cfg.Node.IPv4Method, "ip-autodetection-method", env("IP_AUTODETECTION_METHOD"), "first-found, can-reach=, interface=, skip-interface=")
+	fs.StringVar(&cfg.Node.IPv6Method, "ip6-autodetection-method", env("IP6_AUTODETECTION_METHOD"), "as --ip-autodetection-method, for IPv6")
+	fs.StringVar(&cfg.Node.ASNumber, "as", env("AS"), "this node's AS number (empty: keep)")
+	logLevel := fs.String("log-level", orDefault(env("CALICO_CONFD_LOGLEVEL"), "info"), "log level")
+	version := fs.Bool("version", false, "print the version and exit")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	if *version {
+		fmt.Fprintln(stdout, buildinfo.String("calico-confd"))
+		return 0
+	}
+	logger := logrus.New()
+	logger.SetOutput(stderr)
+	lvl, err := logrus.ParseLevel(*logLevel)
+	if err != nil {
+		fmt.Fprintf(stderr, "calico-confd: %v\n", err)
+		return 2
+	}
+	logger.SetLevel(lvl)
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	defer stop()
+	if err := daemon.Run(ctx, cfg, logrus.NewEntry(logger)); err != nil && ctx.Err() == nil {
+		logger.WithError(err).Error("calico-confd failed")
+		return 1
+	}
+	return 0
+}
+
+func orDefault(s, def string) string {
+	if s == "" {
+		return def
+	}
+	return s
+}

@@ -1,0 +1,142 @@
+// Package daemon runs bgpd: it reads confd's config file, runs the BGP
+// speaker, advertises this node's blocks and workload routes, programs the
+// routes learned from peers and serves status on the control socket.
+//
+//	            SIGHUP / poll ──► config file ──► speaker (peers, policy) + routing.Plan
+//	kernelwatch (cali* routes) ──► Plan.Export ──► speaker.Advertise / Withdraw
+//	speaker.Watch (best paths) ──► Plan.Program ──► routetable (proto 12) ──► kernel
+//	                 End-of-RIB ──► routetable.AllowSweep (graceful restart done)
+//	control socket (bgpd.ctl) ◄── speaker.Status
+//
+// Everything but the status server runs on one goroutine (the loop), so
+// the daemon's state needs no locks. On SIGTERM (ctx done) bgpd removes its
+// pidfile and socket and exits without notifying its peers: they treat the
+// lost sessions as a graceful restart and keep forwarding, and the routes
+// bgpd installed stay in the kernel for the next run, which replaces them
+// and removes leftovers once every peer has resent its routes (or
+// SweepTimeout passes).
+package daemon
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+
+	sddaemon "github.com/coreos/go-systemd/v22/daemon"
+
+	"github.com/calico-etcd/calico/libcalico/bgpconfig"
+	"github.com/calico-etcd/calico/libcalico/bgpstatus"
+)
+
+// Config is bgpd's configuration; flags and environment are read only in
+// main.
+type Config struct {
+	// RunDir is CALICO_RUN_DIR; the paths below default into it.
+	RunDir string
+	// ConfigFile is confd's output (<run-dir>/bgpd.json).
+	ConfigFile string
+	// ControlSocket serves status (<run-dir>/bgpd.ctl).
+	ControlSocket string
+	// Pidfile is where confd finds bgpd to send SIGHUP (<run-dir>/bgpd.pid).
+	Pidfile string
+	// WorkloadPrefix names workload interfaces ("cali").
+	WorkloadPrefix string
+	// TunnelDevice is the IPIP device ("tunl0").
+	TunnelDevice string
+	// RouteProtocol marks bgpd's kernel routes (12, "bird").
+	RouteProtocol int
+	// ConnectRetry is the BGP connect retry time.
+	ConnectRetry time.Duration
+	// ResyncInterval re-checks the kernel tables.
+	ResyncInterval time.Duration
+	// ConfigPollInterval re-reads the config file even without SIGHUP.
+	ConfigPollInterval time.Duration
+	// SweepTimeout bounds how long routes of a previous run are kept
+	// waiting for peers to resend theirs.
+	SweepTimeout time.Duration
+	// StopSessionsOnExit ends every session with a Cease notification
+	// when Run returns, which defeats graceful restart: for embedding and
+	// tests, where the process goes on after Run.
+	StopSessionsOnExit bool
+	// Notify sends a systemd notification ("READY=1", "STOPPING=1"); nil
+	// means sd_notify through $NOTIFY_SOCKET (a no-op without it).
+	Notify func(state string)
+}
+
+// Defaults.
+const (
+	DefaultWorkloadPrefix     = "cali"
+	DefaultTunnelDevice       = "tunl0"
+	DefaultRouteProtocol      = 12
+	DefaultConnectRetry       = 5 * time.Second
+	DefaultResyncInterval     = 90 * time.Second
+	DefaultConfigPollInterval = 10 * time.Second
+	DefaultSweepTimeout       = 120 * time.Second
+	PidfileName               = "bgpd.pid"
+)
+
+// WithDefaults fills empty fields.
+func (c Config) WithDefaults() Config {
+	if c.RunDir == "" {
+		c.RunDir = os.Getenv("CALICO_RUN_DIR")
+	}
+	if c.RunDir == "" {
+		c.RunDir = bgpstatus.DefaultRunDir
+	}
+	if c.ConfigFile == "" {
+		c.ConfigFile = bgpconfig.Path(c.RunDir)
+	}
+	if c.ControlSocket == "" {
+		c.ControlSocket = bgpstatus.SocketPath(c.RunDir)
+	}
+	if c.Pidfile == "" {
+		c.Pidfile = filepath.Join(c.RunDir, PidfileName)
+	}
+	if c.WorkloadPrefix == "" {
+		c.WorkloadPrefix = DefaultWorkloadPrefix
+	}
+	if c.TunnelDevice == "" {
+		c.TunnelDevice = DefaultTunnelDevice
+	}
+	if c.RouteProtocol == 0 {
+		c.RouteProtocol = DefaultRouteProtocol
+	}
+	if c.ConnectRetry == 0 {
+		c.ConnectRetry = DefaultConnectRetry
+	}
+	if c.ResyncInterval == 0 {
+		c.ResyncInterval = DefaultResyncInterval
+	}
+	if c.ConfigPollInterval == 0 {
+		c.ConfigPollInterval = DefaultConfigPollInterval
+	}
+	if c.SweepTimeout == 0 {
+		c.SweepTimeout = DefaultSweepTimeout
+	}
+	if c.Notify == nil {
+		c.Notify = func(state string) { _, _ = sddaemon.SdNotify(false, state) }
+	}
+	return c
+}
+
+// Validate checks a configuration after WithDefaults.
+func (c Config) Validate() error {
+	var errs []error
+	for name, p := range map[string]string{"config file": c.ConfigFile, "control socket": c.ControlSocket, "pidfile": c.Pidfile} {
+		if !filepath.IsAbs(p) {
+			errs = append(errs, fmt.Errorf("%s %q must be an absolute path", name, p))
+		}
+	}
+	if c.RouteProtocol < 1 || c.RouteProtocol > 255 {
+		errs = append(errs, fmt.Errorf("route protocol %d is not 1-255", c.RouteProtocol))
+	}
+	for name, d := range map[string]time.Duration{"connect retry": c.ConnectRetry, "resync interval": c.ResyncInterval,
+		"config poll interval": c.ConfigPollInterval, "sweep timeout": c.SweepTimeout} {
+		if d < 0 {
+			errs = append(errs, fmt.Errorf("%s %v is negative", name, d))
+		}
+	}
+	return errors.Join(errs...)
+}
