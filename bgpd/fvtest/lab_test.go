@@ -39,7 +39,7 @@ const (
 	routerAddrB = "172.31.254.1"
 )
 
-var bins struct{ confd, bgpd string }
+var bins struct{ confd, bgpd, calicoctl string }
 
 func TestMain(m *testing.M) {
 	if os.Geteuid() != 0 {
@@ -53,9 +53,11 @@ func TestMain(m *testing.M) {
 	}
 	bins.confd = filepath.Join(dir, "calico-confd")
 	bins.bgpd = filepath.Join(dir, "calico-bgpd")
+	bins.calicoctl = filepath.Join(dir, "calicoctl")
 	for _, b := range []struct{ out, moduleDir, pkg string }{
 		{bins.confd, "../../confd", "./cmd/calico-confd"},
 		{bins.bgpd, "..", "./cmd/calico-bgpd"},
+		{bins.calicoctl, "../../calicoctl", "./cmd/calicoctl"},
 	} {
 		cmd := exec.Command(goTool(), "build", "-o", b.out, b.pkg)
 		cmd.Dir = b.moduleDir
