@@ -49,11 +49,16 @@ test:
 	echo "$$(grep -cE '^\s*--- PASS' .test.log) passed, $$(grep -cE '^\s*--- FAIL' .test.log) failed"; \
 	exit $$status
 
+# bench runs every module's benchmarks once and ends with one table:
+# figures, ratio to the lower bound measured in the same run, goal.
 bench:
-	@for m in $(MODULES); do \
+	@rm -f .bench.log; status=0; \
+	for m in $(MODULES); do \
 		echo "== bench $$m"; \
-		(cd $$m && $(GO) test $(BENCHFLAGS) ./...) || exit 1; \
-	done
+		(cd $$m && $(GO) test $(BENCHFLAGS) ./... 2>&1) | tee -a .bench.log | grep -E '^(Benchmark|ok|FAIL|panic:)'; \
+		[ $${PIPESTATUS[0]} -eq 0 ] || status=1; \
+	done; \
+	echo; bash .ci/bench-table .bench.log; exit $$status
 
 lint:
 	@out=$$(gofmt -l $(MODULES)); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
