@@ -1,41 +1,33 @@
 package calc
 
 import (
-	"fmt"
 	"net/netip"
 	"testing"
 
+	"github.com/calico-etcd/calico/felix/calc/calctest"
 	"github.com/calico-etcd/calico/felix/dpapi"
 	v3 "github.com/calico-etcd/calico/libcalico/api/v3"
-	"github.com/calico-etcd/calico/libcalico/model"
 	"github.com/calico-etcd/calico/libcalico/syncer"
 )
 
 const me = "host-a"
 
-func keyOf(r v3.Resource) model.ResourceKey {
-	m := r.GetObjectMeta()
-	return model.ResourceKey{Kind: r.GetTypeMeta().Kind, Namespace: m.Namespace, Name: m.Name}
-}
-
-func put(r v3.Resource) syncer.Update {
-	r.Default()
-	return syncer.Update{Key: keyOf(r), Value: r, Type: syncer.UpdateNew}
-}
+// The resource builders shared with calctest's benchmark datastore.
+var (
+	keyOf      = calctest.KeyOf
+	put        = calctest.Put
+	wep        = calctest.WEP
+	gnp        = calctest.GNP
+	profileRes = calctest.Profile
+	ord        = calctest.Ord
+	tcp        = calctest.TCP
+	allowFrom  = calctest.AllowFrom
+	lbl        = calctest.Labels
+	ipOf       = calctest.IPOf
+)
 
 func del(r v3.Resource) syncer.Update {
 	return syncer.Update{Key: keyOf(r), Type: syncer.UpdateDeleted}
-}
-
-func wep(ns, name, node string, labels map[string]string, ips ...string) *v3.WorkloadEndpoint {
-	w := v3.NewWorkloadEndpoint()
-	w.Namespace, w.Name, w.Labels = ns, name, labels
-	w.Spec = v3.WorkloadEndpointSpec{
-		Orchestrator: "k8s", Node: node, Pod: name, Endpoint: "eth0",
-		InterfaceName: "cali" + name, IPNetworks: ips,
-		Profiles: []string{"kns." + ns},
-	}
-	return w
 }
 
 func hep(name, node, iface string, labels map[string]string, ips ...string) *v3.HostEndpoint {
@@ -45,24 +37,10 @@ func hep(name, node, iface string, labels map[string]string, ips ...string) *v3.
 	return h
 }
 
-func gnp(name string, order *float64, sel string, ingress, egress []v3.Rule) *v3.GlobalNetworkPolicy {
-	p := v3.NewGlobalNetworkPolicy()
-	p.Name = name
-	p.Spec = v3.GlobalNetworkPolicySpec{Order: order, Selector: sel, Ingress: ingress, Egress: egress}
-	return p
-}
-
 func np(ns, name string, order *float64, sel string, ingress, egress []v3.Rule) *v3.NetworkPolicy {
 	p := v3.NewNetworkPolicy()
 	p.Namespace, p.Name = ns, name
 	p.Spec = v3.NetworkPolicySpec{Order: order, Selector: sel, Ingress: ingress, Egress: egress}
-	return p
-}
-
-func profileRes(name string, labels map[string]string, ingress, egress []v3.Rule) *v3.Profile {
-	p := v3.NewProfile()
-	p.Name = name
-	p.Spec = v3.ProfileSpec{LabelsToApply: labels, Ingress: ingress, Egress: egress}
 	return p
 }
 
@@ -84,22 +62,6 @@ func nset(ns, name string, labels map[string]string, nets ...string) *v3.Network
 	n := v3.NewNetworkSet()
 	n.Namespace, n.Name, n.Labels, n.Spec.Nets = ns, name, labels, nets
 	return n
-}
-
-func ord(f float64) *float64 { return &f }
-
-func tcp() *v3.Protocol { p := v3.ProtocolFromString("TCP"); return &p }
-
-func allowFrom(sel string) v3.Rule {
-	return v3.Rule{Action: v3.Allow, Source: v3.EntityRule{Selector: sel}}
-}
-
-func lbl(kv ...string) map[string]string {
-	m := map[string]string{}
-	for i := 0; i+1 < len(kv); i += 2 {
-		m[kv[i]] = kv[i+1]
-	}
-	return m
 }
 
 // run feeds updates to a fresh graph, in sync, and returns its state.
@@ -126,5 +88,3 @@ func pid(ns, name string) dpapi.PolicyID {
 }
 
 func mustPrefix(s string) netip.Prefix { return netip.MustParsePrefix(s) }
-
-func ipOf(i int) string { return fmt.Sprintf("10.%d.%d.%d/32", (i>>16)&255, (i>>8)&255, i&255) }

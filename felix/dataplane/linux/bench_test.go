@@ -86,11 +86,17 @@ func benchHost(b *testing.B) *testutil.NetNS { return benchHostT(b) }
 
 func benchHostT(b testing.TB) *testutil.NetNS {
 	b.Helper()
+	return benchHostIfaces(b, benchEndpoints, func(i int) string { return fmt.Sprintf("calib%010d", i) })
+}
+
+// benchHostIfaces makes a host namespace with n workload interfaces named
+// iface(0..n-1).
+func benchHostIfaces(b testing.TB, n int, iface func(int) string) *testutil.NetNS {
+	b.Helper()
 	ns := newHostNS(b)
 	var batch strings.Builder
-	for i := 0; i < benchEndpoints; i++ {
-		iface := fmt.Sprintf("calib%010d", i)
-		fmt.Fprintf(&batch, "link add %s type veth peer name p%d\nlink set %s up\nlink set p%d up\n", iface, i, iface, i)
+	for i := 0; i < n; i++ {
+		fmt.Fprintf(&batch, "link add %s type veth peer name p%d\nlink set %s up\nlink set p%d up\n", iface(i), i, iface(i), i)
 	}
 	r := DefaultRunner(ns.Name)
 	if _, err := r.Run(context.Background(), []byte(batch.String()), "ip", "-batch", "-"); err != nil {
