@@ -20,7 +20,6 @@ package daemon
 import (
 	"errors"
 	"fmt"
-	"os"
 	"path/filepath"
 	"time"
 
@@ -74,17 +73,11 @@ const (
 	DefaultResyncInterval     = 90 * time.Second
 	DefaultConfigPollInterval = 10 * time.Second
 	DefaultSweepTimeout       = 120 * time.Second
-	PidfileName               = "bgpd.pid"
 )
 
 // WithDefaults fills empty fields.
 func (c Config) WithDefaults() Config {
-	if c.RunDir == "" {
-		c.RunDir = os.Getenv("CALICO_RUN_DIR")
-	}
-	if c.RunDir == "" {
-		c.RunDir = bgpstatus.DefaultRunDir
-	}
+	c.RunDir = bgpconfig.RunDir(c.RunDir)
 	if c.ConfigFile == "" {
 		c.ConfigFile = bgpconfig.Path(c.RunDir)
 	}
@@ -92,7 +85,7 @@ func (c Config) WithDefaults() Config {
 		c.ControlSocket = bgpstatus.SocketPath(c.RunDir)
 	}
 	if c.Pidfile == "" {
-		c.Pidfile = filepath.Join(c.RunDir, PidfileName)
+		c.Pidfile = bgpconfig.PidfilePath(c.RunDir)
 	}
 	if c.WorkloadPrefix == "" {
 		c.WorkloadPrefix = DefaultWorkloadPrefix

@@ -11,7 +11,6 @@ package daemon
 import (
 	"errors"
 	"fmt"
-	"os"
 	"path/filepath"
 	"time"
 
@@ -19,7 +18,6 @@ import (
 
 	"github.com/calico-etcd/calico/confd/secrets"
 	"github.com/calico-etcd/calico/libcalico/bgpconfig"
-	"github.com/calico-etcd/calico/libcalico/bgpstatus"
 	"github.com/calico-etcd/calico/libcalico/nodeinfo"
 )
 
@@ -69,22 +67,16 @@ const (
 	DefaultResyncInterval   = time.Minute
 	DefaultDatastoreTimeout = 10 * time.Second
 	bgpdProcessName         = "calico-bgpd"
-	pidfileName             = "bgpd.pid"
 )
 
 // WithDefaults fills empty fields.
 func (c Config) WithDefaults() Config {
-	if c.RunDir == "" {
-		c.RunDir = os.Getenv("CALICO_RUN_DIR")
-	}
-	if c.RunDir == "" {
-		c.RunDir = bgpstatus.DefaultRunDir
-	}
+	c.RunDir = bgpconfig.RunDir(c.RunDir)
 	if c.ConfigFile == "" {
 		c.ConfigFile = bgpconfig.Path(c.RunDir)
 	}
 	if c.BgpdPidfile == "" {
-		c.BgpdPidfile = filepath.Join(c.RunDir, pidfileName)
+		c.BgpdPidfile = bgpconfig.PidfilePath(c.RunDir)
 	}
 	if c.BgpdProcessName == "" {
 		c.BgpdProcessName = bgpdProcessName

@@ -142,7 +142,7 @@ func TestFollowsChangesAndSignalsBgpd(t *testing.T) {
 	if err := os.MkdirAll(e.cfg.RunDir, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	pidfile := filepath.Join(e.cfg.RunDir, pidfileName)
+	pidfile := bgpconfig.PidfilePath(e.cfg.RunDir)
 	if err := os.WriteFile(pidfile, []byte(strconv.Itoa(os.Getpid())), 0o644); err != nil {
 		t.Fatal(err)
 	}

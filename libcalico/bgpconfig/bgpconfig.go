@@ -31,17 +31,27 @@ const FormatVersion = 1
 // FileName is the config file's name inside the run directory.
 const FileName = "bgpd.json"
 
-// Path returns the config file's path in runDir ($CALICO_RUN_DIR or
-// bgpstatus.DefaultRunDir when empty).
-func Path(runDir string) string {
-	if runDir == "" {
-		runDir = os.Getenv("CALICO_RUN_DIR")
+// PidfileName is bgpd's pidfile in the run directory; confd signals the
+// process it names to reload.
+const PidfileName = "bgpd.pid"
+
+// RunDir resolves a run directory: dir, else $CALICO_RUN_DIR, else
+// bgpstatus.DefaultRunDir.
+func RunDir(dir string) string {
+	if dir == "" {
+		dir = os.Getenv("CALICO_RUN_DIR")
 	}
-	if runDir == "" {
-		runDir = bgpstatus.DefaultRunDir
+	if dir == "" {
+		dir = bgpstatus.DefaultRunDir
 	}
-	return filepath.Join(runDir, FileName)
+	return dir
 }
+
+// Path returns the config file's path in RunDir(runDir).
+func Path(runDir string) string { return filepath.Join(RunDir(runDir), FileName) }
+
+// PidfilePath returns bgpd's pidfile path in RunDir(runDir).
+func PidfilePath(runDir string) string { return filepath.Join(RunDir(runDir), PidfileName) }
 
 // Peer types, as `calicoctl node status` prints them.
 const (
