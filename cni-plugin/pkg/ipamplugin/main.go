@@ -11,7 +11,6 @@ import (
 	"github.com/containernetworking/cni/pkg/types"
 	"github.com/containernetworking/cni/pkg/version"
 
-	"github.com/calico-etcd/calico/libcalico/backend/etcd"
 	"github.com/calico-etcd/calico/libcalico/buildinfo"
 	"github.com/calico-etcd/calico/libcalico/client"
 	"github.com/calico-etcd/calico/libcalico/ipam"
@@ -80,26 +79,11 @@ func run(args *skel.CmdArgs, verb string) error {
 // etcd client (timeouts bounded by RequestTimeout) and lock file. The
 // returned function closes what it opened.
 func New(conf *netconf.NetConf, getenv func(string) string, stderr io.Writer) (*Plugin, func(), error) {
-	log, logCloser, err := conf.Logger(stderr)
+	o, closeAll, err := conf.Open(getenv, stderr)
 	if err != nil {
 		return nil, nil, err
 	}
-	node, err := conf.NodeName()
-	if err != nil {
-		logCloser.Close()
-		return nil, nil, err
-	}
-	cfg, err := conf.Datastore(getenv, 0)
-	if err != nil {
-		logCloser.Close()
-		return nil, nil, err
-	}
-	be, err := etcd.New(cfg)
-	if err != nil {
-		logCloser.Close()
-		return nil, nil, fmt.Errorf("connecting to etcd: %w", err)
-	}
-	closeAll := func() { be.Close(); logCloser.Close() }
+	log, node, be := o.Log, o.Node, o.Backend
 	ic, err := ipam.New(be, log, ipam.Options{})
 	if err != nil {
 		closeAll()

@@ -208,3 +208,36 @@ func (c *NetConf) Logger(stderr io.Writer) (*logrus.Entry, io.Closer, error) {
 	}
 	return logrus.NewEntry(l), closer, nil
 }
+
+// Opened is what a plugin needs for one request: its logger, this node's
+// name and an etcd backend bounded by the configured timeouts.
+type Opened struct {
+	Log     *logrus.Entry
+	Node    string
+	Backend *etcd.Client
+}
+
+// Open resolves the logger, node name and datastore of the configuration
+// and connects; close releases what it opened.
+func (c *NetConf) Open(getenv func(string) string, stderr io.Writer) (*Opened, func(), error) {
+	log, logCloser, err := c.Logger(stderr)
+	if err != nil {
+		return nil, nil, err
+	}
+	node, err := c.NodeName()
+	if err != nil {
+		logCloser.Close()
+		return nil, nil, err
+	}
+	cfg, err := c.Datastore(getenv, 0)
+	if err != nil {
+		logCloser.Close()
+		return nil, nil, err
+	}
+	be, err := etcd.New(cfg)
+	if err != nil {
+		logCloser.Close()
+		return nil, nil, fmt.Errorf("connecting to etcd: %w", err)
+	}
+	return &Opened{Log: log, Node: node, Backend: be}, func() { be.Close(); logCloser.Close() }, nil
+}

@@ -29,7 +29,6 @@ import (
 	current "github.com/containernetworking/cni/pkg/types/100"
 	"github.com/sirupsen/logrus"
 
-	"github.com/calico-etcd/calico/libcalico/backend/etcd"
 	"github.com/calico-etcd/calico/libcalico/client"
 	"github.com/calico-etcd/calico/libcalico/ipam"
 
@@ -78,26 +77,11 @@ const RequestTimeout = ipamplugin.RequestTimeout
 // client, IPAM and the kernel dataplane. The returned function releases
 // what New opened.
 func New(conf *Config, getenv func(string) string, stderr io.Writer) (*Plugin, func(), error) {
-	log, logCloser, err := conf.Logger(stderr)
+	o, closeAll, err := conf.Open(getenv, stderr)
 	if err != nil {
 		return nil, nil, err
 	}
-	node, err := conf.NodeName()
-	if err != nil {
-		logCloser.Close()
-		return nil, nil, err
-	}
-	cfg, err := conf.Datastore(getenv, 0)
-	if err != nil {
-		logCloser.Close()
-		return nil, nil, err
-	}
-	be, err := etcd.New(cfg)
-	if err != nil {
-		logCloser.Close()
-		return nil, nil, fmt.Errorf("connecting to etcd: %w", err)
-	}
-	closeAll := func() { be.Close(); logCloser.Close() }
+	log, node, be := o.Log, o.Node, o.Backend
 	log = log.WithFields(logrus.Fields{"node": node, "network": conf.Name})
 	ic, err := ipam.New(be, log, ipam.Options{})
 	if err != nil {
