@@ -145,6 +145,7 @@ func New(cfg dpapi.Config, opts ...Option) (*Dataplane, error) {
 	if err != nil {
 		return nil, fmt.Errorf("dataplane config: %w", err)
 	}
+	rc.Cache = &rules.ChainCache{}
 	d := &Dataplane{
 		cfg: cfg, rulesCfg: rc, log: cfg.Log.WithField("component", "dataplane"),
 		routeCfg: routes.Config{

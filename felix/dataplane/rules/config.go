@@ -80,6 +80,8 @@ type Config struct {
 	// NATOutgoingAddress, when valid, SNATs IPv4 NAT-outgoing traffic to it.
 	NATOutgoingAddress netip.Addr
 	Hostname           string
+	// Cache, when set, keeps rendered policy chains between Renders.
+	Cache *ChainCache
 }
 
 // NewConfig derives a Config from felix's dataplane config, applying its

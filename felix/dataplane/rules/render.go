@@ -40,6 +40,7 @@ type renderer struct {
 	// chains referenced from endpoint chains, rendered last.
 	polRefs  map[string]map[string]polRef  // table -> chain -> policy
 	profRefs map[string]map[string]profRef // table -> chain -> profile
+	cache    *cacheGen                     // nil without Config.Cache
 }
 
 func (r *renderer) refPolicy(table, chain string, id dpapi.PolicyID, ingress bool) {
@@ -106,6 +107,7 @@ func HostEndpointsByIface(s *dpapi.State, resolve func([]netip.Addr) []string) m
 }
 
 // Render renders s for one IP version. heps is HostEndpointsByIface's result.
+// cfg.Cache, when set, lets unchanged policies skip rendering.
 func Render(s *dpapi.State, cfg *Config, ipVersion int, heps map[string]*dpapi.HostEndpoint, log *logrus.Entry) *Output {
 	if log == nil {
 		log = logrus.NewEntry(logrus.StandardLogger())
@@ -115,6 +117,10 @@ func Render(s *dpapi.State, cfg *Config, ipVersion int, heps map[string]*dpapi.H
 		sets:     map[string]string{},
 		polRefs:  map[string]map[string]polRef{},
 		profRefs: map[string]map[string]profRef{},
+	}
+	if cfg.Cache != nil {
+		r.cache = cfg.Cache.begin(ipVersion)
+		defer r.cache.end()
 	}
 	r.ipip, r.vxlan = EncapEnabled(s)
 	if ipVersion == 6 {
@@ -153,7 +159,7 @@ func Render(s *dpapi.State, cfg *Config, ipVersion int, heps map[string]*dpapi.H
 	// Policy and profile chains that endpoint chains jump to.
 	for table, refs := range r.polRefs {
 		for chain, ref := range refs {
-			tables[table].Chains = append(tables[table].Chains, r.policyChain(s, chain, ref))
+			tables[table].Chains = append(tables[table].Chains, r.cachedPolicyChain(s, chain, ref))
 		}
 	}
 	for table, refs := range r.profRefs {

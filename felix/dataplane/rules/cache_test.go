@@ -1,0 +1,58 @@
+package rules
+
+import (
+	"reflect"
+	"testing"
+
+	"github.com/calico-etcd/calico/felix/dataplane/iptables"
+	"github.com/calico-etcd/calico/felix/dpapi"
+)
+
+func policyChains(out *Output) map[string]*iptables.Chain {
+	m := map[string]*iptables.Chain{}
+	for _, d := range out.Tables {
+		for _, c := range d.Chains {
+			m[c.Name] = c
+		}
+	}
+	return m
+}
+
+func TestChainCacheReusesUnchangedPolicies(t *testing.T) {
+	cfg, err := NewConfig(dpapi.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	plain := cfg
+	cfg.Cache = &ChainCache{}
+	s := smallState()
+	first := Render(s, &cfg, 4, nil, nil)
+	want := Render(s, &plain, 4, nil, nil)
+	if !reflect.DeepEqual(first.IPSets, want.IPSets) || !reflect.DeepEqual(policyChains(first), policyChains(want)) {
+		t.Fatal("rendering with the cache differs from rendering without it")
+	}
+	second := Render(s, &cfg, 4, nil, nil)
+	reused := 0
+	for name, c := range policyChains(second) {
+		if policyChains(first)[name] == c {
+			reused++
+		}
+	}
+	if reused == 0 || len(s.Policies) == 0 {
+		t.Fatalf("no chain reused for an unchanged state (%d policies)", len(s.Policies))
+	}
+	if !reflect.DeepEqual(second.IPSets, want.IPSets) {
+		t.Fatal("cached render lost an IP set reference")
+	}
+	// A changed policy is a new object: its chains are rendered afresh.
+	for id, p := range s.Policies {
+		cp := *p
+		cp.Inbound = nil
+		s.Policies[id] = &cp
+		break
+	}
+	third := Render(s, &cfg, 4, nil, nil)
+	if !reflect.DeepEqual(policyChains(third), policyChains(Render(s, &plain, 4, nil, nil))) {
+		t.Fatal("a changed policy was served from the cache")
+	}
+}
