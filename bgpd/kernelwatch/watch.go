@@ -178,8 +178,13 @@ func (w *Watcher) candidate(r *netlink.Route) (netip.Prefix, tracked, bool) {
 		int(r.Protocol) == w.opts.IgnoreProtocol || r.Gw != nil || len(r.MultiPath) > 0 || r.LinkIndex <= 0 {
 		return netip.Prefix{}, tracked{}, false
 	}
+	// Routes the kernel makes for an interface's own addresses (the
+	// fe80::/64 of every cali veth) are not workloads.
+	if r.Protocol == unix.RTPROT_KERNEL {
+		return netip.Prefix{}, tracked{}, false
+	}
 	dst, ok := prefixOf(r.Dst)
-	if !ok {
+	if !ok || dst.Addr().IsLinkLocalUnicast() {
 		return netip.Prefix{}, tracked{}, false
 	}
 	name := w.linkName(r.LinkIndex)

@@ -10,9 +10,9 @@ import (
 
 func policyChains(out *Output) map[string]*iptables.Chain {
 	m := map[string]*iptables.Chain{}
-	for _, d := range out.Tables {
+	for table, d := range out.Tables {
 		for _, c := range d.Chains {
-			m[c.Name] = c
+			m[table+"/"+c.Name] = c
 		}
 	}
 	return m
