@@ -64,7 +64,8 @@ func infraFixtureEntries(t *testing.T) []infraFixtureEntry {
 	return out
 }
 
-// infraJSONMap decodes JSON into a map, dropping empty "status" objects.
+// infraJSONMap decodes JSON into a map, dropping an empty "status" so that
+// `"status": {}` and no status compare equal. Both fixture tests use it.
 func infraJSONMap(t *testing.T, b []byte) map[string]any {
 	t.Helper()
 	var m map[string]any

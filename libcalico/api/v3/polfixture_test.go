@@ -82,20 +82,6 @@ func polDecodeStrict(t *testing.T, e polFixtureEntry) Resource {
 	return r
 }
 
-// polJSONMap decodes JSON into a map, dropping an empty "status" so that
-// `"status": {}` and no status compare equal.
-func polJSONMap(t *testing.T, b []byte) map[string]any {
-	t.Helper()
-	var m map[string]any
-	if err := json.Unmarshal(b, &m); err != nil {
-		t.Fatalf("decoding %s: %v", b, err)
-	}
-	if st, ok := m["status"].(map[string]any); ok && len(st) == 0 {
-		delete(m, "status")
-	}
-	return m
-}
-
 func TestPolicyKindsFixtureRoundTrip(t *testing.T) {
 	for _, e := range polFixtureEntries(t) {
 		t.Run(e.Key, func(t *testing.T) {
@@ -104,7 +90,7 @@ func TestPolicyKindsFixtureRoundTrip(t *testing.T) {
 			if err != nil {
 				t.Fatalf("encoding: %v", err)
 			}
-			want, got := polJSONMap(t, e.Raw), polJSONMap(t, out)
+			want, got := infraJSONMap(t, e.Raw), infraJSONMap(t, out)
 			if !reflect.DeepEqual(want, got) {
 				t.Errorf("round trip changed the value\nwant %s\n got %s", e.Raw, out)
 			}
@@ -123,7 +109,7 @@ func TestPolicyKindsFixtureDefaultIsNoop(t *testing.T) {
 			if err != nil {
 				t.Fatalf("encoding: %v", err)
 			}
-			if want, got := polJSONMap(t, e.Raw), polJSONMap(t, out); !reflect.DeepEqual(want, got) {
+			if want, got := infraJSONMap(t, e.Raw), infraJSONMap(t, out); !reflect.DeepEqual(want, got) {
 				t.Errorf("Default changed Calico's value\nwant %s\n got %s", e.Raw, out)
 			}
 		})

@@ -16,10 +16,12 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 )
 
-func TestConformance(t *testing.T) {
+// emptyStoreFactory returns a conformance factory over one embedded etcd,
+// emptied before each subtest.
+func emptyStoreFactory(t *testing.T) conformance.Factory {
 	srv := testutil.StartEtcd(t)
 	raw := srv.RawClient(t)
-	conformance.Run(t, func(t *testing.T) backend.Client {
+	return func(t *testing.T) backend.Client {
 		if _, err := raw.Delete(context.Background(), "/", clientv3.WithPrefix()); err != nil {
 			t.Fatal(err)
 		}
@@ -29,8 +31,10 @@ func TestConformance(t *testing.T) {
 		}
 		t.Cleanup(func() { c.Close() })
 		return c
-	})
+	}
 }
+
+func TestConformance(t *testing.T) { conformance.Run(t, emptyStoreFactory(t)) }
 
 func TestKeyLayout(t *testing.T) {
 	srv := testutil.StartEtcd(t)
