@@ -208,3 +208,41 @@ func keys(m map[string]*Set) []string {
 	sort.Strings(out)
 	return out
 }
+
+func TestConverterReusesUnchangedSets(t *testing.T) {
+	a := &dpapi.IPSet{ID: "s:a", Type: dpapi.IPSetNet, Members: []string{"10.0.0.1"}}
+	b := &dpapi.IPSet{ID: "s:b", Type: dpapi.IPSetNet, Members: []string{"10.0.0.2"}}
+	var c Converter
+	first := c.FromState(&dpapi.State{IPSets: map[string]*dpapi.IPSet{"s:a": a, "s:b": b}}, 4)
+	b2 := &dpapi.IPSet{ID: "s:b", Type: dpapi.IPSetNet, Members: []string{"10.0.0.3"}}
+	second := c.FromState(&dpapi.State{IPSets: map[string]*dpapi.IPSet{"s:a": a, "s:b": b2}}, 4)
+	if first["cali40s:a"] != second["cali40s:a"] {
+		t.Error("an unchanged calc set was converted again")
+	}
+	if got := strings.Join(second["cali40s:b"].SortedMembers(), ","); got != "10.0.0.3" {
+		t.Errorf("changed set has members %s, want 10.0.0.3", got)
+	}
+	if v6 := c.FromState(&dpapi.State{IPSets: map[string]*dpapi.IPSet{"s:a": a}}, 6); len(v6["cali60s:a"].Members) != 0 {
+		t.Errorf("IPv6 conversion reused the IPv4 set: %v", v6["cali60s:a"].SortedMembers())
+	}
+
+	// The Manager skips a set it wrote from the same *Set, until a
+	// refresh makes it compare with the kernel again.
+	r := &fakeRunner{}
+	m := New(Config{Runner: r})
+	ctx := context.Background()
+	if err := m.ApplyUpdates(ctx, second); err != nil || len(r.restores) != 1 {
+		t.Fatalf("first apply: %v, %d writes", err, len(r.restores))
+	}
+	if err := m.ApplyUpdates(ctx, second); err != nil || len(r.restores) != 1 {
+		t.Fatalf("same sets again: %v, %d writes", err, len(r.restores))
+	}
+	r.save = "create cali40s:a hash:net family inet hashsize 1024 maxelem 1048576\n"
+	m.Invalidate()
+	if err := m.ApplyUpdates(ctx, second); err != nil || len(r.restores) != 2 {
+		t.Fatalf("after refresh: %v, %d writes", err, len(r.restores))
+	}
+	if !strings.Contains(r.restores[1], "add cali40s:a 10.0.0.1\n") {
+		t.Errorf("refresh did not repair the emptied set:\n%s", r.restores[1])
+	}
+}

@@ -31,6 +31,9 @@ type kernelSet struct {
 	typ, family string
 	maxElem     int
 	members     map[string]struct{}
+	// src is the desired set whose members these are (shared, never
+	// modified), or nil when read from the kernel.
+	src *Set
 }
 
 // Manager converges the kernel's IP sets (both families) to desired ones.
@@ -214,6 +217,8 @@ func (m *Manager) planUpdates(desired map[string]*Set) ([]byte, func()) {
 				fmt.Fprintf(&b, "add %s %s\n", tmp, mem)
 			}
 			fmt.Fprintf(&b, "swap %s %s\ndestroy %s\n", tmp, name, tmp)
+		case have.src == want:
+			continue // written from this very set: nothing to diff
 		default:
 			var adds, dels []string
 			for mem := range want.Members {
@@ -238,11 +243,7 @@ func (m *Manager) planUpdates(desired map[string]*Set) ([]byte, func()) {
 				fmt.Fprintf(&b, "add %s %s\n", name, mem)
 			}
 		}
-		members := make(map[string]struct{}, len(want.Members))
-		for k := range want.Members {
-			members[k] = struct{}{}
-		}
-		changes = append(changes, change{name, &kernelSet{typ: want.Type, family: want.Family, maxElem: m.cfg.MaxElem, members: members}})
+		changes = append(changes, change{name, &kernelSet{typ: want.Type, family: want.Family, maxElem: m.cfg.MaxElem, members: want.Members, src: want}})
 	}
 	return b.Bytes(), func() {
 		for _, c := range changes {

@@ -54,7 +54,8 @@ func family(ipVersion int) string {
 	return "inet"
 }
 
-// Set is a desired kernel IP set.
+// Set is a desired kernel IP set. Once given to a Manager it must not be
+// modified: the Manager keeps its Members as what the kernel holds.
 type Set struct {
 	Name    string
 	Type    string // TypeNet or TypeIPPort
@@ -79,25 +80,36 @@ func newSet(name, typ, fam string) *Set {
 // FromState returns the sets one IP version needs: every set of
 // s.IPSets (members of that version only) and the pool and host sets.
 func FromState(s *dpapi.State, ipVersion int) map[string]*Set {
+	return new(Converter).FromState(s, ipVersion)
+}
+
+// Converter is FromState with memory: a *dpapi.IPSet it converted in the
+// previous call for the same IP version gives the same *Set again, without
+// re-parsing its members (calc never modifies a set it handed out). The
+// Manager then skips diffing a set it already wrote from that *Set.
+type Converter struct {
+	last [2]map[*dpapi.IPSet]*Set // by IP version 4, 6
+}
+
+// FromState is the package's FromState, reusing unchanged sets.
+func (c *Converter) FromState(s *dpapi.State, ipVersion int) map[string]*Set {
 	fam := family(ipVersion)
+	slot := 0
+	if ipVersion == 6 {
+		slot = 1
+	}
+	prev, next := c.last[slot], make(map[*dpapi.IPSet]*Set, len(s.IPSets))
+	c.last[slot] = next
 	out := make(map[string]*Set, len(s.IPSets)+3)
 	for id, set := range s.IPSets {
 		if set == nil {
 			continue
 		}
-		if id == "" {
-			id = set.ID
+		ks := prev[set]
+		if ks == nil {
+			ks = convert(id, set, ipVersion, fam)
 		}
-		typ := TypeNet
-		if set.Type == dpapi.IPSetIPPort {
-			typ = TypeIPPort
-		}
-		ks := newSet(Name(ipVersion, id), typ, fam)
-		for _, m := range set.Members {
-			for _, c := range CanonicalMembers(typ, ipVersion, m) {
-				ks.Members[c] = struct{}{}
-			}
-		}
+		next[set] = ks
 		out[ks.Name] = ks
 	}
 	all := newSet(Name(ipVersion, AllPoolsID), TypeNet, fam)
@@ -128,6 +140,24 @@ func FromState(s *dpapi.State, ipVersion int) map[string]*Set {
 	}
 	out[all.Name], out[masq.Name], out[hosts.Name] = all, masq, hosts
 	return out
+}
+
+// convert makes the kernel set of one calc set for one IP version.
+func convert(id string, set *dpapi.IPSet, ipVersion int, fam string) *Set {
+	if id == "" {
+		id = set.ID
+	}
+	typ := TypeNet
+	if set.Type == dpapi.IPSetIPPort {
+		typ = TypeIPPort
+	}
+	ks := newSet(Name(ipVersion, id), typ, fam)
+	for _, m := range set.Members {
+		for _, c := range CanonicalMembers(typ, ipVersion, m) {
+			ks.Members[c] = struct{}{}
+		}
+	}
+	return ks
 }
 
 func familyOf(a netip.Addr) int {

@@ -55,6 +55,9 @@ type Tables struct {
 	// kernel is our view of the kernel: what iptables-save showed, updated
 	// with every successful write. nil means "read it first".
 	kernel map[string]kernelTable
+	// memo holds the last Apply's renderings by chain, so a Chain given
+	// again (e.g. by rules.ChainCache) is not rendered and hashed again.
+	memo map[*Chain]*renderedChain
 }
 
 // New returns Tables that have not touched the kernel yet.
@@ -86,9 +89,12 @@ func (t *Tables) Invalidate() { t.kernel = nil }
 
 // Apply converges the kernel to desired, keyed by table name; tables not in
 // desired are left alone. On a failed write it re-reads the kernel and
-// retries, up to three attempts.
+// retries, up to three attempts. The Chains must not be modified afterwards:
+// the next Apply reuses their rendering when given the same *Chain.
 func (t *Tables) Apply(ctx context.Context, desired map[string]*Desired) error {
-	rendered := renderDesired(desired)
+	next := make(map[*Chain]*renderedChain, len(t.memo))
+	rendered := renderDesired(desired, t.memo, next)
+	t.memo = next
 	var err error
 	for attempt := 0; attempt < 3; attempt++ {
 		if attempt > 0 {
@@ -138,7 +144,7 @@ func (t *Tables) Plan(desired map[string]*Desired) []byte {
 		t.kernel = map[string]kernelTable{}
 		defer func() { t.kernel = saved }()
 	}
-	input, _ := t.plan(renderDesired(desired))
+	input, _ := t.plan(renderDesired(desired, nil, nil))
 	return input
 }
 
@@ -201,7 +207,9 @@ type renderedTable struct {
 	hooks  map[string]*renderedHooks
 }
 
-func renderDesired(desired map[string]*Desired) map[string]*renderedTable {
+// renderDesired renders every table, taking a chain's rendering from prev
+// when there is one and recording each in next (when not nil).
+func renderDesired(desired map[string]*Desired, prev, next map[*Chain]*renderedChain) map[string]*renderedTable {
 	out := make(map[string]*renderedTable, len(desired))
 	for table, d := range desired {
 		if d == nil {
@@ -209,7 +217,13 @@ func renderDesired(desired map[string]*Desired) map[string]*renderedTable {
 		}
 		rt := &renderedTable{byName: make(map[string]*renderedChain, len(d.Chains)), hooks: map[string]*renderedHooks{}}
 		for _, c := range d.Chains {
-			rc := renderChain(c)
+			rc := prev[c]
+			if rc == nil {
+				rc = renderChain(c)
+			}
+			if next != nil {
+				next[c] = rc
+			}
 			rt.byName[c.Name] = rc
 		}
 		for _, rc := range rt.byName {

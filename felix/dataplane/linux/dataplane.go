@@ -3,7 +3,7 @@
 // through the ipsets, iptables (via package rules) and routes managers.
 //
 //	State ──► rules.Render ──► iptables.Tables (v4, v6)  iptables-restore
-//	      ──► ipsets.FromState ──► ipsets.Manager        ipset restore
+//	      ──► ipsets.Converter ──► ipsets.Manager        ipset restore
 //	      ──► routes.Compute ──► routes.Manager          netlink, /proc/sys
 //
 // Apply writes deltas only; Run performs the periodic refreshes that read
@@ -63,6 +63,7 @@ type Dataplane struct {
 	ipt4    *iptables.Tables
 	ipt6    *iptables.Tables
 	ipsets  *ipsets.Manager
+	setConv ipsets.Converter
 	routes  *routes.Manager
 }
 
@@ -324,12 +325,12 @@ func (d *Dataplane) applyLocked(ctx context.Context) (err error) {
 
 	heps := rules.HostEndpointsByIface(s, d.resolveHostEndpoint)
 	out4 := rules.Render(s, &d.rulesCfg, 4, heps, d.log)
-	sets := ipsets.FromState(s, 4)
+	sets := d.setConv.FromState(s, 4)
 	addReferencedSets(sets, out4.IPSets, 4)
 	var out6 *rules.Output
 	if d.ipt6 != nil {
 		out6 = rules.Render(s, &d.rulesCfg, 6, heps, d.log)
-		for name, set := range ipsets.FromState(s, 6) {
+		for name, set := range d.setConv.FromState(s, 6) {
 			sets[name] = set
 		}
 		addReferencedSets(sets, out6.IPSets, 6)
