@@ -7,6 +7,7 @@ import (
 	"errors"
 
 	v3 "github.com/calico-etcd/calico/libcalico/api/v3"
+	"github.com/calico-etcd/calico/libcalico/backend"
 	"github.com/calico-etcd/calico/libcalico/buildinfo"
 	"github.com/calico-etcd/calico/libcalico/cerrors"
 )
@@ -36,13 +37,43 @@ func (c *Client) EnsureInitialized(ctx context.Context) error {
 	tier := v3.NewTier()
 	tier.Name = DefaultTier
 
-	for _, r := range []v3.Resource{ci, tier} {
+	want := []v3.Resource{ci, tier}
+	present, err := c.present(ctx, want)
+	if err != nil {
+		return err
+	}
+	for i, r := range want {
+		if present[i] {
+			continue
+		}
 		if err := c.createIfAbsent(ctx, r); err != nil {
 			return err
 		}
 	}
 	c.initialized.Store(true)
 	return nil
+}
+
+// present reports which resources exist, in one round trip when the
+// backend can read several keys at once.
+func (c *Client) present(ctx context.Context, rs []v3.Resource) ([]bool, error) {
+	out := make([]bool, len(rs))
+	tx, ok := c.be.(backend.Transactor)
+	if !ok {
+		return out, nil // createIfAbsent reads each
+	}
+	ops := make([]backend.ReadOp, len(rs))
+	for i, r := range rs {
+		ops[i] = backend.ReadOp{Key: KeyFor(r), KeysOnly: true}
+	}
+	res, err := tx.Read(ctx, backend.Serializable, ops)
+	if err != nil {
+		return nil, err
+	}
+	for i := range rs {
+		out[i] = len(res.Results[i]) > 0
+	}
+	return out, nil
 }
 
 func (c *Client) createIfAbsent(ctx context.Context, r v3.Resource) error {

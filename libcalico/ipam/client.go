@@ -56,6 +56,23 @@ type Client struct {
 	hints sync.Map // host -> netip.Prefix
 }
 
+// Hint returns the block the client will try first for host, if any.
+func (c *Client) Hint(host string) netip.Prefix {
+	if v, ok := c.hints.Load(host); ok {
+		return v.(netip.Prefix)
+	}
+	return netip.Prefix{}
+}
+
+// SetHint makes p the block to try first for host's next request, as if
+// this client had last assigned from it: a short-lived process passes on
+// what the previous one learnt. A wrong hint costs nothing but a read.
+func (c *Client) SetHint(host string, p netip.Prefix) {
+	if p.IsValid() {
+		c.hints.Store(host, p.Masked())
+	}
+}
+
 // New returns a Client over be, which must implement backend.Transactor
 // (the etcd and memory backends do).
 func New(be backend.Client, log *logrus.Entry, opts Options) (*Client, error) {

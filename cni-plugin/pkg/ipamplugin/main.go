@@ -27,6 +27,7 @@ const RequestTimeout = 90 * time.Second
 // Main is the calico-ipam binary: it answers -v/--version and otherwise
 // hands the CNI verbs to skel.
 func Main() {
+	netconf.TuneForShortLife()
 	for _, a := range os.Args[1:] {
 		if a == "-v" || a == "--version" || a == "version" {
 			fmt.Println(buildinfo.String("calico-ipam"))

@@ -46,17 +46,31 @@ type cniArgs struct {
 	K8S_POD_NAME      types.UnmarshallableString //nolint:revive // CNI_ARGS key
 }
 
+// lock takes the host-wide IPAM lock and primes the IPAM client with the
+// block hint kept in the lock file; the returned function saves a changed
+// hint and releases the lock.
 func (p *Plugin) lock() func() {
 	if p.LockFile == "" {
 		return func() {}
 	}
-	unlock, err := lockFile(p.LockFile)
+	f, err := lockFile(p.LockFile)
 	if err != nil {
 		// Best effort, as Calico: IPAM is safe without it, only slower.
 		p.Log.WithError(err).Warn("could not take the host-wide IPAM lock; going on without it")
 		return func() {}
 	}
-	return unlock
+	hint := readHint(f, p.Nodename)
+	if hint.IsValid() && !p.IPAM.Hint(p.Nodename).IsValid() {
+		p.IPAM.SetHint(p.Nodename, hint)
+	}
+	return func() {
+		if h := p.IPAM.Hint(p.Nodename); h.IsValid() && h != hint {
+			if err := writeHint(f, p.Nodename, h); err != nil {
+				p.Log.WithError(err).Debug("could not save the IPAM block hint")
+			}
+		}
+		f.Close()
+	}
 }
 
 // Add assigns the configured addresses (or the one CNI_ARGS IP= names)

@@ -153,3 +153,37 @@ func TestStatus(t *testing.T) {
 		t.Fatalf("STATUS: %v", err)
 	}
 }
+
+// Each plugin process starts with the block hint the previous one left in
+// the lock file, and a hint for another node name is not taken.
+func TestLockFileCarriesBlockHint(t *testing.T) {
+	p := newPlugin(t, "10.80.0.0/16")
+	c := conf(t, `{"cniVersion":"1.1.0","name":"net","type":"calico-ipam","ipam":{"type":"calico-ipam"}}`)
+	res, err := p.Add(ctx, c, &skel.CmdArgs{ContainerID: "c1", IfName: "eth0", Netns: "/x"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	block := p.IPAM.Hint("node1")
+	if !block.IsValid() || !block.Contains(netip.MustParseAddr(res.IPs[0].Address.IP.String())) {
+		t.Fatalf("hint %v does not hold the assigned %v", block, res.IPs[0].Address.IP)
+	}
+
+	// A fresh process: a new IPAM client on the same datastore and lock file.
+	fresh, err := ipam.New(p.Client.Backend(), p.Log, ipam.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	next := *p
+	next.IPAM = fresh
+	next.lock()()
+	if got := fresh.Hint("node1"); got != block {
+		t.Fatalf("fresh client's hint = %v, want %v from the lock file", got, block)
+	}
+	other := next
+	other.IPAM, _ = ipam.New(p.Client.Backend(), p.Log, ipam.Options{})
+	other.Nodename = "node2"
+	other.lock()()
+	if got := other.IPAM.Hint("node2"); got.IsValid() {
+		t.Fatalf("node2 took node1's hint %v", got)
+	}
+}

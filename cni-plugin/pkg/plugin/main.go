@@ -4,8 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"runtime"
-	"runtime/debug"
 
 	"github.com/containernetworking/cni/pkg/skel"
 	"github.com/containernetworking/cni/pkg/types"
@@ -15,20 +13,13 @@ import (
 
 	"github.com/calico-etcd/calico/cni-plugin/pkg/dataplane"
 	"github.com/calico-etcd/calico/cni-plugin/pkg/ipamplugin"
+	"github.com/calico-etcd/calico/cni-plugin/pkg/netconf"
 )
 
 // Main is the calico binary: it answers -v/--version and otherwise hands
 // the CNI verbs to skel.
-//
-// A request lives for milliseconds and waits mostly on etcd and the
-// kernel, so the runtime is tuned for that: one P (fewer threads, so
-// fewer TLB shootdowns on the page faults of a fresh process) and no
-// garbage collection below 256 MiB. Measured: about a quarter less CPU
-// per ADD, and no slower.
 func Main() {
-	runtime.GOMAXPROCS(1)
-	debug.SetGCPercent(-1)
-	debug.SetMemoryLimit(256 << 20)
+	netconf.TuneForShortLife()
 	for _, a := range os.Args[1:] {
 		if a == "-v" || a == "--version" || a == "version" {
 			fmt.Println(buildinfo.String("calico"))

@@ -2,7 +2,6 @@ package v3
 
 import (
 	"fmt"
-	"regexp"
 	"strconv"
 	"strings"
 )
@@ -175,16 +174,16 @@ func validateReachableBy(v *validator, s *BGPPeerSpec) {
 }
 
 var (
-	peerIPv4PortRe = regexp.MustCompile(`^(\d+)\.(\d+)\.(\d+)\.(\d+):(\d+)$`)
-	peerIPv6PortRe = regexp.MustCompile(`^\[([0-9a-fA-F:.]+)\]:(\d+)$`)
+	peerIPv4PortRe = lazyRegexp(`^(\d+)\.(\d+)\.(\d+)\.(\d+):(\d+)$`)
+	peerIPv6PortRe = lazyRegexp(`^\[([0-9a-fA-F:.]+)\]:(\d+)$`)
 )
 
 // splitPeerIPPort splits "IPv4:port" or "[IPv6]:port"; ok is false for a bare IP.
 func splitPeerIPPort(s string) (host, port string, ok bool) {
-	if m := peerIPv6PortRe.FindStringSubmatch(s); m != nil {
+	if m := peerIPv6PortRe().FindStringSubmatch(s); m != nil {
 		return m[1], m[2], true
 	}
-	if peerIPv4PortRe.MatchString(s) {
+	if peerIPv4PortRe().MatchString(s) {
 		i := strings.LastIndexByte(s, ':')
 		return s[:i], s[i+1:], true
 	}
@@ -278,7 +277,7 @@ const (
 	DefaultBGPListenPort uint16   = 179
 )
 
-var ignoredInterfaceRe = regexp.MustCompile(`^[a-zA-Z0-9_.*-]{1,15}$`)
+var ignoredInterfaceRe = lazyRegexp(`^[a-zA-Z0-9_.*-]{1,15}$`)
 
 // NewBGPConfiguration returns an empty BGPConfiguration with its type metadata set.
 func NewBGPConfiguration() *BGPConfiguration {
@@ -326,7 +325,7 @@ func (c *BGPConfiguration) Validate() error {
 		v.oneOf(f+"BindMode", string(*s.BindMode), string(BindModeNone), string(BindModeNodeIP))
 	}
 	for i, name := range s.IgnoredInterfaces {
-		if name == "*" || !ignoredInterfaceRe.MatchString(name) {
+		if name == "*" || !ignoredInterfaceRe().MatchString(name) {
 			v.add(fmt.Sprintf("%sIgnoredInterfaces[%d]", f, i), name, "invalid interface name")
 		}
 	}
@@ -421,9 +420,9 @@ func validateCommunities(v *validator, s *BGPConfigurationSpec) {
 func reportCommunityValue(v *validator, field, val string) {
 	switch {
 	case communityValueOK(val):
-	case standardCommRe.MatchString(val):
+	case standardCommRe().MatchString(val):
 		v.add(field, val, "invalid community value, expected 16 bit value")
-	case largeCommRe.MatchString(val):
+	case largeCommRe().MatchString(val):
 		v.add(field, val, "invalid community value, expected 32 bit value")
 	default:
 		v.add(field, val, "invalid community value or format used.")
@@ -435,7 +434,7 @@ func reportCommunityValue(v *validator, field, val string) {
 // valid name, so manifests with other names still load.
 func validateConfigName(v *validator, kind, name string) {
 	node, ok := strings.CutPrefix(name, "node.")
-	if ok && (node == "" || len(node) > 253 || !dns1123Subdomain.MatchString(node)) {
+	if ok && (node == "" || len(node) > 253 || !dns1123Subdomain().MatchString(node)) {
 		v.add("Metadata.Name", name, kind+" name \"node.<nodename>\" needs a valid node name")
 	}
 }

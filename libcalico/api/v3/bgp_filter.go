@@ -2,7 +2,6 @@ package v3
 
 import (
 	"fmt"
-	"regexp"
 )
 
 // BGPFilter holds ordered import and export rules that BGPPeers reference by name.
@@ -125,7 +124,7 @@ type BGPFilterSetPriority struct {
 	Value int `json:"value"`
 }
 
-var bgpFilterIfaceRe = regexp.MustCompile(`^[a-zA-Z0-9_.*-]{1,15}$`)
+var bgpFilterIfaceRe = lazyRegexp(`^[a-zA-Z0-9_.*-]{1,15}$`)
 
 // NewBGPFilter returns an empty BGPFilter with its type metadata set.
 func NewBGPFilter() *BGPFilter {
@@ -233,7 +232,7 @@ func validateFilterRule(v *validator, field string, r filterRule, isImport bool)
 			v.add(field+".Source", r.source, "source is not applicable to import rules")
 		}
 	}
-	if r.iface != "" && r.iface != "*" && !bgpFilterIfaceRe.MatchString(r.iface) {
+	if r.iface != "" && r.iface != "*" && !bgpFilterIfaceRe().MatchString(r.iface) {
 		v.add(field+".Interface", r.iface, "invalid interface name")
 	}
 	if r.peerType != "" {

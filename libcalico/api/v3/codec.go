@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"reflect"
-	"regexp"
 	"strconv"
 	"strings"
 
@@ -121,7 +120,7 @@ func DecodeLenient(kind string, data []byte) (Resource, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := storedJSON.Unmarshal(data, r); err != nil {
+	if err := unmarshalStored(data, r); err != nil {
 		return nil, fmt.Errorf("decoding %s: %w", kind, err)
 	}
 	tm := r.GetTypeMeta()
@@ -204,7 +203,7 @@ func splitYAMLDocuments(data []byte) []yamlDoc {
 	return append(docs, cur)
 }
 
-var yamlLineRe = regexp.MustCompile(`line (\d+)`)
+var yamlLineRe = lazyRegexp(`line (\d+)`)
 
 // parseDocument decodes one document into zero or more resources.
 func parseDocument(doc yamlDoc) (rs []Resource, err error) {
@@ -216,7 +215,7 @@ func parseDocument(doc yamlDoc) (rs []Resource, err error) {
 	generic, err := yaml.YAMLToJSONStrict(doc.text)
 	if err != nil {
 		// Report lines of the whole input, not of the document.
-		msg := yamlLineRe.ReplaceAllStringFunc(err.Error(), func(m string) string {
+		msg := yamlLineRe().ReplaceAllStringFunc(err.Error(), func(m string) string {
 			n, _ := strconv.Atoi(m[len("line "):])
 			return "line " + strconv.Itoa(n+doc.line-1)
 		})

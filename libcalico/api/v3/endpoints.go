@@ -3,7 +3,6 @@ package v3
 import (
 	"net"
 	"net/netip"
-	"regexp"
 	"strconv"
 	"strings"
 )
@@ -162,7 +161,7 @@ func (w *WorkloadEndpoint) Default() {
 	w.Labels[LabelOrchestrator] = w.Spec.Orchestrator
 }
 
-var containerIDRe = regexp.MustCompile(`^[a-zA-Z0-9]([-a-zA-Z0-9]*[a-zA-Z0-9])?$`)
+var containerIDRe = lazyRegexp(`^[a-zA-Z0-9]([-a-zA-Z0-9]*[a-zA-Z0-9])?$`)
 
 // Validate checks the endpoint as Calico does, including that its name is
 // the one its spec identifiers give.
@@ -183,7 +182,7 @@ func (w *WorkloadEndpoint) Validate() error {
 			v.name(s+"."+f.field, f.value)
 		}
 	}
-	if sp.ContainerID != "" && !containerIDRe.MatchString(sp.ContainerID) {
+	if sp.ContainerID != "" && !containerIDRe().MatchString(sp.ContainerID) {
 		v.add(s+".ContainerID", sp.ContainerID, "invalid container ID")
 	}
 

@@ -2,13 +2,12 @@ package v3
 
 import (
 	"fmt"
-	"regexp"
 	"strings"
 )
 
 var (
-	healthOverrideNameRe = regexp.MustCompile(`^[a-zA-Z0-9_ -]+$`)
-	conntrackTimeoutRe   = regexp.MustCompile(`^(([0-9]*(\.[0-9]*)?(ms|s|h|m|us)+)+|Auto)$`)
+	healthOverrideNameRe = lazyRegexp(`^[a-zA-Z0-9_ -]+$`)
+	conntrackTimeoutRe   = lazyRegexp(`^(([0-9]*(\.[0-9]*)?(ms|s|h|m|us)+)+|Auto)$`)
 )
 
 // Log levels Felix accepts, case-insensitively.
@@ -188,38 +187,38 @@ func validateFelixStrings(v *validator, s *FelixConfigurationSpec) {
 			v.interfaceName(f+r.name, *r.s)
 		}
 	}
-	if p := s.IptablesNATOutgoingInterfaceFilter; p != nil && *p != "" && !ifaceFilterRe.MatchString(*p) {
+	if p := s.IptablesNATOutgoingInterfaceFilter; p != nil && *p != "" && !ifaceFilterRe().MatchString(*p) {
 		v.add(f+"IptablesNATOutgoingInterfaceFilter", *p, "invalid interface filter")
 	}
 	if s.BPFForceTrackPacketsFromIfaces != nil {
 		for i, name := range *s.BPFForceTrackPacketsFromIfaces {
-			if !ifaceFilterRe.MatchString(name) {
+			if !ifaceFilterRe().MatchString(name) {
 				v.add(fmt.Sprintf("%sBPFForceTrackPacketsFromIfaces[%d]", f, i), name, "invalid interface filter")
 			}
 		}
 	}
 	if s.BPFLogFilters != nil {
 		for k := range *s.BPFLogFilters {
-			if !interfaceNameRe.MatchString(k) {
+			if !interfaceNameRe().MatchString(k) {
 				v.add(f+"BPFLogFilters", k, "keys must be interface names, \"all\", \"weps\" or \"heps\"")
 			}
 		}
 	}
-	if h := s.PrometheusMetricsHost; h != nil && *h != "" && !prometheusHostRe.MatchString(*h) {
+	if h := s.PrometheusMetricsHost; h != nil && *h != "" && !prometheusHostRe().MatchString(*h) {
 		v.add(f+"PrometheusMetricsHost", *h, "must be an IP address or a host name of at most 64 characters")
 	}
 	if r := s.OpenstackRegion; r != nil && *r != "" {
 		const maxRegion = 63 - len("openstack-region-")
 		if len(*r) > maxRegion {
 			v.add(f+"OpenstackRegion", *r, "is too long")
-		} else if !dns1123Label.MatchString(*r) {
+		} else if !dns1123Label().MatchString(*r) {
 			v.add(f+"OpenstackRegion", *r, "must be a valid DNS label")
 		}
 	}
 	for i, o := range s.HealthTimeoutOverrides {
 		field := fmt.Sprintf("%sHealthTimeoutOverrides[%d]", f, i)
-		if !healthOverrideNameRe.MatchString(o.Name) {
-			v.add(field+".Name", o.Name, "name should match regex "+healthOverrideNameRe.String())
+		if !healthOverrideNameRe().MatchString(o.Name) {
+			v.add(field+".Name", o.Name, "name should match regex "+healthOverrideNameRe().String())
 		}
 		if o.Timeout.Duration < 0 {
 			v.add(field+".Timeout", o.Timeout.Duration.String(), "Timeout should not be negative")
@@ -235,7 +234,7 @@ func validateFelixStrings(v *validator, s *FelixConfigurationSpec) {
 			{"TCPResetSeen", t.TCPResetSeen}, {"UDPTimeout", t.UDPTimeout},
 			{"GenericTimeout", t.GenericTimeout}, {"ICMPTimeout", t.ICMPTimeout},
 		} {
-			if e.v != nil && !conntrackTimeoutRe.MatchString(string(*e.v)) {
+			if e.v != nil && !conntrackTimeoutRe().MatchString(string(*e.v)) {
 				v.add(f+"BPFConntrackTimeouts."+e.name, string(*e.v), "must be a duration or Auto")
 			}
 		}

@@ -56,7 +56,7 @@ func (p *NetworkPolicy) Default() {
 // Validate checks the policy as Calico does.
 func (p *NetworkPolicy) Validate() error {
 	v := newValidator()
-	polName(v, p.Name, networkPolicyNameRe)
+	polName(v, p.Name, networkPolicyNameRe())
 	if p.Namespace != "" {
 		v.namespace("Metadata.Namespace", p.Namespace)
 	}
@@ -110,7 +110,7 @@ func (p *GlobalNetworkPolicy) Default() {
 // Validate checks the policy as Calico does.
 func (p *GlobalNetworkPolicy) Validate() error {
 	v := newValidator()
-	polName(v, p.Name, globalNetworkPolicyNameRe)
+	polName(v, p.Name, globalNetworkPolicyNameRe())
 	if p.Namespace != "" {
 		v.add("Metadata.Namespace", p.Namespace, KindGlobalNetworkPolicy+" is not namespaced")
 	}
@@ -152,10 +152,10 @@ const polLabelFmt = `[a-z0-9]([-a-z0-9]*[a-z0-9])?`
 var (
 	// NetworkPolicy names are a DNS label, two labels joined by a dot, or
 	// a Kubernetes-derived name under "knp.default." or "ossg.default.".
-	networkPolicyNameRe = regexp.MustCompile(`^((` + polLabelFmt + `)(\.` + polLabelFmt + `)?|((?:knp|ossg)\.default\.(` +
+	networkPolicyNameRe = lazyRegexp(`^((` + polLabelFmt + `)(\.` + polLabelFmt + `)?|((?:knp|ossg)\.default\.(` +
 		polLabelFmt + `(\.` + polLabelFmt + `)*)))$`)
 	// GlobalNetworkPolicy names are a DNS label with at most one dot.
-	globalNetworkPolicyNameRe = regexp.MustCompile(`^(` + polLabelFmt + `\.)?` + polLabelFmt + `$`)
+	globalNetworkPolicyNameRe = lazyRegexp(`^(` + polLabelFmt + `\.)?` + polLabelFmt + `$`)
 )
 
 // polName checks a policy name as Calico does: at most 253 characters and

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
-	"regexp"
 	"strconv"
 	"strings"
 )
@@ -35,21 +34,21 @@ func PortFromRange(min, max uint16) (Port, error) {
 }
 
 var (
-	rulePortDigitsRe = regexp.MustCompile(`^\d+$`)
-	rulePortRangeRe  = regexp.MustCompile(`^(\d+):(\d+)$`)
-	rulePortNameRe   = regexp.MustCompile(`^[a-zA-Z0-9_.-]{1,128}$`)
+	rulePortDigitsRe = lazyRegexp(`^\d+$`)
+	rulePortRangeRe  = lazyRegexp(`^(\d+):(\d+)$`)
+	rulePortNameRe   = lazyRegexp(`^[a-zA-Z0-9_.-]{1,128}$`)
 )
 
 // PortFromString parses "80", "80:90" or a port name.
 func PortFromString(s string) (Port, error) {
-	if rulePortDigitsRe.MatchString(s) {
+	if rulePortDigitsRe().MatchString(s) {
 		n, err := strconv.ParseUint(s, 10, 16)
 		if err != nil {
 			return Port{}, fmt.Errorf("invalid port format (%s)", s)
 		}
 		return SinglePort(uint16(n)), nil
 	}
-	if m := rulePortRangeRe.FindStringSubmatch(s); m != nil {
+	if m := rulePortRangeRe().FindStringSubmatch(s); m != nil {
 		min, err := strconv.ParseUint(m[1], 10, 16)
 		if err != nil {
 			return Port{}, fmt.Errorf("invalid minimum port number in range (%s)", s)
@@ -60,7 +59,7 @@ func PortFromString(s string) (Port, error) {
 		}
 		return PortFromRange(uint16(min), uint16(max))
 	}
-	if !rulePortNameRe.MatchString(s) {
+	if !rulePortNameRe().MatchString(s) {
 		return Port{}, fmt.Errorf("invalid name for named port (%s)", s)
 	}
 	return NamedPort(s), nil

@@ -3,7 +3,6 @@ package v3
 import (
 	"fmt"
 	"net/netip"
-	"regexp"
 	"strconv"
 	"strings"
 )
@@ -376,11 +375,11 @@ func rulePort(v *validator, field string, p Port) {
 	}
 }
 
-var portNameCharsRe = regexp.MustCompile(`^[a-z0-9-]{1,15}$`)
+var portNameCharsRe = lazyRegexp(`^[a-z0-9-]{1,15}$`)
 
 // validPortName is Kubernetes' IsValidPortName (an IANA service name).
 func validPortName(s string) bool {
-	if !portNameCharsRe.MatchString(s) || strings.HasPrefix(s, "-") || strings.HasSuffix(s, "-") || strings.Contains(s, "--") {
+	if !portNameCharsRe().MatchString(s) || strings.HasPrefix(s, "-") || strings.HasSuffix(s, "-") || strings.Contains(s, "--") {
 		return false
 	}
 	return strings.ContainsAny(s, "abcdefghijklmnopqrstuvwxyz")

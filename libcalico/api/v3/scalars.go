@@ -91,11 +91,11 @@ type SecretKeySelector struct {
 // through v; callers skip values that are unset.
 
 var (
-	ifaceFilterRe    = regexp.MustCompile(`^[a-zA-Z0-9:._+-]{1,15}$`)
-	kvItemRe         = regexp.MustCompile(`^\s*(\w+)=(.*)$`)
-	standardCommRe   = regexp.MustCompile(`^(\d+):(\d+)$`)
-	largeCommRe      = regexp.MustCompile(`^(\d+):(\d+):(\d+)$`)
-	prometheusHostRe = regexp.MustCompile(`^[a-zA-Z0-9:._+-]{1,64}$`)
+	ifaceFilterRe    = lazyRegexp(`^[a-zA-Z0-9:._+-]{1,15}$`)
+	kvItemRe         = lazyRegexp(`^\s*(\w+)=(.*)$`)
+	standardCommRe   = lazyRegexp(`^(\d+):(\d+)$`)
+	largeCommRe      = lazyRegexp(`^(\d+):(\d+):(\d+)$`)
+	prometheusHostRe = lazyRegexp(`^[a-zA-Z0-9:._+-]{1,64}$`)
 )
 
 // parseIPAddr parses an IP with no zone, mapping IPv4-in-IPv6 to IPv4.
@@ -152,7 +152,7 @@ func requireKeyValueList(v *validator, field, s string) {
 		return
 	}
 	for item := range strings.SplitSeq(s, ",") {
-		if item != "" && !kvItemRe.MatchString(item) {
+		if item != "" && !kvItemRe().MatchString(item) {
 			v.add(field, s, "must be a comma separated list of key=value pairs")
 			return
 		}
@@ -186,8 +186,8 @@ func requireNonNegativeDuration(v *validator, field string, d *Duration) {
 func communityValueOK(s string) bool {
 	bits := 16
 	var g []string
-	if g = standardCommRe.FindStringSubmatch(s); g == nil {
-		if g = largeCommRe.FindStringSubmatch(s); g == nil {
+	if g = standardCommRe().FindStringSubmatch(s); g == nil {
+		if g = largeCommRe().FindStringSubmatch(s); g == nil {
 			return false
 		}
 		bits = 32

@@ -3,7 +3,6 @@ package v3
 import (
 	"fmt"
 	"math"
-	"regexp"
 	"strconv"
 )
 
@@ -72,7 +71,7 @@ func (t *Tier) Default() {
 	}
 }
 
-var tierNameRe = regexp.MustCompile(`^` + polLabelFmt + `$`)
+var tierNameRe = lazyRegexp(`^` + polLabelFmt + `$`)
 
 // tierPinned is the order and default action Calico requires of a
 // built-in tier ("" means any action).
@@ -97,7 +96,7 @@ func (t *Tier) Validate() error {
 		v.add("Metadata.Name", t.Name, "name must be specified")
 	case len(t.Name) > 63:
 		v.add("Metadata.Name", t.Name, fmt.Sprintf("name is too long by %d bytes", len(t.Name)-63))
-	case !tierNameRe.MatchString(t.Name):
+	case !tierNameRe().MatchString(t.Name):
 		v.add("Metadata.Name", t.Name, "name must consist of lower case alphanumeric characters or '-' (regex: "+polLabelFmt+")")
 	}
 	if t.Namespace != "" {

@@ -3,7 +3,6 @@ package v3
 import (
 	"fmt"
 	"net/netip"
-	"regexp"
 	"strings"
 
 	"github.com/calico-etcd/calico/libcalico/cerrors"
@@ -24,11 +23,11 @@ func (v *validator) add(field string, value any, reason string) {
 func (v *validator) err() error { return v.errs.Err() }
 
 var (
-	dns1123Label     = regexp.MustCompile(`^[a-z0-9]([-a-z0-9]*[a-z0-9])?$`)
-	dns1123Subdomain = regexp.MustCompile(`^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$`)
-	labelValueRe     = regexp.MustCompile(`^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$`)
-	labelNameRe      = regexp.MustCompile(`^([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]$`)
-	interfaceNameRe  = regexp.MustCompile(`^[a-zA-Z0-9_.\-]{1,15}$`)
+	dns1123Label     = lazyRegexp(`^[a-z0-9]([-a-z0-9]*[a-z0-9])?$`)
+	dns1123Subdomain = lazyRegexp(`^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$`)
+	labelValueRe     = lazyRegexp(`^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$`)
+	labelNameRe      = lazyRegexp(`^([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]$`)
+	interfaceNameRe  = lazyRegexp(`^[a-zA-Z0-9_.\-]{1,15}$`)
 )
 
 // name checks metadata.name as a DNS-1123 subdomain (max 253).
@@ -36,14 +35,14 @@ func (v *validator) name(field, name string) {
 	switch {
 	case name == "":
 		v.add(field, name, "name must be specified")
-	case len(name) > 253 || !dns1123Subdomain.MatchString(name):
-		v.add(field, name, "name must consist of lower case alphanumeric characters, '-' or '.' (regex: "+dns1123Subdomain.String()+")")
+	case len(name) > 253 || !dns1123Subdomain().MatchString(name):
+		v.add(field, name, "name must consist of lower case alphanumeric characters, '-' or '.' (regex: "+dns1123Subdomain().String()+")")
 	}
 }
 
 // namespace checks a namespace as a DNS-1123 label (max 63).
 func (v *validator) namespace(field, ns string) {
-	if len(ns) > 63 || !dns1123Label.MatchString(ns) {
+	if len(ns) > 63 || !dns1123Label().MatchString(ns) {
 		v.add(field, ns, "namespace must be a DNS-1123 label")
 	}
 }
@@ -54,7 +53,7 @@ func (v *validator) labels(field string, l map[string]string) {
 		if !validLabelKey(k) {
 			v.add(field, k, "invalid label key")
 		}
-		if len(val) > 63 || !labelValueRe.MatchString(val) {
+		if len(val) > 63 || !labelValueRe().MatchString(val) {
 			v.add(field+"["+k+"]", val, "invalid label value")
 		}
 	}
@@ -65,11 +64,11 @@ func validLabelKey(k string) bool {
 	if i := strings.LastIndexByte(k, '/'); i >= 0 {
 		prefix := k[:i]
 		name = k[i+1:]
-		if prefix == "" || len(prefix) > 253 || !dns1123Subdomain.MatchString(prefix) {
+		if prefix == "" || len(prefix) > 253 || !dns1123Subdomain().MatchString(prefix) {
 			return false
 		}
 	}
-	return len(name) <= 63 && labelNameRe.MatchString(name)
+	return len(name) <= 63 && labelNameRe().MatchString(name)
 }
 
 // selector checks a selector expression.
@@ -123,7 +122,7 @@ func (v *validator) oneOf(field, s string, allowed ...string) {
 
 // interfaceName checks a Linux interface name (or "*" where allowed by caller).
 func (v *validator) interfaceName(field, s string) {
-	if !interfaceNameRe.MatchString(s) {
+	if !interfaceNameRe().MatchString(s) {
 		v.add(field, s, "invalid interface name")
 	}
 }

@@ -1,0 +1,2 @@
+module hello
+go 1.24
