@@ -38,6 +38,10 @@ const (
 	TxnPut
 	// TxnDelete removes Key.
 	TxnDelete
+	// TxnCheckList guards every key under List's prefix instead of one
+	// key: none may have been modified (or created) after Revision. Its
+	// Current after a guard failure is nil.
+	TxnCheckList
 )
 
 // TxnOp is one guarded step of a Transactor.Txn.
@@ -50,6 +54,22 @@ type TxnOp struct {
 	Revision int64
 	// Value is stored by TxnPut.
 	Value []byte
+	// List names the keys a TxnCheckList guards.
+	List model.ListOptions
+}
+
+// String names what the op guards, for errors.
+func (op TxnOp) String() string {
+	if op.Action == TxnCheckList {
+		if p, err := op.List.Prefix(); err == nil {
+			return p + "*"
+		}
+		return "list"
+	}
+	if op.Key == nil {
+		return "<nil>"
+	}
+	return op.Key.String()
 }
 
 // TxnResult describes a Txn.

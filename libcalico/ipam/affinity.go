@@ -97,6 +97,7 @@ func (c *Client) releaseAffinityRetry(ctx context.Context, host string, cidr net
 // still assigned) with no affinity. With mustBeEmpty, non-empty blocks
 // keep their affinity and an error reports them.
 func (c *Client) ReleaseHostAffinities(ctx context.Context, host string, mustBeEmpty bool) error {
+	c.forgetWarm()
 	if err := validHost(host); err != nil {
 		return err
 	}
@@ -117,6 +118,7 @@ func (c *Client) ReleaseHostAffinities(ctx context.Context, host string, mustBeE
 
 // ReleaseAffinity releases host's affinity to every block within cidr.
 func (c *Client) ReleaseAffinity(ctx context.Context, host string, cidr netip.Prefix, mustBeEmpty bool) error {
+	c.forgetWarm()
 	if err := validHost(host); err != nil {
 		return err
 	}

@@ -36,6 +36,9 @@ func (c *Client) AutoAssign(ctx context.Context, args AutoAssignArgs) (*Assignme
 	if args.IntendedUse == v3.IPPoolAllowedUseLoadBalancer {
 		return nil, nil, errors.New("LoadBalancer assignment is not supported")
 	}
+	if v4, v6, done, err := c.assignWarm(ctx, args); done {
+		return v4, v6, err
+	}
 	st, err := c.loadHost(ctx, args.Hostname, args.HandleID)
 	if err != nil {
 		return nil, nil, err
@@ -53,8 +56,10 @@ func (c *Client) AutoAssign(ctx context.Context, args AutoAssignArgs) (*Assignme
 	v6, err := c.autoAssign(ctx, st, args, 6, args.Num6)
 	if err != nil {
 		log.WithError(err).Info("IPv6 assignment incomplete")
+		return v4, v6, err
 	}
-	return v4, v6, err
+	c.keepWarm(st)
+	return v4, v6, nil
 }
 
 func (c *Client) autoAssign(ctx context.Context, st *hostState, args AutoAssignArgs, version, num int) (*Assignments, error) {
@@ -195,6 +200,7 @@ func (c *Client) fill(ctx context.Context, st *hostState, a *Assignments, bk *bl
 	}
 	if len(ips) > 0 {
 		st.lastUsed = bk.cidr
+		st.used[a.IPVersion] = append(st.used[a.IPVersion], bk)
 	}
 	a.IPs = append(a.IPs, prefixes(ips, bk.cidr.Bits())...)
 	return nil
@@ -330,6 +336,7 @@ func (c *Client) borrow(ctx context.Context, st *hostState, a *Assignments, pool
 // if nobody has. It fails if the address is taken, outside every enabled
 // pool, or (with strict affinity) in another host's block.
 func (c *Client) AssignIP(ctx context.Context, args AssignIPArgs) error {
+	c.forgetWarm()
 	st, err := c.loadHost(ctx, args.Hostname, args.HandleID)
 	if err != nil {
 		return err

@@ -203,6 +203,7 @@ func (c *Client) claimCIDR(ctx context.Context, st *hostState, cidr netip.Prefix
 			}
 			if a.state == model.AffinityConfirmed {
 				affRev, confirmed = aff.Revision, true
+				st.noteConfirmed(affKey, aff.Revision)
 				break
 			}
 			op.Revision = aff.Revision
@@ -262,6 +263,7 @@ func (c *Client) claimCIDR(ctx context.Context, st *hostState, cidr netip.Prefix
 		}
 		res, err := c.txn(ctx, backend.TxnOp{Action: backend.TxnPut, Key: affKey, Revision: affRev, Value: affinityValue(model.AffinityConfirmed)})
 		if err == nil {
+			st.noteConfirmed(affKey, res.Revision)
 			break
 		}
 		if !isConflict(err) {
@@ -276,6 +278,7 @@ func (c *Client) claimCIDR(ctx context.Context, st *hostState, cidr netip.Prefix
 			return nil, err
 		}
 		if a.state == model.AffinityConfirmed {
+			st.noteConfirmed(affKey, cur.Revision)
 			break
 		}
 		affRev = cur.Revision
@@ -320,8 +323,10 @@ func (c *Client) blockFromAffinity(ctx context.Context, st *hostState, a affinit
 		return nil, fmt.Errorf("rewriting block %s: %w", bk.cidr, err)
 	}
 	bk.rev = res.Revision
-	if _, err := c.txn(ctx, backend.TxnOp{Action: backend.TxnPut, Key: a.kv.Key, Revision: affRev, Value: affinityValue(model.AffinityConfirmed)}); err != nil {
+	res, err = c.txn(ctx, backend.TxnOp{Action: backend.TxnPut, Key: a.kv.Key, Revision: affRev, Value: affinityValue(model.AffinityConfirmed)})
+	if err != nil {
 		return nil, fmt.Errorf("confirming affinity %s: %w", a.kv.Key, err)
 	}
+	st.noteConfirmed(a.kv.Key, res.Revision)
 	return bk, nil
 }

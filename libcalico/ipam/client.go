@@ -54,6 +54,8 @@ type Client struct {
 	// Only a guess: it is used only if the affinities read with it say
 	// the block is still the host's.
 	hints sync.Map // host -> netip.Prefix
+	// warm holds, per host, what the warm path needs (warm.go).
+	warm sync.Map // host -> *warmHost
 }
 
 // Hint returns the block the client will try first for host, if any.

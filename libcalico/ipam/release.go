@@ -87,6 +87,7 @@ func blockOf(blocks map[netip.Prefix]*blockKV, a netip.Addr) *blockKV {
 // updates their handles; a block left empty and without affinity is
 // deleted. A stale Handle or SequenceNumber fails the release of its block.
 func (c *Client) ReleaseIPs(ctx context.Context, opts ...ReleaseOptions) ([]netip.Addr, error) {
+	c.forgetWarm()
 	addrs := make([]netip.Addr, len(opts))
 	for i := range opts {
 		opts[i].Address = opts[i].Address.Unmap()
@@ -251,6 +252,7 @@ func refreshRelease(bk *blockKV, handles map[string]*handleKV, ids []string, res
 // the handle. It returns an error matching cerrors.ErrNotFound when the
 // handle does not exist (so a CNI DEL can treat that as done).
 func (c *Client) ReleaseByHandle(ctx context.Context, handleID string) error {
+	c.forgetWarm()
 	handleID = sanitizeHandle(handleID)
 	kv, err := c.getKV(ctx, model.HandleKey{HandleID: handleID})
 	if err != nil {

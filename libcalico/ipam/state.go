@@ -32,6 +32,21 @@ type hostState struct {
 	// hint is the block the host last assigned from (zero if unknown);
 	// lastUsed the one this request assigned from.
 	hint, lastUsed netip.Prefix
+	// readRev is the revision of the state read; nodeRev the Node's
+	// (0: absent). used holds, by IP version, the blocks this request
+	// assigned from, as committed. All for the warm path (warm.go).
+	readRev, nodeRev int64
+	used             map[int][]*blockKV
+	// confirmed holds affinities this request confirmed (or found
+	// confirmed) after the read, with their revisions.
+	confirmed map[model.Key]int64
+}
+
+func revOf(kv *backend.KVPair) int64 {
+	if kv == nil {
+		return 0
+	}
+	return kv.Revision
 }
 
 func (c *Client) loadHost(ctx context.Context, host, handle string) (*hostState, error) {
@@ -53,12 +68,14 @@ func (c *Client) loadHost(ctx context.Context, host, handle string) (*hostState,
 		hint = v.(netip.Prefix)
 		ops = append(ops, backend.ReadOp{Key: model.BlockKey{CIDR: hint}})
 	}
-	res, err := c.readStale(ctx, ops)
+	read, err := c.tx.Read(ctx, backend.Serializable, ops) // fewer than MaxTxnOps
 	if err != nil {
 		return nil, fmt.Errorf("reading IPAM state for host %s: %w", host, err)
 	}
+	res := read.Results
 	st := &hostState{host: host, affs: res[4], rnd: rand.New(rand.NewPCG(rand.Uint64(), rand.Uint64())),
-		scans: map[netip.Prefix][]*blockKV{}, prefetched: map[netip.Prefix]*backend.KVPair{}, hint: hint}
+		scans: map[netip.Prefix][]*blockKV{}, prefetched: map[netip.Prefix]*backend.KVPair{}, hint: hint,
+		readRev: read.Revision, nodeRev: revOf(one(res[1])), used: map[int][]*blockKV{}}
 	if hint.IsValid() {
 		st.prefetched[hint] = one(res[len(res)-1])
 	}

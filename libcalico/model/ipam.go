@@ -3,7 +3,9 @@ package model
 import (
 	"encoding/json"
 	"fmt"
+	"maps"
 	"net/netip"
+	"slices"
 	"strconv"
 	"strings"
 )
@@ -98,6 +100,31 @@ func (b *AllocationBlock) AddrAt(ord int) netip.Addr {
 	}
 	addr, _ := netip.AddrFromSlice(a)
 	return addr
+}
+
+// Clone returns a deep copy of b.
+func (b *AllocationBlock) Clone() *AllocationBlock {
+	c := *b
+	c.Affinity, c.HostAffinity = clonePtr(b.Affinity), clonePtr(b.HostAffinity)
+	c.Allocations = make([]*int, len(b.Allocations))
+	for i, a := range b.Allocations {
+		c.Allocations[i] = clonePtr(a)
+	}
+	c.Unallocated = slices.Clone(b.Unallocated)
+	c.Attributes = make([]AllocationAttribute, len(b.Attributes))
+	for i, a := range b.Attributes {
+		c.Attributes[i] = AllocationAttribute{HandleID: clonePtr(a.HandleID), Secondary: maps.Clone(a.Secondary), Alternate: maps.Clone(a.Alternate)}
+	}
+	c.SequenceNumberForAllocation = maps.Clone(b.SequenceNumberForAllocation)
+	return &c
+}
+
+func clonePtr[T any](p *T) *T {
+	if p == nil {
+		return nil
+	}
+	v := *p
+	return &v
 }
 
 // SetSequenceNumberFor records the block's sequence number for ord.

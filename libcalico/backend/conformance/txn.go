@@ -14,6 +14,7 @@ import (
 func RunTxn(t *testing.T, f Factory) {
 	t.Run("ReadKeysAndLists", func(t *testing.T) { testTxnRead(t, f(t)) })
 	t.Run("AllOrNothing", func(t *testing.T) { testTxnAllOrNothing(t, f(t)) })
+	t.Run("ListGuard", func(t *testing.T) { testTxnListGuard(t, f(t)) })
 }
 
 func transactor(t *testing.T, c backend.Client) backend.Transactor {
@@ -95,4 +96,35 @@ func testTxnAllOrNothing(t *testing.T, c backend.Client) {
 	// A create guard on an existing key fails.
 	_, err = tx.Txn(ctx, []backend.TxnOp{{Action: backend.TxnCheck, Key: poolKey("new")}})
 	wantErr(t, err, cerrors.ErrConflict)
+}
+
+func testTxnListGuard(t *testing.T, c backend.Client) {
+	h, ctx, tx := th{t}, context.Background(), transactor(t, c)
+	pools := model.ResourceListOptions{Kind: "IPPool"}
+	a := h.kv(c.Create(ctx, kv(poolKey("a"), `1`)))
+	guarded := func(list model.ListOptions, rev int64, write model.Key) []backend.TxnOp {
+		return []backend.TxnOp{
+			{Action: backend.TxnCheckList, List: list, Revision: rev},
+			{Action: backend.TxnPut, Key: write, Value: []byte(`w`)},
+		}
+	}
+	// Nothing under the prefix changed since a: the write happens.
+	_, err := tx.Txn(ctx, guarded(pools, a.Revision, npKey("ns", "w1")))
+	h.check(err)
+	h.kv(c.Get(ctx, npKey("ns", "w1")))
+	// A key created under the prefix after the guard's revision fails
+	// it, and nothing is written.
+	h.kv(c.Create(ctx, kv(poolKey("b"), `1`)))
+	res, err := tx.Txn(ctx, guarded(pools, a.Revision, npKey("ns", "w2")))
+	wantErr(t, err, cerrors.ErrConflict)
+	if res == nil || len(res.Current) != 2 || res.Current[0] != nil {
+		t.Fatalf("conflict result = %+v", res)
+	}
+	if _, err := c.Get(ctx, npKey("ns", "w2")); err == nil {
+		t.Fatal("a failed list guard let the write through")
+	}
+	// Keys outside the prefix do not count: an empty prefix holds even
+	// at revision 0.
+	_, err = tx.Txn(ctx, guarded(model.ResourceListOptions{Kind: "HostEndpoint"}, 0, npKey("ns", "w3")))
+	h.check(err)
 }

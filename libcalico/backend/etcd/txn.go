@@ -78,6 +78,15 @@ func (c *Client) Txn(ctx context.Context, ops []backend.TxnOp) (*backend.TxnResu
 	var thens []clientv3.Op
 	elses := make([]clientv3.Op, 0, len(ops))
 	for _, op := range ops {
+		if op.Action == backend.TxnCheckList {
+			prefix, err := op.List.Prefix()
+			if err != nil {
+				return nil, err
+			}
+			cmps = append(cmps, clientv3.Compare(clientv3.ModRevision(prefix), "<", op.Revision+1).WithPrefix())
+			elses = append(elses, clientv3.OpGet(prefix, clientv3.WithPrefix(), clientv3.WithCountOnly()))
+			continue
+		}
 		p, err := path(op.Key)
 		if err != nil {
 			return nil, err
@@ -110,9 +119,12 @@ func (c *Client) Txn(ctx context.Context, ops []backend.TxnOp) (*backend.TxnResu
 	}
 	out.Current = make([]*backend.KVPair, len(ops))
 	for i, op := range ops {
+		if op.Action == backend.TxnCheckList {
+			continue
+		}
 		if kvs := resp.Responses[i].GetResponseRange().Kvs; len(kvs) > 0 {
 			out.Current[i] = &backend.KVPair{Key: op.Key, Value: kvs[0].Value, Revision: kvs[0].ModRevision}
 		}
 	}
-	return out, &cerrors.Conflict{Key: ops[0].Key.String()}
+	return out, &cerrors.Conflict{Key: ops[0].String()}
 }

@@ -72,6 +72,14 @@ func (s *Store) Txn(ctx context.Context, ops []backend.TxnOp) (*backend.TxnResul
 	}
 	paths := make([]string, len(ops))
 	for i, op := range ops {
+		if op.Action == backend.TxnCheckList {
+			prefix, err := op.List.Prefix()
+			if err != nil {
+				return nil, err
+			}
+			paths[i] = prefix
+			continue
+		}
 		p, err := keyPath(op.Key)
 		if err != nil {
 			return nil, err
@@ -87,6 +95,13 @@ func (s *Store) Txn(ctx context.Context, ops []backend.TxnOp) (*backend.TxnResul
 	defer s.mu.Unlock()
 	ok := true
 	for i, op := range ops {
+		if op.Action == backend.TxnCheckList {
+			ok = !s.modifiedUnder(paths[i], op.Revision)
+			if !ok {
+				break
+			}
+			continue
+		}
 		e, present := s.data[paths[i]]
 		if (op.Revision == 0 && present) || (op.Revision != 0 && (!present || e.mod != op.Revision)) {
 			ok = false
@@ -95,16 +110,19 @@ func (s *Store) Txn(ctx context.Context, ops []backend.TxnOp) (*backend.TxnResul
 	}
 	if !ok {
 		out := &backend.TxnResult{Revision: s.rev, Current: make([]*backend.KVPair, len(ops))}
-		for i := range ops {
+		for i, op := range ops {
+			if op.Action == backend.TxnCheckList {
+				continue
+			}
 			if e, present := s.data[paths[i]]; present {
 				out.Current[i] = s.kv(e)
 			}
 		}
-		return out, &cerrors.Conflict{Key: ops[0].Key.String()}
+		return out, &cerrors.Conflict{Key: ops[0].String()}
 	}
 	writes := false
 	for _, op := range ops {
-		writes = writes || op.Action != backend.TxnCheck
+		writes = writes || op.Action == backend.TxnPut || op.Action == backend.TxnDelete
 	}
 	if !writes {
 		return &backend.TxnResult{Revision: s.rev}, nil
@@ -127,4 +145,14 @@ func (s *Store) Txn(ctx context.Context, ops []backend.TxnOp) (*backend.TxnResul
 		}
 	}
 	return &backend.TxnResult{Revision: s.rev}, nil
+}
+
+// modifiedUnder reports whether any key under prefix was written after rev.
+func (s *Store) modifiedUnder(prefix string, rev int64) bool {
+	for p, e := range s.data {
+		if e.mod > rev && strings.HasPrefix(p, prefix) {
+			return true
+		}
+	}
+	return false
 }

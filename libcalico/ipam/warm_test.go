@@ -1,0 +1,187 @@
+package ipam
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/netip"
+	"testing"
+
+	v3 "github.com/calico-etcd/calico/libcalico/api/v3"
+	"github.com/calico-etcd/calico/libcalico/backend/memory"
+	"github.com/calico-etcd/calico/libcalico/cerrors"
+)
+
+// warmEnv is an env whose IPAM client counts its round trips.
+func warmEnv(t *testing.T) (*env, *counting) {
+	s := memory.New()
+	t.Cleanup(func() { s.Close() })
+	cnt := newCounting(s)
+	e := newEnv(t, cnt, Options{})
+	e.pool("p", "10.60.0.0/16", 26)
+	return e, cnt
+}
+
+// rounds runs f and returns how many round trips it made.
+func rounds(cnt *counting, f func()) int64 {
+	before := cnt.n.Load()
+	f()
+	return cnt.n.Load() - before
+}
+
+func addrOf(a *Assignments) netip.Addr { return a.IPs[0].Addr() }
+
+func TestWarmPathOneRoundTrip(t *testing.T) {
+	e, cnt := warmEnv(t)
+	first, _ := e.assign("h1", "a", 1, 0)
+	var second *Assignments
+	if n := rounds(cnt, func() { second, _ = e.assign("h1", "b", 1, 0) }); n != 1 {
+		t.Fatalf("a warm assignment took %d round trips, want 1", n)
+	}
+	if addrOf(first) == addrOf(second) {
+		t.Fatalf("both requests got %v", addrOf(first))
+	}
+	st := readState(t, e.be)
+	st.mustCheck(t)
+	if st.owner[addrOf(second)] != "b" {
+		t.Fatalf("%v is owned by %q in the datastore, want b", addrOf(second), st.owner[addrOf(second)])
+	}
+	// Another host is not served from h1's cache.
+	if n := rounds(cnt, func() { e.assign("h2", "c", 1, 0) }); n == 1 {
+		t.Fatal("h2's first request took one round trip")
+	}
+}
+
+// Whatever moved since the cache was filled, the warm path writes nothing
+// wrong: the request falls back to the full path.
+func TestWarmPathFallsBack(t *testing.T) {
+	ctx := context.Background()
+	for _, tc := range []struct {
+		name   string
+		change func(e *env, next netip.Addr)
+		check  func(t *testing.T, e *env, got *Assignments, err error, next netip.Addr)
+	}{{
+		name: "reservation of the next address",
+		change: func(e *env, next netip.Addr) {
+			r := v3.NewIPReservation()
+			r.Name, r.Spec.ReservedCIDRs = "r", []string{next.String() + "/32"}
+			if _, err := e.cl.IPReservations().Create(ctx, r); err != nil {
+				e.t.Fatal(err)
+			}
+		},
+		check: func(t *testing.T, _ *env, got *Assignments, err error, next netip.Addr) {
+			if err != nil || addrOf(got) == next {
+				t.Fatalf("got %v, %v; the reserved %v must be skipped", got, err, next)
+			}
+		},
+	}, {
+		name: "pool disabled",
+		change: func(e *env, _ netip.Addr) {
+			p, err := e.cl.IPPools().Get(ctx, "", "p")
+			if err != nil {
+				e.t.Fatal(err)
+			}
+			p.Spec.Disabled = true
+			if _, err := e.cl.IPPools().Update(ctx, p); err != nil {
+				e.t.Fatal(err)
+			}
+		},
+		check: func(t *testing.T, _ *env, got *Assignments, err error, _ netip.Addr) {
+			if !errors.Is(err, ErrNoQualifiedPool) {
+				t.Fatalf("got %v, %v from a disabled pool", got, err)
+			}
+		},
+	}, {
+		name: "another client assigned from the block",
+		change: func(e *env, next netip.Addr) {
+			other := newEnv(e.t, e.be, Options{})
+			if got, _ := other.assign("h1", "other", 1, 0); addrOf(got) != next {
+				e.t.Fatalf("other client got %v, want %v", addrOf(got), next)
+			}
+		},
+		check: func(t *testing.T, _ *env, got *Assignments, err error, next netip.Addr) {
+			if err != nil || addrOf(got) == next {
+				t.Fatalf("got %v, %v; %v is the other client's", got, err, next)
+			}
+		},
+	}, {
+		name: "handle already holds an address",
+		change: func(e *env, next netip.Addr) {
+			other := newEnv(e.t, e.be, Options{})
+			other.assign("h1", "b", 1, 0)
+		},
+		check: func(t *testing.T, e *env, got *Assignments, err error, _ netip.Addr) {
+			if err != nil {
+				t.Fatal(err)
+			}
+			ips, err := e.ipam.IPsByHandle(ctx, "b")
+			if err != nil || len(ips) != 2 {
+				t.Fatalf("handle b holds %v (%v), want both addresses", ips, err)
+			}
+		},
+	}} {
+		t.Run(tc.name, func(t *testing.T) {
+			e, cnt := warmEnv(t)
+			first, _ := e.assign("h1", "a", 1, 0)
+			next := addrOf(first).Next()
+			tc.change(e, next)
+			var got *Assignments
+			var err error
+			n := rounds(cnt, func() {
+				got, _, err = e.ipam.AutoAssign(ctx, AutoAssignArgs{Num4: 1, HandleID: "b", Hostname: "h1"})
+			})
+			if n < 2 {
+				t.Errorf("request took %d round trip(s); the stale cache must have been refused", n)
+			}
+			tc.check(t, e, got, err, next)
+			readState(t, e.be).mustCheck(t)
+		})
+	}
+}
+
+// The IPAM config does not guard the warm path: no setting forbids a host
+// its own block.
+func TestWarmPathSurvivesConfigChange(t *testing.T) {
+	e, cnt := warmEnv(t)
+	ctx := context.Background()
+	first, _ := e.assign("h1", "a", 1, 0)
+	cfg, err := e.ipam.GetIPAMConfig(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.StrictAffinity = true
+	if err := newEnv(t, e.be, Options{}).ipam.SetIPAMConfig(ctx, cfg); err != nil {
+		t.Fatal(err)
+	}
+	var second *Assignments
+	if n := rounds(cnt, func() { second, _ = e.assign("h1", "b", 1, 0) }); n != 1 {
+		t.Errorf("took %d round trips, want 1", n)
+	}
+	if block := first.IPs[0].Masked(); !block.Contains(addrOf(second)) {
+		t.Errorf("second address %v is not in the host's block %v", addrOf(second), block)
+	}
+	readState(t, e.be).mustCheck(t)
+}
+
+// Releases by the same client drop the cache instead of spending a round
+// trip on a guard bound to fail; the block is then read afresh.
+func TestWarmPathAfterRelease(t *testing.T) {
+	e, cnt := warmEnv(t)
+	ctx := context.Background()
+	for i := range 5 {
+		e.assign("h1", fmt.Sprint("h", i), 1, 0)
+	}
+	if err := e.ipam.ReleaseByHandle(ctx, "h0"); err != nil {
+		t.Fatal(err)
+	}
+	if n := rounds(cnt, func() { e.assign("h1", "x", 1, 0) }); n != 2 {
+		t.Errorf("first request after a release took %d round trips, want 2 (read, write)", n)
+	}
+	if n := rounds(cnt, func() { e.assign("h1", "y", 1, 0) }); n != 1 {
+		t.Errorf("next request took %d round trips, want 1", n)
+	}
+	if _, err := e.ipam.ReleaseIPs(ctx, ReleaseOptions{Address: netip.MustParseAddr("10.60.0.1")}); err != nil && !errors.Is(err, cerrors.ErrNotFound) {
+		t.Fatal(err)
+	}
+	readState(t, e.be).mustCheck(t)
+}
