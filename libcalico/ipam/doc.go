@@ -22,7 +22,13 @@
 //   - A failed transaction returns the current values, so a retry under
 //     contention costs no extra read. Retries are bounded and jittered.
 //   - Reads are batched: an assignment from an affine block with room is
-//     three round trips (state, blocks, write).
+//     two round trips (state with the hinted block, write), three without
+//     a hint. A client remembers the block it last used (Hint, SetHint: the
+//     CNI plugin passes it on in its lock file).
+//   - A long-lived client serves a host's next assignment from what it
+//     cached, in one round trip: a transaction that also guards the Node,
+//     the block's pool and every IPReservation, and falls back to the
+//     full path if any of them moved (warm.go).
 //   - A host looking for a new block probes random candidate block keys of
 //     the pool (keys only, one round trip for 32 of them) instead of
 //     listing every block in the cluster, so a claim costs the same with
