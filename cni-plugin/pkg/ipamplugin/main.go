@@ -9,39 +9,18 @@ import (
 
 	"github.com/containernetworking/cni/pkg/skel"
 	"github.com/containernetworking/cni/pkg/types"
-	"github.com/containernetworking/cni/pkg/version"
 
-	"github.com/calico-etcd/calico/libcalico/buildinfo"
 	"github.com/calico-etcd/calico/libcalico/client"
 	"github.com/calico-etcd/calico/libcalico/ipam"
 
 	"github.com/calico-etcd/calico/cni-plugin/pkg/netconf"
 )
 
-// SupportedVersions are the CNI spec versions the plugins speak.
-var SupportedVersions = version.PluginSupports("0.3.1", "0.4.0", "1.0.0", "1.1.0")
-
 // RequestTimeout bounds one CNI request, as Calico's 90 s.
 const RequestTimeout = 90 * time.Second
 
-// Main is the calico-ipam binary: it answers -v/--version and otherwise
-// hands the CNI verbs to skel.
-func Main() {
-	netconf.TuneForShortLife()
-	for _, a := range os.Args[1:] {
-		if a == "-v" || a == "--version" || a == "version" {
-			fmt.Println(buildinfo.String("calico-ipam"))
-			return
-		}
-	}
-	skel.PluginMainFuncs(skel.CNIFuncs{
-		Add:    func(a *skel.CmdArgs) error { return run(a, "ADD") },
-		Del:    func(a *skel.CmdArgs) error { return run(a, "DEL") },
-		Check:  func(a *skel.CmdArgs) error { return run(a, "CHECK") },
-		GC:     func(a *skel.CmdArgs) error { return run(a, "GC") },
-		Status: func(a *skel.CmdArgs) error { return run(a, "STATUS") },
-	}, SupportedVersions, buildinfo.String("calico-ipam"))
-}
+// Main is the calico-ipam binary.
+func Main() { netconf.PluginMain("calico-ipam", run) }
 
 // run serves one verb of the binary: config from stdin, datastore and node
 // name from it (and the environment), result to stdout.

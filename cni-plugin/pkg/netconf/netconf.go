@@ -16,12 +16,15 @@ import (
 	"strings"
 	"time"
 
+	"github.com/containernetworking/cni/pkg/skel"
 	"github.com/containernetworking/cni/pkg/types"
+	"github.com/containernetworking/cni/pkg/version"
 	"github.com/sirupsen/logrus"
 
 	v3 "github.com/calico-etcd/calico/libcalico/api/v3"
 	"github.com/calico-etcd/calico/libcalico/apiconfig"
 	"github.com/calico-etcd/calico/libcalico/backend/etcd"
+	"github.com/calico-etcd/calico/libcalico/buildinfo"
 )
 
 // Defaults as in Calico.
@@ -256,4 +259,26 @@ func TuneForShortLife() {
 	debug.SetGCPercent(-1)
 	debug.SetMemoryLimit(256 << 20)
 	v3.PreferFastStart()
+}
+
+// SupportedVersions are the CNI spec versions the plugins speak.
+var SupportedVersions = version.PluginSupports("0.3.1", "0.4.0", "1.0.0", "1.1.0")
+
+// PluginMain is the main of a plugin binary: it tunes the runtime for a
+// short life, answers -v/--version, and otherwise hands each CNI verb to
+// run through skel.
+func PluginMain(name string, run func(args *skel.CmdArgs, verb string) error) {
+	TuneForShortLife()
+	for _, a := range os.Args[1:] {
+		if a == "-v" || a == "--version" || a == "version" {
+			fmt.Println(buildinfo.String(name))
+			return
+		}
+	}
+	verb := func(v string) func(*skel.CmdArgs) error {
+		return func(a *skel.CmdArgs) error { return run(a, v) }
+	}
+	skel.PluginMainFuncs(skel.CNIFuncs{
+		Add: verb("ADD"), Del: verb("DEL"), Check: verb("CHECK"), GC: verb("GC"), Status: verb("STATUS"),
+	}, SupportedVersions, buildinfo.String(name))
 }

@@ -8,32 +8,14 @@ import (
 	"github.com/containernetworking/cni/pkg/skel"
 	"github.com/containernetworking/cni/pkg/types"
 
-	"github.com/calico-etcd/calico/libcalico/buildinfo"
 	"github.com/calico-etcd/calico/libcalico/cerrors"
 
 	"github.com/calico-etcd/calico/cni-plugin/pkg/dataplane"
-	"github.com/calico-etcd/calico/cni-plugin/pkg/ipamplugin"
 	"github.com/calico-etcd/calico/cni-plugin/pkg/netconf"
 )
 
-// Main is the calico binary: it answers -v/--version and otherwise hands
-// the CNI verbs to skel.
-func Main() {
-	netconf.TuneForShortLife()
-	for _, a := range os.Args[1:] {
-		if a == "-v" || a == "--version" || a == "version" {
-			fmt.Println(buildinfo.String("calico"))
-			return
-		}
-	}
-	skel.PluginMainFuncs(skel.CNIFuncs{
-		Add:    func(a *skel.CmdArgs) error { return run(a, "ADD") },
-		Del:    func(a *skel.CmdArgs) error { return run(a, "DEL") },
-		Check:  func(a *skel.CmdArgs) error { return run(a, "CHECK") },
-		GC:     func(a *skel.CmdArgs) error { return run(a, "GC") },
-		Status: func(a *skel.CmdArgs) error { return run(a, "STATUS") },
-	}, ipamplugin.SupportedVersions, buildinfo.String("calico"))
-}
+// Main is the calico binary.
+func Main() { netconf.PluginMain("calico", run) }
 
 // run serves one verb: configuration from stdin, result to stdout, errors
 // as CNI error codes.
