@@ -22,6 +22,7 @@ import (
 
 	"github.com/calico-etcd/calico/calicoctl/internal/checksystem"
 	"github.com/calico-etcd/calico/calicoctl/internal/diags"
+	_ "github.com/calico-etcd/calico/libcalico/api/v3/fastdecode" // lists decode faster
 	"github.com/calico-etcd/calico/libcalico/apiconfig"
 	"github.com/calico-etcd/calico/libcalico/client"
 )

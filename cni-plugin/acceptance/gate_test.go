@@ -14,6 +14,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
 )
 
 // etcdGate is a gRPC proxy in front of etcd that cuts etcd off at an exact
@@ -76,12 +77,12 @@ func (g *etcdGate) admit(method string, req []byte) bool {
 	switch method {
 	case "/etcdserverpb.KV/Put":
 		var p etcdpb.PutRequest
-		if p.Unmarshal(req) == nil {
+		if proto.Unmarshal(req, &p) == nil {
 			keys = append(keys, p.Key)
 		}
 	case "/etcdserverpb.KV/Txn":
 		var tx etcdpb.TxnRequest
-		if tx.Unmarshal(req) == nil {
+		if proto.Unmarshal(req, &tx) == nil {
 			for _, op := range tx.Success {
 				if p := op.GetRequestPut(); p != nil {
 					keys = append(keys, p.Key)

@@ -46,21 +46,27 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	code := m.Run()
-	os.RemoveAll(dir)
+	if os.Getenv("CALICO_KEEP_PLUGIN_BINS") == "" { // set to profile them
+		os.RemoveAll(dir)
+	} else {
+		fmt.Fprintln(os.Stderr, "plugin binaries kept in", dir)
+	}
 	os.Exit(code)
 }
 
 // buildPlugins builds ours from this module and the reference plugins
 // from the module cache (they are in go.mod), without -race: the plugins
-// are the system under test, not the test process.
+// are the system under test, not the test process. All are static, as
+// both projects release them (and the Makefile builds ours).
 func buildPlugins(dir string) error {
-	cmd := exec.Command("go", "build", "-o", dir+string(os.PathSeparator),
+	cmd := exec.Command("go", "build", "-tags", "grpcnotrace", "-o", dir+string(os.PathSeparator),
 		"./cmd/calico", "./cmd/calico-ipam",
 		"github.com/containernetworking/plugins/plugins/meta/portmap",
 		"github.com/containernetworking/plugins/plugins/main/ptp",
 		"github.com/containernetworking/plugins/plugins/ipam/host-local",
 	)
 	cmd.Dir = ".."
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 	if out, err := cmd.CombinedOutput(); err != nil {
 		return fmt.Errorf("building plugins: %w\n%s", err, out)
 	}

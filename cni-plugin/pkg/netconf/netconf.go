@@ -11,8 +11,6 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"runtime"
-	"runtime/debug"
 	"strings"
 	"time"
 
@@ -21,7 +19,6 @@ import (
 	"github.com/containernetworking/cni/pkg/version"
 	"github.com/sirupsen/logrus"
 
-	v3 "github.com/calico-etcd/calico/libcalico/api/v3"
 	"github.com/calico-etcd/calico/libcalico/apiconfig"
 	"github.com/calico-etcd/calico/libcalico/backend/etcd"
 	"github.com/calico-etcd/calico/libcalico/buildinfo"
@@ -248,27 +245,12 @@ func (c *NetConf) Open(getenv func(string) string, stderr io.Writer) (*Opened, f
 	return &Opened{Log: log, Node: node, Backend: be}, func() { be.Close(); logCloser.Close() }, nil
 }
 
-// TuneForShortLife sets up the runtime of a plugin process. A request
-// lives for milliseconds and waits mostly on etcd and the kernel: one P
-// (fewer threads, so fewer TLB shootdowns on the page faults of a fresh
-// process), no garbage collection below 256 MiB, and stored values
-// decoded by encoding/json, whose per-type setup is cheaper. Measured:
-// about a quarter less CPU per ADD, and no slower.
-func TuneForShortLife() {
-	runtime.GOMAXPROCS(1)
-	debug.SetGCPercent(-1)
-	debug.SetMemoryLimit(256 << 20)
-	v3.PreferFastStart()
-}
-
 // SupportedVersions are the CNI spec versions the plugins speak.
 var SupportedVersions = version.PluginSupports("0.3.1", "0.4.0", "1.0.0", "1.1.0")
 
-// PluginMain is the main of a plugin binary: it tunes the runtime for a
-// short life, answers -v/--version, and otherwise hands each CNI verb to
-// run through skel.
+// PluginMain is the main of a plugin binary: it answers -v/--version and
+// otherwise hands each CNI verb to run through skel.
 func PluginMain(name string, run func(args *skel.CmdArgs, verb string) error) {
-	TuneForShortLife()
 	for _, a := range os.Args[1:] {
 		if a == "-v" || a == "--version" || a == "version" {
 			fmt.Println(buildinfo.String(name))

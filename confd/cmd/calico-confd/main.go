@@ -18,6 +18,7 @@ import (
 	"github.com/sirupsen/logrus"
 
 	"github.com/calico-etcd/calico/confd/daemon"
+	_ "github.com/calico-etcd/calico/libcalico/api/v3/fastdecode"
 	"github.com/calico-etcd/calico/libcalico/buildinfo"
 	"github.com/calico-etcd/calico/libcalico/nodeinfo"
 )

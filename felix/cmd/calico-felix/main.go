@@ -25,6 +25,7 @@ import (
 	"github.com/calico-etcd/calico/felix/daemon"
 	"github.com/calico-etcd/calico/felix/dataplane/linux"
 	"github.com/calico-etcd/calico/felix/dpapi"
+	_ "github.com/calico-etcd/calico/libcalico/api/v3/fastdecode"
 	"github.com/calico-etcd/calico/libcalico/buildinfo"
 )
 

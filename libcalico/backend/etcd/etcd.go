@@ -53,8 +53,9 @@ type Client struct {
 
 var _ backend.Client = (*Client)(nil)
 
-// New connects lazily: it fails only on bad configuration, never because
-// etcd is down (calls then fail with cerrors.Unavailable).
+// New starts connecting in the background: it fails only on bad
+// configuration, never because etcd is down (calls then fail with
+// cerrors.Unavailable).
 func New(cfg Config) (*Client, error) {
 	if len(cfg.Endpoints) == 0 {
 		return nil, errors.New("no etcd endpoints configured")
@@ -82,6 +83,9 @@ func New(cfg Config) (*Client, error) {
 	if err != nil {
 		return nil, fmt.Errorf("creating etcd client for %v: %w", cfg.Endpoints, err)
 	}
+	// Dial now, in the background, rather than on the first call: a CNI
+	// plugin does its kernel work meanwhile.
+	cli.ActiveConnection().Connect()
 	t := cfg.Timeout
 	if t <= 0 {
 		t = DefaultTimeout
