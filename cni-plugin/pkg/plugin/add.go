@@ -60,7 +60,7 @@ func (p *Plugin) attachment(args *skel.CmdArgs) (*attachment, error) {
 //
 //	        ┌ profile, client init (etcd reads) ┐
 //	Prepare ┼ IPAM assignment (etcd)            ┼─┬ endpoint write (etcd)         ┬─ result
-//	        └ veth pair creation (kernel)       ┘ └ links up, addresses, routes   ┘
+//	        └ veth pair, endpoint precheck      ┘ └ links up, addresses, routes   ┘
 //
 // Kernel work stays on the calling goroutine, whose thread's namespace is
 // the host's. Whatever failed, the steps that succeeded are undone.
@@ -105,6 +105,11 @@ func (p *Plugin) Add(ctx context.Context, args *skel.CmdArgs) (*current.Result, 
 		ipamDone = time.Since(tPrepare)
 	}()
 	dp, dpErr := p.DP.Create(a.req)
+	if dpErr == nil {
+		// The endpoint, less its addresses, checked while IPAM and the
+		// datastore reads are still out (see wep.Precheck).
+		wep.Precheck(wep.Build(a.ids, []string{p.Conf.Name}, dp.HostIfName, dp.PodMAC, nil))
+	}
 	wg.Wait()
 	tStage1 := time.Now()
 

@@ -10,6 +10,7 @@ package wep
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
@@ -92,6 +93,17 @@ func Build(ids IDs, profiles []string, hostIf string, podMAC net.HardwareAddr, a
 		w.Spec.IPNetworks = append(w.Spec.IPNetworks, netip.PrefixFrom(a, a.BitLen()).String())
 	}
 	return w
+}
+
+// Precheck defaults, validates and encodes w as a write would, and
+// discards the outcome (the write checks again): an ADD calls it with its
+// endpoint, less the addresses, while it waits on IPAM, so that what
+// validation and encoding set up once per process is ready by the write.
+func Precheck(w *v3.WorkloadEndpoint) {
+	w.Default()
+	if w.Validate() == nil {
+		_, _ = json.Marshal(w)
+	}
 }
 
 // Store reads and writes endpoints and profiles through the typed client.
