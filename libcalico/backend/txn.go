@@ -54,6 +54,11 @@ type TxnOp struct {
 	Revision int64
 	// Value is stored by TxnPut.
 	Value []byte
+	// Expect, when set, also guards Key's value: it must equal Expect
+	// byte for byte. Revisions say the key is unchanged only while the
+	// store's history is the one they were read in (not after a restore
+	// from backup); the value says so whatever happened.
+	Expect []byte
 	// List names the keys a TxnCheckList guards.
 	List model.ListOptions
 }

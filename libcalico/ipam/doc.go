@@ -27,8 +27,12 @@
 //     CNI plugin passes it on in its lock file).
 //   - A long-lived client serves a host's next assignment from what it
 //     cached, in one round trip: a transaction that also guards the Node,
-//     the block's pool and every IPReservation, and falls back to the
-//     full path if any of them moved (warm.go).
+//     the block's pool and every IPReservation (and the block by value as
+//     well as revision), and falls back to the full path if any of them
+//     moved (warm.go). Its own releases by handle keep the cache current.
+//     The cache can be saved and loaded into another client (SaveWarm,
+//     LoadWarm): the CNI plugin keeps it in its lock file, so each plugin
+//     process assigns in one round trip too.
 //   - A host looking for a new block probes random candidate block keys of
 //     the pool (keys only, one round trip for 32 of them) instead of
 //     listing every block in the cluster, so a claim costs the same with

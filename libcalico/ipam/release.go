@@ -250,9 +250,10 @@ func refreshRelease(bk *blockKV, handles map[string]*handleKV, ids []string, res
 
 // ReleaseByHandle frees every address assigned with handleID and deletes
 // the handle. It returns an error matching cerrors.ErrNotFound when the
-// handle does not exist (so a CNI DEL can treat that as done).
+// handle does not exist (so a CNI DEL can treat that as done). Cached
+// warm states take the blocks it commits, so the host's next assignment
+// still takes one round trip.
 func (c *Client) ReleaseByHandle(ctx context.Context, handleID string) error {
-	c.forgetWarm()
 	handleID = sanitizeHandle(handleID)
 	kv, err := c.getKV(ctx, model.HandleKey{HandleID: handleID})
 	if err != nil {
@@ -359,6 +360,16 @@ func (c *Client) releaseHandleInBlock(ctx context.Context, h *handleKV, cidr net
 		}
 		if err != nil {
 			return nil, fmt.Errorf("releasing handle %s in block %s: %w", h.id, cidr, err)
+		}
+		switch ops[0].Action {
+		case backend.TxnPut:
+			c.releasedFrom(cidr, bk, res.Revision)
+		case backend.TxnDelete:
+			c.releasedFrom(cidr, nil, 0)
+		default: // the block was absent, or unchanged
+			if bk == nil {
+				c.releasedFrom(cidr, nil, 0)
+			}
 		}
 		if len(nh.h.Block) == 0 {
 			nh.rev = 0

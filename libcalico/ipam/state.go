@@ -40,6 +40,8 @@ type hostState struct {
 	// confirmed holds affinities this request confirmed (or found
 	// confirmed) after the read, with their revisions.
 	confirmed map[model.Key]int64
+	// read holds what newHostState decoded, for SaveWarm.
+	read [][]*backend.KVPair
 }
 
 func revOf(kv *backend.KVPair) int64 {
@@ -73,12 +75,33 @@ func (c *Client) loadHost(ctx context.Context, host, handle string) (*hostState,
 		return nil, fmt.Errorf("reading IPAM state for host %s: %w", host, err)
 	}
 	res := read.Results
-	st := &hostState{host: host, affs: res[4], rnd: rand.New(rand.NewPCG(rand.Uint64(), rand.Uint64())),
-		scans: map[netip.Prefix][]*blockKV{}, prefetched: map[netip.Prefix]*backend.KVPair{}, hint: hint,
-		readRev: read.Revision, nodeRev: revOf(one(res[1])), used: map[int][]*blockKV{}}
+	st, err := c.newHostState(host, res[:hostReads], read.Revision)
+	if err != nil {
+		return nil, err
+	}
+	st.hint = hint
 	if hint.IsValid() {
 		st.prefetched[hint] = one(res[len(res)-1])
 	}
+	if handle != "" {
+		if st.handle, err = decodeHandle(handle, one(res[hostReads])); err != nil {
+			return nil, err
+		}
+	}
+	return st, nil
+}
+
+// hostReads is the number of reads newHostState decodes: config, Node,
+// pools, reservations, the host's affinities, in that order.
+const hostReads = 5
+
+// newHostState decodes a host's state from the results of its reads at
+// revision rev.
+func (c *Client) newHostState(host string, res [][]*backend.KVPair, rev int64) (*hostState, error) {
+	st := &hostState{host: host, affs: res[4], rnd: rand.New(rand.NewPCG(rand.Uint64(), rand.Uint64())),
+		scans: map[netip.Prefix][]*blockKV{}, prefetched: map[netip.Prefix]*backend.KVPair{},
+		readRev: rev, nodeRev: revOf(one(res[1])), used: map[int][]*blockKV{}, read: res}
+	var err error
 	if st.cfg, _, err = decodeConfig(one(res[0])); err != nil {
 		return nil, err
 	}
@@ -105,11 +128,6 @@ func (c *Client) loadHost(ctx context.Context, host, handle string) (*hostState,
 		}
 	}
 	st.res = newReservations(rs)
-	if handle != "" {
-		if st.handle, err = decodeHandle(handle, one(res[5])); err != nil {
-			return nil, err
-		}
-	}
 	return st, nil
 }
 

@@ -2,6 +2,10 @@ package ipam
 
 import (
 	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"maps"
 	"net/netip"
 	"strconv"
 
@@ -21,7 +25,8 @@ import (
 // block, and releasing the affinity rewrites or deletes the block. If
 // anything moved, the transaction writes nothing and the request takes
 // the full path, which reads afresh; a stale cache costs one round trip,
-// never a wrong assignment.
+// never a wrong assignment. The block is guarded by its value as well as
+// its revision.
 
 // warmHost is a host's cached state; one request at a time uses it.
 type warmHost struct {
@@ -92,6 +97,12 @@ func (c *Client) assignWarm(ctx context.Context, args AutoAssignArgs) (v4, v6 *A
 		}
 		op, err := blockOp(nb, false)
 		if err != nil {
+			return nil, nil, false, nil
+		}
+		// The block must still be the one cached, value and all: a
+		// saved state may come from before a restore of etcd, where the
+		// same revision could name another value.
+		if op.Expect, err = json.Marshal(bk.b); err != nil {
 			return nil, nil, false, nil
 		}
 		ops = append(ops, op)
@@ -176,3 +187,166 @@ func (st *hostState) confirmedAffinity(block netip.Prefix) *backend.KVPair {
 // client that change blocks, so that the next request does not spend a
 // round trip on a guard bound to fail.
 func (c *Client) forgetWarm() { c.warm.Clear() }
+
+// A warm state can outlive its process: SaveWarm encodes a host's cached
+// state and LoadWarm gives it to another client, as the CNI plugin does
+// through its host-wide lock file, so that a short-lived process also
+// assigns in one round trip. The saved state is what the full path read
+// (raw, with revisions) and the blocks as committed; the guards are
+// rebuilt from it, so a stale save costs a round trip like a stale cache.
+
+// savedKV is a stored key and value at its revision.
+type savedKV struct {
+	Key   string          `json:"key"`
+	Value json.RawMessage `json:"value,omitempty"`
+	Rev   int64           `json:"rev"`
+}
+
+type savedWarm struct {
+	Host string `json:"host"`
+	Rev  int64  `json:"rev"`
+	// Read holds the results of the host's reads (see hostReads).
+	Read [hostReads][]savedKV `json:"read"`
+	// Blocks are the blocks assigned from, by IP version, as committed.
+	Blocks map[int]savedKV `json:"blocks"`
+	// Confirmed are affinities confirmed after the read (no values).
+	Confirmed []savedKV `json:"confirmed,omitempty"`
+}
+
+func saveKV(k model.Key, v []byte, rev int64) (savedKV, error) {
+	p, err := k.Path()
+	if err != nil {
+		return savedKV{}, err
+	}
+	if v != nil && !json.Valid(v) {
+		return savedKV{}, fmt.Errorf("value of %s is not JSON", p)
+	}
+	return savedKV{Key: p, Value: v, Rev: rev}, nil
+}
+
+func (s savedKV) kv() (*backend.KVPair, error) {
+	k := model.ParseKey(s.Key)
+	if k == nil {
+		return nil, fmt.Errorf("unknown key %q", s.Key)
+	}
+	return &backend.KVPair{Key: k, Value: []byte(s.Value), Revision: s.Rev}, nil
+}
+
+// SaveWarm returns host's cached state, encoded for LoadWarm, or nil when
+// there is none.
+func (c *Client) SaveWarm(host string) []byte {
+	v, ok := c.warm.Load(host)
+	if !ok {
+		return nil
+	}
+	w := v.(*warmHost)
+	if len(w.st.read) != hostReads {
+		return nil
+	}
+	s := savedWarm{Host: host, Rev: w.st.readRev, Blocks: map[int]savedKV{}}
+	for i, kvs := range w.st.read {
+		for _, kv := range kvs {
+			r, err := saveKV(kv.Key, kv.Value, kv.Revision)
+			if err != nil {
+				return nil
+			}
+			s.Read[i] = append(s.Read[i], r)
+		}
+	}
+	for version, bk := range w.blocks {
+		b, err := json.Marshal(bk.b)
+		if err != nil {
+			return nil
+		}
+		if s.Blocks[version], err = saveKV(model.BlockKey{CIDR: bk.cidr}, b, bk.rev); err != nil {
+			return nil
+		}
+	}
+	for k, rev := range w.st.confirmed {
+		r, err := saveKV(k, nil, rev)
+		if err != nil {
+			return nil
+		}
+		s.Confirmed = append(s.Confirmed, r)
+	}
+	out, err := json.Marshal(s)
+	if err != nil {
+		return nil
+	}
+	return out
+}
+
+// LoadWarm caches a state SaveWarm encoded, replacing the host's. It fails
+// on data it cannot decode or a state the warm path could not use.
+func (c *Client) LoadWarm(data []byte) error {
+	var s savedWarm
+	if err := json.Unmarshal(data, &s); err != nil {
+		return fmt.Errorf("decoding saved IPAM state: %w", err)
+	}
+	if err := validHost(s.Host); err != nil {
+		return err
+	}
+	res := make([][]*backend.KVPair, hostReads)
+	for i, rs := range s.Read {
+		for _, r := range rs {
+			kv, err := r.kv()
+			if err != nil {
+				return err
+			}
+			res[i] = append(res[i], kv)
+		}
+	}
+	st, err := c.newHostState(s.Host, res, s.Rev)
+	if err != nil {
+		return err
+	}
+	for version, r := range s.Blocks {
+		kv, err := r.kv()
+		if err != nil {
+			return err
+		}
+		bk, err := decodeBlock(kv)
+		if err != nil {
+			return err
+		}
+		st.used[version] = []*blockKV{bk}
+		st.lastUsed = bk.cidr
+	}
+	for _, r := range s.Confirmed {
+		k := model.ParseKey(r.Key)
+		if k == nil {
+			return fmt.Errorf("unknown key %q", r.Key)
+		}
+		st.noteConfirmed(k, r.Rev)
+	}
+	c.warm.Delete(s.Host)
+	c.keepWarm(st)
+	if _, ok := c.warm.Load(s.Host); !ok {
+		return errors.New("saved IPAM state cannot serve an assignment")
+	}
+	c.remember(st)
+	return nil
+}
+
+// releasedFrom updates the cached states that hold block cidr after this
+// client released addresses in it: bk as committed at rev, or nil when
+// the block is gone. Releases by others still fail the block's guard.
+func (c *Client) releasedFrom(cidr netip.Prefix, bk *blockKV, rev int64) {
+	c.warm.Range(func(host, v any) bool {
+		w := v.(*warmHost)
+		for version, wb := range w.blocks {
+			if wb.cidr != cidr {
+				continue
+			}
+			if bk == nil {
+				c.warm.CompareAndDelete(host, w)
+				return true
+			}
+			nw := &warmHost{st: w.st, guards: w.guards, blocks: maps.Clone(w.blocks)}
+			nw.blocks[version] = &blockKV{cidr: cidr, rev: rev, b: bk.b.Clone()}
+			c.warm.CompareAndSwap(host, w, nw)
+			return true
+		}
+		return true
+	})
+}

@@ -2,6 +2,7 @@ package ipam
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/netip"
@@ -10,6 +11,7 @@ import (
 	v3 "github.com/calico-etcd/calico/libcalico/api/v3"
 	"github.com/calico-etcd/calico/libcalico/backend/memory"
 	"github.com/calico-etcd/calico/libcalico/cerrors"
+	"github.com/calico-etcd/calico/libcalico/model"
 )
 
 // warmEnv is an env whose IPAM client counts its round trips.
@@ -163,8 +165,9 @@ func TestWarmPathSurvivesConfigChange(t *testing.T) {
 	readState(t, e.be).mustCheck(t)
 }
 
-// Releases by the same client drop the cache instead of spending a round
-// trip on a guard bound to fail; the block is then read afresh.
+// Releases by handle keep the cache up to date, so the next request still
+// takes one round trip; other releases drop it, and the block is read
+// afresh.
 func TestWarmPathAfterRelease(t *testing.T) {
 	e, cnt := warmEnv(t)
 	ctx := context.Background()
@@ -174,14 +177,123 @@ func TestWarmPathAfterRelease(t *testing.T) {
 	if err := e.ipam.ReleaseByHandle(ctx, "h0"); err != nil {
 		t.Fatal(err)
 	}
-	if n := rounds(cnt, func() { e.assign("h1", "x", 1, 0) }); n != 2 {
-		t.Errorf("first request after a release took %d round trips, want 2 (read, write)", n)
-	}
-	if n := rounds(cnt, func() { e.assign("h1", "y", 1, 0) }); n != 1 {
-		t.Errorf("next request took %d round trips, want 1", n)
+	if n := rounds(cnt, func() { e.assign("h1", "x", 1, 0) }); n != 1 {
+		t.Errorf("first request after a release by handle took %d round trips, want 1", n)
 	}
 	if _, err := e.ipam.ReleaseIPs(ctx, ReleaseOptions{Address: netip.MustParseAddr("10.60.0.1")}); err != nil && !errors.Is(err, cerrors.ErrNotFound) {
 		t.Fatal(err)
 	}
+	if n := rounds(cnt, func() { e.assign("h1", "y", 1, 0) }); n != 2 {
+		t.Errorf("first request after ReleaseIPs took %d round trips, want 2 (read, write)", n)
+	}
+	if n := rounds(cnt, func() { e.assign("h1", "z", 1, 0) }); n != 1 {
+		t.Errorf("next request took %d round trips, want 1", n)
+	}
 	readState(t, e.be).mustCheck(t)
+}
+
+// A saved state serves another client's first request in one round trip,
+// as a CNI plugin process after the previous one.
+func TestWarmStateSavedAndLoaded(t *testing.T) {
+	e, cnt := warmEnv(t)
+	ctx := context.Background()
+	first, _ := e.assign("h1", "a", 1, 0)
+	if e.ipam.SaveWarm("h2") != nil {
+		t.Fatal("saved a state for a host with none")
+	}
+	saved := e.ipam.SaveWarm("h1")
+	if saved == nil {
+		t.Fatal("nothing saved after an assignment")
+	}
+	next := newEnv(t, cnt, Options{})
+	if err := next.ipam.LoadWarm(saved); err != nil {
+		t.Fatal(err)
+	}
+	if got := next.ipam.Hint("h1"); got != first.IPs[0].Masked() {
+		t.Errorf("hint after LoadWarm = %v, want %v", got, first.IPs[0].Masked())
+	}
+	var second *Assignments
+	if n := rounds(cnt, func() { second, _ = next.assign("h1", "b", 1, 0) }); n != 1 {
+		t.Errorf("first request of the loading client took %d round trips, want 1", n)
+	}
+	if addrOf(first) == addrOf(second) {
+		t.Fatalf("both clients assigned %v", addrOf(first))
+	}
+	// A release by handle, then a save and load again: still one trip.
+	if err := next.ipam.ReleaseByHandle(ctx, "a"); err != nil {
+		t.Fatal(err)
+	}
+	third := newEnv(t, cnt, Options{})
+	if err := third.ipam.LoadWarm(next.ipam.SaveWarm("h1")); err != nil {
+		t.Fatal(err)
+	}
+	if n := rounds(cnt, func() { third.assign("h1", "c", 1, 0) }); n != 1 {
+		t.Errorf("request after a saved release took %d round trips, want 1", n)
+	}
+	st := readState(t, e.be)
+	st.mustCheck(t)
+	if len(st.owner) != 2 || st.owner[addrOf(first)] != "" && st.owner[addrOf(first)] != "c" {
+		t.Errorf("owners %v", st.owner)
+	}
+}
+
+// A saved state that another client has overtaken costs a round trip and
+// never a wrong assignment; data that is not a saved state is refused.
+func TestWarmStateStaleOrBad(t *testing.T) {
+	e, cnt := warmEnv(t)
+	e.assign("h1", "a", 1, 0)
+	saved := e.ipam.SaveWarm("h1")
+	e.assign("h1", "b", 1, 0) // the block moves on past the save
+	stale := newEnv(t, cnt, Options{})
+	if err := stale.ipam.LoadWarm(saved); err != nil {
+		t.Fatal(err)
+	}
+	var got *Assignments
+	if n := rounds(cnt, func() { got, _ = stale.assign("h1", "c", 1, 0) }); n < 2 {
+		t.Errorf("a stale state took %d round trips; its guard cannot have held", n)
+	}
+	st := readState(t, e.be)
+	st.mustCheck(t)
+	if st.owner[addrOf(got)] != "c" || len(st.owner) != 3 {
+		t.Errorf("owners %v after the stale request got %v", st.owner, addrOf(got))
+	}
+	// Same revision, another value, as a save from before etcd was
+	// restored could have: the value guard fails and nothing is lost.
+	e.assign("h1", "d", 1, 0)
+	var sw savedWarm
+	if err := json.Unmarshal(e.ipam.SaveWarm("h1"), &sw); err != nil {
+		t.Fatal(err)
+	}
+	var b model.AllocationBlock
+	blk := sw.Blocks[4]
+	if err := json.Unmarshal(blk.Value, &b); err != nil {
+		t.Fatal(err)
+	}
+	for i := range b.Allocations {
+		b.Allocations[i] = nil // as if nothing were assigned
+	}
+	blk.Value, _ = json.Marshal(&b)
+	sw.Blocks[4] = blk
+	forged, _ := json.Marshal(sw)
+	restored := newEnv(t, cnt, Options{})
+	if err := restored.ipam.LoadWarm(forged); err != nil {
+		t.Fatal(err)
+	}
+	if n := rounds(cnt, func() { got, _ = restored.assign("h1", "e", 1, 0) }); n < 2 {
+		t.Errorf("a state whose block value differs took %d round trips", n)
+	}
+	st = readState(t, e.be)
+	st.mustCheck(t)
+	if st.owner[addrOf(got)] != "e" || len(st.owner) != 5 {
+		t.Errorf("owners %v after the restored request got %v", st.owner, addrOf(got))
+	}
+	for _, bad := range []string{"", "{", `{"host":"h1"}`, `{"host":"a/b"}`, `{"host":"h1","read":[[],[],[],[],[{"key":"/nope","rev":1}]]}`} {
+		c := newEnv(t, cnt, Options{})
+		if err := c.ipam.LoadWarm([]byte(bad)); err == nil {
+			t.Errorf("LoadWarm(%q) succeeded", bad)
+		}
+		if c.ipam.SaveWarm("h1") != nil {
+			t.Errorf("LoadWarm(%q) left a cached state", bad)
+		}
+	}
 }

@@ -34,29 +34,49 @@ func lockFile(path string) (*os.File, error) {
 	return f, nil
 }
 
-// The lock file also carries the block the node last assigned from, as
-// "<node> <cidr>\n", so that each short-lived plugin process starts with
-// the hint a long-lived IPAM client would have kept in memory (one etcd
-// round trip less). It is only a guess; anything unreadable is no hint.
+// The lock file also carries what a long-lived IPAM client would have kept
+// in memory, so that each short-lived plugin process starts where the
+// previous one stopped: the block the node last assigned from, as
+// "<node> <cidr>\n", then the IPAM client's saved warm state
+// (ipam.Client.SaveWarm) on one line. Both are only guesses that etcd's
+// revisions check; anything unreadable is no hint.
 
-func readHint(f *os.File, node string) netip.Prefix {
-	buf := make([]byte, 512)
+// lockState is what the lock file holds for a node.
+type lockState struct {
+	hint netip.Prefix
+	warm []byte
+}
+
+func readState(f *os.File, node string) lockState {
+	st, err := f.Stat()
+	if err != nil || st.Size() > maxLockState {
+		return lockState{}
+	}
+	buf := make([]byte, st.Size())
 	n, _ := f.ReadAt(buf, 0)
-	name, cidr, ok := strings.Cut(strings.TrimSpace(string(buf[:n])), " ")
+	first, rest, _ := strings.Cut(string(buf[:n]), "\n")
+	name, cidr, ok := strings.Cut(strings.TrimSpace(first), " ")
 	if !ok || name != node {
-		return netip.Prefix{}
+		return lockState{}
 	}
 	p, err := netip.ParsePrefix(cidr)
 	if err != nil {
-		return netip.Prefix{}
+		return lockState{}
 	}
-	return p
+	return lockState{hint: p, warm: []byte(strings.TrimSpace(rest))}
 }
 
-func writeHint(f *os.File, node string, p netip.Prefix) error {
-	line := []byte(node + " " + p.String() + "\n")
-	if _, err := f.WriteAt(line, 0); err != nil {
+// maxLockState bounds what is read back: a saved state holds a node's
+// pools, reservations, affinities and one block per IP version.
+const maxLockState = 4 << 20
+
+func writeState(f *os.File, node string, s lockState) error {
+	out := []byte(node + " " + s.hint.String() + "\n")
+	if len(s.warm) > 0 && len(s.warm) < maxLockState/2 {
+		out = append(append(out, s.warm...), '\n')
+	}
+	if _, err := f.WriteAt(out, 0); err != nil {
 		return err
 	}
-	return f.Truncate(int64(len(line)))
+	return f.Truncate(int64(len(out)))
 }

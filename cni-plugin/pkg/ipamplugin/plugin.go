@@ -7,6 +7,7 @@
 package ipamplugin
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -46,9 +47,9 @@ type cniArgs struct {
 	K8S_POD_NAME      types.UnmarshallableString //nolint:revive // CNI_ARGS key
 }
 
-// lock takes the host-wide IPAM lock and primes the IPAM client with the
-// block hint kept in the lock file; the returned function saves a changed
-// hint and releases the lock.
+// lock takes the host-wide IPAM lock and primes the IPAM client with what
+// the lock file keeps (block hint, warm state); the returned function
+// saves what changed and releases the lock.
 func (p *Plugin) lock() func() {
 	if p.LockFile == "" {
 		return func() {}
@@ -59,14 +60,20 @@ func (p *Plugin) lock() func() {
 		p.Log.WithError(err).Warn("could not take the host-wide IPAM lock; going on without it")
 		return func() {}
 	}
-	hint := readHint(f, p.Nodename)
-	if hint.IsValid() && !p.IPAM.Hint(p.Nodename).IsValid() {
-		p.IPAM.SetHint(p.Nodename, hint)
+	was := readState(f, p.Nodename)
+	if was.hint.IsValid() && !p.IPAM.Hint(p.Nodename).IsValid() {
+		p.IPAM.SetHint(p.Nodename, was.hint)
+	}
+	if len(was.warm) > 0 && p.IPAM.SaveWarm(p.Nodename) == nil {
+		if err := p.IPAM.LoadWarm(was.warm); err != nil {
+			p.Log.WithError(err).Debug("saved IPAM state not used")
+		}
 	}
 	return func() {
-		if h := p.IPAM.Hint(p.Nodename); h.IsValid() && h != hint {
-			if err := writeHint(f, p.Nodename, h); err != nil {
-				p.Log.WithError(err).Debug("could not save the IPAM block hint")
+		now := lockState{hint: p.IPAM.Hint(p.Nodename), warm: p.IPAM.SaveWarm(p.Nodename)}
+		if now.hint.IsValid() && (now.hint != was.hint || !bytes.Equal(now.warm, was.warm)) {
+			if err := writeState(f, p.Nodename, now); err != nil {
+				p.Log.WithError(err).Debug("could not save the IPAM state")
 			}
 		}
 		f.Close()

@@ -4,8 +4,11 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/netip"
+	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/containernetworking/cni/pkg/skel"
@@ -154,8 +157,9 @@ func TestStatus(t *testing.T) {
 	}
 }
 
-// Each plugin process starts with the block hint the previous one left in
-// the lock file, and a hint for another node name is not taken.
+// Each plugin process starts with the block hint and IPAM state the
+// previous one left in the lock file; another node's are not taken, and a
+// damaged state is ignored.
 func TestLockFileCarriesBlockHint(t *testing.T) {
 	p := newPlugin(t, "10.80.0.0/16")
 	c := conf(t, `{"cniVersion":"1.1.0","name":"net","type":"calico-ipam","ipam":{"type":"calico-ipam"}}`)
@@ -178,6 +182,43 @@ func TestLockFileCarriesBlockHint(t *testing.T) {
 	next.lock()()
 	if got := fresh.Hint("node1"); got != block {
 		t.Fatalf("fresh client's hint = %v, want %v from the lock file", got, block)
+	}
+	if fresh.SaveWarm("node1") == nil {
+		t.Fatal("fresh client did not take the saved IPAM state")
+	}
+	// Processes after it, each with a new client: DEL and ADD again.
+	if err := next.Del(ctx, c, &skel.CmdArgs{ContainerID: "c1", IfName: "eth0"}); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 3 {
+		n := *p
+		if n.IPAM, err = ipam.New(p.Client.Backend(), p.Log, ipam.Options{}); err != nil {
+			t.Fatal(err)
+		}
+		r, err := n.Add(ctx, c, &skel.CmdArgs{ContainerID: fmt.Sprint("d", i), IfName: "eth0", Netns: "/x"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !block.Contains(netip.MustParseAddr(r.IPs[0].Address.IP.String())) {
+			t.Fatalf("process %d assigned %v outside the host's block %v", i, r.IPs[0].Address.IP, block)
+		}
+	}
+	if allocs, err := p.IPAM.Allocations(ctx); err != nil || len(allocs) != 3 {
+		t.Fatalf("allocations %v, %v; want d0, d1, d2", allocs, err)
+	}
+	data, err := os.ReadFile(p.LockFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	first, _, _ := strings.Cut(string(data), "\n")
+	if err := os.WriteFile(p.LockFile, []byte(first+"\n{not json\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	damaged := next
+	damaged.IPAM, _ = ipam.New(p.Client.Backend(), p.Log, ipam.Options{})
+	damaged.lock()()
+	if damaged.IPAM.SaveWarm("node1") != nil || damaged.IPAM.Hint("node1") != block {
+		t.Fatal("a damaged saved state was taken, or the hint beside it lost")
 	}
 	other := next
 	other.IPAM, _ = ipam.New(p.Client.Backend(), p.Log, ipam.Options{})

@@ -15,6 +15,7 @@ func RunTxn(t *testing.T, f Factory) {
 	t.Run("ReadKeysAndLists", func(t *testing.T) { testTxnRead(t, f(t)) })
 	t.Run("AllOrNothing", func(t *testing.T) { testTxnAllOrNothing(t, f(t)) })
 	t.Run("ListGuard", func(t *testing.T) { testTxnListGuard(t, f(t)) })
+	t.Run("ValueGuard", func(t *testing.T) { testTxnValueGuard(t, f(t)) })
 }
 
 func transactor(t *testing.T, c backend.Client) backend.Transactor {
@@ -127,4 +128,30 @@ func testTxnListGuard(t *testing.T, c backend.Client) {
 	// at revision 0.
 	_, err = tx.Txn(ctx, guarded(model.ResourceListOptions{Kind: "HostEndpoint"}, 0, npKey("ns", "w3")))
 	h.check(err)
+}
+
+func testTxnValueGuard(t *testing.T, c backend.Client) {
+	h, ctx, tx := th{t}, context.Background(), transactor(t, c)
+	a := h.kv(c.Create(ctx, kv(poolKey("a"), `{"v":1}`)))
+	put := func(expect string) []backend.TxnOp {
+		return []backend.TxnOp{{Action: backend.TxnPut, Key: poolKey("a"), Revision: a.Revision, Value: []byte(`{"v":2}`), Expect: []byte(expect)}}
+	}
+	// The right revision with another value fails, and writes nothing.
+	res, err := tx.Txn(ctx, put(`{"v":0}`))
+	wantErr(t, err, cerrors.ErrConflict)
+	if res == nil || len(res.Current) != 1 || res.Current[0] == nil || string(res.Current[0].Value) != `{"v":1}` {
+		t.Fatalf("conflict result = %+v", res)
+	}
+	if got := h.kv(c.Get(ctx, poolKey("a"))); string(got.Value) != `{"v":1}` {
+		t.Fatalf("value after a failed value guard = %s", got.Value)
+	}
+	// The right revision and value: the write happens.
+	_, err = tx.Txn(ctx, put(`{"v":1}`))
+	h.check(err)
+	if got := h.kv(c.Get(ctx, poolKey("a"))); string(got.Value) != `{"v":2}` {
+		t.Fatalf("value after the guarded write = %s", got.Value)
+	}
+	// A check of an absent key with an expected value fails.
+	_, err = tx.Txn(ctx, []backend.TxnOp{{Action: backend.TxnCheck, Key: poolKey("b"), Expect: []byte(`1`)}})
+	wantErr(t, err, cerrors.ErrConflict)
 }

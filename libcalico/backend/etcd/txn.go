@@ -99,6 +99,9 @@ func (c *Client) Txn(ctx context.Context, ops []backend.TxnOp) (*backend.TxnResu
 		} else {
 			cmps = append(cmps, clientv3.Compare(clientv3.ModRevision(p), "=", op.Revision))
 		}
+		if op.Expect != nil {
+			cmps = append(cmps, clientv3.Compare(clientv3.Value(p), "=", string(op.Expect)))
+		}
 		switch op.Action {
 		case backend.TxnPut:
 			thens = append(thens, clientv3.OpPut(p, string(op.Value)))

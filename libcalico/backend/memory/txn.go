@@ -1,6 +1,7 @@
 package memory
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -103,7 +104,8 @@ func (s *Store) Txn(ctx context.Context, ops []backend.TxnOp) (*backend.TxnResul
 			continue
 		}
 		e, present := s.data[paths[i]]
-		if (op.Revision == 0 && present) || (op.Revision != 0 && (!present || e.mod != op.Revision)) {
+		if (op.Revision == 0 && present) || (op.Revision != 0 && (!present || e.mod != op.Revision)) ||
+			(op.Expect != nil && (!present || !bytes.Equal(e.value, op.Expect))) {
 			ok = false
 			break
 		}
