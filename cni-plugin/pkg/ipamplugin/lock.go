@@ -38,8 +38,8 @@ func lockFile(path string) (*os.File, error) {
 // in memory, so that each short-lived plugin process starts where the
 // previous one stopped: the block the node last assigned from, as
 // "<node> <cidr>\n", then the IPAM client's saved warm state
-// (ipam.Client.SaveWarm) on one line. Both are only guesses that etcd's
-// revisions check; anything unreadable is no hint.
+// (ipam.Client.SaveWarm) on one line. Both are only guesses, which the
+// IPAM transactions check against etcd; anything unreadable is ignored.
 
 // lockState is what the lock file holds for a node.
 type lockState struct {
