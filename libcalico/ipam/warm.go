@@ -127,13 +127,17 @@ func (c *Client) assignWarm(ctx context.Context, args AutoAssignArgs) (v4, v6 *A
 	if err != nil {
 		return out[4], out[6], true, err
 	}
+	// A new warmHost, not an update of w: SaveWarm and releasedFrom may
+	// still be reading w.
+	nw := &warmHost{st: w.st, guards: w.guards, blocks: maps.Clone(w.blocks)}
+	var last netip.Prefix
 	for version, nb := range next {
 		nb.rev = res.Revision
-		w.blocks[version] = nb
-		w.st.lastUsed = nb.cidr
+		nw.blocks[version] = nb
+		last = nb.cidr
 	}
-	c.hints.Store(args.Hostname, w.st.lastUsed)
-	c.warm.Store(args.Hostname, w)
+	c.hints.Store(args.Hostname, last)
+	c.warm.Store(args.Hostname, nw)
 	return out[4], out[6], true, nil
 }
 

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"sync"
 	"testing"
 
 	v3 "github.com/calico-etcd/calico/libcalico/api/v3"
@@ -295,5 +296,44 @@ func TestWarmStateStaleOrBad(t *testing.T) {
 		if c.ipam.SaveWarm("h1") != nil {
 			t.Errorf("LoadWarm(%q) left a cached state", bad)
 		}
+	}
+}
+
+// Requests, releases and saves of one host from several goroutines share
+// the cache safely (run with -race) and leave consistent IPAM data.
+func TestWarmStateConcurrentUse(t *testing.T) {
+	e, _ := warmEnv(t)
+	ctx := context.Background()
+	e.assign("h1", "first", 1, 0)
+	var wg sync.WaitGroup
+	for g := range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range 10 {
+				h := fmt.Sprintf("g%d-%d", g, i)
+				if _, _, err := e.ipam.AutoAssign(ctx, AutoAssignArgs{Num4: 1, HandleID: h, Hostname: "h1",
+					Attrs: map[string]string{AttributeNode: "h1"}}); err != nil {
+					t.Error(err)
+					return
+				}
+				if s := e.ipam.SaveWarm("h1"); s != nil && i%3 == 0 {
+					if err := e.ipam.LoadWarm(s); err != nil {
+						t.Error(err)
+					}
+				}
+				if i%2 == 0 {
+					if err := e.ipam.ReleaseByHandle(ctx, h); err != nil {
+						t.Error(err)
+					}
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	st := readState(t, e.be)
+	st.mustCheck(t)
+	if len(st.owner) != 1+4*5 {
+		t.Errorf("%d addresses assigned, want %d", len(st.owner), 1+4*5)
 	}
 }
