@@ -180,12 +180,14 @@ func (l *loop) run(ctx context.Context) error {
 			}
 		}
 		nowReady := applied && st == syncer.InSync
+		// Health first, so that whoever hears READY=1 finds /readiness
+		// agreeing.
+		l.agg.Report("felix", true, nowReady)
 		if nowReady && !ready {
 			l.log.Info("Dataplane in sync with the datastore; felix is ready")
 			l.notify("READY=1")
 		}
 		ready = nowReady
-		l.agg.Report("felix", true, ready)
 	}
 }
 
