@@ -236,3 +236,32 @@ func TestPolicyTier(t *testing.T) {
 		t.Fatalf("list = %v, %v", nps, err)
 	}
 }
+
+// EnsureInitializedAnd reports whether the given resources exist, both
+// before and after the client is initialised.
+func TestEnsureInitializedAnd(t *testing.T) {
+	c, be := newMemClient(t)
+	// Written by another client, so that c's first call initialises.
+	if _, err := client.New(be).IPPools().Create(ctx, pool("there", "10.9.0.0/16")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := be.Delete(ctx, model.ResourceKey{Kind: v3.KindTier, Name: "default"}, 0); err != nil {
+		t.Fatal(err)
+	}
+	there, absent := pool("there", "10.9.0.0/16"), pool("absent", "10.8.0.0/16")
+	for round := range 2 { // the first initialises, the second only reads
+		got, err := c.EnsureInitializedAnd(ctx, there, absent)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(got) != 2 || !got[0] || got[1] {
+			t.Fatalf("round %d: present = %v, want [true false]", round, got)
+		}
+		if _, err := c.Tiers().Get(ctx, "", "default"); err != nil {
+			t.Fatalf("round %d: tier default: %v", round, err)
+		}
+	}
+	if got, err := c.EnsureInitializedAnd(ctx); err != nil || len(got) != 0 {
+		t.Fatalf("no resources: %v, %v", got, err)
+	}
+}

@@ -19,12 +19,22 @@ const ClusterInformationName = "default"
 // if absent. Writes call it once per client; it is safe to call again and
 // from several hosts at once.
 func (c *Client) EnsureInitialized(ctx context.Context) error {
+	_, err := c.EnsureInitializedAnd(ctx)
+	return err
+}
+
+// EnsureInitializedAnd is EnsureInitialized that also reports which of
+// rs exist, read in the same round trip.
+func (c *Client) EnsureInitializedAnd(ctx context.Context, rs ...v3.Resource) ([]bool, error) {
 	if c.initialized.Load() {
-		return nil
+		if len(rs) == 0 {
+			return nil, nil
+		}
+		return c.present(ctx, rs)
 	}
 	guid := make([]byte, 16)
 	if _, err := rand.Read(guid); err != nil {
-		return err
+		return nil, err
 	}
 	ready := true
 	ci := v3.NewClusterInformation()
@@ -38,20 +48,20 @@ func (c *Client) EnsureInitialized(ctx context.Context) error {
 	tier.Name = DefaultTier
 
 	want := []v3.Resource{ci, tier}
-	present, err := c.present(ctx, want)
+	present, err := c.present(ctx, append(want, rs...))
 	if err != nil {
-		return err
+		return nil, err
 	}
 	for i, r := range want {
 		if present[i] {
 			continue
 		}
 		if err := c.createIfAbsent(ctx, r); err != nil {
-			return err
+			return nil, err
 		}
 	}
 	c.initialized.Store(true)
-	return nil
+	return present[len(want):], nil
 }
 
 // present reports which resources exist, in one round trip when the

@@ -58,7 +58,7 @@ func (p *Plugin) attachment(args *skel.CmdArgs) (*attachment, error) {
 // Datastore round trips dominate an ADD, so steps that do not depend on
 // each other overlap:
 //
-//	        ┌ profile, client init (etcd reads) ┐
+//	        ┌ profile, cluster init (one read)  ┐
 //	Prepare ┼ IPAM assignment (etcd)            ┼─┬ endpoint write (etcd)         ┬─ result
 //	        └ veth pair, endpoint precheck      ┘ └ links up, addresses, routes   ┘
 //
@@ -92,11 +92,9 @@ func (p *Plugin) Add(ctx context.Context, args *skel.CmdArgs) (*current.Result, 
 	wg.Add(2)
 	go func() {
 		defer wg.Done()
+		// Also initialises the cluster, which the endpoint write would
+		// otherwise check.
 		profErr = p.Endpoint.EnsureProfile(ctx, p.Conf.Name, a.ids.IsK8s())
-		if profErr == nil {
-			// The endpoint write would otherwise make these reads.
-			profErr = p.Client.EnsureInitialized(ctx)
-		}
 		profDone = time.Since(tPrepare)
 	}()
 	go func() {

@@ -22,7 +22,6 @@ import (
 	v3 "github.com/calico-etcd/calico/libcalico/api/v3"
 	"github.com/calico-etcd/calico/libcalico/cerrors"
 	"github.com/calico-etcd/calico/libcalico/client"
-	"github.com/calico-etcd/calico/libcalico/model"
 )
 
 // IDs identify a workload endpoint.
@@ -228,19 +227,22 @@ func NetworkProfile(network string, k8s bool) *v3.Profile {
 	return p
 }
 
-// EnsureProfile creates the network's profile if it does not exist. It
-// never changes an existing one: operators may have edited it.
+// EnsureProfile creates the network's profile if it does not exist, and
+// the cluster's initial resources (client.EnsureInitialized). It never
+// changes an existing profile: operators may have edited it.
 func (s *Store) EnsureProfile(ctx context.Context, network string, k8s bool) error {
-	// Only existence matters: read the raw key, sparing the decode.
-	_, err := s.c.Backend().Get(ctx, model.ResourceKey{Kind: v3.KindProfile, Name: network})
-	if err == nil {
-		return nil
-	}
-	if !errors.Is(err, cerrors.ErrNotFound) {
+	// Only existence matters, read with the cluster's initialisation
+	// checks in one round trip.
+	prof := NetworkProfile(network, k8s)
+	present, err := s.c.EnsureInitializedAnd(ctx, prof)
+	if err != nil {
 		return fmt.Errorf("reading profile %s: %w", network, err)
 	}
+	if present[0] {
+		return nil
+	}
 	s.log.WithField("profile", network).Info("creating the network's profile")
-	if _, err := s.c.Profiles().Create(ctx, NetworkProfile(network, k8s)); err != nil && !errors.Is(err, cerrors.ErrExists) {
+	if _, err := s.c.Profiles().Create(ctx, prof); err != nil && !errors.Is(err, cerrors.ErrExists) {
 		return fmt.Errorf("creating profile %s: %w", network, err)
 	}
 	return nil
