@@ -27,6 +27,10 @@ const (
 // host namespace into pre-made pod namespaces. Rounds alternate between
 // the two and which goes first, so that both see the same machine. It
 // reports p50 and p99 in milliseconds and calico's ADD p50 over ptp's.
+//
+// CALICO_BENCH_B=<calico binary> adds a third network run by that build
+// (say, of another commit) in the same rotation, and its ratio as
+// b-add-p50-over-ptp-ratio: an A/B comparison on one machine at one time.
 func BenchmarkAddDel(b *testing.B) {
 	for _, par := range []int{1, 4} {
 		b.Run(fmt.Sprintf("parallel=%d", par), func(b *testing.B) {
@@ -39,6 +43,12 @@ func BenchmarkAddDel(b *testing.B) {
 					"ipam": map[string]any{"type": "host-local", "dataDir": filepath.Join(h.dir, "host-local"),
 						"ranges": [][]map[string]string{{{"subnet": "10.70.0.0/16"}}}},
 				}}})),
+			}
+			if alt := os.Getenv("CALICO_BENCH_B"); alt != "" {
+				if err := installFile(alt, filepath.Join(binDir, "calicob")); err != nil {
+					b.Fatal(err)
+				}
+				nets = append(nets, h.benchNet("calicob", h.list(netConf{extraConf: map[string]any{"type": "calicob"}})))
 			}
 			b.ResetTimer()
 			for n := 0; n < b.N*benchRounds; n++ {
@@ -54,6 +64,9 @@ func BenchmarkAddDel(b *testing.B) {
 				b.ReportMetric(percentile(bn.dels, 99), bn.name+"-del-p99-ms")
 			}
 			b.ReportMetric(percentile(nets[0].adds, 50)/percentile(nets[1].adds, 50), "add-p50-over-ptp-ratio(goal<=1)")
+			if len(nets) > 2 {
+				b.ReportMetric(percentile(nets[2].adds, 50)/percentile(nets[1].adds, 50), "b-add-p50-over-ptp-ratio")
+			}
 		})
 	}
 }

@@ -64,6 +64,9 @@ var (
 	// ErrAlreadyAttached: the host-side name is taken by a pair into this
 	// very pod (under another interface name).
 	ErrAlreadyAttached = errors.New("the pod is already attached")
+	// ErrFamilies: Configure got addresses of other families than the
+	// Request's Families.
+	ErrFamilies = errors.New("addresses are not of the families the interface was set up for")
 )
 
 // Request describes one workload interface.
@@ -84,6 +87,21 @@ type Request struct {
 	// AllowIPForwarding turns forwarding on inside the pod (Calico's
 	// container_settings.allow_ip_forwarding); otherwise it is turned off.
 	AllowIPForwarding bool
+	// Families, when known before the addresses are, lets Create also
+	// do what needs no address (see Create). Zero means unknown.
+	Families Families
+}
+
+// Families are the address families a pod has.
+type Families struct{ V4, V6 bool }
+
+// Known reports whether any family is set.
+func (f Families) Known() bool { return f.V4 || f.V6 }
+
+// FamiliesOf returns the families of addrs.
+func FamiliesOf(addrs []netip.Addr) Families {
+	_, has4, has6 := podAddrs(addrs)
+	return Families{V4: has4, V6: has6}
 }
 
 // Result is what Setup made.
@@ -104,23 +122,24 @@ type CheckRequest struct {
 // Dataplane programs workload interfaces. Every method runs with the
 // calling thread's network namespace as the host namespace.
 type Dataplane interface {
-	// Prepare checks, changing nothing, that Setup can run: the pod
-	// namespace exists (else ErrNetNSNotFound), it has no interface named
-	// IfName (else ErrInterfaceExists) and the host has none named
-	// HostIfName (else ErrAlreadyAttached if that one's peer is in the
-	// pod, ErrHostInterfaceExists if elsewhere).
-	Prepare(req *Request) error
 	// Setup creates and configures the interface (Create, then
 	// Configure). On error it leaves nothing of what it created behind.
 	Setup(req *Request) (*Result, error)
-	// Create makes the veth pair, down and without addresses; it needs no
+	// Create makes the veth pair without addresses; it needs no
 	// req.Addrs, so callers may run it while IPAM is still assigning.
-	// It fails like Prepare when a name is taken, and on error leaves
+	// With req.Families known it also sets the sysctls, brings both
+	// ends up and adds the pod's gateway routes for those families.
+	// It fails, changing nothing, when the pod namespace does not exist
+	// (ErrNetNSNotFound), the pod has an interface named IfName
+	// (ErrInterfaceExists) or the host one named HostIfName
+	// (ErrAlreadyAttached if that one's peer is in the pod,
+	// ErrHostInterfaceExists if elsewhere). On other errors it leaves
 	// nothing behind.
 	Create(req *Request) (*Result, error)
-	// Configure finishes a pair Create made, with req.Addrs: sysctls,
-	// links up, pod addresses and routes, host routes. On error it
-	// deletes the pair.
+	// Configure finishes a pair Create made, with req.Addrs: pod
+	// addresses and host routes, and what Create left undone when
+	// req.Families was unknown. Addresses of other families than
+	// req.Families are an error. On error it deletes the pair.
 	Configure(req *Request) error
 	// Teardown deletes the pod's interface ifName, and with it its host
 	// side. A namespace or interface that is already gone is success.

@@ -93,13 +93,6 @@ func (f *Fake) prepareLocked(req *Request) error {
 	return nil
 }
 
-// Prepare implements Dataplane.
-func (f *Fake) Prepare(req *Request) error {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return f.prepareLocked(req)
-}
-
 // Setup implements Dataplane.
 func (f *Fake) Setup(req *Request) (*Result, error) {
 	res, err := f.Create(req)
@@ -140,6 +133,10 @@ func (f *Fake) Configure(req *Request) error {
 	if f.FailSetup != nil {
 		f.remove(key)
 		return f.FailSetup
+	}
+	if req.Families.Known() && FamiliesOf(req.Addrs) != req.Families {
+		f.remove(key)
+		return fmt.Errorf("%w: %v", ErrFamilies, req.Addrs)
 	}
 	i.Addrs = slices.Clone(req.Addrs)
 	return nil

@@ -61,27 +61,13 @@ func linkAbsent(name string, exists error, where string) error {
 	}
 }
 
-// Prepare implements Dataplane.
-func (k *Kernel) Prepare(req *Request) error {
-	podNS, err := openNS(req.NetNS)
-	if err != nil {
-		return err
-	}
-	defer podNS.Close()
-	if err := podNS.Do(func(ns.NetNS) error {
-		return linkAbsent(req.IfName, ErrInterfaceExists, "the pod")
-	}); err != nil {
-		return err
-	}
+// hostConflict says why the host-side name of req is taken: by a pair
+// into this very pod (ErrAlreadyAttached) or by another one.
+func hostConflict(podNS ns.NetNS, req *Request) error {
 	host, err := netlink.LinkByName(req.HostIfName)
-	if isLinkNotFound(err) {
-		return nil
-	}
 	if err != nil {
-		return fmt.Errorf("looking up %s on the host: %w", req.HostIfName, err)
+		return fmt.Errorf("creating veth %s: host interface %s exists, and looking it up: %w", req.IfName, req.HostIfName, err)
 	}
-	// Whose is it? A peer in this very pod means the pod is attached
-	// already (under another interface name).
 	if id, err := netlink.GetNetNsIdByFd(int(podNS.Fd())); err == nil && id >= 0 && host.Attrs().NetNsID == id {
 		return fmt.Errorf("%w: through %s", ErrAlreadyAttached, req.HostIfName)
 	}
@@ -99,6 +85,10 @@ func (k *Kernel) Setup(req *Request) (*Result, error) {
 	}
 	return res, nil
 }
+
+// errHostNameTaken is Create's note to itself that the host-side name
+// exists (see hostConflict).
+var errHostNameTaken = errors.New("host-side name taken")
 
 // Create implements Dataplane: the pair is made in the pod namespace with
 // its peer already in the host namespace (no move, so no second "up").
@@ -127,7 +117,7 @@ func (k *Kernel) Create(req *Request) (_ *Result, err error) {
 		}
 		if err := netlink.LinkAdd(veth); err != nil {
 			if errors.Is(err, unix.EEXIST) {
-				return fmt.Errorf("creating veth %s: %w: %s", req.IfName, ErrHostInterfaceExists, req.HostIfName)
+				return errHostNameTaken
 			}
 			return fmt.Errorf("creating veth %s with peer %s: %w", req.IfName, req.HostIfName, err)
 		}
@@ -139,25 +129,45 @@ func (k *Kernel) Create(req *Request) (_ *Result, err error) {
 			return fmt.Errorf("looking up %s in the pod: %w", req.IfName, err)
 		}
 		podMAC = link.Attrs().HardwareAddr
+		if !req.Families.Known() {
+			return nil
+		}
+		if err := podLinks(link, req); err != nil {
+			if uerr := deleteLink(req.IfName); uerr != nil {
+				k.log.WithError(uerr).Warn("could not remove the half-made interface")
+			}
+			return err
+		}
 		return nil
 	})
+	if errors.Is(err, errHostNameTaken) {
+		return nil, hostConflict(podNS, req)
+	}
 	if err != nil {
 		return nil, err
+	}
+	if req.Families.Known() {
+		if _, err := hostLinks(req.HostIfName, req.Families); err != nil {
+			if uerr := k.DeleteHostVeth(req.HostIfName); uerr != nil {
+				k.log.WithError(uerr).Warn("could not remove the half-made interface")
+			}
+			return nil, err
+		}
 	}
 	return &Result{HostIfName: req.HostIfName, HostMAC: HostMAC, PodMAC: podMAC}, nil
 }
 
-// Configure implements Dataplane. The pod side is configured first, in
-// one visit to its namespace (routes may be added while the peer is still
-// down); then the host side's sysctls go in before it is brought up (DAD),
-// and its /32 routes after.
+// Configure implements Dataplane. The pod side is done first, in one
+// visit to its namespace (routes may be added while the peer is still
+// down); the host side's sysctls go in before it is brought up (DAD), and
+// its /32 routes after.
 func (k *Kernel) Configure(req *Request) (err error) {
 	log := k.log.WithFields(logrus.Fields{"netns": req.NetNS, "iface": req.IfName, "hostIface": req.HostIfName})
 	addrs, has4, has6 := podAddrs(req.Addrs)
 	if len(addrs) == 0 {
 		return errors.New("no addresses to program")
 	}
-	routes := podRoutes(req.Routes, has4, has6)
+	fam, linked := Families{V4: has4, V6: has6}, req.Families.Known()
 	podNS, err := openNS(req.NetNS)
 	if err != nil {
 		return err
@@ -170,35 +180,36 @@ func (k *Kernel) Configure(req *Request) (err error) {
 			}
 		}
 	}()
+	if linked && fam != req.Families {
+		return fmt.Errorf("%w: %v", ErrFamilies, req.Addrs)
+	}
 
 	err = podNS.Do(func(ns.NetNS) error {
 		link, err := netlink.LinkByName(req.IfName)
 		if err != nil {
 			return fmt.Errorf("looking up %s in the pod: %w", req.IfName, err)
 		}
-		if has6 {
-			if err := podIPv6Sysctls(req.IfName); err != nil {
+		if !linked {
+			r := *req
+			r.Families = fam
+			if err := podLinks(link, &r); err != nil {
 				return err
 			}
 		}
-		if err := netlink.LinkSetUp(link); err != nil {
-			return fmt.Errorf("setting %s up in the pod: %w", req.IfName, err)
-		}
-		return programPod(link, addrs, routes, has4, has6, req.AllowIPForwarding)
+		return podAddresses(link, addrs)
 	})
 	if err != nil {
 		return err
 	}
 
-	host, err := netlink.LinkByName(req.HostIfName)
-	if err != nil {
-		return fmt.Errorf("looking up %s on the host: %w", req.HostIfName, err)
-	}
-	if err := hostSysctls(req.HostIfName, has4, has6); err != nil {
+	var host netlink.Link
+	if linked {
+		host, err = netlink.LinkByName(req.HostIfName)
+		if err != nil {
+			return fmt.Errorf("looking up %s on the host: %w", req.HostIfName, err)
+		}
+	} else if host, err = hostLinks(req.HostIfName, fam); err != nil {
 		return err
-	}
-	if err := netlink.LinkSetUp(host); err != nil {
-		return fmt.Errorf("setting %s up on the host: %w", req.HostIfName, err)
 	}
 	for _, a := range addrs {
 		if err := addHostRoute(host, a); err != nil {
@@ -209,34 +220,65 @@ func (k *Kernel) Configure(req *Request) (err error) {
 	return nil
 }
 
-// programPod adds the pod's gateway route, routes and addresses and sets
-// its forwarding sysctls; it runs inside the pod's namespace.
-func programPod(link netlink.Link, addrs, routes []netip.Prefix, has4, has6, forward bool) error {
+// podLinks brings the pod side up for req.Families: IPv6 sysctls (before
+// up, for DAD), link up, gateway route, routes and forwarding. It runs
+// inside the pod's namespace.
+func podLinks(link netlink.Link, req *Request) error {
+	fam := req.Families
+	if fam.V6 {
+		if err := podIPv6Sysctls(req.IfName); err != nil {
+			return err
+		}
+	}
+	if err := netlink.LinkSetUp(link); err != nil {
+		return fmt.Errorf("setting %s up in the pod: %w", req.IfName, err)
+	}
 	idx := link.Attrs().Index
 	name := link.Attrs().Name
-	if has4 {
+	if fam.V4 {
 		gw := &netlink.Route{LinkIndex: idx, Scope: netlink.SCOPE_LINK, Dst: ipNet(netip.PrefixFrom(IPv4Gateway, 32))}
 		if err := netlink.RouteAdd(gw); err != nil {
 			return fmt.Errorf("adding route to %s dev %s in the pod: %w", IPv4Gateway, name, err)
 		}
 	}
-	for _, r := range routes {
+	for _, r := range podRoutes(req.Routes, fam.V4, fam.V6) {
 		gw := gatewayFor(r)
 		rt := &netlink.Route{LinkIndex: idx, Dst: ipNet(r), Gw: net.IP(gw.AsSlice())}
 		if err := netlink.RouteAdd(rt); err != nil {
 			return fmt.Errorf("adding route %s via %s dev %s in the pod: %w", r, gw, name, err)
 		}
 	}
+	return podForwarding(fam.V4, fam.V6, req.AllowIPForwarding)
+}
+
+// podAddresses adds the pod's addresses; it runs inside the pod's
+// namespace.
+func podAddresses(link netlink.Link, addrs []netip.Prefix) error {
 	for _, a := range addrs {
 		addr := &netlink.Addr{IPNet: ipNet(a)}
 		if a.Addr().Is6() {
 			addr.Flags = unix.IFA_F_NODAD
 		}
 		if err := netlink.AddrAdd(link, addr); err != nil {
-			return fmt.Errorf("adding address %s to %s in the pod: %w", a, name, err)
+			return fmt.Errorf("adding address %s to %s in the pod: %w", a, link.Attrs().Name, err)
 		}
 	}
-	return podForwarding(has4, has6, forward)
+	return nil
+}
+
+// hostLinks sets the host side's sysctls for fam and brings it up.
+func hostLinks(name string, fam Families) (netlink.Link, error) {
+	host, err := netlink.LinkByName(name)
+	if err != nil {
+		return nil, fmt.Errorf("looking up %s on the host: %w", name, err)
+	}
+	if err := hostSysctls(name, fam.V4, fam.V6); err != nil {
+		return nil, err
+	}
+	if err := netlink.LinkSetUp(host); err != nil {
+		return nil, fmt.Errorf("setting %s up on the host: %w", name, err)
+	}
+	return host, nil
 }
 
 // addHostRoute adds "<addr> dev <host> scope link", accepting the same

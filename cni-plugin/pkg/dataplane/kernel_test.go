@@ -84,7 +84,10 @@ func TestKernelSetupDualStackPing(t *testing.T) {
 	e := newKernelEnv(t)
 	pod1, ns1 := e.pod()
 	pod2, ns2 := e.pod()
-	req1 := &Request{NetNS: ns1, IfName: "eth0", HostIfName: "calitest00001", Addrs: addrs("10.65.0.1", "fd00::1"), MTU: 1440}
+	// req1 has its families known ahead (links set up by Create), req2
+	// not (all of it in Configure).
+	req1 := &Request{NetNS: ns1, IfName: "eth0", HostIfName: "calitest00001", Addrs: addrs("10.65.0.1", "fd00::1"), MTU: 1440,
+		Families: Families{V4: true, V6: true}}
 	req2 := &Request{NetNS: ns2, IfName: "eth0", HostIfName: "calitest00002", Addrs: addrs("10.65.0.2", "fd00::2")}
 	res1 := e.setup(req1)
 	e.setup(req2)
@@ -151,8 +154,8 @@ func TestKernelInterfaceExistsLeavesItAlone(t *testing.T) {
 	again := *req
 	again.HostIfName = "calitest00004"
 	for name, f := range map[string]func() error{
-		"Prepare": func() error { return e.k.Prepare(&again) },
-		"Setup":   func() error { _, err := e.k.Setup(&again); return err },
+		"Create": func() error { _, err := e.k.Create(&again); return err },
+		"Setup":  func() error { _, err := e.k.Setup(&again); return err },
 	} {
 		if err := e.in(f); !errors.Is(err, ErrInterfaceExists) {
 			t.Errorf("%s of an existing interface: %v, want ErrInterfaceExists", name, err)
@@ -160,14 +163,17 @@ func TestKernelInterfaceExistsLeavesItAlone(t *testing.T) {
 	}
 	hostDup := *req
 	hostDup.IfName = "eth1"
-	if err := e.in(func() error { return e.k.Prepare(&hostDup) }); !errors.Is(err, ErrAlreadyAttached) {
-		t.Errorf("Prepare of a second interface of the pod: %v", err)
+	if err := e.in(func() error { _, err := e.k.Create(&hostDup); return err }); !errors.Is(err, ErrAlreadyAttached) {
+		t.Errorf("Create of a second interface of the pod: %v", err)
 	}
-	_, otherNS := e.pod()
+	otherPod, otherNS := e.pod()
 	elsewhere := *req
 	elsewhere.NetNS = otherNS
-	if err := e.in(func() error { return e.k.Prepare(&elsewhere) }); !errors.Is(err, ErrHostInterfaceExists) {
-		t.Errorf("Prepare of another pod with a taken host name: %v", err)
+	if err := e.in(func() error { _, err := e.k.Create(&elsewhere); return err }); !errors.Is(err, ErrHostInterfaceExists) {
+		t.Errorf("Create in another pod with a taken host name: %v", err)
+	}
+	if out, _ := otherPod.Output("ip", "link"); strings.Contains(out, "eth0") {
+		t.Errorf("refused Create left an interface in the other pod:\n%s", out)
 	}
 	if err := pod.Exec("ip", "addr", "show", "eth0"); err != nil {
 		t.Errorf("the first interface is gone: %v", err)
@@ -204,6 +210,36 @@ func TestKernelSetupFailureLeavesNothing(t *testing.T) {
 	}
 }
 
+// Create with the families known brings both ends up and routes the pod
+// before it has an address; addresses of another family then fail
+// Configure, which removes the pair.
+func TestKernelCreateLinksThenWrongFamily(t *testing.T) {
+	e := newKernelEnv(t)
+	pod, nsPath := e.pod()
+	req := &Request{NetNS: nsPath, IfName: "eth0", HostIfName: "calitest00008", Families: Families{V4: true}}
+	if err := e.in(func() error { _, err := e.k.Create(req); return err }); err != nil {
+		t.Fatal(err)
+	}
+	out, _ := pod.Output("ip", "route")
+	mustContain(t, out, "default via 169.254.1.1 dev eth0", "169.254.1.1 dev eth0 scope link")
+	out, _ = e.host.Output("ip", "link", "show", "calitest00008")
+	mustContain(t, out, "UP")
+	out, _ = e.host.Output("sysctl", "-n", "net.ipv4.conf.calitest00008.proxy_arp")
+	mustContain(t, out, "1")
+
+	req.Addrs = addrs("fd00::8")
+	err := e.in(func() error { return e.k.Configure(req) })
+	if !errors.Is(err, ErrFamilies) {
+		t.Fatalf("Configure with an IPv6 address on an IPv4 pair: %v", err)
+	}
+	if out, _ := e.host.Output("ip", "link"); strings.Contains(out, "calitest00008") {
+		t.Errorf("host veth left behind:\n%s", out)
+	}
+	if out, _ := pod.Output("ip", "link"); strings.Contains(out, "eth0") {
+		t.Errorf("pod veth left behind:\n%s", out)
+	}
+}
+
 func TestKernelTeardownIdempotent(t *testing.T) {
 	e := newKernelEnv(t)
 	pod, nsPath := e.pod()
@@ -228,8 +264,8 @@ func TestKernelTeardownIdempotent(t *testing.T) {
 	if err := e.in(func() error { return e.k.Teardown(nsPath, "eth0", nil) }); err != nil {
 		t.Errorf("Teardown with the namespace gone: %v", err)
 	}
-	if err := e.in(func() error { return e.k.Prepare(req) }); !errors.Is(err, ErrNetNSNotFound) {
-		t.Errorf("Prepare with the namespace gone: %v", err)
+	if err := e.in(func() error { _, err := e.k.Create(req); return err }); !errors.Is(err, ErrNetNSNotFound) {
+		t.Errorf("Create with the namespace gone: %v", err)
 	}
 	if err := e.in(func() error { return e.k.DeleteHostVeth("calitest00005") }); err != nil {
 		t.Errorf("DeleteHostVeth of a missing interface: %v", err)

@@ -80,6 +80,21 @@ func (p *Plugin) lock() func() {
 	}
 }
 
+// Families returns the address families Add assigns for CNI_ARGS args,
+// before it runs: that of IP= when given, else the configured ones. Add
+// assigns all of them or fails. Unparsable args give neither (Add then
+// fails on them).
+func Families(conf *netconf.NetConf, args string) (v4, v6 bool) {
+	var ca cniArgs
+	if err := types.LoadArgs(args, &ca); err != nil {
+		return false, false
+	}
+	if ca.IP != nil {
+		return ca.IP.To4() != nil, ca.IP.To4() == nil
+	}
+	return conf.WantIPv4(), conf.WantIPv6()
+}
+
 // Add assigns the configured addresses (or the one CNI_ARGS IP= names)
 // and returns them as a CNI result, each with its block's prefix length
 // (a given IP as /32 or /128), as Calico's calico-ipam does. If it cannot

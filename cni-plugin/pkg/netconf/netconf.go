@@ -223,24 +223,25 @@ type Opened struct {
 // Open resolves the logger, node name and datastore of the configuration
 // and connects; close releases what it opened.
 func (c *NetConf) Open(getenv func(string) string, stderr io.Writer) (*Opened, func(), error) {
-	log, logCloser, err := c.Logger(stderr)
-	if err != nil {
-		return nil, nil, err
-	}
-	node, err := c.NodeName()
-	if err != nil {
-		logCloser.Close()
-		return nil, nil, err
-	}
+	// The connection comes up in the background while the rest is read.
 	cfg, err := c.Datastore(getenv, 0)
 	if err != nil {
-		logCloser.Close()
 		return nil, nil, err
 	}
 	be, err := etcd.New(cfg)
 	if err != nil {
-		logCloser.Close()
 		return nil, nil, fmt.Errorf("connecting to etcd: %w", err)
+	}
+	log, logCloser, err := c.Logger(stderr)
+	if err != nil {
+		be.Close()
+		return nil, nil, err
+	}
+	node, err := c.NodeName()
+	if err != nil {
+		be.Close()
+		logCloser.Close()
+		return nil, nil, err
 	}
 	return &Opened{Log: log, Node: node, Backend: be}, func() { be.Close(); logCloser.Close() }, nil
 }

@@ -45,6 +45,10 @@ func (p *Plugin) attachment(args *skel.CmdArgs) (*attachment, error) {
 		NetNS: args.Netns, IfName: args.IfName, HostIfName: dataplane.HostVethName(ids.WorkloadID()),
 		Routes: p.Conf.Routes, MTU: p.Conf.MTU, AllowIPForwarding: p.Conf.ContainerSettings.AllowIPForwarding,
 	}
+	if p.Conf.IPAM.Type == CalicoIPAM {
+		// Known now, so the links come up while IPAM runs.
+		req.Families.V4, req.Families.V6 = ipamplugin.Families(&p.Conf.NetConf, withIgnoreUnknown(args.Args))
+	}
 	log := p.Log.WithFields(logrus.Fields{"containerID": args.ContainerID, "iface": args.IfName, "endpoint": ids.Name()})
 	// calico-ipam refuses CNI_ARGS keys it does not know unless told to
 	// ignore them; runtimes pass several (K8S_POD_UID, ...).
@@ -58,30 +62,20 @@ func (p *Plugin) attachment(args *skel.CmdArgs) (*attachment, error) {
 // Datastore round trips dominate an ADD, so steps that do not depend on
 // each other overlap:
 //
-//	        ┌ profile, cluster init (one read)  ┐
-//	Prepare ┼ IPAM assignment (etcd)            ┼─┬ endpoint write (etcd)         ┬─ result
-//	        └ veth pair, endpoint precheck      ┘ └ links up, addresses, routes   ┘
+//	┌ profile, cluster init (one read)      ┐
+//	┼ IPAM assignment (etcd)                ┼─┬ endpoint write (etcd)  ┬─ result
+//	└ veth pair, links up, endpoint precheck┘ └ addresses, host routes ┘
 //
-// Kernel work stays on the calling goroutine, whose thread's namespace is
-// the host's. Whatever failed, the steps that succeeded are undone.
+// The veth pair is made without a separate check first: if its names are
+// taken, the addresses IPAM gave meanwhile are released. Kernel work stays
+// on the calling goroutine, whose thread's namespace is the host's.
+// Whatever failed, the steps that succeeded are undone.
 func (p *Plugin) Add(ctx context.Context, args *skel.CmdArgs) (*current.Result, error) {
 	start := time.Now()
 	a, err := p.attachment(args)
 	if err != nil {
 		return nil, err
 	}
-	if err := p.DP.Prepare(a.req); err != nil {
-		if !errors.Is(err, dataplane.ErrHostInterfaceExists) || !a.ids.IsK8s() {
-			return nil, err
-		}
-		// An earlier sandbox of the pod left its veth behind; Calico
-		// replaces it, as kubelet runs one sandbox per pod at a time.
-		a.log.WithField("hostIface", a.req.HostIfName).Info("removing the veth of an earlier sandbox")
-		if err := p.DP.DeleteHostVeth(a.req.HostIfName); err != nil {
-			return nil, err
-		}
-	}
-	tPrepare := time.Now()
 
 	var (
 		wg                 sync.WaitGroup
@@ -95,14 +89,22 @@ func (p *Plugin) Add(ctx context.Context, args *skel.CmdArgs) (*current.Result, 
 		// Also initialises the cluster, which the endpoint write would
 		// otherwise check.
 		profErr = p.Endpoint.EnsureProfile(ctx, p.Conf.Name, a.ids.IsK8s())
-		profDone = time.Since(tPrepare)
+		profDone = time.Since(start)
 	}()
 	go func() {
 		defer wg.Done()
 		ipres, ipamErr = p.IPAM.Add(ctx, &p.Conf.NetConf, a.args)
-		ipamDone = time.Since(tPrepare)
+		ipamDone = time.Since(start)
 	}()
 	dp, dpErr := p.DP.Create(a.req)
+	if errors.Is(dpErr, dataplane.ErrHostInterfaceExists) && a.ids.IsK8s() {
+		// An earlier sandbox of the pod left its veth behind; Calico
+		// replaces it, as kubelet runs one sandbox per pod at a time.
+		a.log.WithField("hostIface", a.req.HostIfName).Info("removing the veth of an earlier sandbox")
+		if dpErr = p.DP.DeleteHostVeth(a.req.HostIfName); dpErr == nil {
+			dp, dpErr = p.DP.Create(a.req)
+		}
+	}
 	if dpErr == nil {
 		// The endpoint, less its addresses, checked while IPAM and the
 		// datastore reads are still out (see wep.Precheck).
@@ -159,8 +161,8 @@ func (p *Plugin) Add(ctx context.Context, args *skel.CmdArgs) (*current.Result, 
 		return nil, p.rollback(ctx, a, addrs, errors.Join(errs...))
 	}
 	a.log.WithFields(logrus.Fields{"addrs": addrs, "hostIface": dp.HostIfName, "ms": sinceMS(start),
-		"prepareMS": ms(tPrepare.Sub(start)), "profileMS": ms(profDone), "ipamMS": ms(ipamDone),
-		"createMS": ms(tStage1.Sub(tPrepare)), "configureMS": sinceMS(tStage1)}).Info("workload added")
+		"profileMS": ms(profDone), "ipamMS": ms(ipamDone),
+		"createMS": ms(tStage1.Sub(start)), "configureMS": sinceMS(tStage1)}).Info("workload added")
 	return p.result(a, dp, addrs), nil
 }
 

@@ -84,8 +84,10 @@ func New(cfg Config) (*Client, error) {
 		return nil, fmt.Errorf("creating etcd client for %v: %w", cfg.Endpoints, err)
 	}
 	// Dial now, in the background, rather than on the first call: a CNI
-	// plugin does its kernel work meanwhile.
-	cli.ActiveConnection().Connect()
+	// plugin does its kernel work meanwhile. Connect itself builds the
+	// resolver and balancer (about a millisecond cold), so it too runs
+	// in the background.
+	go cli.ActiveConnection().Connect()
 	t := cfg.Timeout
 	if t <= 0 {
 		t = DefaultTimeout
