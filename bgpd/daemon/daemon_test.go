@@ -128,20 +128,20 @@ func TestDaemon(t *testing.T) {
 	reload := make(chan struct{}, 1)
 	rctx, stop := context.WithCancel(ctx)
 	done := make(chan error, 1)
-	go func() { done <- run(rctx, cfg, reload, quiet(), fake, watch) }()
-
-	// gobgp keeps route selection options in package globals that StartBgp
-	// writes, so both in-process servers start before any route moves.
-	eventually(t, "daemon's speaker started", func() bool {
-		st, err := bgpstatus.NewClient(filepath.Join(dir, bgpstatus.SocketName)).Status(ctx)
-		return err == nil && st.RouterID == "10.0.0.1"
-	})
-	// The peer: a plain speaker that advertises one block.
+	// The peer: a plain speaker that advertises one block. gobgp keeps
+	// route selection options in package globals that StartBgp writes,
+	// so the peer starts first, with no route yet: the daemon's speaker
+	// computes best paths as soon as it has started.
 	peer := speaker.New(speaker.Options{ConnectRetry: time.Second, Log: quiet()})
 	t.Cleanup(peer.Stop)
 	if err := peer.Start(ctx, speaker.Global{ASNumber: 64512, RouterID: "10.0.0.2", ListenPort: int32(peerPort), ListenAddresses: []string{"127.0.0.1"}}); err != nil {
 		t.Fatal(err)
 	}
+	go func() { done <- run(rctx, cfg, reload, quiet(), fake, watch) }()
+	eventually(t, "daemon's speaker started", func() bool {
+		st, err := bgpstatus.NewClient(filepath.Join(dir, bgpstatus.SocketName)).Status(ctx)
+		return err == nil && st.RouterID == "10.0.0.1"
+	})
 	rib := &peerRIB{best: map[netip.Prefix]speaker.Path{}}
 	wctx, wcancel := context.WithCancel(ctx)
 	t.Cleanup(wcancel)

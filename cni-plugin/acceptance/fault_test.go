@@ -3,6 +3,8 @@ package acceptance
 import (
 	"context"
 	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -58,19 +60,27 @@ func TestEtcdDownAtAdd(t *testing.T) {
 }
 
 // TestEtcdLostMidAdd cuts etcd off at exact points of an ADD, with the
-// veth already made: at IPAM's write (nothing is stored, ADD must remove
-// the veth and leave nothing) and at the endpoint write, after IPAM
-// assigned the address. There ADD must fail, remove the veth and write no
-// endpoint; the address it cannot release while etcd is away is released
-// by the DEL that runtimes send after a failed ADD.
+// veth already made. With a warm IPAM state the address and the endpoint
+// are one transaction: cut there, nothing is stored and ADD must remove
+// the veth and leave nothing. Without one (no saved state in the lock
+// file) the address is written first: cut there, the same; cut at the
+// endpoint write that follows, ADD must fail, remove the veth and write no
+// endpoint, and the address it cannot release while etcd is away is
+// released by the DEL that runtimes send after a failed ADD.
 func TestEtcdLostMidAdd(t *testing.T) {
 	t.Parallel() // mostly waiting for timeouts
+	const (
+		addrPrefix = "/calico/ipam/v2/assignment/"
+		wepPrefix  = "/calico/resources/v3/projectcalico.org/workloadendpoints/"
+	)
 	for _, tc := range []struct {
 		name, prefix string
+		cold         bool
 		leaked       int
 	}{
-		{"at the address write", "/calico/ipam/v2/assignment/", 0},
-		{"at the endpoint write", "/calico/resources/v3/projectcalico.org/workloadendpoints/", 1},
+		{"at the address and endpoint write", wepPrefix, false, 0},
+		{"at the address write, cold", addrPrefix, true, 0},
+		{"at the endpoint write, cold", wepPrefix, true, 1},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			h := newHost(t)
@@ -80,6 +90,11 @@ func TestEtcdLostMidAdd(t *testing.T) {
 			l := h.list(netConf{})
 			h.mustAdd(l, warm)
 			h.mustDel(l, warm)
+			if tc.cold {
+				if err := os.Remove(filepath.Join(h.dir, "ipam.lock")); err != nil {
+					t.Fatal(err)
+				}
+			}
 
 			gate := newEtcdGate(t, h, tc.prefix)
 			lg := h.list(netConf{endpoint: gate.Endpoint()})

@@ -42,6 +42,9 @@ const (
 	// key: none may have been modified (or created) after Revision. Its
 	// Current after a guard failure is nil.
 	TxnCheckList
+	// TxnCheckExists guards that Key exists, at any revision (Revision
+	// must be 0).
+	TxnCheckExists
 )
 
 // TxnOp is one guarded step of a Transactor.Txn.

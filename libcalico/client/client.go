@@ -170,11 +170,57 @@ func (c *Client) prepare(ctx context.Context, in v3.Resource) (v3.Resource, erro
 
 // Create stores a new resource; cerrors.ErrExists if the name is taken.
 func (c *Client) Create(ctx context.Context, in v3.Resource) (v3.Resource, error) {
-	r, err := c.prepare(ctx, in)
+	r, err := c.forCreate(ctx, in)
 	if err != nil {
 		return nil, err
 	}
 	if err := c.EnsureInitialized(ctx); err != nil {
+		return nil, err
+	}
+	return c.write(ctx, r, c.be.Create)
+}
+
+// CreateOp prepares in for creation inside another transaction (an IPAM
+// assignment's, see ipam.Rider): it is checked as Create checks it and
+// returned with the ops that store it, guarded to fail if the name is
+// taken or, unless this client has seen it initialised, if the cluster
+// is not (see EnsureInitialized; guarded rather than read, so it costs no
+// round trip). Once they commit at revision rev, Committed(r, rev) makes
+// r what Create would have returned.
+func (c *Client) CreateOp(ctx context.Context, in v3.Resource) (v3.Resource, []backend.TxnOp, error) {
+	r, err := c.forCreate(ctx, in)
+	if err != nil {
+		return nil, nil, err
+	}
+	val, err := encode(r)
+	if err != nil {
+		return nil, nil, err
+	}
+	ops := []backend.TxnOp{{Action: backend.TxnPut, Key: KeyFor(r), Value: val}}
+	if !c.initialized.Load() {
+		ci, tier := v3.NewClusterInformation(), v3.NewTier()
+		ci.Name, tier.Name = ClusterInformationName, DefaultTier
+		ops = append(ops, ExistsOp(ci), ExistsOp(tier))
+	}
+	return r, ops, nil
+}
+
+// Committed completes a resource CreateOp prepared, once its ops
+// committed at rev.
+func (c *Client) Committed(r v3.Resource, rev int64) {
+	r.GetObjectMeta().ResourceVersion = strconv.FormatInt(rev, 10)
+	c.initialized.Store(true)
+}
+
+// ExistsOp guards, in a transaction, that r exists.
+func ExistsOp(r v3.Resource) backend.TxnOp {
+	return backend.TxnOp{Action: backend.TxnCheckExists, Key: KeyFor(r)}
+}
+
+// forCreate is a checked copy of in with a new uid and creation time.
+func (c *Client) forCreate(ctx context.Context, in v3.Resource) (v3.Resource, error) {
+	r, err := c.prepare(ctx, in)
+	if err != nil {
 		return nil, err
 	}
 	m := r.GetObjectMeta()
@@ -183,7 +229,7 @@ func (c *Client) Create(ctx context.Context, in v3.Resource) (v3.Resource, error
 	}
 	m.UID = newUID()
 	m.CreationTimestamp = v3.Now()
-	return c.write(ctx, r, c.be.Create)
+	return r, nil
 }
 
 func (c *Client) write(ctx context.Context, r v3.Resource, op func(context.Context, *backend.KVPair) (*backend.KVPair, error)) (v3.Resource, error) {

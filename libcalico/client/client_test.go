@@ -265,3 +265,69 @@ func TestEnsureInitializedAnd(t *testing.T) {
 		t.Fatalf("no resources: %v, %v", got, err)
 	}
 }
+
+// CreateOp's ops, committed in a transaction of the caller's, store what
+// Create would have; a taken name fails the transaction, and so does an
+// uninitialised cluster; bad input fails before any op exists.
+func TestCreateOpInTransaction(t *testing.T) {
+	srv := testutil.StartEtcd(t)
+	be, err := etcd.New(etcd.Config{Endpoints: []string{srv.Endpoint}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := client.New(be)
+	defer c.Close()
+	// Nothing initialised the cluster yet: the ops say so.
+	_, early, err := c.CreateOp(ctx, pool("pool0", "10.9.0.0/16"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := be.Txn(ctx, early); !errors.Is(err, cerrors.ErrConflict) {
+		t.Fatalf("create before the cluster is initialised: %v, want a conflict", err)
+	}
+	if err := c.EnsureInitialized(ctx); err != nil {
+		t.Fatal(err)
+	}
+	fresh := client.New(be) // knows nothing of the initialisation
+	r, ops, err := fresh.CreateOp(ctx, pool("pool1", "10.10.0.0/16"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ops) != 3 {
+		t.Fatalf("ops %v: want the put and two initialisation guards", ops)
+	}
+	res, err := be.Txn(ctx, ops)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fresh.Committed(r, res.Revision)
+	got, err := c.IPPools().Get(ctx, "", "pool1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := r.(*v3.IPPool)
+	if !uuidRe.MatchString(want.UID) || got.UID != want.UID || got.ResourceVersion != want.ResourceVersion || got.Spec.BlockSize != 26 {
+		t.Fatalf("stored %+v %+v, prepared %+v %+v", got.ObjectMeta, got.Spec, want.ObjectMeta, want.Spec)
+	}
+
+	_, again, err := fresh.CreateOp(ctx, pool("pool1", "10.10.0.0/16"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(again) != 1 {
+		t.Fatalf("ops %v: a committed CreateOp proved the cluster initialised", again)
+	}
+	if _, err := be.Txn(ctx, again); !errors.Is(err, cerrors.ErrConflict) {
+		t.Fatalf("second create of pool1 in a transaction: %v, want a conflict", err)
+	}
+
+	_, _, err = c.CreateOp(ctx, pool("bad", "10.300.0.0/16"))
+	if !errors.Is(err, cerrors.ErrValidation) || !strings.Contains(err.Error(), "10.300.0.0/16") {
+		t.Fatalf("CreateOp of a bad pool: %v", err)
+	}
+	withRV := pool("rv", "10.20.0.0/16")
+	withRV.ResourceVersion = "5"
+	if _, _, err := c.CreateOp(ctx, withRV); !errors.Is(err, cerrors.ErrValidation) {
+		t.Fatalf("CreateOp with a resourceVersion: %v", err)
+	}
+}

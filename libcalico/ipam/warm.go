@@ -120,12 +120,25 @@ func (c *Client) assignWarm(ctx context.Context, args AutoAssignArgs) (v4, v6 *A
 		}
 		ops = append(ops, op)
 	}
-	res, err := c.txn(ctx, append(ops, w.guards...)...)
+	ops = append(ops, w.guards...)
+	var riders []backend.TxnOp
+	if args.Rider != nil {
+		riders = args.Rider.Ops(out[4].IPs, out[6].IPs)
+	}
+	res, err := c.txn(ctx, append(ops, riders...)...)
+	if isConflict(err) && len(riders) > 0 {
+		// Perhaps only a rider's guard failed (its key exists).
+		riders = nil
+		res, err = c.txn(ctx, ops...)
+	}
 	if isConflict(err) {
 		return nil, nil, false, nil
 	}
 	if err != nil {
 		return out[4], out[6], true, err
+	}
+	if len(riders) > 0 {
+		args.Rider.Committed(res.Revision)
 	}
 	// A new warmHost, not an update of w: SaveWarm and releasedFrom may
 	// still be reading w.

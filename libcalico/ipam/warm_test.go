@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	v3 "github.com/calico-etcd/calico/libcalico/api/v3"
+	"github.com/calico-etcd/calico/libcalico/backend"
 	"github.com/calico-etcd/calico/libcalico/backend/memory"
 	"github.com/calico-etcd/calico/libcalico/cerrors"
 	"github.com/calico-etcd/calico/libcalico/model"
@@ -335,5 +336,84 @@ func TestWarmStateConcurrentUse(t *testing.T) {
 	st.mustCheck(t)
 	if len(st.owner) != 1+4*5 {
 		t.Errorf("%d addresses assigned, want %d", len(st.owner), 1+4*5)
+	}
+}
+
+// recordingRider puts one key with the assignment and records what it
+// was offered and whether it committed.
+type recordingRider struct {
+	key       model.Key
+	asked     int
+	offered   []netip.Prefix
+	committed int64
+}
+
+func (r *recordingRider) Ops(v4, v6 []netip.Prefix) []backend.TxnOp {
+	r.asked++
+	r.offered = append(append([]netip.Prefix(nil), v4...), v6...)
+	return []backend.TxnOp{{Action: backend.TxnPut, Key: r.key, Value: []byte(fmt.Sprintf(`{"ips":%q}`, r.offered))}}
+}
+
+func (r *recordingRider) Committed(rev int64) { r.committed = rev }
+
+// A rider commits in the warm path's one transaction; when its key is
+// taken the assignment still commits, without it; the full path never
+// asks.
+func TestRiderCommitsWithWarmAssignment(t *testing.T) {
+	e, cnt := warmEnv(t)
+	ctx := context.Background()
+	assign := func(handle string, r *recordingRider) *Assignments {
+		t.Helper()
+		v4, _, err := e.ipam.AutoAssign(ctx, AutoAssignArgs{Num4: 1, HandleID: handle, Hostname: "h1", Rider: r})
+		if err != nil {
+			t.Fatalf("AutoAssign(%s): %v", handle, err)
+		}
+		return v4
+	}
+	key := model.ResourceKey{Kind: v3.KindProfile, Name: "rider"}
+
+	cold := &recordingRider{key: key}
+	assign("a", cold)
+	if cold.asked != 0 || cold.committed != 0 {
+		t.Fatalf("the full path asked the rider %d times (committed at %d)", cold.asked, cold.committed)
+	}
+
+	warm := &recordingRider{key: key}
+	var got *Assignments
+	if n := rounds(cnt, func() { got = assign("b", warm) }); n != 1 {
+		t.Fatalf("warm assignment with a rider took %d round trips, want 1", n)
+	}
+	if len(warm.offered) != 1 || warm.offered[0] != got.IPs[0] {
+		t.Fatalf("rider was offered %v, assignment is %v", warm.offered, got.IPs)
+	}
+	kv, err := e.be.Get(ctx, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if warm.committed == 0 || kv.Revision != warm.committed {
+		t.Fatalf("rider committed at %d, key stored at %d", warm.committed, kv.Revision)
+	}
+	blk, err := e.be.Get(ctx, model.BlockKey{CIDR: got.IPs[0].Masked()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if blk.Revision != kv.Revision {
+		t.Fatalf("block at revision %d, rider's key at %d: not one transaction", blk.Revision, kv.Revision)
+	}
+
+	taken := &recordingRider{key: key}
+	if n := rounds(cnt, func() { got = assign("c", taken) }); n != 2 {
+		t.Fatalf("warm assignment with a refused rider took %d round trips, want 2", n)
+	}
+	if taken.asked != 1 || taken.committed != 0 {
+		t.Fatalf("refused rider: asked %d, committed at %d", taken.asked, taken.committed)
+	}
+	if after, err := e.be.Get(ctx, key); err != nil || after.Revision != kv.Revision {
+		t.Fatalf("refused rider's key changed: %v, %v", after, err)
+	}
+	st := readState(t, e.be)
+	st.mustCheck(t)
+	if st.owner[got.IPs[0].Addr()] != "c" {
+		t.Fatalf("%v is owned by %q, want c", got.IPs[0].Addr(), st.owner[got.IPs[0].Addr()])
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"slices"
 
 	"github.com/containernetworking/plugins/pkg/netlinksafe"
 	"github.com/containernetworking/plugins/pkg/ns"
@@ -196,6 +197,9 @@ func (k *Kernel) Configure(req *Request) (err error) {
 				return err
 			}
 		}
+		if req.PodAddrsSet {
+			return nil
+		}
 		return podAddresses(link, addrs)
 	})
 	if err != nil {
@@ -218,6 +222,47 @@ func (k *Kernel) Configure(req *Request) (err error) {
 	}
 	log.WithField("addrs", addrs).Debug("workload interface programmed")
 	return nil
+}
+
+// SetPodAddrs implements Dataplane.
+func (k *Kernel) SetPodAddrs(req *Request, addrs []netip.Addr) error {
+	want, _, _ := podAddrs(addrs)
+	podNS, err := openNS(req.NetNS)
+	if err != nil {
+		return err
+	}
+	defer podNS.Close()
+	return podNS.Do(func(ns.NetNS) error {
+		link, err := netlink.LinkByName(req.IfName)
+		if err != nil {
+			return fmt.Errorf("looking up %s in the pod: %w", req.IfName, err)
+		}
+		have, err := netlinksafe.AddrList(link, netlink.FAMILY_ALL)
+		if err != nil {
+			return fmt.Errorf("listing addresses of %s in the pod: %w", req.IfName, err)
+		}
+		same := func(h netlink.Addr, w netip.Prefix) bool { return h.IPNet.String() == ipNet(w).String() }
+		var missing []netip.Prefix
+		for _, w := range want {
+			if !slices.ContainsFunc(have, func(h netlink.Addr) bool { return same(h, w) }) {
+				missing = append(missing, w)
+			}
+		}
+		// New ones first: the kernel drops an interface's IPv4 routes
+		// with its last IPv4 address.
+		if err := podAddresses(link, missing); err != nil {
+			return err
+		}
+		for _, h := range have {
+			if h.Scope != int(netlink.SCOPE_UNIVERSE) || slices.ContainsFunc(want, func(w netip.Prefix) bool { return same(h, w) }) {
+				continue
+			}
+			if err := netlink.AddrDel(link, &h); err != nil {
+				return fmt.Errorf("removing address %s from %s in the pod: %w", h.IPNet, req.IfName, err)
+			}
+		}
+		return nil
+	})
 }
 
 // podLinks brings the pod side up for req.Families: IPv6 sysctls (before

@@ -294,3 +294,37 @@ func TestKernelTeardownDetachesBeforeDeleting(t *testing.T) {
 		t.Errorf("detached called after the link was gone")
 	}
 }
+
+// SetPodAddrs gives the pod its addresses ahead of Configure and replaces
+// them when IPAM ends up with others; Configure then adds only the host
+// side.
+func TestKernelSetPodAddrsEarly(t *testing.T) {
+	e := newKernelEnv(t)
+	pod, nsPath := e.pod()
+	req := &Request{NetNS: nsPath, IfName: "eth0", HostIfName: "calitest00007", Families: Families{V4: true}}
+	if err := e.in(func() error { _, err := e.k.Create(req); return err }); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.in(func() error { return e.k.SetPodAddrs(req, addrs("10.65.0.70")) }); err != nil {
+		t.Fatal(err)
+	}
+	out, _ := pod.Output("ip", "addr", "show", "eth0")
+	mustContain(t, out, "10.65.0.70/32")
+	if err := e.in(func() error { return e.k.SetPodAddrs(req, addrs("10.65.0.71")) }); err != nil {
+		t.Fatal(err)
+	}
+	req.Addrs, req.PodAddrsSet = addrs("10.65.0.71"), true
+	if err := e.in(func() error { return e.k.Configure(req) }); err != nil {
+		t.Fatal(err)
+	}
+	out, _ = pod.Output("ip", "addr", "show", "eth0")
+	mustContain(t, out, "10.65.0.71/32")
+	if strings.Contains(out, "10.65.0.70") {
+		t.Errorf("replaced address still there:\n%s", out)
+	}
+	out, _ = e.host.Output("ip", "route")
+	mustContain(t, out, "10.65.0.71 dev calitest00007 scope link")
+	if err := e.in(func() error { return e.k.Check(&CheckRequest{Request: *req}) }); err != nil {
+		t.Errorf("Check: %v", err)
+	}
+}

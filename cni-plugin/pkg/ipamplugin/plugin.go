@@ -100,6 +100,13 @@ func Families(conf *netconf.NetConf, args string) (v4, v6 bool) {
 // (a given IP as /32 or /128), as Calico's calico-ipam does. If it cannot
 // assign all of them it releases what it did assign.
 func (p *Plugin) Add(ctx context.Context, conf *netconf.NetConf, args *skel.CmdArgs) (*current.Result, error) {
+	return p.AddRiding(ctx, conf, args, nil)
+}
+
+// AddRiding is Add whose assignment may carry rider's writes in its
+// transaction (see ipam.Rider); an address given by CNI_ARGS IP= takes
+// none.
+func (p *Plugin) AddRiding(ctx context.Context, conf *netconf.NetConf, args *skel.CmdArgs, rider ipam.Rider) (*current.Result, error) {
 	var ca cniArgs
 	if err := types.LoadArgs(args.Args, &ca); err != nil {
 		return nil, fmt.Errorf("parsing CNI_ARGS: %w", err)
@@ -140,6 +147,7 @@ func (p *Plugin) Add(ctx context.Context, conf *netconf.NetConf, args *skel.CmdA
 	v4, v6, err := p.IPAM.AutoAssign(ctx, ipam.AutoAssignArgs{
 		Num4: num4, Num6: num6, HandleID: handle, Attrs: attrs, Hostname: p.Nodename,
 		IPv4Pools: conf.IPAM.IPv4Pools, IPv6Pools: conf.IPAM.IPv6Pools, IntendedUse: v3.IPPoolAllowedUseWorkload,
+		Rider: rider,
 	})
 	got := append(prefixesOf(v4), prefixesOf(v6)...)
 	if err != nil {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"slices"
 	"sync"
 	"time"
 
@@ -15,6 +16,7 @@ import (
 	"github.com/sirupsen/logrus"
 
 	v3 "github.com/calico-etcd/calico/libcalico/api/v3"
+	"github.com/calico-etcd/calico/libcalico/backend"
 	"github.com/calico-etcd/calico/libcalico/ipam"
 
 	"github.com/calico-etcd/calico/cni-plugin/pkg/dataplane"
@@ -60,12 +62,17 @@ func (p *Plugin) attachment(args *skel.CmdArgs) (*attachment, error) {
 // Add serves ADD and returns the result in the current spec version.
 //
 // Datastore round trips dominate an ADD, so steps that do not depend on
-// each other overlap:
+// each other overlap. With calico-ipam warm (its state in the lock file)
+// an ADD makes one round trip to etcd:
 //
-//	┌ profile, cluster init (one read)      ┐
-//	┼ IPAM assignment (etcd)                ┼─┬ endpoint write (etcd)  ┬─ result
-//	└ veth pair, links up, endpoint precheck┘ └ addresses, host routes ┘
+//	IPAM: choose ─ assignment + endpoint, one etcd transaction ─┐
+//	veth pair, links up ──── pod addresses (once chosen) ───────┴─ host routes ─ result
 //
+// The endpoint rides in IPAM's transaction (see endpointRider), guarded
+// by its network's profile and the cluster's initialisation. When it
+// cannot (IPAM cold, profile missing, endpoint name taken, delegated
+// IPAM) the profile is ensured and the endpoint written beside the last
+// kernel step; with delegated IPAM the profile is ensured beside IPAM.
 // The veth pair is made without a separate check first: if its names are
 // taken, the addresses IPAM gave meanwhile are released. Kernel work stays
 // on the calling goroutine, whose thread's namespace is the host's.
@@ -78,24 +85,36 @@ func (p *Plugin) Add(ctx context.Context, args *skel.CmdArgs) (*current.Result, 
 	}
 
 	var (
-		wg                 sync.WaitGroup
-		profErr, ipamErr   error
-		ipres              *current.Result
-		ipamDone, profDone time.Duration
+		wg               sync.WaitGroup
+		profErr, ipamErr error
+		ipres            *current.Result
+		ipamDone         time.Duration
+		profiled         bool
 	)
-	wg.Add(2)
-	go func() {
-		defer wg.Done()
-		// Also initialises the cluster, which the endpoint write would
-		// otherwise check.
-		profErr = p.Endpoint.EnsureProfile(ctx, p.Conf.Name, a.ids.IsK8s())
-		profDone = time.Since(start)
-	}()
-	go func() {
-		defer wg.Done()
-		ipres, ipamErr = p.IPAM.Add(ctx, &p.Conf.NetConf, a.args)
-		ipamDone = time.Since(start)
-	}()
+	ip, inProcess := p.IPAM.(*ipamplugin.Plugin)
+	var rider *endpointRider
+	wg.Add(1)
+	ipamOut := make(chan struct{})
+	if inProcess {
+		rider = &endpointRider{ctx: ctx, p: p, a: a, created: make(chan struct{}), chosen: make(chan []netip.Addr, 1)}
+		go func() {
+			defer wg.Done()
+			defer close(ipamOut)
+			ipres, ipamErr = ip.AddRiding(ctx, &p.Conf.NetConf, a.args, rider)
+			ipamDone = time.Since(start)
+		}()
+	} else {
+		go func() {
+			defer wg.Done()
+			ipres, ipamErr = p.IPAM.Add(ctx, &p.Conf.NetConf, a.args)
+			ipamDone = time.Since(start)
+		}()
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			profErr, profiled = p.Endpoint.EnsureProfile(ctx, p.Conf.Name, a.ids.IsK8s()), true
+		}()
+	}
 	dp, dpErr := p.DP.Create(a.req)
 	if errors.Is(dpErr, dataplane.ErrHostInterfaceExists) && a.ids.IsK8s() {
 		// An earlier sandbox of the pod left its veth behind; Calico
@@ -105,13 +124,31 @@ func (p *Plugin) Add(ctx context.Context, args *skel.CmdArgs) (*current.Result, 
 			dp, dpErr = p.DP.Create(a.req)
 		}
 	}
-	if dpErr == nil {
-		// The endpoint, less its addresses, checked while IPAM and the
-		// datastore reads are still out (see wep.Precheck).
-		wep.Precheck(wep.Build(a.ids, []string{p.Conf.Name}, dp.HostIfName, dp.PodMAC, nil))
+	// The pod's addresses go on as soon as IPAM has chosen them, while
+	// its transaction is out; they are replaced if it ends up with others.
+	var early []netip.Addr
+	earlyTried := false
+	if rider != nil {
+		rider.dp = dp
+		close(rider.created)
+		if dpErr == nil {
+			select {
+			case early = <-rider.chosen:
+				earlyTried = true
+				if err := p.DP.SetPodAddrs(a.req, early); err != nil {
+					a.log.WithError(err).Debug("pod addresses not set early")
+					early = nil
+				}
+			case <-ipamOut:
+			}
+		}
 	}
 	wg.Wait()
 	tStage1 := time.Now()
+	var written *v3.WorkloadEndpoint
+	if rider != nil {
+		written = rider.written
+	}
 
 	var addrs []netip.Addr
 	ipamHeld := ipamErr == nil
@@ -129,6 +166,11 @@ func (p *Plugin) Add(ctx context.Context, args *skel.CmdArgs) (*current.Result, 
 				err = errors.Join(err, fmt.Errorf("rolling back the interface: %w", terr))
 			}
 		}
+		if written != nil {
+			if derr := p.deleteEndpoint(ctx, written, a.args.ContainerID); derr != nil {
+				err = errors.Join(err, fmt.Errorf("rolling back the endpoint: %w", derr))
+			}
+		}
 		if !ipamHeld {
 			return nil, err
 		}
@@ -136,15 +178,34 @@ func (p *Plugin) Add(ctx context.Context, args *skel.CmdArgs) (*current.Result, 
 	}
 
 	a.req.Addrs = addrs
-	w := wep.Build(a.ids, []string{p.Conf.Name}, dp.HostIfName, dp.PodMAC, addrs)
-	var written *v3.WorkloadEndpoint
 	var wepErr error
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		written, wepErr = p.Endpoint.Write(ctx, w)
-	}()
-	cfgErr := p.DP.Configure(a.req)
+	if written == nil {
+		w := wep.Build(a.ids, []string{p.Conf.Name}, dp.HostIfName, dp.PodMAC, addrs)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if !profiled {
+				// Also initialises the cluster, which the write would
+				// otherwise check.
+				if wepErr = p.Endpoint.EnsureProfile(ctx, p.Conf.Name, a.ids.IsK8s()); wepErr != nil {
+					return
+				}
+			}
+			written, wepErr = p.Endpoint.Write(ctx, w)
+		}()
+	}
+	var cfgErr error
+	if earlyTried && !slices.Equal(early, addrs) {
+		if cfgErr = p.DP.SetPodAddrs(a.req, addrs); cfgErr != nil {
+			if terr := p.DP.Teardown(a.req.NetNS, a.req.IfName, nil); terr != nil {
+				cfgErr = errors.Join(cfgErr, fmt.Errorf("rolling back the interface: %w", terr))
+			}
+		}
+	}
+	a.req.PodAddrsSet = earlyTried
+	if cfgErr == nil {
+		cfgErr = p.DP.Configure(a.req)
+	}
 	wg.Wait()
 	if cfgErr != nil || wepErr != nil {
 		var errs []error
@@ -161,9 +222,63 @@ func (p *Plugin) Add(ctx context.Context, args *skel.CmdArgs) (*current.Result, 
 		return nil, p.rollback(ctx, a, addrs, errors.Join(errs...))
 	}
 	a.log.WithFields(logrus.Fields{"addrs": addrs, "hostIface": dp.HostIfName, "ms": sinceMS(start),
-		"profileMS": ms(profDone), "ipamMS": ms(ipamDone),
+		"ipamMS": ms(ipamDone), "endpointWithIPAM": rider != nil && rider.written != nil,
 		"createMS": ms(tStage1.Sub(start)), "configureMS": sinceMS(tStage1)}).Info("workload added")
 	return p.result(a, dp, addrs), nil
+}
+
+// endpointRider puts the WorkloadEndpoint into IPAM's transaction (an
+// ipam.Rider), so that address and endpoint are written in one round
+// trip, or neither. It waits for the veth pair (the endpoint names its
+// MAC) and declines if that failed: Add then rolls back as usual.
+type endpointRider struct {
+	ctx context.Context
+	p   *Plugin
+	a   *attachment
+	// created is closed once dp is set (nil if the pair failed).
+	created chan struct{}
+	dp      *dataplane.Result
+	// chosen gets the addresses once the endpoint rides with them.
+	chosen chan []netip.Addr
+	// pending is the prepared endpoint; written is it once committed.
+	pending, written *v3.WorkloadEndpoint
+}
+
+var _ ipam.Rider = (*endpointRider)(nil)
+
+// Ops implements ipam.Rider.
+func (r *endpointRider) Ops(v4, v6 []netip.Prefix) []backend.TxnOp {
+	select {
+	case <-r.created:
+	case <-r.ctx.Done():
+		return nil
+	}
+	if r.dp == nil {
+		return nil
+	}
+	var addrs []netip.Addr
+	for _, p := range append(slices.Clone(v4), v6...) {
+		addrs = append(addrs, p.Addr())
+	}
+	w := wep.Build(r.a.ids, []string{r.p.Conf.Name}, r.dp.HostIfName, r.dp.PodMAC, addrs)
+	pending, ops, err := r.p.Endpoint.CreateOps(r.ctx, w, r.p.Conf.Name)
+	if err != nil {
+		// Written on its own later, where the error is reported.
+		r.a.log.WithError(err).Debug("endpoint not written with the addresses")
+		return nil
+	}
+	r.pending = pending
+	select {
+	case r.chosen <- addrs:
+	default:
+	}
+	return ops
+}
+
+// Committed implements ipam.Rider.
+func (r *endpointRider) Committed(rev int64) {
+	r.p.Endpoint.Committed(r.pending, rev)
+	r.written = r.pending
 }
 
 // deleteEndpoint removes an endpoint a failed ADD wrote, even after the

@@ -1,8 +1,8 @@
 // Package plugin is the calico CNI plugin: it ties IPAM, the dataplane and
 // the WorkloadEndpoint together for each CNI verb.
 //
-//	ADD    profile ∥ IPAM ∥ veth pair, links up → WorkloadEndpoint ∥
-//	       addresses, host routes → result.
+//	ADD    IPAM with the WorkloadEndpoint in its transaction ∥ veth
+//	       pair, links up, pod addresses → host routes → result.
 //	       A failure at any step undoes the steps that succeeded:
 //	       endpoint, veth, this ADD's addresses.
 //	DEL    pod interface (and with it the host veth) ∥ the endpoint, only

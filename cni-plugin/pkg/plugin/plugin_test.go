@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/netip"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -18,6 +20,7 @@ import (
 	"github.com/calico-etcd/calico/libcalico/backend/memory"
 	"github.com/calico-etcd/calico/libcalico/client"
 	"github.com/calico-etcd/calico/libcalico/ipam"
+	"github.com/calico-etcd/calico/libcalico/model"
 
 	"github.com/calico-etcd/calico/cni-plugin/pkg/dataplane"
 	"github.com/calico-etcd/calico/cni-plugin/pkg/ipamplugin"
@@ -108,6 +111,33 @@ func (e *env) assertEmpty() {
 	}
 	if ifs := e.dp.Interfaces(); len(ifs) != 0 {
 		e.t.Errorf("interfaces left: %+v", ifs)
+	}
+}
+
+// Once IPAM is warm, an ADD writes its endpoint in IPAM's transaction:
+// endpoint, block and handle share one revision.
+func TestEndpointRidesWithAddresses(t *testing.T) {
+	e := newEnv(t, testConf, "10.65.0.0/28")
+	e.add(e.args("aaaa", "/ns/a", "eth0", "")) // cold: claims the block
+	r := e.add(e.args("bbbb", "/ns/b", "eth0", ""))
+	ctx := context.Background()
+	weps, _, err := e.c.WorkloadEndpoints().List(ctx, client.ListOptions{})
+	if err != nil || len(weps) != 2 {
+		t.Fatalf("endpoints: %d, %v", len(weps), err)
+	}
+	var w *v3.WorkloadEndpoint
+	for _, x := range weps {
+		if x.Spec.ContainerID == "bbbb" {
+			w = x
+		}
+	}
+	ip, _ := netip.AddrFromSlice(r.IPs[0].Address.IP)
+	blk, err := e.p.Client.Backend().Get(ctx, model.BlockKey{CIDR: netip.PrefixFrom(ip.Unmap(), 30).Masked()})
+	if err != nil || w == nil {
+		t.Fatalf("block %v (%v), endpoint %v", blk, err, w)
+	}
+	if w.ResourceVersion != strconv.FormatInt(blk.Revision, 10) {
+		t.Fatalf("endpoint at revision %s, block at %d: written apart", w.ResourceVersion, blk.Revision)
 	}
 }
 
@@ -401,6 +431,12 @@ func TestNewSandboxReplacesLiveOldVeth(t *testing.T) {
 	// needs: Calico deletes it and goes on.
 	newer := e.args("bbbb", "/ns/new", "eth0", pod)
 	e.add(newer)
+	// Its endpoint replaced the old one (the warm IPAM path's endpoint
+	// write is refused, as the name is taken, and done on its own).
+	weps, _, err := e.p.Client.WorkloadEndpoints().List(context.Background(), client.ListOptions{})
+	if err != nil || len(weps) != 1 || weps[0].Spec.ContainerID != "bbbb" {
+		t.Fatalf("endpoints after the new sandbox: %+v, %v", weps, err)
+	}
 	ifs := e.dp.Interfaces()
 	if len(ifs) != 1 || ifs[0].NetNS != "/ns/new" {
 		t.Fatalf("interfaces %+v", ifs)

@@ -10,7 +10,6 @@ package wep
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
@@ -20,6 +19,7 @@ import (
 	"github.com/sirupsen/logrus"
 
 	v3 "github.com/calico-etcd/calico/libcalico/api/v3"
+	"github.com/calico-etcd/calico/libcalico/backend"
 	"github.com/calico-etcd/calico/libcalico/cerrors"
 	"github.com/calico-etcd/calico/libcalico/client"
 )
@@ -94,17 +94,6 @@ func Build(ids IDs, profiles []string, hostIf string, podMAC net.HardwareAddr, a
 	return w
 }
 
-// Precheck defaults, validates and encodes w as a write would, and
-// discards the outcome (the write checks again): an ADD calls it with its
-// endpoint, less the addresses, while it waits on IPAM, so that what
-// validation and encoding set up once per process is ready by the write.
-func Precheck(w *v3.WorkloadEndpoint) {
-	w.Default()
-	if w.Validate() == nil {
-		_, _ = json.Marshal(w)
-	}
-}
-
 // Store reads and writes endpoints and profiles through the typed client.
 type Store struct {
 	c   *client.Client
@@ -146,6 +135,29 @@ func (s *Store) Write(ctx context.Context, w *v3.WorkloadEndpoint) (*v3.Workload
 	}
 	return out, nil
 }
+
+// CreateOps prepares the creation of w for another transaction (an IPAM
+// assignment's, see client.CreateOp), guarded by the existence of the
+// network's profile: the transaction fails if the name is taken, the
+// profile missing or the cluster uninitialised, and the caller then falls
+// back to EnsureProfile and Write. Once the ops commit at rev, Committed
+// completes the returned copy.
+func (s *Store) CreateOps(ctx context.Context, w *v3.WorkloadEndpoint, network string) (*v3.WorkloadEndpoint, []backend.TxnOp, error) {
+	r, ops, err := s.c.CreateOp(ctx, w)
+	if err != nil {
+		return nil, nil, fmt.Errorf("preparing workload endpoint %s/%s: %w", w.Namespace, w.Name, err)
+	}
+	out, ok := r.(*v3.WorkloadEndpoint)
+	if !ok {
+		return nil, nil, fmt.Errorf("client prepared %T, want a WorkloadEndpoint", r)
+	}
+	k8s := w.Spec.Orchestrator == v3.OrchestratorKubernetes
+	return out, append(ops, client.ExistsOp(NetworkProfile(network, k8s))), nil
+}
+
+// Committed completes an endpoint CreateOps prepared, once its ops
+// committed at rev.
+func (s *Store) Committed(w *v3.WorkloadEndpoint, rev int64) { s.c.Committed(w, rev) }
 
 // Get returns the named endpoint, or nil when there is none.
 func (s *Store) Get(ctx context.Context, namespace, name string) (*v3.WorkloadEndpoint, error) {

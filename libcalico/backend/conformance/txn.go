@@ -97,6 +97,32 @@ func testTxnAllOrNothing(t *testing.T, c backend.Client) {
 	// A create guard on an existing key fails.
 	_, err = tx.Txn(ctx, []backend.TxnOp{{Action: backend.TxnCheck, Key: poolKey("new")}})
 	wantErr(t, err, cerrors.ErrConflict)
+
+	// An existence guard holds for a key at any revision, and fails,
+	// writing nothing, for a missing one.
+	ex, err := tx.Txn(ctx, []backend.TxnOp{
+		{Action: backend.TxnCheckExists, Key: poolKey("new")},
+		{Action: backend.TxnPut, Key: poolKey("ex1"), Value: []byte(`e`)},
+	})
+	h.check(err)
+	if got := h.kv(c.Get(ctx, poolKey("ex1"))); got.Revision != ex.Revision {
+		t.Fatalf("ex1 at %d, want the txn revision %d", got.Revision, ex.Revision)
+	}
+	res, err = tx.Txn(ctx, []backend.TxnOp{
+		{Action: backend.TxnCheckExists, Key: poolKey("del")},
+		{Action: backend.TxnPut, Key: poolKey("ex2"), Value: []byte(`e`)},
+	})
+	wantErr(t, err, cerrors.ErrConflict)
+	if res == nil || len(res.Current) != 2 || res.Current[0] != nil || res.Current[1] != nil {
+		t.Fatalf("failed existence guard: result %+v", res)
+	}
+	if _, err := c.Get(ctx, poolKey("ex2")); err == nil {
+		t.Fatal("failed existence guard wrote a key")
+	}
+	_, err = tx.Txn(ctx, []backend.TxnOp{{Action: backend.TxnCheckExists, Key: poolKey("new"), Revision: ok.Revision}})
+	if err == nil {
+		t.Fatal("existence guard with a revision accepted")
+	}
 }
 
 func testTxnListGuard(t *testing.T, c backend.Client) {

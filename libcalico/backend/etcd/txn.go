@@ -91,6 +91,14 @@ func (c *Client) Txn(ctx context.Context, ops []backend.TxnOp) (*backend.TxnResu
 		if err != nil {
 			return nil, err
 		}
+		if op.Action == backend.TxnCheckExists {
+			if op.Revision != 0 || op.Expect != nil {
+				return nil, fmt.Errorf("existence check of %s takes no revision or value", op.Key)
+			}
+			cmps = append(cmps, clientv3.Compare(clientv3.CreateRevision(p), ">", 0))
+			elses = append(elses, clientv3.OpGet(p))
+			continue
+		}
 		if op.Revision == 0 {
 			if op.Action == backend.TxnDelete {
 				return nil, fmt.Errorf("delete of %s needs a revision", op.Key)

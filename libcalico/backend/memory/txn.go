@@ -88,6 +88,9 @@ func (s *Store) Txn(ctx context.Context, ops []backend.TxnOp) (*backend.TxnResul
 		if op.Action == backend.TxnDelete && op.Revision == 0 {
 			return nil, fmt.Errorf("delete of %s needs a revision", op.Key)
 		}
+		if op.Action == backend.TxnCheckExists && (op.Revision != 0 || op.Expect != nil) {
+			return nil, fmt.Errorf("existence check of %s takes no revision or value", op.Key)
+		}
 		paths[i] = p
 	}
 	if err := s.begin(ctx); err != nil {
@@ -104,6 +107,12 @@ func (s *Store) Txn(ctx context.Context, ops []backend.TxnOp) (*backend.TxnResul
 			continue
 		}
 		e, present := s.data[paths[i]]
+		if op.Action == backend.TxnCheckExists {
+			if ok = present; !ok {
+				break
+			}
+			continue
+		}
 		if (op.Revision == 0 && present) || (op.Revision != 0 && (!present || e.mod != op.Revision)) ||
 			(op.Expect != nil && (!present || !bytes.Equal(e.value, op.Expect))) {
 			ok = false
