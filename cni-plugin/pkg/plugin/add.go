@@ -131,6 +131,11 @@ func (p *Plugin) Add(ctx context.Context, args *skel.CmdArgs) (*current.Result, 
 	if rider != nil {
 		rider.dp = dp
 		close(rider.created)
+		if p.Prime != nil {
+			// Idle until IPAM has chosen, and the connection is usually
+			// not up yet: set up the first request's protobuf now.
+			p.Prime()
+		}
 		if dpErr == nil {
 			select {
 			case early = <-rider.chosen:

@@ -68,6 +68,9 @@ type Plugin struct {
 	Endpoint *wep.Store
 	DP       dataplane.Dataplane
 	Log      *logrus.Entry
+	// Prime, when set, readies the datastore client's first request
+	// (see etcd.Client.Prime); ADD calls it while it would wait.
+	Prime func()
 }
 
 // RequestTimeout bounds one CNI request, as Calico's plugin does.
@@ -91,7 +94,7 @@ func New(conf *Config, getenv func(string) string, stderr io.Writer) (*Plugin, f
 	c := client.New(be)
 	p := &Plugin{
 		Conf: conf, Node: node, Client: c, Pools: ic,
-		Endpoint: wep.NewStore(c, log), DP: dataplane.NewKernel(log), Log: log,
+		Endpoint: wep.NewStore(c, log), DP: dataplane.NewKernel(log), Log: log, Prime: be.Prime,
 	}
 	if conf.IPAM.Type == CalicoIPAM {
 		p.IPAM = &ipamplugin.Plugin{IPAM: ic, Client: c, Nodename: node, LockFile: conf.LockFile(getenv), Log: log}
