@@ -11,9 +11,9 @@ import (
 
 // lockFile takes an exclusive flock on path, creating it (and its
 // directory) if needed, and returns the open file; closing it releases the
-// lock. The kernel drops the lock if the process dies, so a crash never
-// wedges it.
-func lockFile(path string) (*os.File, error) {
+// lock. If another process holds it, beforeWait runs before queueing. The
+// kernel drops the lock if the process dies, so a crash never wedges it.
+func lockFile(path string, beforeWait func()) (*os.File, error) {
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		return nil, fmt.Errorf("creating lock directory: %w", err)
 	}
@@ -21,8 +21,14 @@ func lockFile(path string) (*os.File, error) {
 	if err != nil {
 		return nil, fmt.Errorf("opening lock file: %w", err)
 	}
+	how := syscall.LOCK_EX | syscall.LOCK_NB
 	for {
-		err = syscall.Flock(int(f.Fd()), syscall.LOCK_EX)
+		err = syscall.Flock(int(f.Fd()), how)
+		if err == syscall.EWOULDBLOCK && how&syscall.LOCK_NB != 0 {
+			beforeWait()
+			how = syscall.LOCK_EX
+			continue
+		}
 		if err != syscall.EINTR {
 			break
 		}

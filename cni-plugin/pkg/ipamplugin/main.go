@@ -70,5 +70,5 @@ func New(conf *netconf.NetConf, getenv func(string) string, stderr io.Writer) (*
 		return nil, nil, err
 	}
 	return &Plugin{IPAM: ic, Client: client.New(be), Nodename: node, LockFile: conf.LockFile(getenv),
-		Log: log.WithField("node", node)}, closeAll, nil
+		AwaitConnection: be.AwaitConnection, Log: log.WithField("node", node)}, closeAll, nil
 }

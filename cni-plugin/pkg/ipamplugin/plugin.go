@@ -36,7 +36,12 @@ type Plugin struct {
 	Nodename string
 	// LockFile serializes IPAM requests on the host ("" for no lock).
 	LockFile string
-	Log      *logrus.Entry
+	// AwaitConnection, when set, returns once the datastore connection
+	// is up (or failed): a request that finds the lock taken calls it
+	// before queueing, so the lock is never held while a connection
+	// comes up, except by a request that found it free.
+	AwaitConnection func(context.Context)
+	Log             *logrus.Entry
 }
 
 // cniArgs are the CNI_ARGS keys the plugin reads.
@@ -50,11 +55,15 @@ type cniArgs struct {
 // lock takes the host-wide IPAM lock and primes the IPAM client with what
 // the lock file keeps (block hint, warm state); the returned function
 // saves what changed and releases the lock.
-func (p *Plugin) lock() func() {
+func (p *Plugin) lock(ctx context.Context) func() {
 	if p.LockFile == "" {
 		return func() {}
 	}
-	f, err := lockFile(p.LockFile)
+	f, err := lockFile(p.LockFile, func() {
+		if p.AwaitConnection != nil {
+			p.AwaitConnection(ctx)
+		}
+	})
 	if err != nil {
 		// Best effort, as Calico: IPAM is safe without it, only slower.
 		p.Log.WithError(err).Warn("could not take the host-wide IPAM lock; going on without it")
@@ -118,7 +127,7 @@ func (p *Plugin) AddRiding(ctx context.Context, conf *netconf.NetConf, args *ske
 		attrs[ipam.AttributeNamespace] = string(ca.K8S_POD_NAMESPACE)
 	}
 	log := p.Log.WithFields(logrus.Fields{"handle": handle, "node": p.Nodename})
-	defer p.lock()()
+	defer p.lock(ctx)()
 
 	res := &current.Result{CNIVersion: current.ImplementedSpecVersion}
 	if ca.IP != nil {
@@ -189,7 +198,7 @@ func ipConfig(p netip.Prefix) *current.IPConfig {
 // Del releases the container's addresses; releasing nothing is success.
 func (p *Plugin) Del(ctx context.Context, conf *netconf.NetConf, args *skel.CmdArgs) error {
 	handle := netconf.HandleID(conf.Name, args.ContainerID)
-	defer p.lock()()
+	defer p.lock(ctx)()
 	err := p.IPAM.ReleaseByHandle(ctx, handle)
 	if errors.Is(err, cerrors.ErrNotFound) {
 		p.Log.WithField("handle", handle).Info("nothing to release")
@@ -268,7 +277,7 @@ func (p *Plugin) GC(ctx context.Context, conf *netconf.NetConf) error {
 			stale[a.Handle] = true
 		}
 	}
-	defer p.lock()()
+	defer p.lock(ctx)()
 	var errs []error
 	for h := range stale {
 		if err := p.IPAM.ReleaseByHandle(ctx, h); err != nil && !errors.Is(err, cerrors.ErrNotFound) {

@@ -179,7 +179,7 @@ func TestLockFileCarriesBlockHint(t *testing.T) {
 	}
 	next := *p
 	next.IPAM = fresh
-	next.lock()()
+	next.lock(context.Background())()
 	if got := fresh.Hint("node1"); got != block {
 		t.Fatalf("fresh client's hint = %v, want %v from the lock file", got, block)
 	}
@@ -216,14 +216,14 @@ func TestLockFileCarriesBlockHint(t *testing.T) {
 	}
 	damaged := next
 	damaged.IPAM, _ = ipam.New(p.Client.Backend(), p.Log, ipam.Options{})
-	damaged.lock()()
+	damaged.lock(context.Background())()
 	if damaged.IPAM.SaveWarm("node1") != nil || damaged.IPAM.Hint("node1") != block {
 		t.Fatal("a damaged saved state was taken, or the hint beside it lost")
 	}
 	other := next
 	other.IPAM, _ = ipam.New(p.Client.Backend(), p.Log, ipam.Options{})
 	other.Nodename = "node2"
-	other.lock()()
+	other.lock(context.Background())()
 	if got := other.IPAM.Hint("node2"); got.IsValid() {
 		t.Fatalf("node2 took node1's hint %v", got)
 	}

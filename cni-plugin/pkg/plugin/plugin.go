@@ -97,7 +97,8 @@ func New(conf *Config, getenv func(string) string, stderr io.Writer) (*Plugin, f
 		Endpoint: wep.NewStore(c, log), DP: dataplane.NewKernel(log), Log: log, Prime: be.Prime,
 	}
 	if conf.IPAM.Type == CalicoIPAM {
-		p.IPAM = &ipamplugin.Plugin{IPAM: ic, Client: c, Nodename: node, LockFile: conf.LockFile(getenv), Log: log}
+		p.IPAM = &ipamplugin.Plugin{IPAM: ic, Client: c, Nodename: node, LockFile: conf.LockFile(getenv),
+			AwaitConnection: be.AwaitConnection, Log: log}
 	} else {
 		p.IPAM = &Delegated{Type: conf.IPAM.Type, Stdin: conf.Raw}
 	}

@@ -1,8 +1,11 @@
 package etcd
 
 import (
+	"context"
+
 	"go.etcd.io/etcd/api/v3/etcdserverpb"
 	"go.etcd.io/etcd/api/v3/mvccpb"
+	"google.golang.org/grpc/connectivity"
 	"google.golang.org/protobuf/proto"
 )
 
@@ -32,6 +35,23 @@ func (c *Client) Prime() {
 	for _, m := range []proto.Message{req, resp} {
 		if b, err := proto.Marshal(m); err == nil {
 			_ = proto.Unmarshal(b, m.ProtoReflect().New().Interface())
+		}
+	}
+}
+
+// AwaitConnection returns once the connection to etcd is up, has failed
+// an attempt, or ctx ends. A program about to queue for a host-wide lock
+// calls it first, so that the lock is not held while its connection
+// comes up.
+func (c *Client) AwaitConnection(ctx context.Context) {
+	conn := c.cli.ActiveConnection()
+	for {
+		s := conn.GetState()
+		if s == connectivity.Ready || s == connectivity.TransientFailure || s == connectivity.Shutdown {
+			return
+		}
+		if !conn.WaitForStateChange(ctx, s) {
+			return
 		}
 	}
 }
