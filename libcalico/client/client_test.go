@@ -35,14 +35,21 @@ func pool(name, cidr string) *v3.IPPool {
 
 var uuidRe = regexp.MustCompile(`^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$`)
 
-func TestCreateDefaultsStampsAndStoresCalicoJSON(t *testing.T) {
+// newEtcdClient is a client over a fresh embedded etcd.
+func newEtcdClient(t *testing.T) (*client.Client, *etcd.Client, *testutil.Etcd) {
+	t.Helper()
 	srv := testutil.StartEtcd(t)
 	be, err := etcd.New(etcd.Config{Endpoints: []string{srv.Endpoint}})
 	if err != nil {
 		t.Fatal(err)
 	}
 	c := client.New(be)
-	defer c.Close()
+	t.Cleanup(func() { c.Close() })
+	return c, be, srv
+}
+
+func TestCreateDefaultsStampsAndStoresCalicoJSON(t *testing.T) {
+	c, _, srv := newEtcdClient(t)
 	in := pool("pool1", "10.10.0.0/16")
 	out, err := c.IPPools().Create(ctx, in)
 	if err != nil {
@@ -270,13 +277,7 @@ func TestEnsureInitializedAnd(t *testing.T) {
 // Create would have; a taken name fails the transaction, and so does an
 // uninitialised cluster; bad input fails before any op exists.
 func TestCreateOpInTransaction(t *testing.T) {
-	srv := testutil.StartEtcd(t)
-	be, err := etcd.New(etcd.Config{Endpoints: []string{srv.Endpoint}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	c := client.New(be)
-	defer c.Close()
+	c, be, _ := newEtcdClient(t)
 	// Nothing initialised the cluster yet: the ops say so.
 	_, early, err := c.CreateOp(ctx, pool("pool0", "10.9.0.0/16"))
 	if err != nil {
