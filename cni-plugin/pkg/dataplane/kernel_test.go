@@ -50,6 +50,24 @@ func (e *kernelEnv) setup(req *Request) *Result {
 	return res
 }
 
+func (e *kernelEnv) create(req *Request) {
+	e.t.Helper()
+	if err := e.in(func() error { _, err := e.k.Create(req); return err }); err != nil {
+		e.t.Fatalf("Create(%s): %v", req.IfName, err)
+	}
+}
+
+// assertNoPair fails if either end of the pair is left.
+func (e *kernelEnv) assertNoPair(pod *testutil.NetNS, host string) {
+	e.t.Helper()
+	if out, _ := e.host.Output("ip", "link"); strings.Contains(out, host) {
+		e.t.Errorf("host veth left behind:\n%s", out)
+	}
+	if out, _ := pod.Output("ip", "link"); strings.Contains(out, "eth0") {
+		e.t.Errorf("pod veth left behind:\n%s", out)
+	}
+}
+
 func addrs(s ...string) []netip.Addr {
 	var out []netip.Addr
 	for _, a := range s {
@@ -202,12 +220,7 @@ func TestKernelSetupFailureLeavesNothing(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "already exists via other0") {
 		t.Fatalf("Setup over a conflicting route: %v", err)
 	}
-	if out, _ := e.host.Output("ip", "link"); strings.Contains(out, "calitest00009") {
-		t.Errorf("host veth left behind:\n%s", out)
-	}
-	if out, _ := pod.Output("ip", "link"); strings.Contains(out, "eth0") {
-		t.Errorf("pod veth left behind:\n%s", out)
-	}
+	e.assertNoPair(pod, "calitest00009")
 }
 
 // Create with the families known brings both ends up and routes the pod
@@ -217,9 +230,7 @@ func TestKernelCreateLinksThenWrongFamily(t *testing.T) {
 	e := newKernelEnv(t)
 	pod, nsPath := e.pod()
 	req := &Request{NetNS: nsPath, IfName: "eth0", HostIfName: "calitest00008", Families: Families{V4: true}}
-	if err := e.in(func() error { _, err := e.k.Create(req); return err }); err != nil {
-		t.Fatal(err)
-	}
+	e.create(req)
 	out, _ := pod.Output("ip", "route")
 	mustContain(t, out, "default via 169.254.1.1 dev eth0", "169.254.1.1 dev eth0 scope link")
 	out, _ = e.host.Output("ip", "link", "show", "calitest00008")
@@ -232,12 +243,7 @@ func TestKernelCreateLinksThenWrongFamily(t *testing.T) {
 	if !errors.Is(err, ErrFamilies) {
 		t.Fatalf("Configure with an IPv6 address on an IPv4 pair: %v", err)
 	}
-	if out, _ := e.host.Output("ip", "link"); strings.Contains(out, "calitest00008") {
-		t.Errorf("host veth left behind:\n%s", out)
-	}
-	if out, _ := pod.Output("ip", "link"); strings.Contains(out, "eth0") {
-		t.Errorf("pod veth left behind:\n%s", out)
-	}
+	e.assertNoPair(pod, "calitest00008")
 }
 
 func TestKernelTeardownIdempotent(t *testing.T) {
@@ -302,9 +308,7 @@ func TestKernelSetPodAddrsEarly(t *testing.T) {
 	e := newKernelEnv(t)
 	pod, nsPath := e.pod()
 	req := &Request{NetNS: nsPath, IfName: "eth0", HostIfName: "calitest00007", Families: Families{V4: true}}
-	if err := e.in(func() error { _, err := e.k.Create(req); return err }); err != nil {
-		t.Fatal(err)
-	}
+	e.create(req)
 	if err := e.in(func() error { return e.k.SetPodAddrs(req, addrs("10.65.0.70")) }); err != nil {
 		t.Fatal(err)
 	}
