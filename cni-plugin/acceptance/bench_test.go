@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"slices"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -62,6 +63,9 @@ func BenchmarkAddDel(b *testing.B) {
 				b.ReportMetric(percentile(bn.adds, 99), bn.name+"-add-p99-ms")
 				b.ReportMetric(percentile(bn.dels, 50), bn.name+"-del-p50-ms")
 				b.ReportMetric(percentile(bn.dels, 99), bn.name+"-del-p99-ms")
+				pods := float64(len(bn.adds))
+				b.ReportMetric(float64(bn.cpu.Microseconds())/1000/pods, bn.name+"-plugin-cpu-ms/pod")
+				b.ReportMetric(float64(bn.self.Microseconds())/1000/pods, bn.name+"-harness-cpu-ms/pod")
 			}
 			b.ReportMetric(percentile(nets[0].adds, 50)/percentile(nets[1].adds, 50), "add-p50-over-ptp-ratio(goal<=1)")
 			if len(nets) > 2 {
@@ -78,6 +82,9 @@ type benchNet struct {
 	l          *libcni.NetworkConfigList
 	pods       []*pod
 	adds, dels []time.Duration
+	// cpu is the plugins' CPU time (user+system of the exited children);
+	// self is this process's over the same rounds (libcni, embedded etcd).
+	cpu, self time.Duration
 }
 
 // benchNet makes the pods of a network and warms it up: the first calico
@@ -95,6 +102,12 @@ func (h *hostEnv) benchNet(name string, l *libcni.NetworkConfigList) *benchNet {
 
 // round adds and deletes every pod once, par at a time.
 func (bn *benchNet) round(b *testing.B, n, par int) {
+	children0, self0 := cpuTimes(b)
+	defer func() {
+		children1, self1 := cpuTimes(b)
+		bn.cpu += children1 - children0
+		bn.self += self1 - self0
+	}()
 	var mu sync.Mutex
 	var wg sync.WaitGroup
 	for w := 0; w < par; w++ {
@@ -122,6 +135,21 @@ func (bn *benchNet) round(b *testing.B, n, par int) {
 		}()
 	}
 	wg.Wait()
+}
+
+// cpuTimes returns the CPU time (user+system) of this process's exited
+// children and of itself. Rounds run one network at a time, so a round's
+// difference is its network's.
+func cpuTimes(b *testing.B) (children, self time.Duration) {
+	var c, s syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_CHILDREN, &c); err != nil {
+		b.Fatal(err)
+	}
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &s); err != nil {
+		b.Fatal(err)
+	}
+	tv := func(t syscall.Timeval) time.Duration { return time.Duration(t.Nano()) }
+	return tv(c.Utime) + tv(c.Stime), tv(s.Utime) + tv(s.Stime)
 }
 
 // percentile returns the p-th percentile of d in milliseconds.
