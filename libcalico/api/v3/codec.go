@@ -96,6 +96,9 @@ func DecodeJSON(data []byte) (Resource, error) {
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(r); err != nil {
+		if path := valuePath(data, r); path != "" {
+			return nil, fmt.Errorf("decoding %s: %s: %w", tm.Kind, path, err)
+		}
 		return nil, fmt.Errorf("decoding %s: %w", tm.Kind, jsonPosError(data, err))
 	}
 	if err := dec.Decode(&struct{}{}); err != io.EOF {
@@ -343,6 +346,9 @@ func decodeManifestItem(obj []byte) (Resource, error) {
 		msg := err.Error()
 		for _, prefix := range []string{"error unmarshaling JSON: ", "while decoding JSON: "} {
 			msg = strings.TrimPrefix(msg, prefix)
+		}
+		if path := valuePath(obj, r); path != "" {
+			msg = path + ": " + msg
 		}
 		name := r.GetObjectMeta().Name
 		return nil, fmt.Errorf("%s %q: %s", tm.Kind, name, msg)

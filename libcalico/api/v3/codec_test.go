@@ -213,6 +213,14 @@ func TestParseManifestsErrors(t *testing.T) {
 		{"list field", "apiVersion: projectcalico.org/v3\nkind: List\nitemz: []\n", `unknown field "itemz"`},
 		{"scalar", "hello\n", "a manifest must be a mapping"},
 		{"missing kind", "apiVersion: projectcalico.org/v3\nmetadata: {name: x}\n", "kind is required"},
+		{"port out of range", "apiVersion: projectcalico.org/v3\nkind: GlobalNetworkPolicy\nmetadata: {name: p}\nspec:\n  ingress:\n  - action: Allow\n    protocol: TCP\n    destination: {ports: [80, 70000]}\n",
+			`GlobalNetworkPolicy "p": spec.ingress[0].destination.ports[1]: invalid port 70000`},
+		{"port range", "apiVersion: projectcalico.org/v3\nkind: NetworkPolicy\nmetadata: {name: p}\nspec:\n  egress:\n  - action: Allow\n  - action: Deny\n    protocol: UDP\n    source: {notPorts: [\"9:70000\"]}\n",
+			`NetworkPolicy "p": spec.egress[1].source.notPorts[0]: invalid maximum port number in range (9:70000)`},
+		{"protocol", "apiVersion: projectcalico.org/v3\nkind: GlobalNetworkPolicy\nmetadata: {name: p}\nspec:\n  ingress:\n  - action: Allow\n    protocol: 300\n",
+			`spec.ingress[0].protocol: `},
+		{"asNumber", "apiVersion: projectcalico.org/v3\nkind: BGPPeer\nmetadata: {name: p}\nspec: {peerIP: 10.0.0.1, asNumber: -5}\n",
+			`BGPPeer "p": spec.asNumber: `},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -221,6 +229,16 @@ func TestParseManifestsErrors(t *testing.T) {
 				t.Errorf("got %v, want error containing %q", err, tt.want)
 			}
 		})
+	}
+}
+
+// DecodeJSON names the field of a value that refuses to decode.
+func TestDecodeJSONNamesBadValue(t *testing.T) {
+	_, err := DecodeJSON([]byte(`{"apiVersion":"projectcalico.org/v3","kind":"GlobalNetworkPolicy","metadata":{"name":"p"},` +
+		`"spec":{"egress":[{"action":"Allow","protocol":"TCP","destination":{"ports":["http",65536]}}]}}`))
+	want := "decoding GlobalNetworkPolicy: spec.egress[0].destination.ports[1]: invalid port 65536"
+	if err == nil || !strings.Contains(err.Error(), want) {
+		t.Errorf("got %v, want error containing %q", err, want)
 	}
 }
 
