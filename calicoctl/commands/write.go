@@ -24,16 +24,38 @@ type writeVerb struct {
 	// brackets says whether errors print as Calico's [err] lists.
 	brackets bool
 	do       func(ctx context.Context, c *client.Client, r v3.Resource) (v3.Resource, error)
+	// prepare and commit split do in two, when r allows (else prepare
+	// returns nil): writing one at a time, the next resource is prepared
+	// while a write is in flight.
+	prepare func(ctx context.Context, c *client.Client, r v3.Resource) (*client.Prepared, error)
+	commit  func(ctx context.Context, c *client.Client, p *client.Prepared) (v3.Resource, error)
 }
 
 var (
-	createVerb = writeVerb{"create", "created", "Hit error", true,
-		func(ctx context.Context, c *client.Client, r v3.Resource) (v3.Resource, error) {
+	createVerb = writeVerb{verb: "create", past: "created", hitError: "Hit error", brackets: true,
+		do: func(ctx context.Context, c *client.Client, r v3.Resource) (v3.Resource, error) {
 			return c.Create(ctx, r)
-		}}
-	applyVerb   = writeVerb{"apply", "applied", "Hit error(s)", true, applyOne}
-	replaceVerb = writeVerb{"replace", "replaced", "Hit error", false,
-		func(ctx context.Context, c *client.Client, r v3.Resource) (v3.Resource, error) {
+		},
+		prepare: func(ctx context.Context, c *client.Client, r v3.Resource) (*client.Prepared, error) {
+			return c.PrepareCreate(ctx, r)
+		},
+		commit: func(ctx context.Context, c *client.Client, p *client.Prepared) (v3.Resource, error) {
+			return c.CreatePrepared(ctx, p)
+		},
+	}
+	applyVerb = writeVerb{verb: "apply", past: "applied", hitError: "Hit error(s)", brackets: true, do: applyOne,
+		prepare: func(ctx context.Context, c *client.Client, r v3.Resource) (*client.Prepared, error) {
+			if r.GetObjectMeta().ResourceVersion != "" {
+				return nil, nil // a checked replace: applyOne
+			}
+			return c.PrepareApply(ctx, r)
+		},
+		commit: func(ctx context.Context, c *client.Client, p *client.Prepared) (v3.Resource, error) {
+			return c.ApplyPrepared(ctx, p)
+		},
+	}
+	replaceVerb = writeVerb{verb: "replace", past: "replaced", hitError: "Hit error", brackets: false,
+		do: func(ctx context.Context, c *client.Client, r v3.Resource) (v3.Resource, error) {
 			return c.Update(ctx, r)
 		}}
 )
@@ -171,6 +193,13 @@ func writeAll(ctx context.Context, c *client.Client, rs []v3.Resource, v writeVe
 		if isTier || wave[ident(r)] {
 			drain()
 		}
+		// One write at a time: prepare this one while the last is in
+		// flight. Not an IPPool, whose overlap check must see the last.
+		var p *client.Prepared
+		var prepErr error
+		if inflight == 1 && v.prepare != nil && r.GetTypeMeta().Kind != v3.KindIPPool {
+			p, prepErr = v.prepare(ctx, c, r)
+		}
 		sem <- struct{}{} // wait for a slot before looking for failures
 		if failed.Load() {
 			<-sem
@@ -181,7 +210,15 @@ func writeAll(ctx context.Context, c *client.Client, rs []v3.Resource, v writeVe
 		wg.Add(1)
 		go func() {
 			defer func() { <-sem; wg.Done() }()
-			_, err := v.do(ctx, c, r)
+			var err error
+			switch {
+			case prepErr != nil:
+				err = prepErr
+			case p != nil:
+				_, err = v.commit(ctx, c, p)
+			default:
+				_, err = v.do(ctx, c, r)
+			}
 			if skipExists && errors.Is(err, cerrors.ErrExists) {
 				err = nil
 			}

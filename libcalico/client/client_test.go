@@ -332,3 +332,62 @@ func TestCreateOpInTransaction(t *testing.T) {
 		t.Fatalf("CreateOp with a resourceVersion: %v", err)
 	}
 }
+
+// A write prepared ahead commits as the one-step write would, and finds
+// what happened meanwhile: a create whose name was taken fails, an apply
+// whose name was taken replaces.
+func TestPreparedWrites(t *testing.T) {
+	c, _ := newMemClient(t)
+	gns := func(name, cidr string) *v3.GlobalNetworkSet {
+		g := v3.NewGlobalNetworkSet()
+		g.Name, g.Spec.Nets = name, []string{cidr}
+		return g
+	}
+	p, err := c.PrepareCreate(ctx, gns("a", "10.1.0.0/16"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	first, err := c.Create(ctx, gns("a", "10.2.0.0/16"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.CreatePrepared(ctx, p); !errors.Is(err, cerrors.ErrExists) {
+		t.Fatalf("create prepared over a taken name: %v, want exists", err)
+	}
+
+	in := gns("a", "10.3.0.0/16")
+	in.ResourceVersion = "12345" // apply ignores it, and leaves in alone
+	p, err = c.PrepareApply(ctx, in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := c.ApplyPrepared(ctx, p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := c.Get(ctx, v3.KindGlobalNetworkSet, "", "a")
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := got.(*v3.GlobalNetworkSet)
+	if g.Spec.Nets[0] != "10.3.0.0/16" || g.UID != first.GetObjectMeta().UID || out.GetObjectMeta().ResourceVersion != g.ResourceVersion {
+		t.Fatalf("apply prepared stored %+v, returned %+v", g, out)
+	}
+	if in.ResourceVersion != "12345" || in.UID != "" {
+		t.Fatalf("apply changed its input: %+v", in.ObjectMeta)
+	}
+
+	p, err = c.PrepareApply(ctx, gns("b", "10.4.0.0/16"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if out, err := c.ApplyPrepared(ctx, p); err != nil || out.GetObjectMeta().UID == "" {
+		t.Fatalf("apply prepared of a new name: %+v, %v", out, err)
+	}
+	if _, err := c.PrepareApply(ctx, gns("c", "not-a-cidr")); !errors.Is(err, cerrors.ErrValidation) {
+		t.Fatalf("prepare of an invalid resource: %v, want validation error", err)
+	}
+	if _, err := c.ApplyPrepared(ctx, &client.Prepared{}); err == nil {
+		t.Fatal("apply of an unprepared value succeeded")
+	}
+}
