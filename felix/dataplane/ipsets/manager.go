@@ -208,13 +208,13 @@ func (m *Manager) planUpdates(desired map[string]*Set) ([]byte, func()) {
 		case have == nil:
 			m.writeCreate(&b, name, want)
 			for _, mem := range want.SortedMembers() {
-				fmt.Fprintf(&b, "add %s %s\n", name, mem)
+				writeMember(&b, "add ", name, mem)
 			}
 		case have.typ != want.Type || have.family != want.Family || have.maxElem != m.cfg.MaxElem:
 			tmp := m.nextTemp(want.Family)
 			m.writeCreate(&b, tmp, want)
 			for _, mem := range want.SortedMembers() {
-				fmt.Fprintf(&b, "add %s %s\n", tmp, mem)
+				writeMember(&b, "add ", tmp, mem)
 			}
 			fmt.Fprintf(&b, "swap %s %s\ndestroy %s\n", tmp, name, tmp)
 		case have.src == want:
@@ -237,10 +237,10 @@ func (m *Manager) planUpdates(desired map[string]*Set) ([]byte, func()) {
 			sort.Strings(dels)
 			sort.Strings(adds)
 			for _, mem := range dels {
-				fmt.Fprintf(&b, "del %s %s\n", name, mem)
+				writeMember(&b, "del ", name, mem)
 			}
 			for _, mem := range adds {
-				fmt.Fprintf(&b, "add %s %s\n", name, mem)
+				writeMember(&b, "add ", name, mem)
 			}
 		}
 		changes = append(changes, change{name, &kernelSet{typ: want.Type, family: want.Family, maxElem: m.cfg.MaxElem, members: want.Members, src: want}})
@@ -250,6 +250,16 @@ func (m *Manager) planUpdates(desired map[string]*Set) ([]byte, func()) {
 			m.kernel[c.name] = c.ks
 		}
 	}
+}
+
+// writeMember writes "<verb><set> <member>\n" (the restore input is
+// mostly these lines: no fmt).
+func writeMember(b *bytes.Buffer, verb, set, member string) {
+	b.WriteString(verb)
+	b.WriteString(set)
+	b.WriteByte(' ')
+	b.WriteString(member)
+	b.WriteByte('\n')
 }
 
 func (m *Manager) writeCreate(b *bytes.Buffer, name string, s *Set) {

@@ -11,7 +11,7 @@ package ipsets
 
 import (
 	"net/netip"
-	"sort"
+	"slices"
 	"strings"
 
 	"github.com/calico-etcd/calico/felix/dataplane/iptables"
@@ -69,7 +69,7 @@ func (s *Set) SortedMembers() []string {
 	for m := range s.Members {
 		out = append(out, m)
 	}
-	sort.Strings(out)
+	slices.Sort(out)
 	return out
 }
 

@@ -55,7 +55,7 @@ func DetectBackend(ctx context.Context, r runner.Runner, specified string, lookP
 	if specified == BackendNFT || specified == BackendLegacy {
 		return specified
 	}
-	// The four saves run concurrently: detection is on the cold-start path.
+	// The four saves run concurrently, to be done sooner.
 	var counts [2][2]int
 	var wg sync.WaitGroup
 	for bi, backend := range []string{BackendLegacy, BackendNFT} {

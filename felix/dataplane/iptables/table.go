@@ -92,9 +92,27 @@ func (t *Tables) Invalidate() { t.kernel = nil }
 // retries, up to three attempts. The Chains must not be modified afterwards:
 // the next Apply reuses their rendering when given the same *Chain.
 func (t *Tables) Apply(ctx context.Context, desired map[string]*Desired) error {
+	return t.ApplyRendered(ctx, t.Render(desired))
+}
+
+// Rendered is a desired state rendered for ApplyRendered.
+type Rendered struct {
+	tables map[string]*renderedTable
+	memo   map[*Chain]*renderedChain
+}
+
+// Render does the first half of Apply(desired), the rendering, so that it
+// can overlap other work (the IP sets' restore); ApplyRendered does the
+// rest. It may run alongside Prefetch, not alongside an Apply.
+func (t *Tables) Render(desired map[string]*Desired) *Rendered {
 	next := make(map[*Chain]*renderedChain, len(t.memo))
-	rendered := renderDesired(desired, t.memo, next)
-	t.memo = next
+	return &Rendered{tables: renderDesired(desired, t.memo, next), memo: next}
+}
+
+// ApplyRendered is Apply of what Render rendered.
+func (t *Tables) ApplyRendered(ctx context.Context, r *Rendered) error {
+	rendered := r.tables
+	t.memo = r.memo
 	var err error
 	for attempt := 0; attempt < 3; attempt++ {
 		if attempt > 0 {

@@ -58,6 +58,9 @@ type Dataplane struct {
 	mu      sync.Mutex
 	last    *dpapi.State
 	started bool // the kernel has been touched
+	// detected yields the iptables backend, detected (read-only) from New
+	// on, so that it overlaps the datastore sync.
+	detected chan string
 	failed  bool // the last apply failed; Run retries
 	backend string
 	ipt4    *iptables.Tables
@@ -180,6 +183,12 @@ func New(cfg dpapi.Config, opts ...Option) (*Dataplane, error) {
 	} else {
 		d.nl = &netlink.Handle{}
 	}
+	d.detected = make(chan string, 1)
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), applyTimeout)
+		defer cancel()
+		d.detected <- iptables.DetectBackend(ctx, d.runner, d.cfg.IptablesBackend, nil, d.log)
+	}()
 	d.ipsets = ipsets.New(ipsets.Config{Runner: d.runner, Log: d.log.WithField("manager", "ipsets"), Metrics: d.ipsetMetrics})
 	d.routes = routes.NewManager(routes.ManagerConfig{
 		Config: d.routeCfg, Netlink: d.nl, InNetNS: d.inNetNS, CleanupGrace: o.routeGrace,
@@ -276,7 +285,11 @@ func (d *Dataplane) Apply(s *dpapi.State) error {
 }
 
 func (d *Dataplane) start(ctx context.Context) {
-	d.backend = iptables.DetectBackend(ctx, d.runner, d.cfg.IptablesBackend, nil, d.log)
+	select {
+	case d.backend = <-d.detected:
+	case <-ctx.Done():
+		d.backend = iptables.DetectBackend(ctx, d.runner, d.cfg.IptablesBackend, nil, d.log)
+	}
 	mk := func(v int) *iptables.Tables {
 		return iptables.New(iptables.Config{IPVersion: v, Backend: d.backend, Runner: d.runner,
 			Log: d.log.WithField("manager", "iptables"), Metrics: d.iptMetrics})
@@ -346,8 +359,13 @@ func (d *Dataplane) applyLocked(ctx context.Context) (err error) {
 	if d.ipt6 != nil {
 		tables, outs = append(tables, d.ipt6), append(outs, out6)
 	}
-	// Reading iptables back (first Apply, refreshes) overlaps the IP sets.
-	prefetched := parallel(len(tables), func(i int) error { return tables[i].Prefetch(ctx) })
+	// Rendering the rules, and reading iptables back (first Apply,
+	// refreshes), overlap the IP sets.
+	rendered := make([]*iptables.Rendered, len(tables))
+	prefetched := parallel(len(tables), func(i int) error {
+		rendered[i] = tables[i].Render(outs[i].Tables)
+		return tables[i].Prefetch(ctx)
+	})
 
 	var errs []error
 	if err := d.ipsets.ApplyUpdates(ctx, sets); err != nil {
@@ -355,7 +373,7 @@ func (d *Dataplane) applyLocked(ctx context.Context) (err error) {
 		errs = append(errs, err)
 	} else {
 		<-prefetched
-		iptErr := <-parallel(len(tables), func(i int) error { return tables[i].Apply(ctx, outs[i].Tables) })
+		iptErr := <-parallel(len(tables), func(i int) error { return tables[i].ApplyRendered(ctx, rendered[i]) })
 		if iptErr != nil {
 			errs = append(errs, iptErr)
 		} else if err := d.ipsets.ApplyDeletions(ctx); err != nil {

@@ -2,10 +2,12 @@ package linux
 
 import (
 	"context"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/calico-etcd/calico/felix/dataplane/runner"
 	"github.com/calico-etcd/calico/felix/dpapi"
 )
 
@@ -134,7 +136,7 @@ func TestKernelNotInSyncLeavesKernelAlone(t *testing.T) {
 	s := baseState(w1.endpoint("allow-all"))
 	s.InSync = false
 	must(t, h.dp.Apply(s))
-	if calls := h.rec.Calls(); len(calls) != 0 {
+	if calls := beyondDetection(h.rec.Calls()); len(calls) != 0 {
 		t.Fatalf("ran %d commands for a state that is not in sync: %v", len(calls), calls[0].Name)
 	}
 	after, err := h.ns.Output("sh", "-c", "iptables-nft-save; iptables-legacy-save; ipset save; ip route; ip neigh")
@@ -146,9 +148,21 @@ func TestKernelNotInSyncLeavesKernelAlone(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
 	defer cancel()
 	must(t, h.dp.Run(ctx))
-	if calls := h.rec.Calls(); len(calls) != 0 {
+	if calls := beyondDetection(h.rec.Calls()); len(calls) != 0 {
 		t.Fatalf("Run touched the kernel before InSync: %v", calls[0].Name)
 	}
+}
+
+// beyondDetection drops the iptables backend detection's reads (New
+// starts it) from calls.
+func beyondDetection(calls []runner.Call) []runner.Call {
+	var out []runner.Call
+	for _, c := range calls {
+		if !strings.HasSuffix(c.Name, "-save") && !(c.Name == "iptables" && slices.Equal(c.Args, []string{"-V"})) {
+			out = append(out, c)
+		}
+	}
+	return out
 }
 
 func stripDates(s string) string {
