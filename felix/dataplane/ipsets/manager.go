@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"io"
 	"sort"
 	"strconv"
 	"strings"
@@ -81,12 +82,21 @@ func (m *Manager) ApplyUpdates(ctx context.Context, desired map[string]*Set) err
 			return err
 		}
 	}
-	input, commit := m.planUpdates(desired)
-	if len(input) == 0 {
+	ups, commit := m.planUpdates(desired)
+	if len(ups) == 0 {
 		m.updateGauges()
 		return nil
 	}
-	if err := m.restore(ctx, input); err != nil {
+	// Streamed: ipset reads the first sets while the rest are written.
+	lines := 0
+	_, err := m.stream(ctx, func(w io.Writer) (err error) {
+		lines, err = m.writeUpdates(w, ups)
+		return err
+	}, "restore", "-exist")
+	if err == nil && m.cfg.Metrics != nil {
+		m.cfg.Metrics.linesExecuted.Add(float64(lines))
+	}
+	if err != nil {
 		m.kernel = nil
 		return fmt.Errorf("updating IP sets: %w", err)
 	}
@@ -148,8 +158,10 @@ func (m *Manager) Plan(desired map[string]*Set) []byte {
 		m.kernel = map[string]*kernelSet{}
 		defer func() { m.kernel = saved }()
 	}
-	in, _ := m.planUpdates(desired)
-	return in
+	ups, _ := m.planUpdates(desired)
+	var b bytes.Buffer
+	m.writeUpdates(&b, ups) //nolint:errcheck // a bytes.Buffer does not fail
+	return b.Bytes()
 }
 
 func (m *Manager) load(ctx context.Context) error {
@@ -171,13 +183,23 @@ func (m *Manager) restore(ctx context.Context, input []byte) error {
 
 func (m *Manager) run(ctx context.Context, stdin []byte, args ...string) ([]byte, error) {
 	out, err := m.cfg.Runner.Run(ctx, stdin, "ipset", args...)
+	m.count(err)
+	return out, err
+}
+
+func (m *Manager) stream(ctx context.Context, write func(io.Writer) error, args ...string) ([]byte, error) {
+	out, err := runner.Stream(ctx, m.cfg.Runner, write, "ipset", args...)
+	m.count(err)
+	return out, err
+}
+
+func (m *Manager) count(err error) {
 	if mt := m.cfg.Metrics; mt != nil {
 		mt.calls.Inc()
 		if err != nil {
 			mt.errors.Inc()
 		}
 	}
-	return out, err
 }
 
 func (m *Manager) nextTemp(fam string) string {
@@ -189,72 +211,103 @@ func (m *Manager) nextTemp(fam string) string {
 	return p + strconv.Itoa(m.tempSeq)
 }
 
-func (m *Manager) planUpdates(desired map[string]*Set) ([]byte, func()) {
+// update is one set's part of an `ipset restore` input.
+type update struct {
+	name string
+	want *Set
+	// tmp, when set, is a new set to fill and swap in (type or size
+	// changed); else a set that does not exist is created and filled, and
+	// one that does gets dels and adds.
+	tmp        string
+	create     bool
+	adds, dels []string
+}
+
+// planUpdates returns the updates that bring the kernel to desired, in
+// name order, and a commit func that updates the view once they are
+// written. Filling a set with its members is left to writeUpdates.
+func (m *Manager) planUpdates(desired map[string]*Set) ([]update, func()) {
 	names := make([]string, 0, len(desired))
 	for n := range desired {
 		names = append(names, n)
 	}
 	sort.Strings(names)
-	var b bytes.Buffer
-	type change struct {
-		name string
-		ks   *kernelSet
-	}
-	var changes []change
+	var ups []update
 	for _, name := range names {
 		want := desired[name]
 		have := m.kernel[name]
+		up := update{name: name, want: want}
 		switch {
 		case have == nil:
-			m.writeCreate(&b, name, want)
-			for _, mem := range want.SortedMembers() {
-				writeMember(&b, "add ", name, mem)
-			}
+			up.create = true
 		case have.typ != want.Type || have.family != want.Family || have.maxElem != m.cfg.MaxElem:
-			tmp := m.nextTemp(want.Family)
-			m.writeCreate(&b, tmp, want)
-			for _, mem := range want.SortedMembers() {
-				writeMember(&b, "add ", tmp, mem)
-			}
-			fmt.Fprintf(&b, "swap %s %s\ndestroy %s\n", tmp, name, tmp)
+			up.tmp = m.nextTemp(want.Family)
 		case have.src == want:
 			continue // written from this very set: nothing to diff
 		default:
-			var adds, dels []string
 			for mem := range want.Members {
 				if _, ok := have.members[mem]; !ok {
-					adds = append(adds, mem)
+					up.adds = append(up.adds, mem)
 				}
 			}
 			for mem := range have.members {
 				if _, ok := want.Members[mem]; !ok {
-					dels = append(dels, mem)
+					up.dels = append(up.dels, mem)
 				}
 			}
-			if len(adds)+len(dels) == 0 {
+			if len(up.adds)+len(up.dels) == 0 {
 				continue
 			}
-			sort.Strings(dels)
-			sort.Strings(adds)
-			for _, mem := range dels {
-				writeMember(&b, "del ", name, mem)
-			}
-			for _, mem := range adds {
-				writeMember(&b, "add ", name, mem)
-			}
+			sort.Strings(up.dels)
+			sort.Strings(up.adds)
 		}
-		changes = append(changes, change{name, &kernelSet{typ: want.Type, family: want.Family, maxElem: m.cfg.MaxElem, members: want.Members, src: want}})
+		ups = append(ups, up)
 	}
-	return b.Bytes(), func() {
-		for _, c := range changes {
-			m.kernel[c.name] = c.ks
+	return ups, func() {
+		for _, up := range ups {
+			m.kernel[up.name] = &kernelSet{typ: up.want.Type, family: up.want.Family, maxElem: m.cfg.MaxElem, members: up.want.Members, src: up.want}
 		}
 	}
 }
 
+// writeUpdates writes the restore input for ups to w and returns how many
+// lines it wrote.
+func (m *Manager) writeUpdates(w io.Writer, ups []update) (int, error) {
+	b := bufio.NewWriterSize(w, 64<<10)
+	lines := 0
+	for _, up := range ups {
+		switch {
+		case up.create || up.tmp != "":
+			into := up.name
+			if up.tmp != "" {
+				into = up.tmp
+			}
+			m.writeCreate(b, into, up.want)
+			members := up.want.SortedMembers()
+			for _, mem := range members {
+				writeMember(b, "add ", into, mem)
+			}
+			lines += 1 + len(members)
+			if up.tmp != "" {
+				fmt.Fprintf(b, "swap %s %s\ndestroy %s\n", up.tmp, up.name, up.tmp)
+				lines += 2
+			}
+		default:
+			for _, mem := range up.dels {
+				writeMember(b, "del ", up.name, mem)
+			}
+			for _, mem := range up.adds {
+				writeMember(b, "add ", up.name, mem)
+			}
+			lines += len(up.dels) + len(up.adds)
+		}
+	}
+	return lines, b.Flush()
+}
+
 // writeMember writes "<verb><set> <member>\n" (the restore input is
 // mostly these lines: no fmt).
-func writeMember(b *bytes.Buffer, verb, set, member string) {
+func writeMember(b *bufio.Writer, verb, set, member string) {
 	b.WriteString(verb)
 	b.WriteString(set)
 	b.WriteByte(' ')
@@ -262,7 +315,7 @@ func writeMember(b *bytes.Buffer, verb, set, member string) {
 	b.WriteByte('\n')
 }
 
-func (m *Manager) writeCreate(b *bytes.Buffer, name string, s *Set) {
+func (m *Manager) writeCreate(b io.Writer, name string, s *Set) {
 	fmt.Fprintf(b, "create %s %s family %s maxelem %d\n", name, s.Type, s.Family, m.cfg.MaxElem)
 }
 

@@ -61,13 +61,13 @@ type Dataplane struct {
 	// detected yields the iptables backend, detected (read-only) from New
 	// on, so that it overlaps the datastore sync.
 	detected chan string
-	failed  bool // the last apply failed; Run retries
-	backend string
-	ipt4    *iptables.Tables
-	ipt6    *iptables.Tables
-	ipsets  *ipsets.Manager
-	setConv ipsets.Converter
-	routes  *routes.Manager
+	failed   bool // the last apply failed; Run retries
+	backend  string
+	ipt4     *iptables.Tables
+	ipt6     *iptables.Tables
+	ipsets   *ipsets.Manager
+	setConv  ipsets.Converter
+	routes   *routes.Manager
 }
 
 var _ dpapi.Dataplane = (*Dataplane)(nil)

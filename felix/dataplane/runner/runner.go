@@ -5,9 +5,12 @@
 package runner
 
 import (
+	"bufio"
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
+	"io"
 	"os/exec"
 	"strings"
 	"sync"
@@ -22,6 +25,28 @@ type Runner interface {
 	Run(ctx context.Context, stdin []byte, name string, args ...string) ([]byte, error)
 }
 
+// Streamer is a Runner that can also feed a command's standard input as
+// write produces it, so that the command works while the rest is being
+// produced. If write fails, the command is killed and the error returned;
+// it may have acted on what it had read by then.
+type Streamer interface {
+	Runner
+	Stream(ctx context.Context, write func(io.Writer) error, name string, args ...string) ([]byte, error)
+}
+
+// Stream runs name with Streamer's contract through r, which need not
+// be a Streamer: then write's output is collected and passed to Run.
+func Stream(ctx context.Context, r Runner, write func(io.Writer) error, name string, args ...string) ([]byte, error) {
+	if s, ok := r.(Streamer); ok {
+		return s.Stream(ctx, write, name, args...)
+	}
+	var b bytes.Buffer
+	if err := write(&b); err != nil {
+		return nil, err
+	}
+	return r.Run(ctx, b.Bytes(), name, args...)
+}
+
 // Exec runs commands with os/exec, each behind Prefix (for example
 // []string{"ip", "netns", "exec", "ns1"}). The zero value runs them directly.
 type Exec struct {
@@ -30,23 +55,62 @@ type Exec struct {
 	Observe func(name string, d time.Duration)
 }
 
-var _ Runner = (*Exec)(nil)
+var _ Streamer = (*Exec)(nil)
 
 // Run implements Runner.
 func (e *Exec) Run(ctx context.Context, stdin []byte, name string, args ...string) ([]byte, error) {
+	cmd := e.command(ctx, name, args)
+	if stdin != nil {
+		cmd.Stdin = bytes.NewReader(stdin)
+	}
+	return e.finish(cmd, cmd.Run, name, args)
+}
+
+// Stream implements Streamer.
+func (e *Exec) Stream(ctx context.Context, write func(io.Writer) error, name string, args ...string) ([]byte, error) {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	cmd := e.command(ctx, name, args)
+	in, err := cmd.StdinPipe()
+	if err != nil {
+		return nil, err
+	}
+	return e.finish(cmd, func() error {
+		if err := cmd.Start(); err != nil {
+			return err
+		}
+		w := bufio.NewWriterSize(in, 64<<10)
+		werr := write(w)
+		if werr == nil {
+			werr = w.Flush()
+		}
+		if werr != nil {
+			cancel() // kill it rather than let it act on part of the input
+		}
+		in.Close()
+		if err := cmd.Wait(); werr != nil || err != nil {
+			return errors.Join(werr, err)
+		}
+		return nil
+	}, name, args)
+}
+
+func (e *Exec) command(ctx context.Context, name string, args []string) *exec.Cmd {
 	argv := make([]string, 0, len(e.Prefix)+1+len(args))
 	argv = append(argv, e.Prefix...)
 	argv = append(argv, name)
 	argv = append(argv, args...)
-	cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
-	if stdin != nil {
-		cmd.Stdin = bytes.NewReader(stdin)
-	}
+	return exec.CommandContext(ctx, argv[0], argv[1:]...)
+}
+
+// finish runs cmd by run, timing it, and returns its output and an
+// error that carries its standard error.
+func (e *Exec) finish(cmd *exec.Cmd, run func() error, name string, args []string) ([]byte, error) {
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout = &stdout
 	cmd.Stderr = &stderr
 	start := time.Now()
-	err := cmd.Run()
+	err := run()
 	if e.Observe != nil {
 		e.Observe(name, time.Since(start))
 	}
@@ -80,11 +144,24 @@ type Recorder struct {
 	calls []Call
 }
 
-var _ Runner = (*Recorder)(nil)
+var _ Streamer = (*Recorder)(nil)
 
 // Run implements Runner.
 func (r *Recorder) Run(ctx context.Context, stdin []byte, name string, args ...string) ([]byte, error) {
 	out, err := r.Next.Run(ctx, stdin, name, args...)
+	r.record(name, args, stdin, err)
+	return out, err
+}
+
+// Stream implements Streamer, streaming when Next does.
+func (r *Recorder) Stream(ctx context.Context, write func(io.Writer) error, name string, args ...string) ([]byte, error) {
+	var seen bytes.Buffer
+	out, err := Stream(ctx, r.Next, func(w io.Writer) error { return write(io.MultiWriter(w, &seen)) }, name, args...)
+	r.record(name, args, seen.Bytes(), err)
+	return out, err
+}
+
+func (r *Recorder) record(name string, args []string, stdin []byte, err error) {
 	c := Call{Name: name, Args: append([]string(nil), args...), Err: err}
 	if stdin != nil {
 		c.Stdin = append([]byte(nil), stdin...)
@@ -92,7 +169,6 @@ func (r *Recorder) Run(ctx context.Context, stdin []byte, name string, args ...s
 	r.mu.Lock()
 	r.calls = append(r.calls, c)
 	r.mu.Unlock()
-	return out, err
 }
 
 // Calls returns the commands seen so far.
