@@ -62,6 +62,16 @@ func New(cfg Config) *Manager {
 // Invalidate makes the next ApplyUpdates read the kernel first.
 func (m *Manager) Invalidate() { m.kernel = nil }
 
+// Prefetch reads the kernel now if the next ApplyUpdates would have to,
+// so the read can overlap other work. It must not run concurrently with
+// the other methods.
+func (m *Manager) Prefetch(ctx context.Context) error {
+	if m.kernel != nil {
+		return nil
+	}
+	return m.load(ctx)
+}
+
 // Owned reports whether a set name is one this package manages.
 func Owned(name string) bool {
 	for _, p := range OwnedPrefixes {

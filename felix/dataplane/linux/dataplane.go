@@ -336,6 +336,8 @@ func (d *Dataplane) applyLocked(ctx context.Context) (err error) {
 		d.start(ctx)
 	}
 
+	// Reading the IP sets back (first Apply, refreshes) overlaps rendering.
+	setsRead := parallel(1, func(int) error { return d.ipsets.Prefetch(ctx) })
 	heps := rules.HostEndpointsByIface(s, d.resolveHostEndpoint)
 	out4 := rules.Render(s, &d.rulesCfg, 4, heps, d.log)
 	sets := d.setConv.FromState(s, 4)
@@ -368,6 +370,7 @@ func (d *Dataplane) applyLocked(ctx context.Context) (err error) {
 	})
 
 	var errs []error
+	<-setsRead // an error here is ApplyUpdates' to report: it reads again
 	if err := d.ipsets.ApplyUpdates(ctx, sets); err != nil {
 		<-prefetched
 		errs = append(errs, err)
