@@ -16,7 +16,9 @@ BUILDTAGS ?= grpcnotrace
 LDFLAGS := -X github.com/calico-etcd/calico/libcalico/buildinfo.Version=$(VERSION) \
 	-X github.com/calico-etcd/calico/libcalico/buildinfo.GitCommit=$(COMMIT)
 TESTFLAGS ?= -race -count=1 -timeout 20m
-BENCHFLAGS ?= -run=^$$ -bench=. -benchtime=1x -count=1 -timeout 30m
+# -p 1: go test runs packages' binaries at once, and one package's
+# benchmark would load the machine another is measuring.
+BENCHFLAGS ?= -p 1 -run=^$$ -bench=. -benchtime=1x -count=1 -timeout 30m
 
 .PHONY: build test bench lint fmt tidy clean install deps lab demo
 
