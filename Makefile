@@ -1,8 +1,9 @@
 # One target per job, looping over the workspace modules (./... does not
 # cross module boundaries).
-MODULES := libcalico felix confd bgpd calicoctl cni-plugin deploy/lab
+MODULES := libcalico felix confd bgpd calicoctl cni-plugin kube-controllers deploy/lab
 BINARIES := felix/cmd/calico-felix confd/cmd/calico-confd bgpd/cmd/calico-bgpd \
-	calicoctl/cmd/calicoctl cni-plugin/cmd/calico cni-plugin/cmd/calico-ipam deploy/lab/cmd/calico-lab
+	calicoctl/cmd/calicoctl cni-plugin/cmd/calico cni-plugin/cmd/calico-ipam \
+	kube-controllers/cmd/calico-kube-controllers deploy/lab/cmd/calico-lab
 GO ?= go
 SHELL := /bin/bash
 export PATH := $(PATH):/usr/local/go/bin
@@ -20,10 +21,16 @@ TESTFLAGS ?= -race -count=1 -timeout 20m
 # benchmark would load the machine another is measuring.
 BENCHFLAGS ?= -p 1 -run=^$$ -bench=. -benchtime=1x -count=1 -timeout 30m
 
-.PHONY: build test bench lint fmt tidy clean install deps lab demo
+.PHONY: build test bench lint fmt tidy clean install deps kube lab demo
 
 deps:
 	@bash .ci/install-deps
+
+# kube: the upstream Kubernetes programs the tests and the lab run, built
+# once per version from the Go module proxy into a cache (minutes the
+# first time); the tests build them on demand too.
+kube:
+	@bash deploy/kube/build.sh
 
 # lab: three hosts on an embedded etcd, until Ctrl-C (see docs/lab.md).
 LAB_HOSTS ?= 3
@@ -88,7 +95,7 @@ CNICONFDIR ?= /etc/cni/net.d
 CONFDIR ?= /etc/calico
 install: build
 	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(UNITDIR) $(DESTDIR)$(CONFDIR) $(DESTDIR)$(CNIBINDIR) $(DESTDIR)$(CNICONFDIR) $(DESTDIR)$(DOCDIR)
-	install -m 0755 bin/calico-felix bin/calico-confd bin/calico-bgpd bin/calicoctl bin/calico-lab $(DESTDIR)$(BINDIR)/
+	install -m 0755 bin/calico-felix bin/calico-confd bin/calico-bgpd bin/calicoctl bin/calico-kube-controllers bin/calico-lab $(DESTDIR)$(BINDIR)/
 	install -m 0755 bin/calico bin/calico-ipam $(DESTDIR)$(CNIBINDIR)/
 	@for u in deploy/systemd/*.service.in; do \
 		out=$(DESTDIR)$(UNITDIR)/$$(basename $$u .in); \
@@ -98,6 +105,9 @@ install: build
 	install -m 0644 deploy/config/felix.cfg $(DESTDIR)$(CONFDIR)/felix.cfg.sample
 	install -m 0600 deploy/config/calicoctl.cfg $(DESTDIR)$(CONFDIR)/calicoctl.cfg.sample
 	install -m 0644 deploy/config/10-calico.conflist $(DESTDIR)$(CNICONFDIR)/10-calico.conflist.sample
+	install -m 0644 deploy/config/10-calico-k8s.conflist $(DESTDIR)$(CNICONFDIR)/10-calico-k8s.conflist.sample
+	install -m 0600 deploy/config/kube-controllers.env $(DESTDIR)$(CONFDIR)/kube-controllers.env.sample
+	install -m 0644 deploy/config/kube-controllers-rbac.yaml $(DESTDIR)$(DOCDIR)/kube-controllers-rbac.yaml
 	install -m 0644 docs/*.md $(DESTDIR)$(DOCDIR)/
 
 clean:

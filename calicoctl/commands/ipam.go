@@ -9,7 +9,6 @@ import (
 	"slices"
 	"strings"
 
-	"github.com/sirupsen/logrus"
 	"github.com/spf13/cobra"
 
 	"github.com/calico-etcd/calico/libcalico/client"
@@ -35,10 +34,7 @@ func (env *Env) ipamClient() (*client.Client, *ipam.Client, error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	l := logrus.New()
-	l.SetOutput(env.Stderr)
-	l.SetLevel(logrus.WarnLevel)
-	ic, err := ipam.New(c.Backend(), logrus.NewEntry(l), ipam.Options{})
+	ic, err := ipam.New(c.Backend(), env.warnLog(), ipam.Options{})
 	if err != nil {
 		return nil, nil, failf(err, "Failed to create the IPAM client: %v", err)
 	}

@@ -42,19 +42,26 @@ against the WorkloadEndpoints and Nodes in the datastore. It reports:
   - IPs that workloads or nodes use but IPAM has not allocated;
   - handles with no IPs, or whose counts disagree with their blocks, and
     handles that blocks name but that do not exist;
-  - block affinities of nodes that do not exist.
+  - block affinities of nodes that do not exist;
+  - workload endpoints of nodes that do not exist, and IPs allocated to
+    nodes that do not exist (by the allocation's node attribute) that
+    something still uses.
 
 Allocations younger than --min-leak-age (by the timestamp the CNI plugin
 records) are not counted as leaked: their workload endpoint may not be
-written yet. Allocations without a timestamp count whatever their age.
+written yet. Allocations without a timestamp count whatever their age. A
+node that does not exist but has a workload endpoint or allocation younger
+than --min-leak-age may be starting: its endpoints and IPs are not counted.
 
 -o FILE writes a machine-readable report, in the format of Calico's
 calicoctl, for 'calicoctl ipam release --from-report=FILE'.
 
 --release-leaks repairs what the check found, each write guarded so that
-nothing that changed since the check is touched: leaked IPs are released,
-handles are deleted or corrected, and the affinities of deleted nodes are
-released; each repair is printed.
+nothing that changed since the check is touched: what nodes that do not
+exist left behind is removed as 'calicoctl delete node' removes it (their
+workload and host endpoints, BGP peers, node configurations, IPs and block
+affinities), leaked IPs are released, and handles are deleted or corrected;
+each repair is printed.
 
 Like Calico's, the check exits 0 once it has run, whatever it found; read
 the "Check complete; found N problems." line or the report. It exits 1 if
@@ -68,7 +75,7 @@ it could not run, or if --release-leaks could not repair something.`,
 	fl.BoolVar(&f.showAll, "show-all-ips", false, "print all IPs that are checked")
 	fl.BoolVar(&f.showProblems, "show-problem-ips", false, "print all IPs that are leaked or not allocated properly")
 	fl.StringVarP(&f.output, "output", "o", "", "path to output report file")
-	fl.BoolVar(&f.releaseLeaks, "release-leaks", false, "release leaked IPs, delete or correct bad handles and release affinities of deleted nodes")
+	fl.BoolVar(&f.releaseLeaks, "release-leaks", false, "release leaked IPs, delete or correct bad handles and remove what deleted nodes left behind")
 	fl.DurationVar(&f.minLeakAge, "min-leak-age", DefaultMinLeakAge, "do not count allocations younger than this as leaked")
 	return cmd
 }
@@ -204,7 +211,7 @@ func (env *Env) runIPAMCheck(ctx context.Context, f *ipamCheckFlags) error {
 	if !f.releaseLeaks {
 		return nil
 	}
-	return env.releaseLeaks(ctx, ic, r, f.minLeakAge)
+	return env.releaseLeaks(ctx, c, ic, r, f.minLeakAge)
 }
 
 // checkWriter prints Calico's check report.
@@ -280,7 +287,7 @@ func (cw *checkWriter) write(st *ipamState, r *ipam.CheckReport) {
 	problems := len(r.Leaked)
 	cw.printf("Scanning for IPs that are allocated but not actually in use...\n")
 	if cw.showProblems {
-		for _, a := range sortedLeaks(r.Leaked) {
+		for _, a := range sortedByIP(r.Leaked) {
 			cw.printf("  %s leaked; attrs %s\n", a.IP, attrString(a.Handle, a.Attrs))
 		}
 	}
@@ -357,6 +364,21 @@ func (cw *checkWriter) write(st *ipamState, r *ipam.CheckReport) {
 	}
 	cw.printf("Found %d block affinities of nodes that do not exist.\n", len(r.StaleAffinities))
 	problems += len(r.StaleAffinities)
+	cw.printf("Scanning for workload endpoints of nodes that do not exist...\n")
+	for _, o := range r.OrphanedEndpoints {
+		if cw.showProblems {
+			cw.printf("  Workload(%s/%s) is on node %s, which does not exist.\n", o.Namespace, o.Name, o.Node)
+		}
+	}
+	cw.printf("Found %d workload endpoints of nodes that do not exist.\n", len(r.OrphanedEndpoints))
+	cw.printf("Scanning for in-use IPs allocated to nodes that do not exist...\n")
+	for _, a := range sortedByIP(r.DeletedNodeAllocations) {
+		if cw.showProblems {
+			cw.printf("  %s is allocated to node %s, which does not exist; attrs %s\n", a.IP, a.Attrs[ipam.AttributeNode], attrString(a.Handle, a.Attrs))
+		}
+	}
+	cw.printf("Found %d in-use IPs allocated to nodes that do not exist.\n", len(r.DeletedNodeAllocations))
+	problems += len(r.OrphanedEndpoints) + len(r.DeletedNodeAllocations)
 
 	cw.printf("Check complete; found %d problems.\n", problems)
 }
@@ -388,7 +410,7 @@ func (cw *checkWriter) topNodes(allocs []ipam.Allocation) {
 	cw.printf("\n")
 }
 
-func sortedLeaks(l []ipam.Allocation) []ipam.Allocation {
+func sortedByIP(l []ipam.Allocation) []ipam.Allocation {
 	out := slices.Clone(l)
 	slices.SortFunc(out, func(a, b ipam.Allocation) int { return a.IP.Compare(b.IP) })
 	return out

@@ -310,6 +310,12 @@ a resource that does not exist fails unless --skip-not-exists is set. The
 kind is case-insensitive and may be pluralized or abbreviated as in Calico
 (ippool, pools, gnp, hep, wep, bgpp, ...).
 
+Deleting a Node also removes, as Calico does, its workload endpoints and
+host endpoints, its BGP peers, its node.<name> Felix and BGP configurations,
+the IP addresses allocated to it (tunnel addresses included) and its block
+affinities. For a Node that no longer exists, whatever it left behind is
+removed all the same, before the not-found error.
+
 Valid resource types are:
 
 ` + kinds.ResourceList(),
@@ -361,7 +367,11 @@ func (env *Env) runDelete(ctx context.Context, ff *fileFlags, args []string, ski
 		}
 		if err == nil {
 			m := r.GetObjectMeta()
-			_, err = c.Delete(ctx, r.GetTypeMeta().Kind, m.Namespace, m.Name, m.ResourceVersion)
+			if r.GetTypeMeta().Kind == v3.KindNode {
+				err = env.deleteNode(ctx, c, m.Name, m.ResourceVersion)
+			} else {
+				_, err = c.Delete(ctx, r.GetTypeMeta().Kind, m.Namespace, m.Name, m.ResourceVersion)
+			}
 			if skipNotExists && errors.Is(err, cerrors.ErrNotFound) {
 				err = nil
 			}

@@ -255,6 +255,25 @@ func TestNamespaceLabelsFollowProfile(t *testing.T) {
 	}
 }
 
+// An endpoint's own pcns./pcsa. labels (a pod's labels, say) cannot make
+// a namespaceSelector or serviceAccountSelector match it.
+func TestNamespaceLabelsCannotBeForged(t *testing.T) {
+	pol := gnp("p", nil, "all()", []v3.Rule{
+		{Action: v3.Allow, Source: v3.EntityRule{NamespaceSelector: "team == 'a'"}},
+		{Action: v3.Allow, Source: v3.EntityRule{ServiceAccounts: &v3.ServiceAccountMatch{Selector: "role == 'admin'"}}},
+	}, nil)
+	forger := wep("x", "w", me, map[string]string{"pcns.team": "a", "pcsa.role": "admin", "app": "w"}, "10.0.0.1/32")
+	forger.Spec.ServiceAccountName = "sa"
+	_, st := run(t, put(pol), put(forger), put(profileRes("kns.x", lbl("pcns.team", "b"), nil, nil)),
+		put(profileRes("ksa.x.sa", lbl("pcsa.role", "user"), nil, nil)))
+	in := st.Policies[pid("", "p")].Inbound
+	for i, r := range in {
+		if got := setOf(t, st, r.SrcIPSets[0]); len(got) != 0 {
+			t.Errorf("rule %d matches the forged labels: %v", i, got)
+		}
+	}
+}
+
 func TestNamedPorts(t *testing.T) {
 	srv := wep("ns", "srv", "host-b", lbl("app", "srv"), "10.0.1.1/32")
 	srv.Spec.Ports = []v3.WorkloadEndpointPort{{Name: "http", Protocol: v3.ProtocolFromString("TCP"), Port: 8080}}

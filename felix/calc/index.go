@@ -290,6 +290,9 @@ func (e *selEntry) ipSet() *dpapi.IPSet {
 }
 
 // computeLabels sets it.labels from its own, implicit and inherited labels.
+// Own labels with the namespace or service account prefix (pcns., pcsa.)
+// are dropped, as Calico drops them: only the kns./ksa. profiles may
+// supply those, or a pod could pass for another namespace.
 func computeLabels(it *item, profileLabels func(string) map[string]string) {
 	out := make(map[string]string, len(it.own)+len(it.implicit)+4)
 	for _, p := range it.parents {
@@ -299,7 +302,11 @@ func computeLabels(it *item, profileLabels func(string) map[string]string) {
 			}
 		}
 	}
-	maps.Copy(out, it.own)
+	for k, v := range it.own {
+		if !strings.HasPrefix(k, nsLabelPrefix) && !strings.HasPrefix(k, saLabelPrefix) {
+			out[k] = v
+		}
+	}
 	maps.Copy(out, it.implicit) // Calico's own labels are not the user's to change
 	it.labels = out
 }

@@ -28,12 +28,12 @@ import (
 
 	"github.com/calico-etcd/calico/felix/config"
 	"github.com/calico-etcd/calico/felix/dpapi"
-	"github.com/calico-etcd/calico/felix/health"
 	"github.com/calico-etcd/calico/felix/status"
 	v3 "github.com/calico-etcd/calico/libcalico/api/v3"
 	"github.com/calico-etcd/calico/libcalico/backend"
 	"github.com/calico-etcd/calico/libcalico/backend/etcd"
 	"github.com/calico-etcd/calico/libcalico/cerrors"
+	"github.com/calico-etcd/calico/libcalico/health"
 	"github.com/calico-etcd/calico/libcalico/model"
 )
 

@@ -77,7 +77,7 @@ func (c *Client) autoAssign(ctx context.Context, st *hostState, args AutoAssignA
 	}
 	usable, unselected := st.affineBlocks(c, version, allowed)
 	for _, cidr := range unselected {
-		if err := c.releaseAffinityRetry(ctx, st.host, cidr, releaseOpts{requireEmpty: true}); err != nil {
+		if _, err := c.releaseAffinityRetry(ctx, st.host, cidr, releaseOpts{requireEmpty: true}); err != nil {
 			c.log.WithError(err).WithField("block", cidr).Debug("kept affinity of block whose pool no longer selects the node")
 		}
 	}

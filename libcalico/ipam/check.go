@@ -38,6 +38,11 @@ type StaleAffinity struct {
 	CIDR netip.Prefix
 }
 
+// OrphanedEndpoint is a WorkloadEndpoint whose node does not exist.
+type OrphanedEndpoint struct {
+	Namespace, Name, Node string
+}
+
 // CheckReport is what Check found (and, with Fix, fixed).
 type CheckReport struct {
 	Blocks, Handles, Allocations int
@@ -49,6 +54,18 @@ type CheckReport struct {
 	MissingHandles []string
 	// StaleAffinities belong to deleted nodes.
 	StaleAffinities []StaleAffinity
+	// OrphanedEndpoints are WorkloadEndpoints of deleted nodes.
+	OrphanedEndpoints []OrphanedEndpoint
+	// DeletedNodeAllocations are allocations whose node attribute names a
+	// deleted node and that something still uses (those nothing uses are
+	// in Leaked).
+	DeletedNodeAllocations []Allocation
+	// DeletedNodes, sorted, are the nodes that do not exist but that
+	// endpoints, allocations (by their node attribute) or affinities still
+	// name: what removing the node (package nodedelete) would clean up.
+	// A node with an endpoint or allocation younger than MinLeakAge may be
+	// starting up: it is left out, as are its endpoints and allocations.
+	DeletedNodes []string
 	// Fixed counts what Fix repaired; FixErrors what it could not.
 	Fixed     int
 	FixErrors []error
@@ -56,7 +73,8 @@ type CheckReport struct {
 
 // OK reports whether the check found nothing wrong.
 func (r *CheckReport) OK() bool {
-	return len(r.Leaked)+len(r.BadHandles)+len(r.MissingHandles)+len(r.StaleAffinities) == 0
+	return len(r.Leaked)+len(r.BadHandles)+len(r.MissingHandles)+len(r.StaleAffinities)+
+		len(r.OrphanedEndpoints)+len(r.DeletedNodeAllocations) == 0
 }
 
 // timestampLayout is how the CNI plugin writes AttributeTimestamp (Go's
@@ -64,9 +82,14 @@ func (r *CheckReport) OK() bool {
 const timestampLayout = "2006-01-02 15:04:05.999999999 -0700 MST"
 
 // Check reads the whole IPAM state, nodes and endpoints at one revision
-// and reports leaked addresses, bad or missing handles and affinities of
-// deleted nodes; with opts.Fix it repairs them, each write guarded so
-// that nothing that changed since the read is touched.
+// and reports leaked addresses, bad or missing handles, and the
+// affinities, endpoints and addresses of deleted nodes; with opts.Fix it
+// repairs leaks, handles and affinities, each write guarded so that
+// nothing that changed since the read is touched. Fix leaves the
+// endpoints and in-use addresses of deleted nodes alone: removing a
+// node's leftovers is package nodedelete's job, which needs the typed
+// client (calicoctl ipam check --release-leaks calls it for
+// DeletedNodes).
 func (c *Client) Check(ctx context.Context, opts CheckOptions) (*CheckReport, error) {
 	res, err := c.read(ctx, []backend.ReadOp{
 		{List: model.BlockListOptions{}},
@@ -90,25 +113,36 @@ func (c *Client) Check(ctx context.Context, opts CheckOptions) (*CheckReport, er
 		}
 		n := v.(*v3.Node)
 		nodes[n.Name] = true
-		for _, a := range tunnelAddrs(n) {
+		for _, a := range TunnelAddrs(n) {
 			inUse[a] = true
 		}
 	}
+	now := c.opts.Now()
+	r := &CheckReport{Blocks: len(blocks), Handles: len(res[1])}
+	// gone are the deleted nodes something names; young those of them
+	// with an endpoint or allocation younger than MinLeakAge.
+	gone, young := map[string]bool{}, map[string]bool{}
 	for _, kv := range res[4] {
 		v, err := model.Decode(kv.Key, kv.Value, kv.Revision)
 		if err != nil {
 			return nil, err
 		}
-		for _, s := range v.(*v3.WorkloadEndpoint).Spec.IPNetworks {
-			if p, err := v3.ParseCIDR(s); err == nil {
-				inUse[p.Addr()] = true
+		w := v.(*v3.WorkloadEndpoint)
+		for _, s := range w.Spec.IPNetworks {
+			if a, ok := ParseAddr(s); ok {
+				inUse[a] = true
 			}
+		}
+		if n := w.Spec.Node; n != "" && !nodes[n] {
+			gone[n] = true
+			if ts := w.CreationTimestamp; !ts.IsZero() && now.Sub(ts.Time) < opts.MinLeakAge {
+				young[n] = true
+			}
+			r.OrphanedEndpoints = append(r.OrphanedEndpoints, OrphanedEndpoint{Namespace: w.Namespace, Name: w.Name, Node: n})
 		}
 	}
 
-	r := &CheckReport{Blocks: len(blocks), Handles: len(res[1])}
 	actual := map[string]map[string]int{}
-	now := c.opts.Now()
 	for _, bk := range blocks {
 		for _, a := range blockAllocations(bk) {
 			r.Allocations++
@@ -118,13 +152,25 @@ func (c *Client) Check(ctx context.Context, opts CheckOptions) (*CheckReport, er
 				}
 				actual[a.Handle][bk.cidr.String()]++
 			}
-			if inUse[a.IP] || a.Handle == WindowsReservedHandle {
-				continue
-			}
+			isYoung := false
 			if ts, err := time.Parse(timestampLayout, a.Attrs[AttributeTimestamp]); err == nil && now.Sub(ts) < opts.MinLeakAge {
-				continue
+				isYoung = true
 			}
-			r.Leaked = append(r.Leaked, a)
+			n := a.Attrs[AttributeNode]
+			deleted := n != "" && !nodes[n]
+			if deleted {
+				gone[n] = true
+				if isYoung {
+					young[n] = true
+				}
+			}
+			switch {
+			case a.Handle == WindowsReservedHandle || isYoung:
+			case !inUse[a.IP]:
+				r.Leaked = append(r.Leaked, a)
+			case deleted:
+				r.DeletedNodeAllocations = append(r.DeletedNodeAllocations, a)
+			}
 		}
 	}
 	handles := map[string]*handleKV{}
@@ -146,7 +192,15 @@ func (c *Client) Check(ctx context.Context, opts CheckOptions) (*CheckReport, er
 	}
 	for _, kv := range res[2] {
 		if k := kv.Key.(model.BlockAffinityKey); !nodes[k.Host] {
+			gone[k.Host] = true
 			r.StaleAffinities = append(r.StaleAffinities, StaleAffinity{Host: k.Host, CIDR: k.CIDR})
+		}
+	}
+	r.OrphanedEndpoints = slices.DeleteFunc(r.OrphanedEndpoints, func(o OrphanedEndpoint) bool { return young[o.Node] })
+	r.DeletedNodeAllocations = slices.DeleteFunc(r.DeletedNodeAllocations, func(a Allocation) bool { return young[a.Attrs[AttributeNode]] })
+	for _, n := range slices.Sorted(maps.Keys(gone)) {
+		if !young[n] {
+			r.DeletedNodes = append(r.DeletedNodes, n)
 		}
 	}
 	if opts.Fix {
@@ -155,11 +209,25 @@ func (c *Client) Check(ctx context.Context, opts CheckOptions) (*CheckReport, er
 	return r, nil
 }
 
-func tunnelAddrs(n *v3.Node) []netip.Addr {
+// ParseAddr reads the address of an endpoint's ipNetworks entry or a
+// Node's tunnel address field: "10.0.0.1/32", "10.0.0.1" or, as some
+// writers store tunnel addresses, "10.0.0.1/26" (the address, not the
+// network).
+func ParseAddr(s string) (netip.Addr, bool) {
+	if p, err := netip.ParsePrefix(s); err == nil {
+		return p.Addr().Unmap(), true
+	}
+	a, err := netip.ParseAddr(s)
+	return a.Unmap(), err == nil && a.Zone() == ""
+}
+
+// TunnelAddrs returns the addresses a Node's tunnel fields hold (IPIP,
+// VXLAN v4 and v6, WireGuard v4 and v6): addresses IPAM allocated to it.
+func TunnelAddrs(n *v3.Node) []netip.Addr {
 	var out []netip.Addr
 	add := func(s string) {
-		if p, err := v3.ParseCIDR(s); err == nil && s != "" {
-			out = append(out, p.Addr())
+		if a, ok := ParseAddr(s); ok {
+			out = append(out, a)
 		}
 	}
 	if n.Spec.BGP != nil {
@@ -237,7 +305,7 @@ func (c *Client) fix(ctx context.Context, r *CheckReport, handles map[string]*ha
 		hosts[s.Host] = true
 	}
 	for _, host := range slices.Sorted(maps.Keys(hosts)) {
-		if err := c.ReleaseHostAffinities(ctx, host, false); err != nil && !errors.Is(err, errBlockNotEmpty) {
+		if _, err := c.ReleaseHostAffinities(ctx, host, false); err != nil && !errors.Is(err, errBlockNotEmpty) {
 			fail(fmt.Errorf("releasing affinities of deleted node %s: %w", host, err))
 			continue
 		}

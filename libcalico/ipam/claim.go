@@ -131,7 +131,7 @@ func (c *Client) claimFromScan(ctx context.Context, st *hostState, p pool, tried
 			continue
 		}
 		seq := bk.b.SequenceNumber
-		if err := c.releaseBlockAffinity(ctx, other, bk.cidr, releaseOpts{requireEmpty: true, requiredSeq: &seq}); err != nil {
+		if _, err := c.releaseBlockAffinity(ctx, other, bk.cidr, releaseOpts{requireEmpty: true, requiredSeq: &seq}); err != nil {
 			c.log.WithError(err).WithField("block", bk.cidr).Info("could not reclaim empty block")
 			continue
 		}

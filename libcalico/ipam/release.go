@@ -151,22 +151,12 @@ func (c *Client) releaseInBlock(ctx context.Context, bk *blockKV, opts []Release
 		if len(na) == len(opts) {
 			return na, nil
 		}
-		if err := c.loadHandles(ctx, handles, perHandle); err != nil {
-			return nil, err
-		}
-		ops, ids, err := releaseOps(bk, handles, perHandle)
+		retry, err := c.commitRelease(ctx, bk, handles, perHandle)
 		if err != nil {
 			return nil, err
 		}
-		res, err := c.txn(ctx, ops...)
-		if isConflict(err) {
-			if err := refreshRelease(bk, handles, ids, res); err != nil {
-				return nil, err
-			}
+		if retry {
 			continue
-		}
-		if err != nil {
-			return nil, fmt.Errorf("writing block %s: %w", bk.cidr, err)
 		}
 		return na, nil
 	}
@@ -429,4 +419,26 @@ func (c *Client) GetAssignmentAttributes(ctx context.Context, addr netip.Addr) (
 		return "", nil, err
 	}
 	return handleOf(bk.b, ord), maps.Clone(a.Secondary), nil
+}
+
+// commitRelease writes a block with releases applied and the handles they
+// affect, in one transaction guarded by their revisions. On a conflict it
+// refreshes bk and handles from the transaction's answer and reports
+// retry, so the caller can decide again from the current values.
+func (c *Client) commitRelease(ctx context.Context, bk *blockKV, handles map[string]*handleKV, perHandle map[string]int) (retry bool, err error) {
+	if err := c.loadHandles(ctx, handles, perHandle); err != nil {
+		return false, err
+	}
+	ops, ids, err := releaseOps(bk, handles, perHandle)
+	if err != nil {
+		return false, err
+	}
+	res, err := c.txn(ctx, ops...)
+	if isConflict(err) {
+		return true, refreshRelease(bk, handles, ids, res)
+	}
+	if err != nil {
+		return false, fmt.Errorf("writing block %s: %w", bk.cidr, err)
+	}
+	return false, nil
 }

@@ -1,7 +1,7 @@
 // Package nodeinfo answers "who is this host" for the daemons: its Calico
 // node name (NODENAME, else the nodename file, else the hostname) and its
 // Node resource, which Register creates or updates with the host's BGP
-// addresses and AS.
+// addresses, AS and Kubernetes node reference (CALICO_K8S_NODE_REF).
 //
 // Address specs, as Calico's IP and IP6 variables:
 //

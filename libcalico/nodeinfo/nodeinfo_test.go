@@ -7,6 +7,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"slices"
 	"testing"
 
 	"github.com/sirupsen/logrus"
@@ -166,5 +167,52 @@ func TestRegisterKeepsOtherFields(t *testing.T) {
 	}
 	if n.Spec.BGP.RouteReflectorClusterID != "224.0.0.1" || n.Labels["route-reflector"] != "true" {
 		t.Fatalf("lost fields: %+v %v", n.Spec.BGP, n.Labels)
+	}
+}
+
+// TestRegisterK8sNodeRef sets the Kubernetes orchRef from
+// CALICO_K8S_NODE_REF, replacing an old one and keeping other
+// orchestrators' refs, and writes nothing when it is already there.
+func TestRegisterK8sNodeRef(t *testing.T) {
+	ctx := context.Background()
+	c := client.New(memory.New())
+	l := logrus.New()
+	l.SetOutput(io.Discard)
+	r := Registrar{Client: c, Detector: fakeDetector(), Log: logrus.NewEntry(l)}
+
+	o := OptionsFromEnv("node-k", env(map[string]string{"IP": "10.9.0.5/16", "CALICO_K8S_NODE_REF": " k8s-node-1 "}))
+	if o.K8sNodeRef != "k8s-node-1" {
+		t.Fatalf("options %+v", o)
+	}
+	n, err := r.Register(ctx, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := []v3.OrchRef{{Orchestrator: "k8s", NodeName: "k8s-node-1"}}; !slices.Equal(n.Spec.OrchRefs, want) {
+		t.Fatalf("orchRefs %+v", n.Spec.OrchRefs)
+	}
+	rv := n.ResourceVersion
+	if n, err = r.Register(ctx, o); err != nil || n.ResourceVersion != rv {
+		t.Fatalf("unchanged register wrote: rv %s (was %s), %v", n.ResourceVersion, rv, err)
+	}
+
+	// Another orchestrator's ref stays; a stale k8s ref (and a duplicate)
+	// becomes the new one.
+	n.Spec.OrchRefs = []v3.OrchRef{{Orchestrator: "openstack", NodeName: "nova-1"}, {Orchestrator: "k8s", NodeName: "old"}, {Orchestrator: "k8s", NodeName: "dup"}}
+	if _, err := c.Nodes().Update(ctx, n); err != nil {
+		t.Fatal(err)
+	}
+	o.K8sNodeRef = "k8s-node-2"
+	if n, err = r.Register(ctx, o); err != nil {
+		t.Fatal(err)
+	}
+	if want := []v3.OrchRef{{Orchestrator: "openstack", NodeName: "nova-1"}, {Orchestrator: "k8s", NodeName: "k8s-node-2"}}; !slices.Equal(n.Spec.OrchRefs, want) {
+		t.Fatalf("orchRefs %+v", n.Spec.OrchRefs)
+	}
+
+	// Without the variable, refs are left as they are.
+	o.K8sNodeRef = ""
+	if n, err = r.Register(ctx, o); err != nil || len(n.Spec.OrchRefs) != 2 {
+		t.Fatalf("orchRefs %+v, %v", n.Spec.OrchRefs, err)
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/netip"
 	"os"
+	"slices"
 	"strings"
 	"time"
 
@@ -27,10 +28,19 @@ type Options struct {
 	IPv4Method, IPv6Method string
 	// ASNumber, when set, becomes the node's AS ("64512" or "1.10").
 	ASNumber string
+	// K8sNodeRef, when set, is the host's Kubernetes node name: the Node
+	// gets the orchRef {orchestrator: k8s, nodeName: K8sNodeRef} (other
+	// orchestrators' refs are kept), by which calico-kube-controllers
+	// maps Kubernetes nodes to Calico nodes.
+	K8sNodeRef string
 }
 
+// OrchestratorK8s is the orchRef orchestrator of Kubernetes nodes.
+const OrchestratorK8s = "k8s"
+
 // OptionsFromEnv reads IP, IP6, IP_AUTODETECTION_METHOD,
-// IP6_AUTODETECTION_METHOD and AS; getenv is os.Getenv when nil.
+// IP6_AUTODETECTION_METHOD, AS and CALICO_K8S_NODE_REF (as calico-node
+// does); getenv is os.Getenv when nil.
 func OptionsFromEnv(name string, getenv func(string) string) Options {
 	if getenv == nil {
 		getenv = os.Getenv
@@ -42,6 +52,7 @@ func OptionsFromEnv(name string, getenv func(string) string) Options {
 		IPv4Method: getenv("IP_AUTODETECTION_METHOD"),
 		IPv6Method: getenv("IP6_AUTODETECTION_METHOD"),
 		ASNumber:   getenv("AS"),
+		K8sNodeRef: strings.TrimSpace(getenv("CALICO_K8S_NODE_REF")),
 	}
 }
 
@@ -53,9 +64,9 @@ type Registrar struct {
 	Log *logrus.Entry
 }
 
-// Register makes sure the Node named o.Name exists with the addresses and
-// AS o asks for, creating or updating it (retrying on conflicts), and
-// returns what is stored. An empty IPv4 spec keeps the stored address and
+// Register makes sure the Node named o.Name exists with the addresses,
+// AS and Kubernetes orchRef o asks for, creating or updating it (retrying
+// on conflicts), and returns what is stored. An empty IPv4 spec keeps the stored address and
 // detects one only when there is none; an empty IPv6 spec keeps the stored
 // one and never detects.
 func (r Registrar) Register(ctx context.Context, o Options) (*v3.Node, error) {
@@ -125,17 +136,44 @@ func (r Registrar) registerOnce(ctx context.Context, o Options, as *v3.ASNumber)
 	if *want == (v3.NodeBGPSpec{}) {
 		want = nil
 	}
-	if !create && bgpEqual(node.Spec.BGP, want) {
+	refs := withK8sRef(node.Spec.OrchRefs, o.K8sNodeRef)
+	if !create && bgpEqual(node.Spec.BGP, want) && slices.Equal(node.Spec.OrchRefs, refs) {
 		return node, nil
 	}
 	node.Spec.BGP = want
+	node.Spec.OrchRefs = refs
 	r.warnDuplicates(ctx, node)
 	if create {
-		r.Log.WithFields(logrus.Fields{"node": o.Name, "ipv4": v4, "ipv6": v6}).Info("Creating node")
+		r.Log.WithFields(logrus.Fields{"node": o.Name, "ipv4": v4, "ipv6": v6, "k8sNodeRef": o.K8sNodeRef}).Info("Creating node")
 		return nodes.Create(ctx, node)
 	}
-	r.Log.WithFields(logrus.Fields{"node": o.Name, "ipv4": v4, "ipv6": v6}).Info("Updating node BGP addresses")
+	r.Log.WithFields(logrus.Fields{"node": o.Name, "ipv4": v4, "ipv6": v6, "k8sNodeRef": o.K8sNodeRef}).Info("Updating node")
 	return nodes.Update(ctx, node)
+}
+
+// withK8sRef returns refs with ref as its one Kubernetes orchRef, the
+// others kept in order; refs itself when ref is "" or already the only
+// one.
+func withK8sRef(refs []v3.OrchRef, ref string) []v3.OrchRef {
+	if ref == "" {
+		return refs
+	}
+	want := v3.OrchRef{Orchestrator: OrchestratorK8s, NodeName: ref}
+	out := make([]v3.OrchRef, 0, len(refs)+1)
+	found := false
+	for _, r := range refs {
+		switch {
+		case r.Orchestrator != OrchestratorK8s:
+			out = append(out, r)
+		case !found:
+			out = append(out, want)
+			found = true
+		}
+	}
+	if !found {
+		out = append(out, want)
+	}
+	return out
 }
 
 // address resolves one family's spec against the stored value.

@@ -63,6 +63,8 @@ type NetConf struct {
 	EtcdKeyFile    string `json:"etcd_key_file,omitempty"`
 	EtcdCertFile   string `json:"etcd_cert_file,omitempty"`
 	EtcdCACertFile string `json:"etcd_ca_cert_file,omitempty"`
+	EtcdUsername   string `json:"etcd_username,omitempty"`
+	EtcdPassword   string `json:"etcd_password,omitempty"`
 
 	// IPAMLockFile overrides <run dir>/ipam.lock.
 	IPAMLockFile string `json:"ipam_lock_file,omitempty"`
@@ -161,6 +163,8 @@ func (c *NetConf) Datastore(getenv func(string) string, timeout time.Duration) (
 		"ETCD_KEY_FILE":     c.EtcdKeyFile,
 		"ETCD_CERT_FILE":    c.EtcdCertFile,
 		"ETCD_CA_CERT_FILE": c.EtcdCACertFile,
+		"ETCD_USERNAME":     c.EtcdUsername,
+		"ETCD_PASSWORD":     c.EtcdPassword,
 		"DATASTORE_TYPE":    c.DatastoreType,
 	}
 	spec, err := apiconfig.FromEnv(func(k string) string {

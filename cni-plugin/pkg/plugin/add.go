@@ -35,6 +35,16 @@ type attachment struct {
 	ids  wep.IDs
 	req  *dataplane.Request
 	log  *logrus.Entry
+	// conf is the network configuration, with a pod's IPAM annotations
+	// applied (Kubernetes mode).
+	conf *netconf.NetConf
+	// network names the profile the endpoint is guarded by and that ADD
+	// ensures; "" in Kubernetes mode.
+	network string
+	// meta is what the endpoint carries besides identity and interface.
+	meta wep.Meta
+	// addressing overrides automatic assignment (Kubernetes mode).
+	addressing addressing
 }
 
 func (p *Plugin) attachment(args *skel.CmdArgs) (*attachment, error) {
@@ -56,7 +66,9 @@ func (p *Plugin) attachment(args *skel.CmdArgs) (*attachment, error) {
 	// ignore them; runtimes pass several (K8S_POD_UID, ...).
 	ipamArgs := *args
 	ipamArgs.Args = withIgnoreUnknown(args.Args)
-	return &attachment{args: &ipamArgs, ids: ids, req: req, log: log}, nil
+	conf := p.Conf.NetConf
+	return &attachment{args: &ipamArgs, ids: ids, req: req, log: log, conf: &conf,
+		network: p.Conf.Name, meta: wep.Meta{Profiles: []string{p.Conf.Name}}}, nil
 }
 
 // Add serves ADD and returns the result in the current spec version.
@@ -83,6 +95,9 @@ func (p *Plugin) Add(ctx context.Context, args *skel.CmdArgs) (*current.Result, 
 	if err != nil {
 		return nil, err
 	}
+	if err := p.forPod(ctx, a); err != nil {
+		return nil, err
+	}
 
 	var (
 		wg               sync.WaitGroup
@@ -95,24 +110,24 @@ func (p *Plugin) Add(ctx context.Context, args *skel.CmdArgs) (*current.Result, 
 	var rider *endpointRider
 	wg.Add(1)
 	ipamOut := make(chan struct{})
-	if inProcess {
+	if inProcess && a.addressing.requested == nil && a.addressing.fixed == nil {
 		rider = &endpointRider{ctx: ctx, p: p, a: a, created: make(chan struct{}), chosen: make(chan []netip.Addr, 1)}
 		go func() {
 			defer wg.Done()
 			defer close(ipamOut)
-			ipres, ipamErr = ip.AddRiding(ctx, &p.Conf.NetConf, a.args, rider)
+			ipres, ipamErr = ip.AddRiding(ctx, a.conf, a.args, rider)
 			ipamDone = time.Since(start)
 		}()
 	} else {
 		go func() {
 			defer wg.Done()
-			ipres, ipamErr = p.IPAM.Add(ctx, &p.Conf.NetConf, a.args)
+			ipres, ipamErr = p.assign(ctx, a)
 			ipamDone = time.Since(start)
 		}()
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			profErr, profiled = p.Endpoint.EnsureProfile(ctx, p.Conf.Name, a.ids.IsK8s()), true
+			profErr, profiled = p.Endpoint.EnsureProfile(ctx, a.network, a.ids.IsK8s()), true
 		}()
 	}
 	dp, dpErr := p.DP.Create(a.req)
@@ -185,14 +200,14 @@ func (p *Plugin) Add(ctx context.Context, args *skel.CmdArgs) (*current.Result, 
 	a.req.Addrs = addrs
 	var wepErr error
 	if written == nil {
-		w := wep.Build(a.ids, []string{p.Conf.Name}, dp.HostIfName, dp.PodMAC, addrs)
+		w := wep.Build(a.ids, a.meta, dp.HostIfName, dp.PodMAC, addrs)
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			if !profiled {
 				// Also initialises the cluster, which the write would
 				// otherwise check.
-				if wepErr = p.Endpoint.EnsureProfile(ctx, p.Conf.Name, a.ids.IsK8s()); wepErr != nil {
+				if wepErr = p.Endpoint.EnsureProfile(ctx, a.network, a.ids.IsK8s()); wepErr != nil {
 					return
 				}
 			}
@@ -265,8 +280,8 @@ func (r *endpointRider) Ops(v4, v6 []netip.Prefix) []backend.TxnOp {
 	for _, p := range append(slices.Clone(v4), v6...) {
 		addrs = append(addrs, p.Addr())
 	}
-	w := wep.Build(r.a.ids, []string{r.p.Conf.Name}, r.dp.HostIfName, r.dp.PodMAC, addrs)
-	pending, ops, err := r.p.Endpoint.CreateOps(r.ctx, w, r.p.Conf.Name)
+	w := wep.Build(r.a.ids, r.a.meta, r.dp.HostIfName, r.dp.PodMAC, addrs)
+	pending, ops, err := r.p.Endpoint.CreateOps(r.ctx, w, r.a.network)
 	if err != nil {
 		// Written on its own later, where the error is reported.
 		r.a.log.WithError(err).Debug("endpoint not written with the addresses")
@@ -303,6 +318,10 @@ func (p *Plugin) rollback(ctx context.Context, a *attachment, addrs []netip.Addr
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), rollbackTimeout)
 	defer cancel()
 	var err error
+	if len(a.addressing.fixed) > 0 {
+		a.log.WithError(cause).Warn("ADD failed; rolled back (its addresses were not from IPAM)")
+		return cause
+	}
 	if ip, ok := p.IPAM.(*ipamplugin.Plugin); ok {
 		handle := netconf.HandleID(p.Conf.Name, a.args.ContainerID)
 		opts := make([]ipam.ReleaseOptions, len(addrs))
@@ -313,7 +332,7 @@ func (p *Plugin) rollback(ctx context.Context, a *attachment, addrs []netip.Addr
 			_, err = ip.IPAM.ReleaseIPs(ctx, opts...)
 		}
 	} else {
-		err = p.IPAM.Del(ctx, &p.Conf.NetConf, a.args)
+		err = p.IPAM.Del(ctx, a.conf, a.args)
 	}
 	if err != nil {
 		a.log.WithError(err).Error("could not release the addresses of a failed ADD; the runtime's DEL will retry")

@@ -2,11 +2,15 @@ package plugin
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/netip"
+	"slices"
+	"sort"
 
 	"github.com/containernetworking/cni/pkg/types"
 
+	"github.com/calico-etcd/calico/cni-plugin/pkg/k8s"
 	"github.com/calico-etcd/calico/cni-plugin/pkg/netconf"
 )
 
@@ -27,6 +31,63 @@ type Config struct {
 	Routes []netip.Prefix `json:"-"`
 	// Raw is the configuration as read, passed on to a delegated IPAM.
 	Raw []byte `json:"-"`
+	// Kubernetes, Policy and FeatureControl are Calico's sections for
+	// Kubernetes mode (see KubeConfig).
+	Kubernetes     KubernetesSection `json:"kubernetes"`
+	Policy         PolicySection     `json:"policy"`
+	FeatureControl FeatureControl    `json:"feature_control"`
+	// Warnings name settings that are accepted but not acted on; the
+	// plugin logs them.
+	Warnings []string `json:"-"`
+}
+
+// KubernetesSection is the "kubernetes" section.
+type KubernetesSection struct {
+	Kubeconfig string `json:"kubeconfig"`
+	K8sAPIRoot string `json:"k8s_api_root"`
+	NodeName   string `json:"node_name"`
+}
+
+// PolicySection is the "policy" section: type "k8s" (Kubernetes
+// NetworkPolicy, enforced through kube-controllers) or none, and
+// overrides of the kubeconfig.
+type PolicySection struct {
+	Type                    string `json:"type"`
+	K8sAPIRoot              string `json:"k8s_api_root"`
+	K8sAuthToken            string `json:"k8s_auth_token"`
+	K8sClientCertificate    string `json:"k8s_client_certificate"`
+	K8sClientKey            string `json:"k8s_client_key"`
+	K8sCertificateAuthority string `json:"k8s_certificate_authority"`
+}
+
+// FeatureControl is the "feature_control" section: pod annotations that
+// are refused unless enabled here.
+type FeatureControl struct {
+	IPAddrsNoIpam bool `json:"ip_addrs_no_ipam"`
+	FloatingIPs   bool `json:"floating_ips"`
+}
+
+// KubeConfig is how to reach the Kubernetes API server; not Enabled
+// when the configuration names none (etcd mode).
+func (c *Config) KubeConfig() k8s.Config {
+	root := c.Kubernetes.K8sAPIRoot
+	if root == "" {
+		root = c.Policy.K8sAPIRoot
+	}
+	return k8s.Config{
+		Kubeconfig: c.Kubernetes.Kubeconfig, APIRoot: root, Token: c.Policy.K8sAuthToken,
+		ClientCert: c.Policy.K8sClientCertificate, ClientKey: c.Policy.K8sClientKey, CA: c.Policy.K8sCertificateAuthority,
+	}
+}
+
+// knownFields are the top-level keys the calico plugin reads or that
+// the CNI spec and runtimes add; others draw a warning.
+var knownFields = []string{
+	"cniVersion", "name", "type", "ipam", "mtu", "nodename", "nodename_file", "nodename_file_optional",
+	"datastore_type", "etcd_endpoints", "etcd_key_file", "etcd_cert_file", "etcd_ca_cert_file",
+	"etcd_username", "etcd_password", "ipam_lock_file", "log_level", "log_file_path", "prevResult",
+	"cni.dev/valid-attachments", "container_settings", "dns", "kubernetes", "policy", "feature_control",
+	"runtimeConfig", "args", "capabilities", "disableCheck", "disableGC",
 }
 
 // ContainerSettings is the "container_settings" section.
@@ -41,6 +102,9 @@ type extra struct {
 	IPAM              struct {
 		Routes []types.Route `json:"routes"`
 	} `json:"ipam"`
+	Kubernetes     KubernetesSection `json:"kubernetes"`
+	Policy         PolicySection     `json:"policy"`
+	FeatureControl FeatureControl    `json:"feature_control"`
 }
 
 // ParseConfig decodes and checks a network configuration.
@@ -59,7 +123,32 @@ func ParseConfig(data []byte) (*Config, error) {
 	if nc.MTU < 0 || (nc.MTU > 0 && nc.MTU < 68) {
 		return nil, fmt.Errorf("mtu %d is out of range", nc.MTU)
 	}
-	c := &Config{NetConf: *nc, ContainerSettings: x.ContainerSettings, DNS: x.DNS, Raw: data}
+	c := &Config{NetConf: *nc, ContainerSettings: x.ContainerSettings, DNS: x.DNS, Raw: data,
+		Kubernetes: x.Kubernetes, Policy: x.Policy, FeatureControl: x.FeatureControl}
+	switch c.Policy.Type {
+	case "", "k8s":
+	default:
+		return nil, fmt.Errorf("policy.type %q is not supported (use \"k8s\" or leave it out)", c.Policy.Type)
+	}
+	if c.Policy.Type == "k8s" && !c.KubeConfig().Enabled() {
+		return nil, errors.New("policy.type \"k8s\" needs kubernetes.kubeconfig or k8s_api_root to read pods from")
+	}
+	if c.Kubernetes.NodeName != "" {
+		c.Warnings = append(c.Warnings, "kubernetes.node_name is not used: the node name comes from nodename, nodename_file or the hostname")
+	}
+	var fields map[string]json.RawMessage
+	if err := json.Unmarshal(data, &fields); err == nil {
+		var unknown []string
+		for k := range fields {
+			if !slices.Contains(knownFields, k) {
+				unknown = append(unknown, k)
+			}
+		}
+		sort.Strings(unknown)
+		for _, k := range unknown {
+			c.Warnings = append(c.Warnings, fmt.Sprintf("network config field %q is not supported; ignored", k))
+		}
+	}
 	for _, r := range x.IPAM.Routes {
 		p, ok := netip.AddrFromSlice(r.Dst.IP)
 		if !ok {

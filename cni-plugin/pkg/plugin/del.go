@@ -13,6 +13,8 @@ import (
 	"github.com/sirupsen/logrus"
 
 	v3 "github.com/calico-etcd/calico/libcalico/api/v3"
+
+	"github.com/calico-etcd/calico/cni-plugin/pkg/wep"
 )
 
 // Del serves DEL. Every step runs even if another failed, and what is
@@ -98,8 +100,8 @@ func (p *Plugin) Del(ctx context.Context, args *skel.CmdArgs) error {
 	return nil
 }
 
-// GC serves GC: this node's endpoints on this network (those whose
-// profiles name it, as every endpoint the plugin writes does) whose
+// GC serves GC: this node's endpoints on this network (see wep.OfNetwork)
+// whose
 // attachment the runtime no longer lists lose their endpoint and host
 // veth; then IPAM releases their addresses. It carries on past errors and
 // returns them all.
@@ -115,7 +117,7 @@ func (p *Plugin) GC(ctx context.Context) error {
 		errs = append(errs, err)
 	}
 	for _, w := range weps {
-		if !slices.Contains(w.Spec.Profiles, p.Conf.Name) || valid[key{w.Spec.ContainerID, w.Spec.Endpoint}] {
+		if !wep.OfNetwork(w, p.Conf.Name) || valid[key{w.Spec.ContainerID, w.Spec.Endpoint}] {
 			continue
 		}
 		log := p.Log.WithFields(logrus.Fields{"endpoint": w.Name, "containerID": w.Spec.ContainerID})

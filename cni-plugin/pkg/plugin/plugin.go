@@ -34,6 +34,7 @@ import (
 
 	"github.com/calico-etcd/calico/cni-plugin/pkg/dataplane"
 	"github.com/calico-etcd/calico/cni-plugin/pkg/ipamplugin"
+	"github.com/calico-etcd/calico/cni-plugin/pkg/k8s"
 	"github.com/calico-etcd/calico/cni-plugin/pkg/netconf"
 	"github.com/calico-etcd/calico/cni-plugin/pkg/wep"
 )
@@ -71,10 +72,15 @@ type Plugin struct {
 	// Prime, when set, readies the datastore client's first request
 	// (see etcd.Client.Prime); ADD calls it while it would wait.
 	Prime func()
+	// Kube reads pods in Kubernetes mode; nil in etcd mode.
+	Kube *k8s.Client
 }
 
 // RequestTimeout bounds one CNI request, as Calico's plugin does.
 const RequestTimeout = ipamplugin.RequestTimeout
+
+// KubeTimeout bounds each request to the Kubernetes API server.
+const KubeTimeout = 10 * time.Second
 
 // New builds the Plugin for a configuration: logger, node name, etcd
 // client, IPAM and the kernel dataplane. The returned function releases
@@ -86,6 +92,16 @@ func New(conf *Config, getenv func(string) string, stderr io.Writer) (*Plugin, f
 	}
 	log, node, be := o.Log, o.Node, o.Backend
 	log = log.WithFields(logrus.Fields{"node": node, "network": conf.Name})
+	for _, w := range conf.Warnings {
+		log.Warn(w)
+	}
+	var kube *k8s.Client
+	if kc := conf.KubeConfig(); kc.Enabled() {
+		if kube, err = k8s.NewClient(kc, KubeTimeout); err != nil {
+			closeAll()
+			return nil, nil, err
+		}
+	}
 	ic, err := ipam.New(be, log, ipam.Options{})
 	if err != nil {
 		closeAll()
@@ -94,7 +110,7 @@ func New(conf *Config, getenv func(string) string, stderr io.Writer) (*Plugin, f
 	c := client.New(be)
 	p := &Plugin{
 		Conf: conf, Node: node, Client: c, Pools: ic,
-		Endpoint: wep.NewStore(c, log), DP: dataplane.NewKernel(log), Log: log, Prime: be.Prime,
+		Endpoint: wep.NewStore(c, log), DP: dataplane.NewKernel(log), Log: log, Prime: be.Prime, Kube: kube,
 	}
 	if conf.IPAM.Type == CalicoIPAM {
 		p.IPAM = &ipamplugin.Plugin{IPAM: ic, Client: c, Nodename: node, LockFile: conf.LockFile(getenv),

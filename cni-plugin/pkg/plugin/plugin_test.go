@@ -257,7 +257,7 @@ func TestAddRollsBackEveryStep(t *testing.T) {
 		{"veth fails", func(e *env, _ *skel.CmdArgs) { e.dp.FailSetup = errors.New("boom") }, "boom", 0},
 		{"endpoint write fails", func(e *env, a *skel.CmdArgs) {
 			// An endpoint of this container already exists (a lost DEL).
-			w := wep.Build(wep.NewIDs("node1", a.ContainerID, a.IfName, "", ""), []string{"net1"}, "cali1", nil, nil)
+			w := wep.Build(wep.NewIDs("node1", a.ContainerID, a.IfName, "", ""), wep.Meta{Profiles: []string{"net1"}}, "cali1", nil, nil)
 			w.Spec.IPNetworks = nil
 			if _, err := e.c.WorkloadEndpoints().Create(context.Background(), w); err != nil {
 				e.t.Fatal(err)

@@ -12,6 +12,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"net"
 	"net/netip"
 	"slices"
@@ -69,20 +70,44 @@ func (i IDs) WorkloadID() string {
 	return i.ContainerID
 }
 
+// Meta is what an endpoint carries besides its identity and interface:
+// its profiles and, in Kubernetes mode, what the pod contributes.
+type Meta struct {
+	Profiles       []string
+	Labels         map[string]string
+	Annotations    map[string]string
+	Ports          []v3.WorkloadEndpointPort
+	ServiceAccount string
+	GenerateName   string
+	// AllowSpoofedSourcePrefixes are the pod's allowedSourcePrefixes.
+	AllowSpoofedSourcePrefixes []string
+	// IPNATs maps the endpoint's addresses to floating IPs; nil for none.
+	IPNATs func(addrs []netip.Addr) []v3.IPNAT
+}
+
 // Build returns the endpoint of a programmed interface. Addresses are
 // stored as /32 and /128, as felix expects.
-func Build(ids IDs, profiles []string, hostIf string, podMAC net.HardwareAddr, addrs []netip.Addr) *v3.WorkloadEndpoint {
+func Build(ids IDs, meta Meta, hostIf string, podMAC net.HardwareAddr, addrs []netip.Addr) *v3.WorkloadEndpoint {
 	w := v3.NewWorkloadEndpoint()
 	w.Name = ids.Name()
 	w.Namespace = ids.Namespace
+	w.GenerateName = meta.GenerateName
+	w.Labels = maps.Clone(meta.Labels)
+	w.Annotations = maps.Clone(meta.Annotations)
 	w.Spec = v3.WorkloadEndpointSpec{
-		Orchestrator:  ids.Orchestrator,
-		Node:          ids.Node,
-		ContainerID:   ids.ContainerID,
-		Pod:           ids.Pod,
-		Endpoint:      ids.Endpoint,
-		Profiles:      slices.Clone(profiles),
-		InterfaceName: hostIf,
+		Orchestrator:               ids.Orchestrator,
+		Node:                       ids.Node,
+		ContainerID:                ids.ContainerID,
+		Pod:                        ids.Pod,
+		Endpoint:                   ids.Endpoint,
+		Profiles:                   slices.Clone(meta.Profiles),
+		InterfaceName:              hostIf,
+		ServiceAccountName:         meta.ServiceAccount,
+		Ports:                      slices.Clone(meta.Ports),
+		AllowSpoofedSourcePrefixes: slices.Clone(meta.AllowSpoofedSourcePrefixes),
+	}
+	if meta.IPNATs != nil {
+		w.Spec.IPNATs = meta.IPNATs(addrs)
 	}
 	if podMAC != nil {
 		w.Spec.MAC = podMAC.String()
@@ -92,6 +117,16 @@ func Build(ids IDs, profiles []string, hostIf string, podMAC net.HardwareAddr, a
 		w.Spec.IPNetworks = append(w.Spec.IPNetworks, netip.PrefixFrom(a, a.BitLen()).String())
 	}
 	return w
+}
+
+// NetworkAnnotation names, on an endpoint written in Kubernetes mode, the
+// CNI network it belongs to (its profiles are the pod's, not the
+// network's).
+const NetworkAnnotation = "cni.projectcalico.org/network"
+
+// OfNetwork reports whether w was written for network.
+func OfNetwork(w *v3.WorkloadEndpoint, network string) bool {
+	return slices.Contains(w.Spec.Profiles, network) || w.Annotations[NetworkAnnotation] == network
 }
 
 // Store reads and writes endpoints and profiles through the typed client.
@@ -138,10 +173,10 @@ func (s *Store) Write(ctx context.Context, w *v3.WorkloadEndpoint) (*v3.Workload
 
 // CreateOps prepares the creation of w for another transaction (an IPAM
 // assignment's, see client.CreateOp), guarded by the existence of the
-// network's profile: the transaction fails if the name is taken, the
-// profile missing or the cluster uninitialised, and the caller then falls
-// back to EnsureProfile and Write. Once the ops commit at rev, Committed
-// completes the returned copy.
+// network's profile (none when network is ""): the transaction fails if
+// the name is taken, the profile missing or the cluster uninitialised,
+// and the caller then falls back to EnsureProfile and Write. Once the ops
+// commit at rev, Committed completes the returned copy.
 func (s *Store) CreateOps(ctx context.Context, w *v3.WorkloadEndpoint, network string) (*v3.WorkloadEndpoint, []backend.TxnOp, error) {
 	r, ops, err := s.c.CreateOp(ctx, w)
 	if err != nil {
@@ -150,6 +185,9 @@ func (s *Store) CreateOps(ctx context.Context, w *v3.WorkloadEndpoint, network s
 	out, ok := r.(*v3.WorkloadEndpoint)
 	if !ok {
 		return nil, nil, fmt.Errorf("client prepared %T, want a WorkloadEndpoint", r)
+	}
+	if network == "" {
+		return out, ops, nil
 	}
 	k8s := w.Spec.Orchestrator == v3.OrchestratorKubernetes
 	return out, append(ops, client.ExistsOp(NetworkProfile(network, k8s))), nil
@@ -240,9 +278,16 @@ func NetworkProfile(network string, k8s bool) *v3.Profile {
 }
 
 // EnsureProfile creates the network's profile if it does not exist, and
-// the cluster's initial resources (client.EnsureInitialized). It never
-// changes an existing profile: operators may have edited it.
+// the cluster's initial resources (client.EnsureInitialized); with
+// network "" only the latter. It never changes an existing profile:
+// operators may have edited it.
 func (s *Store) EnsureProfile(ctx context.Context, network string, k8s bool) error {
+	if network == "" {
+		if err := s.c.EnsureInitialized(ctx); err != nil {
+			return fmt.Errorf("initialising the datastore: %w", err)
+		}
+		return nil
+	}
 	// Only existence matters, read with the cluster's initialisation
 	// checks in one round trip.
 	prof := NetworkProfile(network, k8s)

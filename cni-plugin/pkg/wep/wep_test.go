@@ -45,7 +45,7 @@ func TestIDs(t *testing.T) {
 
 func TestBuildValidates(t *testing.T) {
 	for _, ids := range []IDs{NewIDs("node1", "c0ffee", "eth0", "prod", "web"), NewIDs("node1", "c0ffee", "eth0", "", "")} {
-		w := Build(ids, []string{"net1"}, "cali0123456789a", mac, []netip.Addr{netip.MustParseAddr("10.0.0.1"), netip.MustParseAddr("fd00::1")})
+		w := Build(ids, Meta{Profiles: []string{"net1"}}, "cali0123456789a", mac, []netip.Addr{netip.MustParseAddr("10.0.0.1"), netip.MustParseAddr("fd00::1")})
 		w.Default()
 		if err := w.Validate(); err != nil {
 			t.Errorf("%s: %v", ids.Orchestrator, err)
@@ -63,14 +63,14 @@ func TestWriteReplacesOnlyAnotherSandbox(t *testing.T) {
 	ctx := context.Background()
 	s, c := newStore(t)
 	addrs := []netip.Addr{netip.MustParseAddr("10.0.0.1")}
-	old := Build(NewIDs("node1", "aaaa", "eth0", "prod", "web"), []string{"k8s"}, "cali1", mac, addrs)
+	old := Build(NewIDs("node1", "aaaa", "eth0", "prod", "web"), Meta{Profiles: []string{"k8s"}}, "cali1", mac, addrs)
 	if _, err := s.Write(ctx, old); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := s.Write(ctx, old); !errors.Is(err, ErrOwnedByContainer) {
 		t.Fatalf("second write by the same container: %v", err)
 	}
-	newer := Build(NewIDs("node1", "bbbb", "eth0", "prod", "web"), []string{"k8s"}, "cali1", mac, addrs)
+	newer := Build(NewIDs("node1", "bbbb", "eth0", "prod", "web"), Meta{Profiles: []string{"k8s"}}, "cali1", mac, addrs)
 	if _, err := s.Write(ctx, newer); err != nil {
 		t.Fatalf("write by a new sandbox: %v", err)
 	}
@@ -95,7 +95,7 @@ func TestWriteReplacesOnlyAnotherSandbox(t *testing.T) {
 
 	// A cni endpoint name includes the container ID: an existing one is
 	// always this container's.
-	cni := Build(NewIDs("node1", "cccc", "eth0", "", ""), []string{"n"}, "cali2", mac, addrs)
+	cni := Build(NewIDs("node1", "cccc", "eth0", "", ""), Meta{Profiles: []string{"n"}}, "cali2", mac, addrs)
 	if _, err := s.Write(ctx, cni); err != nil {
 		t.Fatal(err)
 	}
@@ -108,13 +108,13 @@ func TestDeleteOwnedAfterReplacementRace(t *testing.T) {
 	ctx := context.Background()
 	s, _ := newStore(t)
 	addrs := []netip.Addr{netip.MustParseAddr("10.0.0.1")}
-	w := Build(NewIDs("node1", "aaaa", "eth0", "prod", "web"), nil, "cali1", mac, addrs)
+	w := Build(NewIDs("node1", "aaaa", "eth0", "prod", "web"), Meta{}, "cali1", mac, addrs)
 	if _, err := s.Write(ctx, w); err != nil {
 		t.Fatal(err)
 	}
 	stale, _ := s.Get(ctx, "prod", w.Name)
 	// Another sandbox replaces it between our read and our delete.
-	if _, err := s.Write(ctx, Build(NewIDs("node1", "bbbb", "eth0", "prod", "web"), nil, "cali1", mac, addrs)); err != nil {
+	if _, err := s.Write(ctx, Build(NewIDs("node1", "bbbb", "eth0", "prod", "web"), Meta{}, "cali1", mac, addrs)); err != nil {
 		t.Fatal(err)
 	}
 	if deleted, err := s.DeleteOwned(ctx, stale, "aaaa"); err != nil || deleted {

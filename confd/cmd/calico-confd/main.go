@@ -2,8 +2,9 @@
 // calico-bgpd from the datastore (see package confd/daemon).
 //
 // Flags override the environment: NODENAME, CALICO_RUN_DIR, IP, IP6,
-// IP_AUTODETECTION_METHOD, IP6_AUTODETECTION_METHOD, AS, CALICO_SECRETS_DIR,
-// CALICO_CONFD_LOGLEVEL and the datastore's ETCD_* variables.
+// IP_AUTODETECTION_METHOD, IP6_AUTODETECTION_METHOD, AS, CALICO_K8S_NODE_REF,
+// CALICO_SECRETS_DIR, CALICO_CONFD_LOGLEVEL and the datastore's ETCD_*
+// variables.
 package main
 
 import (
@@ -45,6 +46,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs.StringVar(&cfg.Node.IPv4Method, "ip-autodetection-method", env("IP_AUTODETECTION_METHOD"), "first-found, can-reach=, interface=, skip-interface=")
 	fs.StringVar(&cfg.Node.IPv6Method, "ip6-autodetection-method", env("IP6_AUTODETECTION_METHOD"), "as --ip-autodetection-method, for IPv6")
 	fs.StringVar(&cfg.Node.ASNumber, "as", env("AS"), "this node's AS number (empty: keep)")
+	fs.StringVar(&cfg.Node.K8sNodeRef, "k8s-node-ref", nodeinfo.OptionsFromEnv("", env).K8sNodeRef, "this host's Kubernetes node name, recorded in the Node's orchRefs (empty: keep)")
 	logLevel := fs.String("log-level", orDefault(env("CALICO_CONFD_LOGLEVEL"), "info"), "log level")
 	version := fs.Bool("version", false, "print the version and exit")
 	if err := fs.Parse(args); err != nil {

@@ -28,16 +28,17 @@ func TestInstallAndVerifyUnits(t *testing.T) {
 	}
 	for _, f := range []string{
 		"usr/bin/calico-felix", "usr/bin/calico-confd", "usr/bin/calico-bgpd", "usr/bin/calicoctl",
-		"cni/bin/calico", "cni/bin/calico-ipam", "etc/felix.cfg.sample", "etc/calicoctl.cfg.sample",
-		"etc/calico.env.sample", "cni/net.d/10-calico.conflist.sample",
+		"usr/bin/calico-kube-controllers", "cni/bin/calico", "cni/bin/calico-ipam", "etc/felix.cfg.sample",
+		"etc/calicoctl.cfg.sample", "etc/calico.env.sample", "etc/kube-controllers.env.sample",
+		"cni/net.d/10-calico.conflist.sample", "cni/net.d/10-calico-k8s.conflist.sample",
 	} {
 		if _, err := os.Stat(p(f)); err != nil {
 			t.Errorf("missing %s: %v", f, err)
 		}
 	}
 	units, _ := filepath.Glob(p("units/*.service"))
-	if len(units) != 3 {
-		t.Fatalf("units = %v, want felix, confd and bgpd", units)
+	if len(units) != 4 {
+		t.Fatalf("units = %v, want felix, confd, bgpd and kube-controllers", units)
 	}
 	for _, u := range units {
 		body, _ := os.ReadFile(u)

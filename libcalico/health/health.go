@@ -1,4 +1,4 @@
-// Package health serves felix's /liveness and /readiness endpoints, as
+// Package health serves a daemon's /liveness and /readiness endpoints, as
 // Calico's health aggregator does: 200 with "+" lines when every reporter
 // is good, 503 otherwise.
 package health
