@@ -84,9 +84,13 @@ func NewClient(c Config, timeout time.Duration) (*Client, error) {
 	return &Client{rc: rc, Server: cfg.Host}, nil
 }
 
-// Pod reads pod ns/name and the annotations of namespace ns. The error
-// names the pod and the server; ErrPodNotFound when it does not exist.
+// Pod reads pod ns/name and, at the same time, the annotations of
+// namespace ns. The error names the pod and the server; ErrPodNotFound
+// when it does not exist.
 func (c *Client) Pod(ctx context.Context, ns, name string) (*Pod, error) {
+	nsObj := &corev1.Namespace{}
+	nsErr := make(chan error, 1)
+	go func() { nsErr <- c.rc.Get().Resource("namespaces").Name(ns).Do(ctx).Into(nsObj) }()
 	pod := &corev1.Pod{}
 	if err := c.rc.Get().Namespace(ns).Resource("pods").Name(name).Do(ctx).Into(pod); err != nil {
 		if apierrors.IsNotFound(err) {
@@ -94,8 +98,7 @@ func (c *Client) Pod(ctx context.Context, ns, name string) (*Pod, error) {
 		}
 		return nil, fmt.Errorf("reading pod %s/%s from the Kubernetes API server %s: %w", ns, name, c.Server, err)
 	}
-	nsObj := &corev1.Namespace{}
-	if err := c.rc.Get().Resource("namespaces").Name(ns).Do(ctx).Into(nsObj); err != nil {
+	if err := <-nsErr; err != nil {
 		return nil, fmt.Errorf("reading namespace %s from the Kubernetes API server %s: %w", ns, c.Server, err)
 	}
 	return &Pod{Pod: pod, NamespaceAnnotations: nsObj.Annotations}, nil
