@@ -21,7 +21,7 @@ TESTFLAGS ?= -race -count=1 -timeout 20m
 # benchmark would load the machine another is measuring.
 BENCHFLAGS ?= -p 1 -run=^$$ -bench=. -benchtime=1x -count=1 -timeout 30m
 
-.PHONY: build test bench lint fmt tidy clean install deps kube lab demo
+.PHONY: build test bench soak lint fmt tidy clean install deps kube lab demo
 
 deps:
 	@bash .ci/install-deps
@@ -61,6 +61,15 @@ test:
 	if [ $$status -ne 0 ]; then echo "== failures"; grep -E -A20 '^\s*--- FAIL|^panic:' .test.log | head -300; fi; \
 	echo "$$(grep -cE '^\s*--- PASS' .test.log) passed, $$(grep -cE '^\s*--- FAIL' .test.log) failed"; \
 	exit $$status
+
+# soak: the fault-injection suite for SOAK_DURATION (default 10m): pod
+# churn on 4 lab hosts while etcd is killed and felix and bgpd restart,
+# with ping streams; prints leaks, duplicates, pings lost, stale rules.
+# (make test runs it for 30s.)
+SOAK_DURATION ?= 10m
+soak: deps build
+	cd deploy/lab && SOAK_DURATION=$(SOAK_DURATION) $(GO) test -count=1 -timeout 0 -v -run TestSoak ./soak/ 2>&1 | \
+		grep -E '^(soak:|--- |PASS|FAIL|ok|\s+soak_test)'; exit $${PIPESTATUS[0]}
 
 # bench runs every module's benchmarks once and ends with one table:
 # figures, ratio to the lower bound measured in the same run, goal.

@@ -8,6 +8,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"sync"
 	"syscall"
 	"time"
 
@@ -21,6 +22,10 @@ type Lab struct {
 	State  *State
 	BinDir string
 	Out    io.Writer
+
+	// mu guards State's pods while pods are added and removed
+	// concurrently.
+	mu sync.Mutex
 
 	etcd     *testutil.Etcd
 	forwards []*forward

@@ -56,26 +56,30 @@ func inHost(h *HostState, f func() error) error {
 }
 
 // AddPod creates a pod namespace on host and networks it through libcni.
+// It is safe to call concurrently.
 func (l *Lab) AddPod(ctx context.Context, host, namespace, name string) (*PodState, error) {
-	h, err := l.State.Host(host)
-	if err != nil {
-		return nil, err
-	}
-	for _, p := range h.Pods {
-		if p.Name == name && p.Namespace == namespace {
-			return nil, fmt.Errorf("pod %s/%s already exists on %s", namespace, name, host)
-		}
-	}
 	id := make([]byte, 8)
 	rand.Read(id)
 	p := PodState{Name: name, Namespace: namespace, ContainerID: hex.EncodeToString(id),
 		NetNS: fmt.Sprintf("%s-%s-%s", l.State.Name, host, hex.EncodeToString(id[:3]))}
-	// Record the pod before creating anything, so down removes it after a crash.
-	h.Pods = append(h.Pods, p)
-	if err := l.State.Save(); err != nil {
+	l.mu.Lock()
+	h, err := l.State.Host(host)
+	if err == nil {
+		for _, o := range h.Pods {
+			if o.Name == name && o.Namespace == namespace {
+				err = fmt.Errorf("pod %s/%s already exists on %s", namespace, name, host)
+			}
+		}
+	}
+	if err == nil {
+		// Record the pod before creating anything, so down removes it after a crash.
+		h.Pods = append(h.Pods, p)
+		err = l.State.Save()
+	}
+	l.mu.Unlock()
+	if err != nil {
 		return nil, err
 	}
-	pod := &h.Pods[len(h.Pods)-1]
 	if _, err := openNS(p.NetNS); err != nil {
 		return nil, err
 	}
@@ -93,27 +97,42 @@ func (l *Lab) AddPod(ctx context.Context, host, namespace, name string) (*PodSta
 		return err
 	})
 	if err != nil {
-		l.removePod(ctx, h, p)
+		_ = l.removePod(ctx, h, p)
 		return nil, fmt.Errorf("CNI ADD for %s/%s on %s: %w", namespace, name, host, err)
 	}
 	if len(res.IPs) > 0 {
-		pod.IP = res.IPs[0].Address.IP.String()
+		p.IP = res.IPs[0].Address.IP.String()
 	}
-	return pod, l.State.Save()
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for i := range h.Pods {
+		if h.Pods[i].ContainerID == p.ContainerID {
+			h.Pods[i].IP = p.IP
+		}
+	}
+	return &p, l.State.Save()
 }
 
 // DelPod runs CNI DEL and removes the pod's namespace.
 func (l *Lab) DelPod(ctx context.Context, host, namespace, name string) error {
+	l.mu.Lock()
 	h, err := l.State.Host(host)
+	var pod *PodState
+	if err == nil {
+		for _, p := range h.Pods {
+			if p.Name == name && p.Namespace == namespace {
+				pod = &p
+			}
+		}
+	}
+	l.mu.Unlock()
 	if err != nil {
 		return err
 	}
-	for _, p := range h.Pods {
-		if p.Name == name && p.Namespace == namespace {
-			return l.removePod(ctx, h, p)
-		}
+	if pod == nil {
+		return fmt.Errorf("no pod %s/%s on %s", namespace, name, host)
 	}
-	return fmt.Errorf("no pod %s/%s on %s", namespace, name, host)
+	return l.removePod(ctx, h, *pod)
 }
 
 func (l *Lab) removePod(ctx context.Context, h *HostState, p PodState) error {
@@ -121,18 +140,18 @@ func (l *Lab) removePod(ctx context.Context, h *HostState, p PodState) error {
 	if err == nil {
 		err = inHost(h, func() error { return l.cni().DelNetworkList(ctx, conf, runtimeConf(p)) })
 	}
+	if err != nil {
+		// Keep the record (and the namespace) for a later DEL or down.
+		return fmt.Errorf("CNI DEL for %s/%s on %s: %w", p.Namespace, p.Name, h.Name, err)
+	}
 	deleteNamespaces(p.NetNS)
+	l.mu.Lock()
 	for i := range h.Pods {
 		if h.Pods[i].ContainerID == p.ContainerID {
 			h.Pods = append(h.Pods[:i], h.Pods[i+1:]...)
 			break
 		}
 	}
-	if serr := l.State.Save(); err == nil {
-		err = serr
-	}
-	if err != nil {
-		return fmt.Errorf("CNI DEL for %s/%s on %s: %w", p.Namespace, p.Name, h.Name, err)
-	}
-	return nil
+	defer l.mu.Unlock()
+	return l.State.Save()
 }
