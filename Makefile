@@ -3,7 +3,7 @@
 MODULES := libcalico felix confd bgpd calicoctl cni-plugin kube-controllers deploy/lab
 BINARIES := felix/cmd/calico-felix confd/cmd/calico-confd bgpd/cmd/calico-bgpd \
 	calicoctl/cmd/calicoctl cni-plugin/cmd/calico cni-plugin/cmd/calico-ipam \
-	kube-controllers/cmd/calico-kube-controllers deploy/lab/cmd/calico-lab
+	kube-controllers/cmd/calico-kube-controllers deploy/lab/cmd/calico-lab deploy/lab/cmd/labnet
 GO ?= go
 SHELL := /bin/bash
 export PATH := $(PATH):/usr/local/go/bin
@@ -21,7 +21,7 @@ TESTFLAGS ?= -race -count=1 -timeout 20m
 # benchmark would load the machine another is measuring.
 BENCHFLAGS ?= -p 1 -run=^$$ -bench=. -benchtime=1x -count=1 -timeout 30m
 
-.PHONY: build test bench soak lint fmt tidy clean install deps kube lab demo
+.PHONY: build test bench soak lint fmt tidy clean install deps kube lab demo lab-k8s demo-k8s
 
 deps:
 	@bash .ci/install-deps
@@ -41,6 +41,13 @@ lab: deps build
 demo: deps build
 	bin/calico-lab up --hosts $(LAB_HOSTS) --demo --exit
 
+# lab-k8s and demo-k8s: the same with Kubernetes (kube-apiserver on the lab's
+# etcd, kubelet and containerd on every host, calico-kube-controllers).
+lab-k8s: deps build kube
+	bin/calico-lab up --hosts $(LAB_HOSTS) --kubernetes
+demo-k8s: deps build kube
+	bin/calico-lab up --hosts $(LAB_HOSTS) --kubernetes --demo --exit
+
 build:
 	@mkdir -p bin
 	@for b in $(BINARIES); do \
@@ -48,6 +55,8 @@ build:
 		echo "go build $$b"; \
 		(cd $$mod && CGO_ENABLED=0 $(GO) build -tags "$(BUILDTAGS)" -ldflags "$(LDFLAGS)" -o $(CURDIR)/bin/$$(basename $$b) ./cmd/$$(basename $$b)) || exit 1; \
 	done
+	@echo "go build loopback (containernetworking/plugins, for the lab's containerd)"
+	@cd deploy/lab && CGO_ENABLED=0 $(GO) build -o $(CURDIR)/bin/loopback github.com/containernetworking/plugins/plugins/main/loopback
 
 # test runs every module's tests verbosely into .test.log, shows package
 # results and failures, and ends with "N passed, N failed".

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Builds the upstream Kubernetes programs the tests and the lab run
-# (kube-apiserver, kube-controller-manager, kubelet, kubectl) from k8s.io/kubernetes
+# (kube-apiserver, kube-controller-manager, kube-scheduler, kubelet, kubectl) from k8s.io/kubernetes
 # through the Go module proxy, once per version, into a cache. Prints the
 # directory that holds them.
 #
@@ -10,7 +10,7 @@ set -euo pipefail
 cd "$(dirname "$0")"
 version=$(grep -oE 'k8s.io/kubernetes v[0-9][^ ]*' go.mod | head -1 | cut -d' ' -f2)
 dir=${CALICO_KUBE_BIN_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/calico-etcd/kube-$version}
-progs=(kube-apiserver kube-controller-manager kubelet kubectl)
+progs=(kube-apiserver kube-controller-manager kube-scheduler kubelet kubectl)
 mkdir -p "$dir"
 exec 9>"$dir/.lock"
 flock 9

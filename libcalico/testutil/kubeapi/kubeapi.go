@@ -110,13 +110,8 @@ type APIServer struct {
 func Start(t testing.TB, etcdEndpoint string) *APIServer {
 	t.Helper()
 	bin := Binary(t, "kube-apiserver")
-	port, err := testutil.FreePort()
+	a, err := New(t.TempDir(), bin, etcdEndpoint)
 	if err != nil {
-		t.Fatal(err)
-	}
-	a := &APIServer{Dir: t.TempDir(), bin: bin, etcd: etcdEndpoint, port: port,
-		URL: fmt.Sprintf("https://127.0.0.1:%d", port)}
-	if err := a.writeFiles(); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(a.Stop)
@@ -125,6 +120,39 @@ func Start(t testing.TB, etcdEndpoint string) *APIServer {
 	}
 	return a
 }
+
+// New prepares a kube-apiserver with its files in dir (key, tokens,
+// kubeconfig) on a free port of 127.0.0.1; Start runs it.
+func New(dir, bin, etcdEndpoint string) (*APIServer, error) {
+	port, err := testutil.FreePort()
+	if err != nil {
+		return nil, err
+	}
+	a := &APIServer{Dir: dir, bin: bin, etcd: etcdEndpoint, port: port,
+		URL: fmt.Sprintf("https://127.0.0.1:%d", port)}
+	if err := a.writeFiles(); err != nil {
+		return nil, err
+	}
+	return a, nil
+}
+
+// Port is the server's port on 127.0.0.1.
+func (a *APIServer) Port() int { return a.port }
+
+// PID is the running server's process ID, 0 when stopped.
+func (a *APIServer) PID() int {
+	if a.cmd == nil {
+		return 0
+	}
+	return a.cmd.Process.Pid
+}
+
+// KeyFile is the service-account signing key (kube-controller-manager
+// signs tokens with it).
+func (a *APIServer) KeyFile() string { return filepath.Join(a.Dir, "sa.key") }
+
+// CertFile is the server's self-signed certificate.
+func (a *APIServer) CertFile() string { return filepath.Join(a.Dir, "certs", "apiserver.crt") }
 
 func (a *APIServer) writeFiles() error {
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)

@@ -14,6 +14,7 @@ import (
 
 	"github.com/calico-etcd/calico/deploy/lab/internal/lab"
 	"github.com/calico-etcd/calico/libcalico/buildinfo"
+	"github.com/calico-etcd/calico/libcalico/testutil/kubeapi"
 )
 
 // DefaultStateDir is where the lab records what it made.
@@ -67,7 +68,8 @@ func signalContext() (context.Context, context.CancelFunc) {
 
 func newUp(f *flags, out io.Writer) *cobra.Command {
 	hosts := 3
-	var demo, exit bool
+	var demo, exit, kubernetes bool
+	var kubeBin string
 	cmd := &cobra.Command{
 		Use:   "up",
 		Short: "Start the lab and keep it running until Ctrl-C",
@@ -75,14 +77,30 @@ func newUp(f *flags, out io.Writer) *cobra.Command {
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx, cancel := signalContext()
 			defer cancel()
-			l, err := lab.Up(ctx, lab.Options{Name: f.name, Dir: f.dir, BinDir: f.binDir, Hosts: hosts, Out: out})
+			if kubernetes && kubeBin == "" {
+				dir, err := kubeapi.BinDir()
+				if err != nil {
+					return fmt.Errorf("--kubernetes: %w (or pass --kube-bin-dir)", err)
+				}
+				kubeBin = dir
+			}
+			l, err := lab.Up(ctx, lab.Options{Name: f.name, Dir: f.dir, BinDir: f.binDir, Hosts: hosts, Out: out,
+				Kubernetes: kubernetes, KubeBin: kubeBin})
 			if err != nil {
 				return err
 			}
 			defer l.Shutdown()
-			fmt.Fprintf(out, "\nThe lab is up. In another shell:\n  export ETCD_ENDPOINTS=%s\n  calicoctl get nodes\n  calico-lab pod add host1 mypod\n  calico-lab status\nCtrl-C here (or calico-lab down) removes everything.\n", l.State.EtcdEndpoint)
+			fmt.Fprintf(out, "\nThe lab is up. In another shell:\n  export ETCD_ENDPOINTS=%s\n", l.State.EtcdEndpoint)
+			if kubernetes {
+				fmt.Fprintf(out, "  export KUBECONFIG=%s\n  %s/kubectl get nodes\n", l.State.Kube.Kubeconfig, kubeBin)
+			}
+			fmt.Fprintf(out, "  calicoctl get nodes\n  calico-lab pod add host1 mypod\n  calico-lab status\nCtrl-C here (or calico-lab down) removes everything.\n")
 			if demo {
-				if err := l.Demo(ctx); err != nil {
+				run := l.Demo
+				if kubernetes {
+					run = l.KubeDemo
+				}
+				if err := run(ctx); err != nil {
 					return err
 				}
 				if exit {
@@ -99,6 +117,8 @@ func newUp(f *flags, out io.Writer) *cobra.Command {
 	cmd.Flags().IntVar(&hosts, "hosts", hosts, "number of hosts")
 	cmd.Flags().BoolVar(&demo, "demo", false, "run the demo once the lab is up")
 	cmd.Flags().BoolVar(&exit, "exit", false, "with --demo: remove the lab when the demo ends")
+	cmd.Flags().BoolVar(&kubernetes, "kubernetes", false, "also run Kubernetes: kube-apiserver on the lab's etcd, kubelet and containerd on every host, calico-kube-controllers")
+	cmd.Flags().StringVar(&kubeBin, "kube-bin-dir", "", "directory holding kube-apiserver, kubelet, kubectl, ... (default: built by deploy/kube/build.sh)")
 	return cmd
 }
 

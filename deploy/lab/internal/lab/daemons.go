@@ -80,6 +80,9 @@ func startOne(binDir, dir string, h *HostState, d daemon) (int, error) {
 		"CALICO_RUN_DIR="+filepath.Join(dir, "run"),
 		"FELIX_FELIXHOSTNAME="+h.Name,
 	)
+	if h.KubeNode {
+		cmd.Env = append(cmd.Env, "CALICO_K8S_NODE_REF="+h.Name)
+	}
 	cmd.Stdout, cmd.Stderr = logf, logf
 	// Own process group: Ctrl-C on the lab reaches the lab, which then
 	// stops the daemons in order.

@@ -12,6 +12,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/calico-etcd/calico/deploy/lab/internal/kube"
 	"github.com/calico-etcd/calico/libcalico/backend/etcd"
 	"github.com/calico-etcd/calico/libcalico/client"
 	"github.com/calico-etcd/calico/libcalico/testutil"
@@ -26,6 +27,8 @@ type Lab struct {
 	// mu guards State's pods while pods are added and removed
 	// concurrently.
 	mu sync.Mutex
+	// kube is the Kubernetes control plane (up --kubernetes).
+	kube *kube.Control
 
 	etcd     *testutil.Etcd
 	forwards []*forward
@@ -38,6 +41,10 @@ type Options struct {
 	BinDir string // where the binaries are
 	Hosts  int
 	Out    io.Writer
+	// Kubernetes adds a control plane, and kubelet and containerd on
+	// every host; KubeBin holds the Kubernetes programs.
+	Kubernetes bool
+	KubeBin    string
 }
 
 // Open loads the lab recorded in dir, for commands run beside `up`.
@@ -75,14 +82,14 @@ func Up(ctx context.Context, o Options) (*Lab, error) {
 	if err := l.State.Save(); err != nil {
 		return nil, err
 	}
-	if err := l.build(ctx, o.Hosts); err != nil {
+	if err := l.build(ctx, o); err != nil {
 		l.Shutdown()
 		return nil, err
 	}
 	return l, nil
 }
 
-func (l *Lab) build(ctx context.Context, hosts int) error {
+func (l *Lab) build(ctx context.Context, o Options) error {
 	srv, err := testutil.StartEtcdServer(filepath.Join(l.State.Dir, "etcd"))
 	if err != nil {
 		return err
@@ -96,11 +103,20 @@ func (l *Lab) build(ctx context.Context, hosts int) error {
 	if err := l.State.Save(); err != nil {
 		return err
 	}
+	if o.Kubernetes {
+		if err := l.ensurePool(ctx); err != nil {
+			return err
+		}
+		if err := l.startKubernetes(o.KubeBin); err != nil {
+			return err
+		}
+	}
 	if _, err := makeBridge(l.State.BridgeNS); err != nil {
 		return err
 	}
-	for i := 1; i <= hosts; i++ {
-		h := HostState{Name: fmt.Sprintf("host%d", i), NetNS: fmt.Sprintf("%s-h%d", l.State.Name, i), Addr: hostAddr(i)}
+	for i := 1; i <= o.Hosts; i++ {
+		h := HostState{Name: fmt.Sprintf("host%d", i), NetNS: fmt.Sprintf("%s-h%d", l.State.Name, i), Addr: hostAddr(i),
+			KubeNode: o.Kubernetes}
 		l.State.Hosts = append(l.State.Hosts, h)
 		if err := l.State.Save(); err != nil {
 			return err
@@ -122,9 +138,20 @@ func (l *Lab) build(ctx context.Context, hosts int) error {
 		if err := l.State.Save(); err != nil {
 			return err
 		}
+		if o.Kubernetes {
+			if err := l.startNode(ctx, hs, o.KubeBin); err != nil {
+				return err
+			}
+		}
 		fmt.Fprintf(l.Out, "%s: namespace %s, eth0 %s, %s\n", h.Name, h.NetNS, h.Addr, daemonSummary(hs))
 	}
-	return l.waitForNodes(ctx, 60*time.Second)
+	if err := l.waitForNodes(ctx, 60*time.Second); err != nil {
+		return err
+	}
+	if o.Kubernetes {
+		return l.waitKubeNodes(ctx, 120*time.Second)
+	}
+	return nil
 }
 
 // Client returns a datastore client for the lab's etcd.
@@ -176,6 +203,7 @@ func (l *Lab) Shutdown() {
 			_ = l.removePod(ctx, h, p)
 		}
 	}
+	stopKubernetes(l.State)
 	for i := range l.State.Hosts {
 		stopDaemons(&l.State.Hosts[i], 10*time.Second)
 	}
@@ -209,6 +237,7 @@ func Down(dir string, out io.Writer) error {
 			return errors.New("the lab's up process did not stop within 60s")
 		}
 	}
+	stopKubernetes(s)
 	for i := range s.Hosts {
 		stopDaemons(&s.Hosts[i], 10*time.Second)
 	}

@@ -30,6 +30,8 @@ type HostState struct {
 	Addr  string         `json:"addr"` // eth0 address with prefix length
 	PIDs  map[string]int `json:"pids"` // daemon name -> pid
 	Pods  []PodState     `json:"pods,omitempty"`
+	// KubeNode: the host is also a Kubernetes node of the same name.
+	KubeNode bool `json:"kubeNode,omitempty"`
 }
 
 // PodState is one pod added with `pod add`.
@@ -49,6 +51,8 @@ type State struct {
 	EtcdEndpoint string      `json:"etcdEndpoint"`
 	BridgeNS     string      `json:"bridgeNetns"`
 	Hosts        []HostState `json:"hosts"`
+	// Kube is set for a lab with Kubernetes (up --kubernetes).
+	Kube *KubeState `json:"kube,omitempty"`
 }
 
 func statePath(dir string) string { return filepath.Join(dir, "state.json") }
