@@ -1,9 +1,6 @@
 package commands
 
 import (
-	"io"
-	"os"
-
 	"github.com/spf13/cobra"
 
 	"github.com/calico-etcd/calico/calicoctl/internal/printer"
@@ -35,13 +32,7 @@ the default tier.`,
 			default:
 				return failf(nil, "unrecognized output format '%s'", output)
 			}
-			var data []byte
-			var err error
-			if file == "-" {
-				data, err = io.ReadAll(env.Stdin)
-			} else {
-				data, err = os.ReadFile(file)
-			}
+			data, err := newInputBudget().read(file, env.Stdin)
 			if err != nil {
 				return failf(err, "Failed to execute command: %v", err)
 			}
@@ -70,7 +61,7 @@ the default tier.`,
 		},
 	}
 	fl := cmd.Flags()
-	fl.StringVarP(&file, "filename", "f", "", `file to convert; "-" reads stdin`)
+	fl.StringVarP(&file, "filename", "f", "", `file to convert; "-" reads stdin (64 MiB at most)`)
 	fl.StringVarP(&output, "output", "o", "yaml", "output format: yaml or json")
 	fl.BoolVar(&ignoreValidation, "ignore-validation", false, "skip validation of the converted resources")
 	_ = cmd.MarkFlagRequired("filename")

@@ -35,6 +35,10 @@ func newGetCmd(env *Env) *cobra.Command {
 names. Without names, every resource of the kind is listed. The kind is
 case-insensitive and may be pluralized or abbreviated as in Calico.
 
+A listed resource whose stored value does not decode is left out, with a
+warning on stderr naming its etcd key; the exit status stays 0 (Calico
+leaves it out silently). Getting it by name fails with the decode error.
+
 Output formats (-o):
   ps                    a table of the kind's main columns (the default)
   wide                  as ps, with more columns
@@ -64,6 +68,7 @@ func (env *Env) runGet(ctx context.Context, gf *getFlags, args []string) error {
 	var c *client.Client
 	memo := map[string]string{}
 	p, err := printer.New(gf.output, printer.Options{
+		ReadFile:       func(name string) ([]byte, error) { return newInputBudget().read(name, nil) },
 		PrintNamespace: gf.allNamespaces || gf.namespace != "",
 		Config: func(name string) string {
 			v, ok := memo[name]
@@ -115,7 +120,7 @@ func (env *Env) runGet(ctx context.Context, gf *getFlags, args []string) error {
 			return failf(err, "Failed to get resources: %v", err)
 		}
 		l, err := list(ctx, c, kind.Kind, probe.GetObjectMeta().Namespace, sel)
-		if err != nil {
+		if err = env.skipCorrupt(err); err != nil {
 			return failf(err, "Failed to get resources: %v", err)
 		}
 		if gf.export {
@@ -162,9 +167,11 @@ func (env *Env) runGet(ctx context.Context, gf *getFlags, args []string) error {
 }
 
 // list reads one kind as a *printer.List, filtered by sel; tiers are
-// sorted by order as in Calico.
+// sorted by order as in Calico. Values that do not decode are left out
+// and the list is returned with a *cerrors.Partial naming them.
 func list(ctx context.Context, c *client.Client, kind, namespace string, sel selector.Selector) (*printer.List, error) {
 	items, rev, err := c.List(ctx, kind, client.ListOptions{Namespace: namespace})
+	skipped, err := cerrors.Skipped(err)
 	if err != nil {
 		return nil, err
 	}
@@ -180,7 +187,7 @@ func list(ctx context.Context, c *client.Client, kind, namespace string, sel sel
 			return a != nil && (b == nil || *a < *b)
 		})
 	}
-	return l, nil
+	return l, cerrors.PartialOf(skipped)
 }
 
 // export strips what only makes sense in this cluster.

@@ -63,6 +63,11 @@ workload and host endpoints, BGP peers, node configurations, IPs and block
 affinities), leaked IPs are released, and handles are deleted or corrected;
 each repair is printed.
 
+A stored block, handle, node or workload endpoint whose value does not
+decode is left out of the check, with a warning on stderr naming its key,
+and counts as a problem; --release-leaks then repairs nothing, since what
+the value holds is unknown.
+
 Like Calico's, the check exits 0 once it has run, whatever it found; read
 the "Check complete; found N problems." line or the report. It exits 1 if
 it could not run, or if --release-leaks could not repair something.`,
@@ -95,6 +100,16 @@ type ipamState struct {
 	wepIPs      []owner
 	usage       []ipam.PoolUsage
 	allocs      []ipam.Allocation
+	// unreadable are the values these reads skipped: they do not decode.
+	unreadable []*cerrors.Corrupt
+}
+
+// partial keeps what a read skipped in st.unreadable and returns the rest
+// of err.
+func (st *ipamState) partial(err error) error {
+	skipped, err := cerrors.Skipped(err)
+	st.unreadable = append(st.unreadable, skipped...)
+	return err
 }
 
 // loadIPAMState reads the cluster in the order that keeps the check
@@ -121,7 +136,7 @@ func loadIPAMState(ctx context.Context, c *client.Client, ic *ipam.Client) (*ipa
 		}
 	}
 	nodes, _, err := c.Nodes().List(ctx, client.ListOptions{})
-	if err != nil {
+	if err = st.partial(err); err != nil {
 		return nil, fmt.Errorf("listing nodes: %w", err)
 	}
 	for _, n := range nodes {
@@ -130,7 +145,7 @@ func loadIPAMState(ctx context.Context, c *client.Client, ic *ipam.Client) (*ipa
 		}
 	}
 	weps, _, err := c.WorkloadEndpoints().List(ctx, client.ListOptions{})
-	if err != nil {
+	if err = st.partial(err); err != nil {
 		return nil, fmt.Errorf("listing workload endpoints: %w", err)
 	}
 	for _, w := range weps {
@@ -140,10 +155,12 @@ func loadIPAMState(ctx context.Context, c *client.Client, ic *ipam.Client) (*ipa
 			}
 		}
 	}
-	if st.usage, err = ic.Usage(ctx); err != nil {
+	st.usage, err = ic.Usage(ctx)
+	if err = st.partial(err); err != nil {
 		return nil, err
 	}
-	if st.allocs, err = ic.Allocations(ctx); err != nil {
+	st.allocs, err = ic.Allocations(ctx)
+	if err = st.partial(err); err != nil {
 		return nil, err
 	}
 	slices.SortFunc(st.allocs, func(a, b ipam.Allocation) int { return a.IP.Compare(b.IP) })
@@ -200,6 +217,18 @@ func (env *Env) runIPAMCheck(ctx context.Context, f *ipamCheckFlags) error {
 	if err != nil {
 		return failf(err, "Failed to check IPAM: %v", err)
 	}
+	// One list of what does not decode, from both reads, in key order.
+	byKey := map[string]*cerrors.Corrupt{}
+	for _, u := range append(slices.Clone(r.Unreadable), st.unreadable...) {
+		if byKey[u.Key] == nil {
+			byKey[u.Key] = u
+		}
+	}
+	st.unreadable = st.unreadable[:0]
+	for _, k := range slices.Sorted(maps.Keys(byKey)) {
+		st.unreadable = append(st.unreadable, byKey[k])
+	}
+	env.warnCorrupt(st.unreadable...)
 	w := env.Stdout
 	cw := &checkWriter{w: w, showAll: f.showAll, showProblems: f.showAll || f.showProblems}
 	cw.write(st, r)
@@ -210,6 +239,9 @@ func (env *Env) runIPAMCheck(ctx context.Context, f *ipamCheckFlags) error {
 	}
 	if !f.releaseLeaks {
 		return nil
+	}
+	if len(st.unreadable) > 0 {
+		return failf(ipam.ErrUnreadable, "Not repairing anything: %d stored values do not decode, so what they hold is unknown and a repair could free addresses in use. Remove or rewrite them (see the warnings above) and check again.", len(st.unreadable))
 	}
 	return env.releaseLeaks(ctx, c, ic, r, f.minLeakAge)
 }
@@ -379,6 +411,17 @@ func (cw *checkWriter) write(st *ipamState, r *ipam.CheckReport) {
 	}
 	cw.printf("Found %d in-use IPs allocated to nodes that do not exist.\n", len(r.DeletedNodeAllocations))
 	problems += len(r.OrphanedEndpoints) + len(r.DeletedNodeAllocations)
+
+	if len(st.unreadable) > 0 { // not in Calico's report, which skips them silently
+		cw.printf("Scanning for stored values that do not decode...\n")
+		for _, u := range st.unreadable {
+			if cw.showProblems {
+				cw.printf("  %s: %v\n", u.Key, u.Err)
+			}
+		}
+		cw.printf("Found %d stored values that do not decode; what they hold is missing from this check.\n", len(st.unreadable))
+		problems += len(st.unreadable)
+	}
 
 	cw.printf("Check complete; found %d problems.\n", problems)
 }

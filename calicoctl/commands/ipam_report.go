@@ -113,7 +113,7 @@ func writeIPAMReport(path string, rep *ipamReport) error {
 }
 
 func readIPAMReport(path string) (*ipamReport, error) {
-	data, err := os.ReadFile(path)
+	data, err := newInputBudget().read(path, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -175,7 +175,7 @@ func (env *Env) releaseFromReports(ctx context.Context, c *client.Client, ic *ip
 		fmt.Fprintln(w, "Report didn't contain any leaked IPs to clean up.")
 	} else {
 		fmt.Fprintf(w, "Releasing %d old IPs...\n", len(ips))
-		release, gone, changed, err := stillLeaked(ctx, ic, ips)
+		release, gone, changed, err := stillLeaked(ctx, ic, ips, env.skipCorrupt)
 		if err != nil {
 			return failf(err, "Failed to read IPAM allocations: %v", err)
 		}
@@ -214,9 +214,11 @@ func (env *Env) releaseFromReports(ctx context.Context, c *client.Client, ic *ip
 // ReleaseIPs checks handle and sequence number again as it writes; this
 // pass only keeps one changed address from failing the release of the
 // others in its block.
-func stillLeaked(ctx context.Context, ic *ipam.Client, ips []ipam.ReleaseOptions) (release []ipam.ReleaseOptions, gone, changed int, err error) {
+func stillLeaked(ctx context.Context, ic *ipam.Client, ips []ipam.ReleaseOptions, warn func(error) error) (release []ipam.ReleaseOptions, gone, changed int, err error) {
+	// An address in a block that does not decode counts as gone: it
+	// cannot be released.
 	allocs, err := ic.Allocations(ctx)
-	if err != nil {
+	if err = warn(err); err != nil {
 		return nil, 0, 0, err
 	}
 	now := make(map[netip.Addr]ipam.Allocation, len(allocs))

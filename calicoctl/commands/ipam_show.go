@@ -108,7 +108,7 @@ func (env *Env) showIP(ctx context.Context, ic *ipam.Client, addr netip.Addr) er
 // rows only with blocks, as in Calico.
 func (env *Env) showUsage(ctx context.Context, ic *ipam.Client, blocks bool) error {
 	usage, err := ic.Usage(ctx)
-	if err != nil {
+	if err = env.skipCorrupt(err); err != nil {
 		return failf(err, "Failed to read IPAM usage: %v", err)
 	}
 	row := func(kind, cidr string, capacity, inUse float64) []string {
@@ -168,7 +168,7 @@ func findBorrowed(allocs []ipam.Allocation) ([]borrowed, int) {
 
 func (env *Env) showBorrowed(ctx context.Context, ic *ipam.Client) error {
 	allocs, err := ic.Allocations(ctx)
-	if err != nil {
+	if err = env.skipCorrupt(err); err != nil {
 		return failf(err, "Failed to read IPAM allocations: %v", err)
 	}
 	details, unclassified := findBorrowed(allocs)

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -29,7 +28,7 @@ type fileFlags struct {
 
 func (f *fileFlags) register(cmd *cobra.Command, verb string, required bool) {
 	fl := cmd.Flags()
-	fl.StringVarP(&f.filename, "filename", "f", "", "file to "+verb+` the resources from: "-" reads stdin, a directory reads each .yaml, .yml and .json file in it`)
+	fl.StringVarP(&f.filename, "filename", "f", "", "file to "+verb+` the resources from: "-" reads stdin, a directory reads each .yaml, .yml and .json file in it (64 MiB at most in all)`)
 	fl.BoolVarP(&f.recursive, "recursive", "R", false, "process the directory given with -f recursively")
 	fl.BoolVar(&f.skipEmpty, "skip-empty", false, "do not fail when the files hold no resources")
 	fl.StringVarP(&f.namespace, "namespace", "n", "", "namespace of the resources (NetworkPolicy, NetworkSet, WorkloadEndpoint); default \"default\"")
@@ -38,20 +37,17 @@ func (f *fileFlags) register(cmd *cobra.Command, verb string, required bool) {
 	}
 }
 
-// readFiles loads every resource -f names, in order.
+// readFiles loads every resource -f names, in order, reading at most
+// MaxInputBytes in all.
 func (e *Env) readFiles(f *fileFlags) ([]v3.Resource, error) {
 	files, err := e.expandFiles(f.filename, f.recursive)
 	if err != nil {
 		return nil, failf(err, "Failed to execute command: %v", err)
 	}
 	var out []v3.Resource
+	budget := newInputBudget()
 	for _, name := range files {
-		var data []byte
-		if name == "-" {
-			data, err = io.ReadAll(e.Stdin)
-		} else {
-			data, err = os.ReadFile(name)
-		}
+		data, err := budget.read(name, e.Stdin)
 		if err != nil {
 			return nil, failf(err, "Failed to execute command: %v", err)
 		}
@@ -225,8 +221,9 @@ func readOnlyError(verb string, r v3.Resource) error {
 // with one bad resource writes none: read-only kinds, defaults and field
 // validation, pool overlaps (with the datastore and within the file),
 // policy tiers, and, for create and replace, existence and
-// resourceVersion.
-func prevalidate(ctx context.Context, c *client.Client, verb string, rs []v3.Resource, skipExists bool) error {
+// resourceVersion. Stored values that do not decode are left out of the
+// checks (see corrupt.go); warn is told about them.
+func prevalidate(ctx context.Context, c *client.Client, verb string, rs []v3.Resource, skipExists bool, warn func(error) error) error {
 	var pools []*v3.IPPool
 	priorPools := map[string]*v3.IPPool{}
 	tiers := map[string]bool{client.DefaultTier: true}
@@ -250,7 +247,7 @@ func prevalidate(ctx context.Context, c *client.Client, verb string, rs []v3.Res
 		if verb == "create" || verb == "replace" {
 			if !listed[kind] {
 				items, _, err := c.List(ctx, kind, client.ListOptions{})
-				if err != nil {
+				if err = warn(err); err != nil {
 					return fail(err)
 				}
 				for _, it := range items {
@@ -272,7 +269,7 @@ func prevalidate(ctx context.Context, c *client.Client, verb string, rs []v3.Res
 		}
 		switch d := d.(type) {
 		case *v3.IPPool:
-			if err := checkPools(ctx, c, d, &pools, &priorPools, rs); err != nil {
+			if err := checkPools(ctx, c, d, &pools, &priorPools, rs, warn); err != nil {
 				return fail(err)
 			}
 		case *v3.Tier:
@@ -298,7 +295,7 @@ func builtIn(r v3.Resource) error {
 // checkPools checks p against the stored pools (fetched once into *seen)
 // other than those the file rewrites, and against the file's earlier
 // pools; a pool the file rewrites must keep its CIDR and block size.
-func checkPools(ctx context.Context, c *client.Client, p *v3.IPPool, seen *[]*v3.IPPool, prior *map[string]*v3.IPPool, rs []v3.Resource) error {
+func checkPools(ctx context.Context, c *client.Client, p *v3.IPPool, seen *[]*v3.IPPool, prior *map[string]*v3.IPPool, rs []v3.Resource, warn func(error) error) error {
 	if *seen == nil {
 		inFile := map[string]bool{}
 		for _, r := range rs {
@@ -307,7 +304,7 @@ func checkPools(ctx context.Context, c *client.Client, p *v3.IPPool, seen *[]*v3
 			}
 		}
 		stored, _, err := c.List(ctx, v3.KindIPPool, client.ListOptions{})
-		if err != nil {
+		if err = warn(err); err != nil {
 			return err
 		}
 		*seen = []*v3.IPPool{}

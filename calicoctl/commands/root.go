@@ -105,6 +105,9 @@ type Env struct {
 	MaxInFlight int
 
 	client *client.Client
+	// warned are the keys of values that do not decode already warned
+	// about (see warnCorrupt).
+	warned map[string]bool
 }
 
 // Client connects to the datastore once per run.

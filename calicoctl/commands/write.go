@@ -163,7 +163,7 @@ func (env *Env) runWrite(ctx context.Context, ff *fileFlags, v writeVerb, skipEx
 	if err != nil {
 		return err
 	}
-	if err := prevalidate(ctx, c, v.verb, rs, skipExists); err != nil {
+	if err := prevalidate(ctx, c, v.verb, rs, skipExists, env.skipCorrupt); err != nil {
 		return env.reportWrite(v, rs, nil, err)
 	}
 	written, err := writeAll(ctx, c, rs, v, skipExists, env.MaxInFlight)
@@ -315,6 +315,9 @@ host endpoints, its BGP peers, its node.<name> Felix and BGP configurations,
 the IP addresses allocated to it (tunnel addresses included) and its block
 affinities. For a Node that no longer exists, whatever it left behind is
 removed all the same, before the not-found error.
+
+A delete needs no decoding: a resource whose stored value does not decode
+(which get and the other commands skip) is deleted by name all the same.
 
 Valid resource types are:
 

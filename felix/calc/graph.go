@@ -19,6 +19,7 @@
 package calc
 
 import (
+	"errors"
 	"net/netip"
 	"slices"
 
@@ -48,6 +49,10 @@ type Graph struct {
 	polByKey map[model.ResourceKey]dpapi.PolicyID // the tier is in the value, not the key
 	tiers    map[string]*tier
 	profiles map[string]*profile
+	// missing holds the deny profiles that stand in for profiles local
+	// endpoints list but that do not exist (see denyProfile), so that
+	// each State hands the dataplane the same objects.
+	missing  map[string]*profile
 	pools    map[string]*dpapi.Pool
 	nodes    map[string]*dpapi.Host
 	blocks   map[netip.Prefix]string // block → affine host
@@ -85,6 +90,7 @@ func New(hostname string, log *logrus.Entry) *Graph {
 		polByKey: map[model.ResourceKey]dpapi.PolicyID{},
 		tiers:    map[string]*tier{},
 		profiles: map[string]*profile{},
+		missing:  map[string]*profile{},
 		pools:    map[string]*dpapi.Pool{},
 		nodes:    map[string]*dpapi.Host{},
 		blocks:   map[netip.Prefix]string{},
@@ -272,13 +278,13 @@ func (g *Graph) putProfile(name string, r *v3.Profile) {
 	old := g.profiles[name]
 	switch {
 	case r != nil:
-		p, errs := profileOf(r)
-		for _, err := range errs {
-			g.log.WithError(err).WithField("profile", name).Warn("Ignoring invalid rule of profile")
+		p, errs := profileOf(name, r)
+		if len(errs) > 0 {
+			g.log.WithError(errors.Join(errs...)).WithField("profile", name).Warn("Invalid profile; its endpoints get deny rules in its place")
 		}
 		g.profiles[name] = p
 	case name == DefaultAllowProfile:
-		p, _ := profileOf(&v3.Profile{
+		p, _ := profileOf(name, &v3.Profile{
 			ObjectMeta: v3.ObjectMeta{Name: name},
 			Spec:       v3.ProfileSpec{Ingress: []v3.Rule{{Action: v3.Allow}}, Egress: []v3.Rule{{Action: v3.Allow}}},
 		})

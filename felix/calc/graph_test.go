@@ -26,8 +26,8 @@ func TestLocalEndpointsAndProfiles(t *testing.T) {
 	if w == nil || w.Iface != "calia" || !slices.Equal(w.IPv4, []netip.Prefix{mustPrefix("10.0.0.1/32")}) {
 		t.Fatalf("workload = %+v", w)
 	}
-	if want := []string{"kns.ns1", DefaultAllowProfile}; !slices.Equal(w.Profiles, want) {
-		t.Errorf("profiles = %v, want %v (missing ones dropped)", w.Profiles, want)
+	if want := []string{"kns.ns1", "missing", DefaultAllowProfile}; !slices.Equal(w.Profiles, want) {
+		t.Errorf("profiles = %v, want %v (missing ones kept, as deny profiles)", w.Profiles, want)
 	}
 	if len(w.Tiers) != 0 {
 		t.Errorf("no policy should apply, got %+v", w.Tiers)

@@ -216,15 +216,40 @@ func policyOf(r any) (*policy, []error) {
 	return p, errs
 }
 
-func profileOf(r *v3.Profile) (*profile, []error) {
+// profileOf converts a profile. One that fails validation, or with a
+// rule that does not convert, is replaced whole by denyProfile (keeping
+// its labels) and reported in the errors: dropping the bad rule alone
+// could drop a deny and let through what the profile meant to stop.
+func profileOf(name string, r *v3.Profile) (*profile, []error) {
 	p := &profile{labels: r.Spec.LabelsToApply, sets: map[string]setRef{}, out: &dpapi.Profile{}}
-	owner := ruleOwner("profile/" + r.Name)
+	owner := ruleOwner("profile/" + name)
 	var errs, e []error
+	if err := r.Validate(); err != nil {
+		errs = append(errs, err)
+	}
 	p.out.Inbound, e = convertRules(owner, "ingress", r.Spec.Ingress, "", p.sets)
 	errs = append(errs, e...)
 	p.out.Outbound, e = convertRules(owner, "egress", r.Spec.Egress, "", p.sets)
 	errs = append(errs, e...)
-	return p, errs
+	if len(errs) > 0 {
+		d := denyProfile(name)
+		d.labels = p.labels
+		return d, errs
+	}
+	return p, nil
+}
+
+// denyProfile stands, in an endpoint's list, for a profile that does not
+// exist or is invalid: it denies both directions there, so that a later
+// profile cannot let in what the missing one might have denied (Calico
+// fails closed the same way).
+func denyProfile(name string) *profile {
+	owner := ruleOwner("profile/" + name)
+	deny := v3.Rule{Action: v3.Deny}
+	return &profile{out: &dpapi.Profile{
+		Inbound:  []dpapi.Rule{{ID: ruleID(owner, "ingress", 0, &deny), Action: dpapi.Deny}},
+		Outbound: []dpapi.Rule{{ID: ruleID(owner, "egress", 0, &deny), Action: dpapi.Deny}},
+	}}
 }
 
 func tierOf(t *v3.Tier) *tier {

@@ -94,14 +94,26 @@ func tierLists(tiers []*orderedTier, it *item, keep func(*policy) bool, used map
 	return out
 }
 
-// existingProfiles keeps the listed profiles that exist, in order.
-func (g *Graph) existingProfiles(names []string, used map[string]*profile) []string {
+// endpointProfiles lists an endpoint's profiles in order, each once. A
+// profile that does not exist stays in its place as a deny profile
+// (denyProfile): skipping it would let a later profile allow what it
+// might have denied.
+func (g *Graph) endpointProfiles(names []string, used map[string]*profile) []string {
 	var out []string
 	for _, n := range names {
-		if p, ok := g.profiles[n]; ok && !slices.Contains(out, n) {
-			out = append(out, n)
-			used[n] = p
+		if slices.Contains(out, n) {
+			continue
 		}
+		p, ok := g.profiles[n]
+		if !ok {
+			if p, ok = g.missing[n]; !ok {
+				p = denyProfile(n)
+				g.missing[n] = p
+				g.log.WithField("profile", n).Warn("Local endpoint lists a profile that does not exist; denying in its place")
+			}
+		}
+		out = append(out, n)
+		used[n] = p
 	}
 	return out
 }
@@ -121,7 +133,7 @@ func (g *Graph) resolve() {
 		it := g.idx.items[ep.key]
 		w := *ep.workload
 		w.Tiers = tierLists(tiers, it, wlKeep, usedPols)
-		w.Profiles = g.existingProfiles(ep.profiles, usedProfs)
+		w.Profiles = g.endpointProfiles(ep.profiles, usedProfs)
 		r.workloads[id] = &w
 	}
 	for name, ep := range g.heps {
@@ -144,7 +156,7 @@ func (g *Graph) resolve() {
 		h.PreDNATTiers = tierLists(tiers, it, kind(kindPreDNAT), usedPols)
 		h.UntrackedTiers = tierLists(tiers, it, kind(kindUntracked), usedPols)
 		h.ForwardTiers = tierLists(tiers, it, kind(kindForward), usedPols)
-		h.Profiles = g.existingProfiles(ep.profiles, usedProfs)
+		h.Profiles = g.endpointProfiles(ep.profiles, usedProfs)
 		r.hostEPs[name] = &h
 	}
 	want := map[string]setRef{}
@@ -157,6 +169,11 @@ func (g *Graph) resolve() {
 	for n, p := range usedProfs {
 		r.profiles[n] = p.out
 		maps.Copy(want, p.sets)
+	}
+	for n := range g.missing {
+		if _, exists := g.profiles[n]; exists || usedProfs[n] == nil {
+			delete(g.missing, n)
+		}
 	}
 	g.idx.setActive(want)
 	g.resolved = r

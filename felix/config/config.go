@@ -80,14 +80,26 @@ type Config struct {
 	EndpointReportingEnabled   bool          `config:"bool;false"`
 	EndpointReportingDelaySecs time.Duration `config:"seconds;1"`
 
-	HealthEnabled                   bool   `config:"bool;false"`
-	HealthHost                      string `config:"host-address;localhost"`
-	HealthPort                      int    `config:"int(0,65535);9099"`
-	PrometheusMetricsEnabled        bool   `config:"bool;false"`
-	PrometheusMetricsHost           string `config:"host-address;"`
+	HealthEnabled bool `config:"bool;false"`
+	// An empty value is invalid rather than "every address" (0.0.0.0 or ::).
+	HealthHost               string `config:"host-address;localhost;non-zero"`
+	HealthPort               int    `config:"int(0,65535);9099"`
+	PrometheusMetricsEnabled bool   `config:"bool;false"`
+	// Loopback unless set; an empty value is invalid rather than "every
+	// address" (0.0.0.0 or ::). Calico's default is every address.
+	PrometheusMetricsHost           string `config:"host-address;localhost;non-zero"`
 	PrometheusMetricsPort           int    `config:"int(0,65535);9091"`
 	PrometheusGoMetricsEnabled      bool   `config:"bool;true"`
 	PrometheusProcessMetricsEnabled bool   `config:"bool;true"`
+	// With PrometheusMetricsKeyFile, the metrics endpoint serves HTTPS. Read
+	// once at start; a file that does not load stops felix rather than
+	// falling back to plain HTTP.
+	PrometheusMetricsCertFile string `config:"file;;local"`
+	// The key of PrometheusMetricsCertFile.
+	PrometheusMetricsKeyFile string `config:"file;;local"`
+	// With the certificate and key set, the metrics endpoint requires
+	// client certificates that this CA signed.
+	PrometheusMetricsCAFile string `config:"file;;local"`
 
 	FailsafeInboundHostPorts  []dpapi.ProtoPort `config:"port-list;tcp:22,udp:68,tcp:179,tcp:2379,tcp:2380,tcp:5473,tcp:6443,tcp:6666,tcp:6667"`
 	FailsafeOutboundHostPorts []dpapi.ProtoPort `config:"port-list;udp:53,udp:67,tcp:179,tcp:2379,tcp:2380,tcp:5473,tcp:6443,tcp:6666,tcp:6667"`
@@ -133,8 +145,8 @@ func (c *Config) WithDatastore(global, node *v3.FelixConfiguration) *Config {
 // SourceOf says where a parameter's value came from.
 func (c *Config) SourceOf(param string) Source { return c.sources[strings.ToLower(param)] }
 
-// Validate checks what single parameters cannot: the node name is known
-// and ports do not collide.
+// Validate checks what single parameters cannot: the node name is known,
+// ports do not collide and the metrics TLS files come as a set.
 func (c *Config) Validate() error {
 	var errs []error
 	if c.FelixHostname == "" {
@@ -142,6 +154,12 @@ func (c *Config) Validate() error {
 	}
 	if c.HealthEnabled && c.PrometheusMetricsEnabled && c.HealthPort == c.PrometheusMetricsPort && c.HealthPort != 0 {
 		errs = append(errs, fmt.Errorf("HealthPort and PrometheusMetricsPort are both %d", c.HealthPort))
+	}
+	if (c.PrometheusMetricsCertFile == "") != (c.PrometheusMetricsKeyFile == "") {
+		errs = append(errs, errors.New("PrometheusMetricsCertFile and PrometheusMetricsKeyFile must be set together"))
+	}
+	if c.PrometheusMetricsCAFile != "" && c.PrometheusMetricsCertFile == "" {
+		errs = append(errs, errors.New("PrometheusMetricsCAFile needs PrometheusMetricsCertFile and PrometheusMetricsKeyFile: client certificates are checked only over TLS"))
 	}
 	if c.ReportingIntervalSecs > 0 && c.ReportingTTLSecs > 0 && c.ReportingTTLSecs < c.ReportingIntervalSecs {
 		errs = append(errs, fmt.Errorf("ReportingTTLSecs %v is shorter than ReportingIntervalSecs %v", c.ReportingTTLSecs, c.ReportingIntervalSecs))

@@ -215,3 +215,51 @@ func TestPortListRoundTrip(t *testing.T) {
 }
 
 func ptr[T any](v T) *T { return &v }
+
+// The health and metrics hosts default to loopback, from every source: an
+// empty value is rejected (logged) instead of meaning every address, and
+// the datastore cannot point the metrics TLS files elsewhere.
+// issue 23 item 6
+func TestMetricsAndHealthHostsDefaultToLoopback(t *testing.T) {
+	l, hook := newLoader(t, "[global]\nPrometheusMetricsEnabled = true\nPrometheusMetricsHost =\n", "FELIX_FELIXHOSTNAME=n1", "FELIX_HEALTHHOST=")
+	node := v3.NewFelixConfiguration()
+	node.Spec.PrometheusMetricsHost = ptr("")
+	l.SetDatastore(nil, node)
+	l.set(SourceDatastoreGlobal, "PrometheusMetricsCAFile", "/tmp/evil-ca.pem")
+	c := l.Config()
+	if c.PrometheusMetricsHost != "localhost" || c.HealthHost != "localhost" || c.PrometheusMetricsCAFile != "" {
+		t.Errorf("metrics host %q, health host %q, CA %q: want localhost, localhost and none",
+			c.PrometheusMetricsHost, c.HealthHost, c.PrometheusMetricsCAFile)
+	}
+	warned := map[string]int{}
+	for _, e := range hook.AllEntries() {
+		if p, ok := e.Data["param"].(string); ok && e.Level == logrus.WarnLevel {
+			warned[p]++
+		}
+	}
+	if warned["PrometheusMetricsHost"] != 2 || warned["HealthHost"] != 1 {
+		t.Errorf("warnings %v: want the empty hosts logged", warned)
+	}
+}
+
+// The metrics TLS files come as a set: a certificate needs its key, and a
+// CA (client certificates) needs both.
+// issue 23 item 6
+func TestMetricsTLSFilesValidated(t *testing.T) {
+	for _, x := range []struct {
+		env []string
+		ok  bool
+	}{
+		{nil, true},
+		{[]string{"FELIX_PROMETHEUSMETRICSCERTFILE=/c", "FELIX_PROMETHEUSMETRICSKEYFILE=/k"}, true},
+		{[]string{"FELIX_PROMETHEUSMETRICSCERTFILE=/c", "FELIX_PROMETHEUSMETRICSKEYFILE=/k", "FELIX_PROMETHEUSMETRICSCAFILE=/ca"}, true},
+		{[]string{"FELIX_PROMETHEUSMETRICSCERTFILE=/c"}, false},
+		{[]string{"FELIX_PROMETHEUSMETRICSKEYFILE=/k"}, false},
+		{[]string{"FELIX_PROMETHEUSMETRICSCAFILE=/ca"}, false},
+	} {
+		l, _ := newLoader(t, "", append([]string{"FELIX_FELIXHOSTNAME=n1"}, x.env...)...)
+		if err := l.Config().Validate(); (err == nil) != x.ok {
+			t.Errorf("%v: Validate() = %v", x.env, err)
+		}
+	}
+}

@@ -9,8 +9,11 @@
 //	status.Reporter ─► felix status keys (lease-backed)
 //
 // Nothing is applied before the syncer is first in sync, nor while it is
-// resyncing after an outage: the dataplane keeps what it has. On SIGTERM
-// (ctx cancelled) Run returns nil and leaves the dataplane in place.
+// resyncing after an outage or a datastore reset (etcd restored from a
+// snapshot): the dataplane keeps what it has. /readiness answers success
+// only while the syncer is in sync and the last state was applied, so it
+// fails through both. On SIGTERM (ctx cancelled) Run returns nil and
+// leaves the dataplane in place.
 package daemon
 
 import (
@@ -23,7 +26,6 @@ import (
 
 	sddaemon "github.com/coreos/go-systemd/v22/daemon"
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/sirupsen/logrus"
 
 	"github.com/calico-etcd/calico/felix/config"
@@ -152,13 +154,11 @@ func Run(ctx context.Context, cfg *config.Config, deps Deps) error {
 	m := newMetrics(cfg.FelixHostname, cfg.PrometheusGoMetricsEnabled, cfg.PrometheusProcessMetricsEnabled, extra, log)
 	var metricsAddr net.Addr
 	if cfg.PrometheusMetricsEnabled {
-		addr := net.JoinHostPort(cfg.PrometheusMetricsHost, strconv.Itoa(cfg.PrometheusMetricsPort))
-		a, err := health.Serve(ctx, addr, promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{}), log)
+		a, err := serveMetrics(ctx, cfg, m.reg, log)
 		if err != nil {
 			return fmt.Errorf("metrics endpoint: %w", err)
 		}
 		metricsAddr = a
-		log.WithField("addr", a).Info("Serving Prometheus metrics")
 	}
 	if deps.Ready != nil {
 		deps.Ready(healthAddr, metricsAddr)

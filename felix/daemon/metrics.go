@@ -1,11 +1,23 @@
 package daemon
 
 import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"strconv"
+
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/sirupsen/logrus"
 
 	"github.com/calico-etcd/calico/felix/calc"
+	"github.com/calico-etcd/calico/felix/config"
+	"github.com/calico-etcd/calico/libcalico/health"
 	"github.com/calico-etcd/calico/libcalico/syncer"
 )
 
@@ -98,4 +110,53 @@ func (m *metrics) setStats(s calc.Stats) {
 	m.numProfiles.Set(float64(s.ClusterProfiles))
 	m.numWorkloads.Set(float64(s.ClusterWorkloads))
 	m.numHostEPs.Set(float64(s.ClusterHostEndpoints))
+}
+
+// serveMetrics serves reg on PrometheusMetricsHost:PrometheusMetricsPort
+// (loopback unless configured otherwise) until ctx ends, over TLS when
+// the certificate files are set (see metricsTLS), and returns the address
+// it listens on.
+func serveMetrics(ctx context.Context, cfg *config.Config, reg *prometheus.Registry, log *logrus.Entry) (net.Addr, error) {
+	tlsCfg, err := metricsTLS(cfg)
+	if err != nil {
+		return nil, err
+	}
+	addr := net.JoinHostPort(cfg.PrometheusMetricsHost, strconv.Itoa(cfg.PrometheusMetricsPort))
+	a, err := health.ServeTLS(ctx, addr, promhttp.HandlerFor(reg, promhttp.HandlerOpts{}), tlsCfg, log)
+	if err != nil {
+		return nil, err
+	}
+	log.WithFields(logrus.Fields{"addr": a, "tls": tlsCfg != nil, "clientCerts": tlsCfg != nil && tlsCfg.ClientCAs != nil}).
+		Info("Serving Prometheus metrics")
+	return a, nil
+}
+
+// metricsTLS is the metrics endpoint's TLS, as Calico's: nil without
+// PrometheusMetricsCertFile and KeyFile; with PrometheusMetricsCAFile,
+// clients must present a certificate that CA signed. The files are read
+// once, at start.
+func metricsTLS(cfg *config.Config) (*tls.Config, error) {
+	if cfg.PrometheusMetricsCertFile == "" && cfg.PrometheusMetricsKeyFile == "" {
+		if cfg.PrometheusMetricsCAFile != "" {
+			return nil, errors.New("PrometheusMetricsCAFile is set without PrometheusMetricsCertFile and PrometheusMetricsKeyFile")
+		}
+		return nil, nil
+	}
+	pair, err := tls.LoadX509KeyPair(cfg.PrometheusMetricsCertFile, cfg.PrometheusMetricsKeyFile)
+	if err != nil {
+		return nil, fmt.Errorf("loading PrometheusMetricsCertFile and PrometheusMetricsKeyFile: %w", err)
+	}
+	out := &tls.Config{Certificates: []tls.Certificate{pair}, MinVersion: tls.VersionTLS12}
+	if cfg.PrometheusMetricsCAFile != "" {
+		pem, err := os.ReadFile(cfg.PrometheusMetricsCAFile)
+		if err != nil {
+			return nil, fmt.Errorf("loading PrometheusMetricsCAFile: %w", err)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("loading PrometheusMetricsCAFile: no PEM certificate in %s", cfg.PrometheusMetricsCAFile)
+		}
+		out.ClientCAs, out.ClientAuth = pool, tls.RequireAndVerifyClientCert
+	}
+	return out, nil
 }

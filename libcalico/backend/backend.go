@@ -104,3 +104,15 @@ type Client interface {
 	// Close releases connections.
 	Close() error
 }
+
+// ResetNotifier is implemented by backends that notice when the datastore
+// behind them is replaced or rolled back (etcd restored from a snapshot):
+// revisions read before such a reset no longer compare with revisions
+// read after it, so a cache keyed by revision must list again.
+type ResetNotifier interface {
+	// Resets returns how many resets were noticed so far, a channel closed
+	// when the next one is, and the cause of the latest (an error matching
+	// cerrors.ErrDatastoreReset that says what was seen; nil before the
+	// first).
+	Resets() (n uint64, next <-chan struct{}, cause error)
+}

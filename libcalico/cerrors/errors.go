@@ -18,6 +18,13 @@ var (
 	ErrValidation  = errors.New("validation failed")
 	ErrUnavailable = errors.New("datastore unavailable")
 	ErrCompacted   = errors.New("watch revision compacted")
+	// ErrDatastoreReset: the datastore was replaced or rolled back (etcd
+	// restored from a snapshot), so revisions read before it no longer
+	// compare with revisions read after; a cache must list again.
+	ErrDatastoreReset = errors.New("datastore reset")
+	// ErrCorrupt matches *Corrupt and *Partial: a stored value that does
+	// not decode.
+	ErrCorrupt = errors.New("stored value does not decode")
 )
 
 // NotFound reports that the object at Key does not exist.
@@ -99,4 +106,53 @@ func (e *Validation) Err() error {
 		return nil
 	}
 	return e
+}
+
+// Corrupt reports a stored value that does not decode. Key is the etcd
+// key, so that the message says what to repair.
+type Corrupt struct {
+	Key string
+	Err error
+}
+
+func (e *Corrupt) Error() string   { return fmt.Sprintf("decoding %s: %v", e.Key, e.Err) }
+func (e *Corrupt) Is(t error) bool { return t == ErrCorrupt }
+func (e *Corrupt) Unwrap() error   { return e.Err }
+
+// Partial reports a read that skipped the values it could not decode and
+// returned the others alongside this error. Skipped is in key order.
+type Partial struct {
+	Skipped []*Corrupt
+}
+
+func (e *Partial) Error() string {
+	parts := make([]string, len(e.Skipped))
+	for i, c := range e.Skipped {
+		parts[i] = c.Error()
+	}
+	return fmt.Sprintf("skipped %d stored value(s) that do not decode: %s", len(e.Skipped), strings.Join(parts, "; "))
+}
+
+func (e *Partial) Is(t error) bool { return t == ErrCorrupt }
+
+// Skipped returns the values a partial read skipped and the rest of err:
+// nil when err is nil or only a *Partial, so that a caller that accepts
+// partial results writes
+//
+//	items, err := c.List(...)
+//	skipped, err := cerrors.Skipped(err)
+func Skipped(err error) ([]*Corrupt, error) {
+	var p *Partial
+	if err == nil || !errors.As(err, &p) || p != err {
+		return nil, err
+	}
+	return p.Skipped, nil
+}
+
+// PartialOf returns a *Partial for skipped, or nil when it is empty.
+func PartialOf(skipped []*Corrupt) error {
+	if len(skipped) == 0 {
+		return nil
+	}
+	return &Partial{Skipped: skipped}
 }

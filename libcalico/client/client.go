@@ -86,51 +86,60 @@ func decode(kv *backend.KVPair) (v3.Resource, error) {
 }
 
 // decodeAll decodes a list, in parallel chunks when it is long: decoding,
-// not the etcd read, dominates the cost of a large List.
-func decodeAll(kvs []*backend.KVPair) ([]v3.Resource, error) {
+// not the etcd read, dominates the cost of a large List. Values that do
+// not decode are left out and returned in skipped; any other error fails
+// the whole list.
+func decodeAll(kvs []*backend.KVPair) (_ []v3.Resource, skipped []*cerrors.Corrupt, _ error) {
 	out := make([]v3.Resource, len(kvs), len(kvs)+1)
+	errs := make([]error, len(kvs))
 	const chunk = 512
 	workers := min(runtime.GOMAXPROCS(0), (len(kvs)+chunk-1)/chunk)
 	if workers <= 1 {
 		for i, kv := range kvs {
-			r, err := decode(kv)
-			if err != nil {
-				return nil, err
-			}
-			out[i] = r
+			out[i], errs[i] = decode(kv)
 		}
-		return out, nil
-	}
-	var (
-		wg       sync.WaitGroup
-		next     atomic.Int64
-		firstErr atomic.Pointer[error]
-	)
-	for w := 0; w < workers; w++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for {
-				lo := int(next.Add(chunk)) - chunk
-				if lo >= len(kvs) || firstErr.Load() != nil {
-					return
-				}
-				for i := lo; i < min(lo+chunk, len(kvs)); i++ {
-					r, err := decode(kvs[i])
-					if err != nil {
-						firstErr.CompareAndSwap(nil, &err)
+	} else {
+		var (
+			wg   sync.WaitGroup
+			next atomic.Int64
+		)
+		for w := 0; w < workers; w++ {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for {
+					lo := int(next.Add(chunk)) - chunk
+					if lo >= len(kvs) {
 						return
 					}
-					out[i] = r
+					for i := lo; i < min(lo+chunk, len(kvs)); i++ {
+						out[i], errs[i] = decode(kvs[i])
+					}
 				}
-			}
-		}()
+			}()
+		}
+		wg.Wait()
 	}
-	wg.Wait()
-	if e := firstErr.Load(); e != nil {
-		return nil, *e
+	for _, err := range errs {
+		var c *cerrors.Corrupt
+		switch {
+		case err == nil:
+		case errors.As(err, &c):
+			skipped = append(skipped, c)
+		default:
+			return nil, nil, err
+		}
 	}
-	return out, nil
+	if len(skipped) == 0 {
+		return out, nil, nil
+	}
+	good := out[:0]
+	for i, r := range out {
+		if errs[i] == nil {
+			good = append(good, r)
+		}
+	}
+	return good, skipped, nil
 }
 
 func parseRevision(rv string) (int64, error) {
@@ -356,7 +365,10 @@ func (c *Client) ApplyPrepared(ctx context.Context, p *Prepared) (v3.Resource, e
 	return out, err
 }
 
-// Delete removes a resource; resourceVersion "" deletes whatever is stored.
+// Delete removes a resource; resourceVersion "" deletes whatever is
+// stored. A delete needs no decoding: a stored value that does not decode
+// is removed all the same, and the resource returned then holds only its
+// kind, name, namespace and the revision it was deleted at.
 func (c *Client) Delete(ctx context.Context, kind, namespace, name, resourceVersion string) (v3.Resource, error) {
 	if err := c.checkDelete(ctx, kind, namespace, name); err != nil {
 		return nil, err
@@ -369,7 +381,14 @@ func (c *Client) Delete(ctx context.Context, kind, namespace, name, resourceVers
 	if err != nil {
 		return nil, err
 	}
-	return decode(kv)
+	r, err := decode(kv)
+	if errors.Is(err, cerrors.ErrCorrupt) {
+		if r, err = v3.New(kind); err == nil {
+			m := r.GetObjectMeta()
+			m.Name, m.Namespace, m.ResourceVersion = name, namespace, strconv.FormatInt(kv.Revision, 10)
+		}
+	}
+	return r, err
 }
 
 // Get reads one resource.
@@ -391,19 +410,25 @@ type ListOptions struct {
 }
 
 // List reads every resource of a kind, with the revision it was read at.
+//
+// A stored value that does not decode does not fail the list, as in
+// Calico: List returns the other resources and the revision together
+// with a *cerrors.Partial naming each skipped key (errors.Is(err,
+// cerrors.ErrCorrupt); cerrors.Skipped separates it from other errors). A
+// caller that cannot act on part of a list treats it as any other error.
 func (c *Client) List(ctx context.Context, kind string, opts ListOptions) ([]v3.Resource, int64, error) {
 	l, err := c.be.List(ctx, model.ResourceListOptions{Kind: kind, Namespace: opts.Namespace, Name: opts.Name})
 	if err != nil {
 		return nil, 0, err
 	}
-	out, err := decodeAll(l.KVPairs)
+	out, skipped, err := decodeAll(l.KVPairs)
 	if err != nil {
 		return nil, 0, err
 	}
 	if r := synthesized(kind, opts.Name); r != nil || (kind == v3.KindProfile && opts.Name == "") {
 		out = append(out, defaultAllowProfile())
 	}
-	return out, l.Revision, nil
+	return out, l.Revision, cerrors.PartialOf(skipped)
 }
 
 // Watch streams raw changes to one kind from revision (see backend.Watch).

@@ -5,6 +5,7 @@ import (
 	"fmt"
 
 	v3 "github.com/calico-etcd/calico/libcalico/api/v3"
+	"github.com/calico-etcd/calico/libcalico/cerrors"
 )
 
 // Resources is the typed client of one kind.
@@ -50,9 +51,11 @@ func (r Resources[T]) Get(ctx context.Context, namespace, name string) (T, error
 	return typed[T](r.c.Get(ctx, r.kind, namespace, name))
 }
 
-// List reads every resource matching opts and the revision of the read.
+// List reads every resource matching opts and the revision of the read;
+// values that do not decode are skipped as Client.List skips them.
 func (r Resources[T]) List(ctx context.Context, opts ListOptions) ([]T, int64, error) {
 	items, rev, err := r.c.List(ctx, r.kind, opts)
+	skipped, err := cerrors.Skipped(err)
 	if err != nil {
 		return nil, 0, err
 	}
@@ -64,7 +67,7 @@ func (r Resources[T]) List(ctx context.Context, opts ListOptions) ([]T, int64, e
 		}
 		out = append(out, t)
 	}
-	return out, rev, nil
+	return out, rev, cerrors.PartialOf(skipped)
 }
 
 func res[T v3.Resource](c *Client, kind string) Resources[T] { return Resources[T]{c: c, kind: kind} }

@@ -5,8 +5,10 @@ package health
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
+	stdlog "log"
 	"net"
 	"net/http"
 	"sort"
@@ -103,11 +105,21 @@ func (a *Aggregator) Handler() http.Handler {
 // Serve listens on addr and serves h until ctx ends. It returns once the
 // listener is open, or with the listen error.
 func Serve(ctx context.Context, addr string, h http.Handler, log *logrus.Entry) (net.Addr, error) {
+	return ServeTLS(ctx, addr, h, nil, log)
+}
+
+// ServeTLS is Serve over TLS with tlsCfg (plain HTTP when it is nil); a
+// client the handshake rejects never reaches h.
+func ServeTLS(ctx context.Context, addr string, h http.Handler, tlsCfg *tls.Config, log *logrus.Entry) (net.Addr, error) {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, fmt.Errorf("listening on %s: %w", addr, err)
 	}
-	srv := &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second}
+	if tlsCfg != nil {
+		ln = tls.NewListener(ln, tlsCfg)
+	}
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second, TLSConfig: tlsCfg,
+		ErrorLog: stdlog.New(logWriter{log.WithField("addr", addr)}, "", 0)}
 	go func() {
 		<-ctx.Done()
 		sctx, cancel := context.WithTimeout(context.Background(), time.Second)
@@ -120,4 +132,13 @@ func Serve(ctx context.Context, addr string, h http.Handler, log *logrus.Entry) 
 		}
 	}()
 	return ln.Addr(), nil
+}
+
+// logWriter takes net/http's server log lines (a TLS client rejected, a
+// broken connection) to log at debug level.
+type logWriter struct{ log *logrus.Entry }
+
+func (w logWriter) Write(p []byte) (int, error) {
+	w.log.WithField("detail", strings.TrimSpace(string(p))).Debug("HTTP server error")
+	return len(p), nil
 }

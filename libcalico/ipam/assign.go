@@ -9,6 +9,8 @@ import (
 	"net/netip"
 	"slices"
 
+	"github.com/sirupsen/logrus"
+
 	v3 "github.com/calico-etcd/calico/libcalico/api/v3"
 	"github.com/calico-etcd/calico/libcalico/backend"
 	"github.com/calico-etcd/calico/libcalico/model"
@@ -39,32 +41,61 @@ func (c *Client) AutoAssign(ctx context.Context, args AutoAssignArgs) (*Assignme
 	if v4, v6, done, err := c.assignWarm(ctx, args); done {
 		return v4, v6, err
 	}
+	for attempt := 1; ; attempt++ {
+		v4, v6, err := c.autoAssignFull(ctx, args)
+		// With ReuseHandle, another writer of the handle (a concurrent
+		// request for it) means deciding again from what it now holds.
+		if !errors.Is(err, errHandleMoved) || attempt >= c.opts.MaxAttempts {
+			return v4, v6, err
+		}
+	}
+}
+
+// autoAssignFull is AutoAssign's full path: read the host's state (and
+// with ReuseHandle what the handle holds), then assign.
+func (c *Client) autoAssignFull(ctx context.Context, args AutoAssignArgs) (*Assignments, *Assignments, error) {
 	st, err := c.loadHost(ctx, args.Hostname, args.HandleID)
 	if err != nil {
 		return nil, nil, err
+	}
+	var held map[int][]netip.Prefix
+	if args.ReuseHandle && st.handle != nil && st.handle.rev != 0 {
+		if held, err = c.heldBy(ctx, st.handle); err != nil {
+			return nil, nil, err
+		}
 	}
 	log := c.log.WithField("host", args.Hostname)
 	if args.HandleID != "" {
 		log = log.WithField("handle", args.HandleID)
 	}
 	defer c.remember(st)
-	v4, err := c.autoAssign(ctx, st, args, 4, args.Num4)
+	v4, err := c.autoAssign(ctx, st, args, 4, args.Num4, held[4])
 	if err != nil {
 		log.WithError(err).Info("IPv4 assignment incomplete")
 		return v4, nil, err
 	}
-	v6, err := c.autoAssign(ctx, st, args, 6, args.Num6)
+	v6, err := c.autoAssign(ctx, st, args, 6, args.Num6, held[6])
 	if err != nil {
 		log.WithError(err).Info("IPv6 assignment incomplete")
 		return v4, v6, err
+	}
+	if len(held) > 0 {
+		log.WithFields(logrus.Fields{"v4": v4.IPs, "v6": v6.IPs}).Info("handle already held addresses; reusing them")
 	}
 	c.keepWarm(st)
 	return v4, v6, nil
 }
 
-func (c *Client) autoAssign(ctx context.Context, st *hostState, args AutoAssignArgs, version, num int) (*Assignments, error) {
+// autoAssign assigns num addresses of one version; held (ReuseHandle) are
+// the handle's addresses of that version, which count first.
+func (c *Client) autoAssign(ctx context.Context, st *hostState, args AutoAssignArgs, version, num int, held []netip.Prefix) (*Assignments, error) {
 	a := &Assignments{IPVersion: version, NumRequested: num}
 	if num == 0 {
+		return a, nil
+	}
+	a.IPs = slices.Clone(held[:min(len(held), num)])
+	a.Held = len(a.IPs)
+	if len(a.IPs) == num {
 		return a, nil
 	}
 	requested := args.IPv4Pools
@@ -85,7 +116,7 @@ func (c *Client) autoAssign(ctx context.Context, st *hostState, args AutoAssignA
 	if args.MaxBlocksPerHost > 0 && (maxBlocks == 0 || args.MaxBlocksPerHost < maxBlocks) {
 		maxBlocks = args.MaxBlocksPerHost
 	}
-	req := request{handle: args.HandleID, attrs: args.Attrs}
+	req := request{handle: args.HandleID, attrs: args.Attrs, reuse: args.ReuseHandle}
 
 	// The host's own blocks, the one it used last first (read with the
 	// state); the others are read, all in one round trip, only if needed.
@@ -190,6 +221,10 @@ func boolInt(b bool) int {
 type request struct {
 	handle string
 	attrs  map[string]string
+	// reuse (AutoAssignArgs.ReuseHandle): the assignment was decided on
+	// what the handle held; if another writer changes the handle, the
+	// write gives up with errHandleMoved.
+	reuse bool
 }
 
 // fill assigns what a still lacks from bk.
@@ -226,6 +261,9 @@ func (c *Client) assignFrom(ctx context.Context, st *hostState, bk *blockKV, num
 			}
 			*bk = *fresh
 			if h != nil {
+				if req.reuse && h.rev != st.handle.rev {
+					return nil, errHandleMoved
+				}
 				st.handle = h
 			}
 		}
@@ -254,6 +292,9 @@ func (c *Client) assignFrom(ctx context.Context, st *hostState, bk *blockKV, num
 		if isConflict(err) {
 			if err := c.refresh(st, bk, h != nil, res); err != nil {
 				return nil, err
+			}
+			if req.reuse && h != nil && st.handle.rev != h.rev {
+				return nil, errHandleMoved
 			}
 			if bk.b == nil {
 				return nil, nil

@@ -11,6 +11,7 @@ import (
 
 	v3 "github.com/calico-etcd/calico/libcalico/api/v3"
 	"github.com/calico-etcd/calico/libcalico/backend"
+	"github.com/calico-etcd/calico/libcalico/cerrors"
 	"github.com/calico-etcd/calico/libcalico/model"
 )
 
@@ -66,6 +67,14 @@ type CheckReport struct {
 	// A node with an endpoint or allocation younger than MinLeakAge may be
 	// starting up: it is left out, as are its endpoints and allocations.
 	DeletedNodes []string
+	// Unreadable are the stored blocks, handles, nodes and endpoints that
+	// do not decode, in the order read. The check goes on without them, so
+	// what they hold is missing from the rest of the report: addresses a
+	// lost endpoint uses may show as leaked, a lost block's allocations
+	// are not counted. A node whose value does not decode still counts as
+	// existing (its name is in its key), and a handle likewise. Fix repairs
+	// nothing while any value is unreadable.
+	Unreadable []*cerrors.Corrupt
 	// Fixed counts what Fix repaired; FixErrors what it could not.
 	Fixed     int
 	FixErrors []error
@@ -74,8 +83,12 @@ type CheckReport struct {
 // OK reports whether the check found nothing wrong.
 func (r *CheckReport) OK() bool {
 	return len(r.Leaked)+len(r.BadHandles)+len(r.MissingHandles)+len(r.StaleAffinities)+
-		len(r.OrphanedEndpoints)+len(r.DeletedNodeAllocations) == 0
+		len(r.OrphanedEndpoints)+len(r.DeletedNodeAllocations)+len(r.Unreadable) == 0
 }
+
+// ErrUnreadable is in CheckReport.FixErrors when Fix repaired nothing
+// because some values do not decode.
+var ErrUnreadable = errors.New("not repairing IPAM while stored values do not decode: what they hold is unknown, so a repair could free addresses in use")
 
 // timestampLayout is how the CNI plugin writes AttributeTimestamp (Go's
 // time.Time.String, as Calico's does).
@@ -101,13 +114,27 @@ func (c *Client) Check(ctx context.Context, opts CheckOptions) (*CheckReport, er
 	if err != nil {
 		return nil, fmt.Errorf("reading IPAM state: %w", err)
 	}
-	blocks, err := decodeBlocks(res[0])
+	blocks, unreadable, err := decodeBlocks(res[0])
 	if err != nil {
 		return nil, err
+	}
+	// corrupt records a value that does not decode; other errors stop
+	// the check.
+	corrupt := func(err error) bool {
+		var c *cerrors.Corrupt
+		if errors.As(err, &c) {
+			unreadable = append(unreadable, c)
+			return true
+		}
+		return false
 	}
 	nodes, inUse := map[string]bool{}, map[netip.Addr]bool{}
 	for _, kv := range res[3] {
 		v, err := model.Decode(kv.Key, kv.Value, kv.Revision)
+		if corrupt(err) {
+			nodes[kv.Key.(model.ResourceKey).Name] = true
+			continue
+		}
 		if err != nil {
 			return nil, err
 		}
@@ -124,6 +151,9 @@ func (c *Client) Check(ctx context.Context, opts CheckOptions) (*CheckReport, er
 	gone, young := map[string]bool{}, map[string]bool{}
 	for _, kv := range res[4] {
 		v, err := model.Decode(kv.Key, kv.Value, kv.Revision)
+		if corrupt(err) {
+			continue
+		}
 		if err != nil {
 			return nil, err
 		}
@@ -174,9 +204,14 @@ func (c *Client) Check(ctx context.Context, opts CheckOptions) (*CheckReport, er
 		}
 	}
 	handles := map[string]*handleKV{}
+	unreadableHandles := map[string]bool{}
 	for _, kv := range res[1] {
 		id := kv.Key.(model.HandleKey).HandleID
 		h, err := decodeHandle(id, kv)
+		if corrupt(err) {
+			unreadableHandles[id] = true
+			continue
+		}
 		if err != nil {
 			return nil, err
 		}
@@ -186,7 +221,7 @@ func (c *Client) Check(ctx context.Context, opts CheckOptions) (*CheckReport, er
 		}
 	}
 	for _, id := range slices.Sorted(maps.Keys(actual)) {
-		if handles[id] == nil {
+		if handles[id] == nil && !unreadableHandles[id] {
 			r.MissingHandles = append(r.MissingHandles, id)
 		}
 	}
@@ -203,7 +238,11 @@ func (c *Client) Check(ctx context.Context, opts CheckOptions) (*CheckReport, er
 			r.DeletedNodes = append(r.DeletedNodes, n)
 		}
 	}
-	if opts.Fix {
+	r.Unreadable = unreadable
+	switch {
+	case opts.Fix && len(unreadable) > 0:
+		r.FixErrors = append(r.FixErrors, ErrUnreadable)
+	case opts.Fix:
 		c.fix(ctx, r, handles, actual)
 	}
 	return r, nil

@@ -210,17 +210,19 @@ type blockKV struct {
 	b    *model.AllocationBlock
 }
 
+// decodeBlock decodes a stored block; a value that does not decode, or
+// whose allocations do not fit its CIDR, gives a *cerrors.Corrupt.
 func decodeBlock(kv *backend.KVPair) (*blockKV, error) {
-	var b model.AllocationBlock
-	if err := json.Unmarshal(kv.Value, &b); err != nil {
-		return nil, fmt.Errorf("decoding %s: %w", kv.Key, err)
-	}
 	k, ok := kv.Key.(model.BlockKey)
 	if !ok {
 		return nil, fmt.Errorf("key %s is not a block", kv.Key)
 	}
+	var b model.AllocationBlock
+	if err := json.Unmarshal(kv.Value, &b); err != nil {
+		return nil, model.Corrupt(k, err)
+	}
 	if len(b.Allocations) != b.NumAddresses() {
-		return nil, fmt.Errorf("block %s has %d allocation slots for %d addresses", k.CIDR, len(b.Allocations), b.NumAddresses())
+		return nil, model.Corrupt(k, fmt.Errorf("block %s has %d allocation slots for %d addresses", k.CIDR, len(b.Allocations), b.NumAddresses()))
 	}
 	return &blockKV{cidr: k.CIDR, rev: kv.Revision, b: &b}, nil
 }
@@ -238,7 +240,7 @@ func decodeHandle(id string, kv *backend.KVPair) (*handleKV, error) {
 		return out, nil
 	}
 	if err := json.Unmarshal(kv.Value, &out.h); err != nil {
-		return nil, fmt.Errorf("decoding handle %s: %w", id, err)
+		return nil, model.Corrupt(kv.Key, err)
 	}
 	if out.h.Block == nil {
 		out.h.Block = map[string]int{}

@@ -39,6 +39,10 @@
 //     ten blocks or ten thousand. Only a pool that probing finds (nearly)
 //     full is read as a whole, to find the last free block, reclaim an
 //     empty one or borrow.
+//   - A request may be idempotent per handle (AutoAssignArgs.ReuseHandle,
+//     reuse.go): what the handle holds counts towards it, so a CNI ADD
+//     retried after a crash gets its first addresses back. The common
+//     case pays nothing for it.
 //   - The block of an address is found by reading the key of every block
 //     size an address could be in (one round trip), without listing pools
 //     or blocks.

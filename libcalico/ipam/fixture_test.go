@@ -4,16 +4,14 @@ import (
 	"bytes"
 	"encoding/json"
 	"net/netip"
-	"os"
 	"strings"
 	"testing"
 
 	"github.com/calico-etcd/calico/libcalico/backend"
 	"github.com/calico-etcd/calico/libcalico/backend/memory"
+	"github.com/calico-etcd/calico/libcalico/internal/fixtures"
 	"github.com/calico-etcd/calico/libcalico/model"
 )
-
-const fixture = "../../../shared/fixtures/calico-etcd-state.json"
 
 type fixtureKV struct {
 	Key   string          `json:"key"`
@@ -23,7 +21,7 @@ type fixtureKV struct {
 // loadFixture puts the state a real Calico wrote into a memory store.
 func loadFixture(t *testing.T) (*memory.Store, []fixtureKV) {
 	t.Helper()
-	data, err := os.ReadFile(fixture)
+	data, err := fixtures.Read("calico-etcd-state.json")
 	if err != nil {
 		t.Fatalf("fixture: %v", err)
 	}

@@ -24,7 +24,7 @@ import (
 // an address re-assigned meanwhile is never freed. A block left empty and
 // without affinity is deleted. It returns the addresses this call freed
 // (none that a concurrent caller freed first) and goes on past a block it
-// cannot write, reporting every such failure.
+// cannot write or decode, reporting every such failure.
 func (c *Client) ReleaseNodeAllocations(ctx context.Context, node string, also []netip.Addr) ([]netip.Addr, error) {
 	c.forgetWarm()
 	if err := validHost(node); err != nil {
@@ -40,12 +40,17 @@ func (c *Client) ReleaseNodeAllocations(ctx context.Context, node string, also [
 	if err != nil {
 		return nil, fmt.Errorf("listing blocks: %w", err)
 	}
-	blocks, err := decodeBlocks(res[0])
+	blocks, skipped, err := decodeBlocks(res[0])
 	if err != nil {
 		return nil, err
 	}
 	var freed []netip.Addr
 	var errs []error
+	// The node may hold addresses in a block that does not decode: those
+	// cannot be released, which the error says, but the others are.
+	for _, c := range skipped {
+		errs = append(errs, c)
+	}
 	for _, bk := range blocks {
 		if len(nodeReleases(bk.b, node, extra)) == 0 {
 			continue

@@ -76,6 +76,14 @@ type AutoAssignArgs struct {
 	IntendedUse v3.IPPoolAllowedUse
 	// Rider, when set, may add writes to the assignment's transaction.
 	Rider Rider
+	// ReuseHandle makes the request idempotent per handle: the addresses
+	// HandleID already holds count towards Num4 and Num6 and are returned
+	// (first, see Assignments.Held), so that a repeat of a request (a CNI
+	// ADD retried after a crash) gets what the first one got rather than
+	// more. It costs nothing while the handle does not exist: the warm
+	// path's transaction requires that, and the full path reads the
+	// handle anyway.
+	ReuseHandle bool
 }
 
 // Rider is work that commits in the same transaction as an assignment, or
@@ -97,6 +105,9 @@ type Assignments struct {
 	IPs          []netip.Prefix
 	IPVersion    int
 	NumRequested int
+	// Held is how many of IPs, from the start, the handle held before
+	// the request (AutoAssignArgs.ReuseHandle); the rest are new.
+	Held int
 	// Msgs say why fewer were assigned than requested.
 	Msgs []string
 }

@@ -2,12 +2,14 @@ package ipam
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"maps"
 	"net/netip"
 
 	v3 "github.com/calico-etcd/calico/libcalico/api/v3"
 	"github.com/calico-etcd/calico/libcalico/backend"
+	"github.com/calico-etcd/calico/libcalico/cerrors"
 	"github.com/calico-etcd/calico/libcalico/model"
 )
 
@@ -37,8 +39,10 @@ type PoolUsage struct {
 
 // Usage reports every pool's utilization, for `calicoctl ipam show`,
 // plus a last entry for blocks outside every pool when there are any.
+// Blocks that do not decode are left out: the usage of the others is
+// returned with a *cerrors.Partial naming them (see cerrors.Skipped).
 func (c *Client) Usage(ctx context.Context) ([]PoolUsage, error) {
-	pools, blocks, err := c.poolsAndBlocks(ctx)
+	pools, blocks, skipped, err := c.poolsAndBlocks(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -74,40 +78,48 @@ func (c *Client) Usage(ctx context.Context) ([]PoolUsage, error) {
 	if orphans != nil {
 		out = append(out, *orphans)
 	}
-	return out, nil
+	return out, cerrors.PartialOf(skipped)
 }
 
-func (c *Client) poolsAndBlocks(ctx context.Context) ([]pool, []*blockKV, error) {
+func (c *Client) poolsAndBlocks(ctx context.Context) ([]pool, []*blockKV, []*cerrors.Corrupt, error) {
 	res, err := c.read(ctx, []backend.ReadOp{
 		{List: model.ResourceListOptions{Kind: v3.KindIPPool}},
 		{List: model.BlockListOptions{}},
 	})
 	if err != nil {
-		return nil, nil, fmt.Errorf("reading pools and blocks: %w", err)
+		return nil, nil, nil, fmt.Errorf("reading pools and blocks: %w", err)
 	}
-	blocks, err := decodeBlocks(res[1])
-	return c.decodePools(res[0]), blocks, err
+	blocks, skipped, err := decodeBlocks(res[1])
+	return c.decodePools(res[0]), blocks, skipped, err
 }
 
-func decodeBlocks(kvs []*backend.KVPair) ([]*blockKV, error) {
+// decodeBlocks decodes a list of blocks, leaving out and returning in
+// skipped those that do not decode.
+func decodeBlocks(kvs []*backend.KVPair) (_ []*blockKV, skipped []*cerrors.Corrupt, _ error) {
 	out := make([]*blockKV, 0, len(kvs))
 	for _, kv := range kvs {
 		bk, err := decodeBlock(kv)
-		if err != nil {
-			return nil, err
+		var c *cerrors.Corrupt
+		switch {
+		case errors.As(err, &c):
+			skipped = append(skipped, c)
+			continue
+		case err != nil:
+			return nil, nil, err
 		}
 		out = append(out, bk)
 	}
-	return out, nil
+	return out, skipped, nil
 }
 
-// Allocations lists every assigned address in the cluster.
+// Allocations lists every assigned address in the cluster. Blocks that
+// do not decode are left out, as Usage leaves them out.
 func (c *Client) Allocations(ctx context.Context) ([]Allocation, error) {
 	res, err := c.read(ctx, []backend.ReadOp{{List: model.BlockListOptions{}}})
 	if err != nil {
 		return nil, fmt.Errorf("listing blocks: %w", err)
 	}
-	blocks, err := decodeBlocks(res[0])
+	blocks, skipped, err := decodeBlocks(res[0])
 	if err != nil {
 		return nil, err
 	}
@@ -115,7 +127,7 @@ func (c *Client) Allocations(ctx context.Context) ([]Allocation, error) {
 	for _, bk := range blocks {
 		out = append(out, blockAllocations(bk)...)
 	}
-	return out, nil
+	return out, cerrors.PartialOf(skipped)
 }
 
 func blockAllocations(bk *blockKV) []Allocation {

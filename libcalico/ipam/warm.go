@@ -113,11 +113,13 @@ func (c *Client) assignWarm(ctx context.Context, args AutoAssignArgs) (v4, v6 *A
 	if len(ops) == 0 {
 		return nil, nil, false, nil
 	}
+	handleAt := -1
 	if args.HandleID != "" {
 		op, err := h.op() // revision 0: the handle must not exist yet
 		if err != nil {
 			return nil, nil, false, nil
 		}
+		handleAt = len(ops)
 		ops = append(ops, op)
 	}
 	ops = append(ops, w.guards...)
@@ -126,8 +128,10 @@ func (c *Client) assignWarm(ctx context.Context, args AutoAssignArgs) (v4, v6 *A
 		riders = args.Rider.Ops(out[4].IPs, out[6].IPs)
 	}
 	res, err := c.txn(ctx, append(ops, riders...)...)
-	if isConflict(err) && len(riders) > 0 {
-		// Perhaps only a rider's guard failed (its key exists).
+	if isConflict(err) && len(riders) > 0 && !handleExists(res, handleAt) {
+		// Perhaps only a rider's guard failed (its key exists). (An
+		// existing handle fails without riders too: the full path reads
+		// it.)
 		riders = nil
 		res, err = c.txn(ctx, ops...)
 	}

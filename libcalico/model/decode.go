@@ -6,19 +6,21 @@ import (
 	"strconv"
 
 	v3 "github.com/calico-etcd/calico/libcalico/api/v3"
+	"github.com/calico-etcd/calico/libcalico/cerrors"
 )
 
 // Decode turns a stored value into its Go type: a v3 resource (leniently,
 // so fields written by newer Calico versions do not break readers) with
 // resourceVersion set to rev, an IPAM struct, or json.RawMessage for
-// felix status reports.
+// felix status reports. A value that does not decode gives a
+// *cerrors.Corrupt naming the etcd key.
 func Decode(k Key, data []byte, rev int64) (any, error) {
 	var out any
 	switch k := k.(type) {
 	case ResourceKey:
 		r, err := v3.DecodeLenient(k.Kind, data)
 		if err != nil {
-			return nil, fmt.Errorf("decoding %s: %w", k, err)
+			return nil, Corrupt(k, err)
 		}
 		m := r.GetObjectMeta()
 		if rev != 0 {
@@ -45,7 +47,16 @@ func Decode(k Key, data []byte, rev int64) (any, error) {
 		return nil, fmt.Errorf("no value type for key %v", k)
 	}
 	if err := json.Unmarshal(data, out); err != nil {
-		return nil, fmt.Errorf("decoding %s: %w", k, err)
+		return nil, Corrupt(k, err)
 	}
 	return out, nil
+}
+
+// Corrupt reports that the value stored at k does not decode.
+func Corrupt(k Key, err error) *cerrors.Corrupt {
+	path, perr := k.Path()
+	if perr != nil {
+		path = k.String()
+	}
+	return &cerrors.Corrupt{Key: path, Err: err}
 }

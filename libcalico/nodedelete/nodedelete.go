@@ -112,8 +112,11 @@ const maxAttempts = 5
 // gone still removes leftovers (NodeDeleted is then false, and the error
 // nil); safe to re-run after a failure midway; concurrent runs do not
 // error on each other's deletions. It returns what it removed, also when
-// it fails part-way. ic may be nil (an IPAM client over c's datastore is
-// made); log may be nil.
+// it fails part-way. A Node whose stored value does not decode is deleted
+// by name all the same; a workload endpoint, host endpoint or BGP peer
+// that does not decode fails the delete (it may be the node's), naming
+// its key. ic may be nil (an IPAM client over c's datastore is made); log
+// may be nil.
 func Delete(ctx context.Context, c *client.Client, ic *ipam.Client, node string, log *logrus.Entry) (*Result, error) {
 	return DeleteWithOptions(ctx, c, ic, node, Options{}, log)
 }
@@ -161,6 +164,15 @@ func (d *deleter) run(ctx context.Context, opts Options) error {
 	switch {
 	case errors.Is(err, cerrors.ErrNotFound):
 		n = nil
+	case errors.Is(err, cerrors.ErrCorrupt) && !opts.OnlyIfAbsent:
+		// A Node whose value does not decode is deleted by name (at
+		// the caller's resourceVersion, if any); its tunnel addresses are
+		// unknown, but those IPAM allocated carry its node attribute.
+		d.log.WithError(err).Warn("Deleting a Node whose stored value does not decode")
+		n = v3.NewNode()
+		n.Name, n.ResourceVersion = d.node, opts.ResourceVersion
+	case errors.Is(err, cerrors.ErrCorrupt):
+		return ErrNodeExists
 	case err != nil:
 		return fmt.Errorf("reading node: %w", err)
 	case opts.OnlyIfAbsent:

@@ -215,7 +215,7 @@ func (r Registrar) warnDuplicates(ctx context.Context, node *v3.Node) {
 		}
 	}
 	all, _, err := r.Client.Nodes().List(ctx, client.ListOptions{})
-	if err != nil {
+	if _, err := cerrors.Skipped(err); err != nil {
 		return
 	}
 	for _, other := range all {

@@ -2,12 +2,22 @@ package syncer
 
 import (
 	"context"
+	"errors"
+	"path/filepath"
+	"slices"
+	"strings"
 	"testing"
 	"time"
 
+	"github.com/sirupsen/logrus"
+	logtest "github.com/sirupsen/logrus/hooks/test"
+
 	"github.com/calico-etcd/calico/libcalico/backend"
 	"github.com/calico-etcd/calico/libcalico/backend/etcd"
+	"github.com/calico-etcd/calico/libcalico/cerrors"
+	"github.com/calico-etcd/calico/libcalico/model"
 	"github.com/calico-etcd/calico/libcalico/testutil"
+	"github.com/calico-etcd/calico/libcalico/testutil/etcdrestore"
 )
 
 // etcdBackend returns a backend client for srv, closed at cleanup.
@@ -122,4 +132,133 @@ func TestStartWhileEtcdDown(t *testing.T) {
 			t.Fatalf("in-sync reported before the end: %v", ss)
 		}
 	}
+}
+
+// issue 23 item 9
+//
+// An etcd outage takes the syncer out of InSync (the consumer's view may
+// be stale; felix ties /readiness to it) until etcd answers again.
+func TestEtcdOutageLeavesInSync(t *testing.T) {
+	srv := testutil.StartEtcd(t)
+	be, err := etcd.New(etcd.Config{Endpoints: []string{srv.Endpoint}, Timeout: time.Second, WatchProbeInterval: 200 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { be.Close() })
+	put(t, be, poolKey("a"), poolJSON(t, "a", "10.0.0.0/16"))
+	r := newRecorder()
+	cfg := twoPrefixes
+	cfg.RetryInterval, cfg.MaxRetryInterval = 100*time.Millisecond, 500*time.Millisecond
+	start(t, be, cfg, r)
+	r.waitStatus(t, 0, InSync)
+	// Let the watches outlive MaxRetryInterval, as in a long-running
+	// daemon: a watch failure is then not counted as a repeated one.
+	time.Sleep(time.Second)
+
+	m := r.mark()
+	srv.Stop()
+	r.waitFor(t, "the status to leave in-sync during the outage", func() bool {
+		ss := r.statusesSince(m)
+		return len(ss) > 0 && ss[len(ss)-1] != InSync
+	})
+	if err := srv.Start(); err != nil {
+		t.Fatal(err)
+	}
+	r.waitStatus(t, m, InSync)
+	if us := r.updatesSince(m); len(us) != 0 {
+		t.Errorf("an outage with nothing changed reported %v", summary(us))
+	}
+}
+
+// issue 23 item 2
+//
+// etcd restored from a snapshot (its revision back in time): the syncer
+// warns, goes through ResyncInProgress, reports what the restore undid (a
+// created after the snapshot deleted, b deleted after it back), ends
+// InSync with exactly the restored contents, and then follows changes
+// made after the restore.
+func TestEtcdRestoreFromSnapshotResyncs(t *testing.T) {
+	srv := testutil.StartEtcd(t)
+	// The timeout outlasts the restore, so that the syncer's watches ride
+	// through it and only the reset tells it anything happened.
+	be, err := etcd.New(etcd.Config{Endpoints: []string{srv.Endpoint}, Timeout: 20 * time.Second, WatchProbeInterval: 200 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { be.Close() })
+	put(t, be, poolKey("b"), poolJSON(t, "b", "10.1.0.0/16"))
+	put(t, be, poolKey("keep"), poolJSON(t, "keep", "10.2.0.0/16"))
+	put(t, be, blockKey("10.0.0.0/26"), blockJSON(t, "10.0.0.0/26", "node1"))
+	logger, hook := logtest.NewNullLogger()
+	r := newRecorder()
+	startWithLog(t, be, twoPrefixes, r, logrus.NewEntry(logger))
+	r.waitStatus(t, 0, InSync)
+
+	ctx := context.Background()
+	snap := filepath.Join(t.TempDir(), "snap.db")
+	if err := etcdrestore.Save(ctx, srv, snap); err != nil {
+		t.Fatal(err)
+	}
+	put(t, be, poolKey("a"), poolJSON(t, "a", "10.3.0.0/16"))
+	del(t, be, poolKey("b"))
+	r.waitFor(t, "a created and b deleted", func() bool {
+		return r.value(poolKey("a")) != nil && r.value(poolKey("b")) == nil
+	})
+
+	m := r.mark()
+	if err := etcdrestore.Restore(srv, snap, etcdrestore.DefaultClusterToken); err != nil {
+		t.Fatal(err)
+	}
+	var restored map[string]int64
+	eventually(t, "listing the restored etcd", func() error {
+		var err error
+		restored, err = contentsErr(be, poolOpts, blockOpts)
+		return err
+	})
+	r.waitState(t, restored)
+	r.waitStatus(t, m, InSync)
+	if got, want := summary(r.updatesSince(m)), []string{"deleted IPPool(a)", "new IPPool(b)"}; !slices.Equal(got, want) {
+		t.Errorf("updates after the restore = %v, want %v", got, want)
+	}
+	ss := r.statusesSince(m)
+	if ss[0] == InSync || !slices.Contains(ss, ResyncInProgress) {
+		t.Errorf("statuses after the restore = %v, want resync-in-progress before in-sync", ss)
+	}
+	warned := false
+	for _, e := range hook.AllEntries() {
+		if err, ok := e.Data[logrus.ErrorKey].(error); ok && e.Level == logrus.WarnLevel &&
+			strings.Contains(e.Message, "Datastore reset") && errors.Is(err, cerrors.ErrDatastoreReset) &&
+			strings.Contains(err.Error(), "revision") {
+			warned = true
+			t.Logf("warning: %s: %v", e.Message, err)
+		}
+	}
+	if !warned {
+		t.Error("no warning naming the reset")
+	}
+
+	m = r.mark()
+	eventually(t, "creating pool c after the restore", func() error {
+		_, err := be.Apply(ctx, &backend.KVPair{Key: poolKey("c"), Value: poolJSON(t, "c", "10.4.0.0/16")})
+		return err
+	})
+	r.waitState(t, contents(t, be, poolOpts, blockOpts))
+	if got, want := summary(r.updatesSince(m)), []string{"new IPPool(c)"}; !slices.Equal(got, want) {
+		t.Errorf("updates after the restore = %v, want %v", got, want)
+	}
+}
+
+// contentsErr is contents returning the error.
+func contentsErr(be backend.Client, prefixes ...model.ListOptions) (map[string]int64, error) {
+	out := map[string]int64{}
+	for _, p := range prefixes {
+		l, err := be.List(context.Background(), p)
+		if err != nil {
+			return nil, err
+		}
+		for _, kv := range l.KVPairs {
+			out[mustPath(kv.Key)] = kv.Revision
+		}
+	}
+	return out, nil
 }

@@ -21,23 +21,34 @@ const (
 	msgRelisting
 	// msgEvent carries one watch event (never an EventError).
 	msgEvent
+	// msgReset says the watch ended with cerrors.ErrDatastoreReset.
+	msgReset
 )
 
 // message is what a follow goroutine tells the Run loop.
 type message struct {
 	prefix int
 	kind   msgKind
+	gen    uint64 // the loop's reset generation when the prefix was listed
+	floor  int64  // for msgListed: the revision delivered before the list
 	list   *backend.KVList
 	ev     backend.WatchEvent
+	err    error
 }
 
+// errMoved ends a watch when the Run loop has handled a reset since the
+// prefix was listed.
+var errMoved = errors.New("datastore reset since the prefix was listed")
+
 // follow lists and watches one prefix until ctx is done, sending what it
-// sees to out in datastore order.
-func (s *Syncer) follow(ctx context.Context, idx int, opts model.ListOptions, out chan<- message) {
+// sees to out in datastore order. It lists again whenever sh's generation
+// moves on.
+func (s *Syncer) follow(ctx context.Context, idx int, opts model.ListOptions, sh *shared, out chan<- message) {
 	prefix, _ := opts.Prefix()
 	log := s.log.WithField("prefix", prefix)
+	g, moved := sh.current() // as of the last list
 	send := func(m message) bool {
-		m.prefix = idx
+		m.prefix, m.gen = idx, g
 		select {
 		case out <- m:
 			return true
@@ -52,6 +63,8 @@ func (s *Syncer) follow(ctx context.Context, idx int, opts model.ListOptions, ou
 	for {
 		fresh := relist // this watch starts at a list's revision
 		if relist {
+			g, moved = sh.current()
+			floor := sh.delivered.Load()
 			list, err := s.be.List(ctx, opts)
 			if ctx.Err() != nil {
 				return
@@ -63,14 +76,14 @@ func (s *Syncer) follow(ctx context.Context, idx int, opts model.ListOptions, ou
 				}
 				continue
 			}
-			if !send(message{kind: msgListed, list: list}) {
+			if !send(message{kind: msgListed, list: list, floor: floor}) {
 				return
 			}
 			rev, relist, failures = list.Revision, false, 0
 		}
 
 		started := time.Now()
-		n, last, err := s.watch(ctx, opts, rev, send)
+		n, last, err := s.watch(ctx, opts, rev, moved, send)
 		if ctx.Err() != nil {
 			return
 		}
@@ -84,6 +97,32 @@ func (s *Syncer) follow(ctx context.Context, idx int, opts model.ListOptions, ou
 		compacted := errors.Is(err, cerrors.ErrCompacted)
 		l := log.WithError(err).WithField("revision", rev)
 		switch {
+		case errors.Is(err, errMoved):
+			l.Info("Datastore reset; relisting prefix")
+			relist, delay = true, 0
+		case errors.Is(err, cerrors.ErrDatastoreReset):
+			// The loop relists every prefix: wait until it has moved on,
+			// then list this one again at once.
+			l.Info("Watch saw a datastore reset; relisting prefix")
+			if !send(message{kind: msgReset, err: err}) {
+				return
+			}
+			select {
+			case <-moved:
+			case <-ctx.Done():
+				return
+			}
+			relist, delay = true, 0
+		case errors.Is(err, cerrors.ErrUnavailable):
+			// The datastore stopped answering: what the consumer has may
+			// be stale, so it is told (ResyncInProgress, then
+			// WaitForDatastore while lists fail) until a list proves
+			// etcd is back.
+			l.Warn("Datastore unavailable; relisting prefix")
+			relist = true
+			if !send(message{kind: msgRelisting}) {
+				return
+			}
 		case compacted && !fresh:
 			delay = 0 // a resumed watch fell behind compaction: relist at once
 			fallthrough
@@ -102,9 +141,10 @@ func (s *Syncer) follow(ctx context.Context, idx int, opts model.ListOptions, ou
 	}
 }
 
-// watch forwards events after rev until the watch ends. It returns how
-// many events it sent, the last revision seen and why the watch ended.
-func (s *Syncer) watch(ctx context.Context, opts model.ListOptions, rev int64, send func(message) bool) (int, int64, error) {
+// watch forwards events after rev until the watch ends or moved is
+// closed. It returns how many events it sent, the last revision seen and
+// why the watch ended.
+func (s *Syncer) watch(ctx context.Context, opts model.ListOptions, rev int64, moved <-chan struct{}, send func(message) bool) (int, int64, error) {
 	w, err := s.be.Watch(ctx, opts, rev)
 	if err != nil {
 		return 0, rev, err
@@ -115,6 +155,8 @@ func (s *Syncer) watch(ctx context.Context, opts model.ListOptions, rev int64, s
 		select {
 		case <-ctx.Done():
 			return n, rev, ctx.Err()
+		case <-moved:
+			return n, rev, errMoved
 		case ev, ok := <-w.Events():
 			switch {
 			case !ok:

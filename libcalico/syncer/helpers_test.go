@@ -317,8 +317,14 @@ type running struct {
 // start runs a syncer over be and stops it, checking Run returns, at cleanup.
 func start(t *testing.T, be backend.Client, cfg Config, r *recorder) *running {
 	t.Helper()
+	return startWithLog(t, be, cfg, r, testLog(t))
+}
+
+// startWithLog is start with the syncer's logger given.
+func startWithLog(t *testing.T, be backend.Client, cfg Config, r *recorder, log *logrus.Entry) *running {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	s := New(be, cfg, r, testLog(t))
+	s := New(be, cfg, r, log)
 	run := &running{cancel: cancel, done: make(chan error, 1)}
 	go func() { run.done <- s.Run(ctx) }()
 	t.Cleanup(func() {

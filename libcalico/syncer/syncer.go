@@ -8,30 +8,42 @@
 //
 // Status starts at WaitForDatastore, moves to ResyncInProgress once a list
 // succeeds and to InSync once every prefix's snapshot has been delivered.
-// The Run loop keeps, per prefix, the revision of every key it reported
-// (not the value), so a relist after a compaction or an outage reports only
-// the differences: New for unknown keys, Updated for changed revisions and
-// Deleted for keys that vanished.
+// The Run loop keeps, per prefix, the revision and a hash of the value of
+// every key it reported (not the value), so a relist after a compaction or
+// an outage reports only the differences: New for unknown keys, Updated
+// for changed revisions or values and Deleted for keys that vanished.
 //
 // A watch that breaks is resumed from its last revision without leaving
-// InSync, as nothing is lost. If the revision was compacted, or the resumed
-// watch fails again before delivering anything, the prefix is relisted: the
-// status goes to ResyncInProgress (WaitForDatastore while the list fails)
-// and back to InSync once the differences are delivered.
+// InSync, as nothing is lost. If the revision was compacted, the datastore
+// stopped answering (cerrors.ErrUnavailable), or the resumed watch fails
+// again before delivering anything, the prefix is relisted: the status
+// goes to ResyncInProgress (WaitForDatastore while the list fails) and
+// back to InSync once the differences are delivered.
+//
+// A datastore reset (etcd restored from a snapshot or replaced, so that
+// revisions went back or belong to another cluster) relists every prefix,
+// with the same status trip and a warning naming what was seen. It is
+// noticed from a watch ending with cerrors.ErrDatastoreReset, from a list
+// below a revision already delivered, or from the backend's
+// backend.ResetNotifier. Values are compared as well as revisions on the
+// relist, as the restored store may reuse a revision for another value.
 package syncer
 
 import (
 	"context"
 	"errors"
 	"fmt"
+	"hash/maphash"
 	"io"
 	"sort"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/sirupsen/logrus"
 
 	"github.com/calico-etcd/calico/libcalico/backend"
+	"github.com/calico-etcd/calico/libcalico/cerrors"
 	"github.com/calico-etcd/calico/libcalico/model"
 )
 
@@ -198,14 +210,20 @@ func (s *Syncer) Run(ctx context.Context) error {
 	defer cancel()
 
 	msgs := make(chan message, 256)
-	l := &loop{s: s, status: -1}
+	l := &loop{s: s, status: -1, sh: newShared(), seed: maphash.MakeSeed()}
+	var backendReset <-chan struct{}
+	if rn, ok := s.be.(backend.ResetNotifier); ok {
+		l.notifier = rn
+		l.backendResets, backendReset, _ = rn.Resets()
+	}
 	for i, opts := range s.cfg.Prefixes {
 		prefix, _ := opts.Prefix() // checked by Validate
 		l.prefixes = append(l.prefixes, &prefixState{
+			name: prefix,
 			log:  s.log.WithField("prefix", prefix),
 			keys: map[string]cached{},
 		})
-		wg.Go(func() { s.follow(ctx, i, opts, msgs) })
+		wg.Go(func() { s.follow(ctx, i, opts, l.sh, msgs) })
 	}
 	l.setStatus(WaitForDatastore)
 	for {
@@ -214,6 +232,13 @@ func (s *Syncer) Run(ctx context.Context) error {
 			return nil
 		case m := <-msgs:
 			l.handle(m)
+		case <-backendReset:
+			var n uint64
+			var cause error
+			n, backendReset, cause = l.notifier.Resets()
+			if n != l.backendResets {
+				l.reset(cause)
+			}
 		}
 	drain: // coalesce what is already queued into one batch, without waiting
 		for {
@@ -234,25 +259,35 @@ func (s *Syncer) Run(ctx context.Context) error {
 type cached struct {
 	key model.Key
 	rev int64
+	sum uint64 // hash of the value
 }
 
 type prefixState struct {
+	name   string
 	log    *logrus.Entry
 	synced bool // snapshot delivered, watch running
 	down   bool // the last list attempt failed
 	keys   map[string]cached
 }
 
-// loop is the state of one Run, touched only by Run's goroutine.
+// loop is the state of one Run, touched only by Run's goroutine but for
+// sh, which the follow goroutines read.
 type loop struct {
 	s        *Syncer
 	prefixes []*prefixState
 	status   Status
 	pending  []Update
+	seed     maphash.Seed
+	sh       *shared
+	// notifier is the backend's, if it has one; backendResets is the
+	// count of its resets already handled.
+	notifier      backend.ResetNotifier
+	backendResets uint64
 }
 
 func (l *loop) handle(m message) {
 	p := l.prefixes[m.prefix]
+	stale := m.gen != l.sh.gen // no lock: only this goroutine writes gen
 	switch m.kind {
 	case msgListFailed:
 		p.down = true
@@ -261,13 +296,88 @@ func (l *loop) handle(m message) {
 		p.synced = false
 		l.updateStatus()
 	case msgListed:
+		if stale {
+			return // read before a reset; the prefix is being listed again
+		}
 		p.down = false
+		if m.list.Revision < m.floor {
+			l.reset(fmt.Errorf("prefix %s listed at revision %d, below revision %d delivered before the list: %w",
+				p.name, m.list.Revision, m.floor, cerrors.ErrDatastoreReset))
+			return
+		}
+		l.sh.deliver(m.list.Revision)
 		l.updateStatus()
 		l.diff(p, m.list)
 		p.synced = true
 		l.updateStatus()
 	case msgEvent:
+		if stale {
+			return
+		}
+		l.sh.deliver(m.ev.Revision)
 		l.apply(p, m.ev)
+	case msgReset:
+		if !stale {
+			l.reset(m.err)
+		}
+	}
+}
+
+// reset handles a datastore reset: every prefix is listed again (the
+// follow goroutines see gen move on) and the status leaves InSync until
+// they all are. A reset the backend has already reported is the same one,
+// so it is handled once.
+func (l *loop) reset(cause error) {
+	if l.notifier != nil {
+		if n, _, c := l.notifier.Resets(); n != l.backendResets {
+			l.backendResets = n
+			if c != nil {
+				cause = c
+			}
+		}
+	}
+	l.s.log.WithError(cause).Warn("Datastore reset (restored from a snapshot, or replaced); relisting every prefix")
+	l.sh.bump()
+	for _, p := range l.prefixes {
+		p.synced = false
+	}
+	l.updateStatus()
+}
+
+// shared is what the Run loop shares with the follow goroutines: the
+// count of resets it handled (a follow lists again, rather than resume its
+// watch, once it moves on; messages from before it are stale) and the
+// highest revision delivered since the last (a list started after it was
+// delivered cannot be below it unless the datastore went back in time).
+type shared struct {
+	delivered atomic.Int64
+
+	mu    sync.Mutex
+	gen   uint64
+	moved chan struct{} // closed when gen moves on
+}
+
+func newShared() *shared { return &shared{moved: make(chan struct{})} }
+
+func (sh *shared) current() (uint64, <-chan struct{}) {
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	return sh.gen, sh.moved
+}
+
+func (sh *shared) bump() {
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	sh.gen++
+	sh.delivered.Store(0)
+	close(sh.moved)
+	sh.moved = make(chan struct{})
+}
+
+// deliver raises the delivered mark; only the loop calls it.
+func (sh *shared) deliver(rev int64) {
+	if rev > sh.delivered.Load() {
+		sh.delivered.Store(rev)
 	}
 }
 
@@ -328,7 +438,7 @@ func (l *loop) diff(p *prefixState, list *backend.KVList) {
 			continue
 		}
 		seen[path] = struct{}{}
-		if old, ok := p.keys[path]; ok && old.rev == kv.Revision {
+		if old, ok := p.keys[path]; ok && old.rev == kv.Revision && old.sum == maphash.Bytes(l.seed, kv.Value) {
 			continue
 		}
 		l.upsert(p, path, kv)
@@ -386,7 +496,7 @@ func (l *loop) upsert(p *prefixState, path string, kv *backend.KVPair) {
 	if _, ok := p.keys[path]; ok {
 		t = UpdateUpdated
 	}
-	p.keys[path] = cached{key: kv.Key, rev: kv.Revision}
+	p.keys[path] = cached{key: kv.Key, rev: kv.Revision, sum: maphash.Bytes(l.seed, kv.Value)}
 	l.add(Update{Key: kv.Key, Value: v, Revision: kv.Revision, Type: t})
 }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"hash/maphash"
 	"runtime"
 	"slices"
 	"strconv"
@@ -314,5 +315,35 @@ func TestStrings(t *testing.T) {
 		if c.got != c.want {
 			t.Errorf("%q, want %q", c.got, c.want)
 		}
+	}
+}
+
+// issue 23 item 2
+//
+// A relist compares values as well as revisions: after a reset the
+// restored store may hold another value at a revision the consumer has.
+func TestRelistComparesValues(t *testing.T) {
+	r := newRecorder()
+	s := New(memory.New(), twoPrefixes, r, nil)
+	l := &loop{s: s, status: InSync, sh: newShared(), seed: maphash.MakeSeed()}
+	p := &prefixState{name: "pools", log: s.log, keys: map[string]cached{}}
+	list := func(cidr string) *backend.KVList {
+		return &backend.KVList{Revision: 7, KVPairs: []*backend.KVPair{{Key: poolKey("a"), Value: poolJSON(t, "a", cidr), Revision: 7}}}
+	}
+	l.diff(p, list("10.0.0.0/16"))
+	l.flush()
+	m := r.mark()
+	l.diff(p, list("10.0.0.0/16"))
+	l.flush()
+	if us := r.updatesSince(m); len(us) != 0 {
+		t.Fatalf("the same list again reported %v", summary(us))
+	}
+	l.diff(p, list("10.9.0.0/16"))
+	l.flush()
+	if got, want := summary(r.updatesSince(m)), []string{"updated IPPool(a)"}; !slices.Equal(got, want) {
+		t.Fatalf("another value at the same revision reported %v, want %v", got, want)
+	}
+	if pool, ok := r.value(poolKey("a")).(*v3.IPPool); !ok || pool.Spec.CIDR != "10.9.0.0/16" {
+		t.Fatalf("pool a = %#v, want the new value", r.value(poolKey("a")))
 	}
 }

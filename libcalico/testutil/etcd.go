@@ -17,6 +17,9 @@ import (
 	"go.etcd.io/etcd/server/v3/embed"
 )
 
+// memberName is the embedded etcd's member name.
+const memberName = "test"
+
 // Etcd is an embedded single-member etcd.
 type Etcd struct {
 	// Endpoint is the client URL, e.g. http://127.0.0.1:40123.
@@ -87,13 +90,13 @@ func (e *Etcd) Start() error {
 		return nil
 	}
 	cfg := embed.NewConfig()
-	cfg.Name = "test"
+	cfg.Name = memberName
 	cfg.Dir = filepath.Join(e.Dir, "member")
 	cfg.ListenClientUrls = []url.URL{e.clientURL}
 	cfg.AdvertiseClientUrls = []url.URL{e.clientURL}
 	cfg.ListenPeerUrls = []url.URL{e.peerURL}
 	cfg.AdvertisePeerUrls = []url.URL{e.peerURL}
-	cfg.InitialCluster = "test=" + e.peerURL.String()
+	cfg.InitialCluster = memberName + "=" + e.peerURL.String()
 	cfg.LogLevel = "error"
 	cfg.Logger = "zap"
 	if os.Getenv("ETCD_TEST_LOG") == "" {
@@ -125,6 +128,23 @@ func (e *Etcd) Stop() {
 		e.server.Close()
 		e.server = nil
 	}
+}
+
+// ReplaceData stops the server, has fill write a fresh data directory for
+// the same member (its name and peer URL given), and starts the server on
+// it, on the same URLs: what an operator does when restoring etcd from a
+// snapshot. The old data is left where it was.
+func (e *Etcd) ReplaceData(fill func(dataDir, name, peerURL string) error) error {
+	e.Stop()
+	dir, err := os.MkdirTemp(filepath.Dir(e.Dir), "data-")
+	if err != nil {
+		return err
+	}
+	if err := fill(filepath.Join(dir, "member"), memberName, e.peerURL.String()); err != nil {
+		return fmt.Errorf("writing the new data directory: %w", err)
+	}
+	e.Dir = dir
+	return e.Start()
 }
 
 // Running reports whether the server is started.

@@ -6,7 +6,7 @@ import (
 	"github.com/calico-etcd/calico/libcalico/internal/fixtures"
 )
 
-// FixturePath finds shared/fixtures/<name> beside the checkout (or in
+// FixturePath finds testdata/fixtures/<name> of the checkout (or in
 // $CALICO_FIXTURES) and fails the test when it is absent.
 func FixturePath(t testing.TB, name string) string {
 	t.Helper()
@@ -17,7 +17,7 @@ func FixturePath(t testing.TB, name string) string {
 	return p
 }
 
-// Fixture reads shared/fixtures/<name>, failing the test when absent.
+// Fixture reads testdata/fixtures/<name>, failing the test when absent.
 func Fixture(t testing.TB, name string) []byte {
 	t.Helper()
 	b, err := fixtures.Read(name)

@@ -25,6 +25,15 @@ type TLSFiles struct {
 	ClientCert, ClientKey string
 }
 
+// NewTLSFiles writes a fresh CA, server pair and client pair under dir.
+func NewTLSFiles(dir string) (*TLSFiles, error) {
+	f := &TLSFiles{Dir: dir}
+	if err := f.generate(); err != nil {
+		return nil, err
+	}
+	return f, nil
+}
+
 func (f *TLSFiles) generate() error {
 	if err := os.MkdirAll(f.Dir, 0o700); err != nil {
 		return err

@@ -160,6 +160,13 @@ type Dataplane interface {
 	// DeleteHostVeth deletes a host-side interface (and its pod side) by
 	// name; one that does not exist is success.
 	DeleteHostVeth(name string) error
+	// DeletePair deletes the pair Create makes for req if it exists: the
+	// pod's req.IfName, a veth whose peer is the host's req.HostIfName,
+	// as an earlier ADD of the same attachment (cut off, or retried)
+	// leaves it. Anything else named so (an interface the plugin did not
+	// make, a pair to another host interface) is left alone, and it
+	// reports whether it deleted the pair.
+	DeletePair(req *Request) (bool, error)
 	// Check reports the first way the interface differs from req: a
 	// missing or misconfigured interface, address or route on either side.
 	Check(req *CheckRequest) error

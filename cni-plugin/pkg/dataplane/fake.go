@@ -181,6 +181,28 @@ func (f *Fake) DeleteHostVeth(name string) error {
 	return nil
 }
 
+// DeletePair implements Dataplane.
+func (f *Fake) DeletePair(req *Request) (bool, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	key := req.NetNS + "/" + req.IfName
+	if i, ok := f.pods[key]; ok && i.HostIfName == req.HostIfName {
+		f.remove(key)
+		return true, nil
+	}
+	return false, nil
+}
+
+// AddForeign puts an interface the plugin did not make into a namespace:
+// Create then finds its name taken, and DeletePair leaves it.
+func (f *Fake) AddForeign(netns, ifName string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	key := netns + "/" + ifName
+	f.pods[key] = &FakeIface{Request: Request{NetNS: netns, IfName: ifName, HostIfName: "foreign:" + key}}
+	f.hosts["foreign:"+key] = key
+}
+
 // Check implements Dataplane.
 func (f *Fake) Check(req *CheckRequest) error {
 	f.mu.Lock()

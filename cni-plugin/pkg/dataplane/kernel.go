@@ -471,6 +471,51 @@ func (k *Kernel) DeleteHostVeth(name string) error {
 	return nil
 }
 
+// DeletePair implements Dataplane. The pod side must be a veth whose
+// peer is the host's HostIfName: same index, and that one's peer is the
+// pod side, in the pod's namespace.
+func (k *Kernel) DeletePair(req *Request) (bool, error) {
+	podNS, err := openNS(req.NetNS)
+	if err != nil {
+		return false, err
+	}
+	defer podNS.Close()
+	var podIndex, peerIndex int
+	err = podNS.Do(func(ns.NetNS) error {
+		l, err := netlink.LinkByName(req.IfName)
+		if isLinkNotFound(err) {
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("looking up %s in the pod: %w", req.IfName, err)
+		}
+		if l.Type() == "veth" {
+			podIndex, peerIndex = l.Attrs().Index, l.Attrs().ParentIndex
+		}
+		return nil
+	})
+	if err != nil || podIndex == 0 || peerIndex == 0 {
+		return false, err
+	}
+	host, err := netlink.LinkByName(req.HostIfName)
+	if isLinkNotFound(err) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("looking up %s on the host: %w", req.HostIfName, err)
+	}
+	id, err := netlink.GetNetNsIdByFd(int(podNS.Fd()))
+	if err != nil || id < 0 || host.Type() != "veth" || host.Attrs().Index != peerIndex ||
+		host.Attrs().ParentIndex != podIndex || host.Attrs().NetNsID != id {
+		return false, nil
+	}
+	if err := netlink.LinkDel(host); err != nil && !isLinkNotFound(err) {
+		return false, fmt.Errorf("deleting %s on the host: %w", req.HostIfName, err)
+	}
+	k.log.WithFields(logrus.Fields{"iface": req.IfName, "hostIface": req.HostIfName}).Info("deleted the veth an earlier ADD of this attachment left")
+	return true, nil
+}
+
 // sysctl writes one value under /proc/sys in the current namespace.
 func sysctl(path, value string) error {
 	f, err := os.OpenFile("/proc/sys/"+path, os.O_WRONLY, 0)

@@ -332,3 +332,66 @@ func TestKernelSetPodAddrsEarly(t *testing.T) {
 		t.Errorf("Check: %v", err)
 	}
 }
+
+// issue 23 item 4: DeletePair removes the pair an earlier Create made for
+// the same request (both ends, and with the host side its routes), and
+// nothing else: not a foreign eth0, not a pair to another host name, not
+// a host interface of that name paired elsewhere.
+func TestKernelDeletePairOnlyItsOwn(t *testing.T) {
+	e := newKernelEnv(t)
+	deletePair := func(req *Request) bool {
+		t.Helper()
+		var gone bool
+		if err := e.in(func() (err error) { gone, err = e.k.DeletePair(req); return err }); err != nil {
+			t.Fatalf("DeletePair(%s, %s): %v", req.IfName, req.HostIfName, err)
+		}
+		return gone
+	}
+
+	pod, nsPath := e.pod()
+	req := &Request{NetNS: nsPath, IfName: "eth0", HostIfName: "calitest00020", Addrs: addrs("10.65.0.20")}
+	e.setup(req)
+	// Another host name (absent, or a veth paired on the host), and a
+	// request for another pod, are not this pair.
+	if err := e.host.Exec("ip", "link", "add", "calitest00022", "type", "veth", "peer", "name", "x22"); err != nil {
+		t.Fatal(err)
+	}
+	for _, host := range []string{"calitest00021", "calitest00022"} {
+		if deletePair(&Request{NetNS: nsPath, IfName: "eth0", HostIfName: host}) {
+			t.Fatalf("deleted the pod's pair for host name %s", host)
+		}
+	}
+	if err := e.host.Exec("ip", "link", "show", "calitest00022"); err != nil {
+		t.Errorf("the host's other veth is gone: %v", err)
+	}
+	otherPod, otherPath := e.pod()
+	if deletePair(&Request{NetNS: otherPath, IfName: "eth0", HostIfName: "calitest00020"}) {
+		t.Fatal("deleted the pair for a request in another pod")
+	}
+	if err := e.in(func() error { return e.k.Check(&CheckRequest{Request: *req}) }); err != nil {
+		t.Fatalf("the pair after refused deletions: %v", err)
+	}
+	if !deletePair(req) {
+		t.Fatal("the request's own pair was not deleted")
+	}
+	e.assertNoPair(pod, "calitest00020")
+	if out, _ := e.host.Output("ip", "route"); strings.Contains(out, "10.65.0.20") {
+		t.Errorf("host route left:\n%s", out)
+	}
+	if deletePair(req) {
+		t.Fatal("a second DeletePair deleted something")
+	}
+	// Made again, as a retried ADD does.
+	e.setup(req)
+
+	// A foreign eth0 (a veth pair inside the pod) is left alone.
+	if err := otherPod.Exec("ip", "link", "add", "eth0", "type", "veth", "peer", "name", "peer0"); err != nil {
+		t.Fatal(err)
+	}
+	if deletePair(&Request{NetNS: otherPath, IfName: "eth0", HostIfName: "peer0"}) {
+		t.Fatal("deleted a pair the plugin did not make")
+	}
+	if err := otherPod.Exec("ip", "link", "show", "eth0"); err != nil {
+		t.Errorf("the foreign eth0 is gone: %v", err)
+	}
+}

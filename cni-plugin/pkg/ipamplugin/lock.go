@@ -1,7 +1,9 @@
 package ipamplugin
 
 import (
+	"errors"
 	"fmt"
+	"io/fs"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -9,15 +11,23 @@ import (
 	"syscall"
 )
 
-// lockFile takes an exclusive flock on path, creating it (and its
-// directory) if needed, and returns the open file; closing it releases the
-// lock. If another process holds it, beforeWait runs before queueing. The
+// lockFile takes an exclusive flock on path, creating the file if needed,
+// and returns the open file; closing it releases the lock. The file's
+// directory must exist, unless it is runDir, which is created (its parent
+// must exist): a mistyped path never makes directories elsewhere. If
+// another process holds the lock, beforeWait runs before queueing. The
 // kernel drops the lock if the process dies, so a crash never wedges it.
-func lockFile(path string, beforeWait func()) (*os.File, error) {
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-		return nil, fmt.Errorf("creating lock directory: %w", err)
-	}
+func lockFile(path, runDir string, beforeWait func()) (*os.File, error) {
 	f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR, 0o644)
+	if errors.Is(err, fs.ErrNotExist) && runDir != "" && filepath.Dir(path) == filepath.Clean(runDir) {
+		if err := os.Mkdir(runDir, 0o755); err != nil && !errors.Is(err, fs.ErrExist) {
+			return nil, fmt.Errorf("creating run directory %s: %w", runDir, err)
+		}
+		f, err = os.OpenFile(path, os.O_CREATE|os.O_RDWR, 0o644)
+	}
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("opening lock file %s: its directory does not exist: %w", path, err)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("opening lock file: %w", err)
 	}

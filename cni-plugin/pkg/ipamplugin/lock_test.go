@@ -13,7 +13,7 @@ func TestLockFileWaitsBeforeQueueing(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "ipam.lock")
 	var waited atomic.Int32
 	before := func() { waited.Add(1) }
-	held, err := lockFile(path, before)
+	held, err := lockFile(path, "", before)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -22,7 +22,7 @@ func TestLockFileWaitsBeforeQueueing(t *testing.T) {
 	}
 	got := make(chan error, 1)
 	go func() {
-		f, err := lockFile(path, before)
+		f, err := lockFile(path, "", before)
 		if err == nil {
 			f.Close()
 		}

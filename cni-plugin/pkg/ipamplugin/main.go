@@ -27,11 +27,11 @@ func Main() { netconf.PluginMain("calico-ipam", run) }
 func run(args *skel.CmdArgs, verb string) error {
 	conf, err := netconf.Parse(args.StdinData)
 	if err != nil {
-		return types.NewError(types.ErrDecodingFailure, err.Error(), "")
+		return netconf.ConfigError(err)
 	}
 	p, closeAll, err := New(conf, os.Getenv, os.Stderr)
 	if err != nil {
-		return err
+		return netconf.ConfigError(err)
 	}
 	defer closeAll()
 	ctx, cancel := context.WithTimeout(context.Background(), RequestTimeout)
@@ -40,17 +40,17 @@ func run(args *skel.CmdArgs, verb string) error {
 	case "ADD":
 		res, err := p.Add(ctx, conf, args)
 		if err != nil {
-			return err
+			return netconf.CNIError(err)
 		}
 		return types.PrintResult(res, conf.CNIVersion)
 	case "DEL":
-		return p.Del(ctx, conf, args)
+		return netconf.CNIError(p.Del(ctx, conf, args))
 	case "CHECK":
-		return p.Check(ctx, conf, args)
+		return netconf.CNIError(p.Check(ctx, conf, args))
 	case "GC":
-		return p.GC(ctx, conf)
+		return netconf.CNIError(p.GC(ctx, conf))
 	case "STATUS":
-		return p.Status(ctx, conf)
+		return netconf.CNIError(p.Status(ctx, conf))
 	}
 	return fmt.Errorf("unknown CNI command %s", verb)
 }
@@ -70,5 +70,5 @@ func New(conf *netconf.NetConf, getenv func(string) string, stderr io.Writer) (*
 		return nil, nil, err
 	}
 	return &Plugin{IPAM: ic, Client: client.New(be), Nodename: node, LockFile: conf.LockFile(getenv),
-		AwaitConnection: be.AwaitConnection, Log: log.WithField("node", node)}, closeAll, nil
+		RunDir: netconf.RunDir(getenv), AwaitConnection: be.AwaitConnection, Log: log.WithField("node", node)}, closeAll, nil
 }

@@ -34,8 +34,13 @@ type Plugin struct {
 	IPAM     *ipam.Client
 	Client   *client.Client
 	Nodename string
-	// LockFile serializes IPAM requests on the host ("" for no lock).
+	// LockFile serializes IPAM requests on the host ("" for no lock). It
+	// is created only in an existing directory, or in RunDir.
 	LockFile string
+	// RunDir is the host's Calico run directory, the one directory of a
+	// lock file that is created (one level, as calico-node makes it) if
+	// missing; "" for none.
+	RunDir string
 	// AwaitConnection, when set, returns once the datastore connection
 	// is up (or failed): a request that finds the lock taken calls it
 	// before queueing, so the lock is never held while a connection
@@ -59,14 +64,14 @@ func (p *Plugin) lock(ctx context.Context) func() {
 	if p.LockFile == "" {
 		return func() {}
 	}
-	f, err := lockFile(p.LockFile, func() {
+	f, err := lockFile(p.LockFile, p.RunDir, func() {
 		if p.AwaitConnection != nil {
 			p.AwaitConnection(ctx)
 		}
 	})
 	if err != nil {
 		// Best effort, as Calico: IPAM is safe without it, only slower.
-		p.Log.WithError(err).Warn("could not take the host-wide IPAM lock; going on without it")
+		p.Log.WithError(err).WithField("lockFile", p.LockFile).Warn("could not take the host-wide IPAM lock; going on without it")
 		return func() {}
 	}
 	was := readState(f, p.Nodename)
@@ -108,17 +113,26 @@ func Families(conf *netconf.NetConf, args string) (v4, v6 bool) {
 // and returns them as a CNI result, each with its block's prefix length
 // (a given IP as /32 or /128), as Calico's calico-ipam does. If it cannot
 // assign all of them it releases what it did assign.
+//
+// Add is idempotent per handle (<network>.<containerID>): when the handle
+// already holds addresses (an earlier ADD of the container, cut off or
+// retried), those are returned and only what they lack is assigned.
 func (p *Plugin) Add(ctx context.Context, conf *netconf.NetConf, args *skel.CmdArgs) (*current.Result, error) {
-	return p.AddRiding(ctx, conf, args, nil)
+	res, _, err := p.AddRiding(ctx, conf, args, nil)
+	return res, err
 }
 
 // AddRiding is Add whose assignment may carry rider's writes in its
 // transaction (see ipam.Rider); an address given by CNI_ARGS IP= takes
-// none.
-func (p *Plugin) AddRiding(ctx context.Context, conf *netconf.NetConf, args *skel.CmdArgs, rider ipam.Rider) (*current.Result, error) {
+// none. It also returns which of the result's addresses the handle held
+// before: a caller undoing a failed ADD leaves those to the DEL.
+func (p *Plugin) AddRiding(ctx context.Context, conf *netconf.NetConf, args *skel.CmdArgs, rider ipam.Rider) (*current.Result, []netip.Addr, error) {
+	if err := netconf.ValidateContainerID(args.ContainerID); err != nil {
+		return nil, nil, err
+	}
 	var ca cniArgs
 	if err := types.LoadArgs(args.Args, &ca); err != nil {
-		return nil, fmt.Errorf("parsing CNI_ARGS: %w", err)
+		return nil, nil, fmt.Errorf("parsing CNI_ARGS: %w", err)
 	}
 	handle := netconf.HandleID(conf.Name, args.ContainerID)
 	attrs := map[string]string{ipam.AttributeNode: p.Nodename, ipam.AttributeTimestamp: time.Now().UTC().String()}
@@ -133,15 +147,19 @@ func (p *Plugin) AddRiding(ctx context.Context, conf *netconf.NetConf, args *ske
 	if ca.IP != nil {
 		addr, ok := netip.AddrFromSlice(ca.IP)
 		if !ok {
-			return nil, fmt.Errorf("invalid IP %s in CNI_ARGS", ca.IP)
+			return nil, nil, fmt.Errorf("invalid IP %s in CNI_ARGS", ca.IP)
 		}
 		addr = addr.Unmap()
-		if err := p.IPAM.AssignIP(ctx, ipam.AssignIPArgs{IP: addr, HandleID: handle, Attrs: attrs, Hostname: p.Nodename}); err != nil {
-			return nil, fmt.Errorf("assigning %s: %w", addr, err)
+		held, err := p.assignIP(ctx, addr, handle, attrs)
+		if err != nil {
+			return nil, nil, err
 		}
 		res.IPs = append(res.IPs, ipConfig(netip.PrefixFrom(addr, addr.BitLen())))
-		log.WithField("ip", addr).Info("assigned requested address")
-		return res, nil
+		log.WithFields(logrus.Fields{"ip": addr, "held": held}).Info("assigned requested address")
+		if held {
+			return res, []netip.Addr{addr}, nil
+		}
+		return res, nil, nil
 	}
 	num4, num6 := 0, 0
 	if conf.WantIPv4() {
@@ -151,23 +169,45 @@ func (p *Plugin) AddRiding(ctx context.Context, conf *netconf.NetConf, args *ske
 		num6 = 1
 	}
 	if num4+num6 == 0 {
-		return nil, errors.New("ipam config assigns neither IPv4 nor IPv6")
+		return nil, nil, errors.New("ipam config assigns neither IPv4 nor IPv6")
 	}
 	v4, v6, err := p.IPAM.AutoAssign(ctx, ipam.AutoAssignArgs{
 		Num4: num4, Num6: num6, HandleID: handle, Attrs: attrs, Hostname: p.Nodename,
 		IPv4Pools: conf.IPAM.IPv4Pools, IPv6Pools: conf.IPAM.IPv6Pools, IntendedUse: v3.IPPoolAllowedUseWorkload,
-		Rider: rider,
+		Rider: rider, ReuseHandle: true,
 	})
-	got := append(prefixesOf(v4), prefixesOf(v6)...)
+	fresh4, held4 := split(v4)
+	fresh6, held6 := split(v6)
+	held := append(held4, held6...)
 	if err != nil {
-		p.rollback(ctx, log, handle, got)
-		return nil, fmt.Errorf("assigning addresses for %s: %w", handle, err)
+		p.rollback(ctx, log, handle, append(fresh4, fresh6...))
+		return nil, nil, fmt.Errorf("assigning addresses for %s: %w", handle, err)
 	}
+	got := append(prefixesOf(v4), prefixesOf(v6)...)
 	for _, a := range got {
 		res.IPs = append(res.IPs, ipConfig(a))
 	}
-	log.WithField("ips", got).Info("assigned addresses")
-	return res, nil
+	if len(held) > 0 {
+		log.WithFields(logrus.Fields{"ips": got, "held": held}).Info("handle already held addresses (a repeated ADD); returning them")
+	} else {
+		log.WithField("ips", got).Info("assigned addresses")
+	}
+	return res, held, nil
+}
+
+// assignIP assigns one given address; one the handle holds already (a
+// repeated ADD) is success, reported as held.
+func (p *Plugin) assignIP(ctx context.Context, addr netip.Addr, handle string, attrs map[string]string) (held bool, err error) {
+	err = p.IPAM.AssignIP(ctx, ipam.AssignIPArgs{IP: addr, HandleID: handle, Attrs: attrs, Hostname: p.Nodename})
+	if errors.Is(err, cerrors.ErrExists) {
+		if owner, _, gerr := p.IPAM.GetAssignmentAttributes(ctx, addr); gerr == nil && owner == handle {
+			return true, nil
+		}
+	}
+	if err != nil {
+		return false, fmt.Errorf("assigning %s: %w", addr, err)
+	}
+	return false, nil
 }
 
 func prefixesOf(a *ipam.Assignments) []netip.Prefix {
@@ -175,6 +215,18 @@ func prefixesOf(a *ipam.Assignments) []netip.Prefix {
 		return nil
 	}
 	return a.IPs
+}
+
+// split returns what an assignment newly assigned, and the addresses it
+// returned because the handle held them already.
+func split(a *ipam.Assignments) (fresh []netip.Prefix, held []netip.Addr) {
+	if a == nil {
+		return nil, nil
+	}
+	for _, p := range a.IPs[:a.Held] {
+		held = append(held, p.Addr())
+	}
+	return a.IPs[a.Held:], held
 }
 
 // rollback releases addresses of a failed ADD, only if still ours.
@@ -197,6 +249,9 @@ func ipConfig(p netip.Prefix) *current.IPConfig {
 
 // Del releases the container's addresses; releasing nothing is success.
 func (p *Plugin) Del(ctx context.Context, conf *netconf.NetConf, args *skel.CmdArgs) error {
+	if err := netconf.ValidateContainerID(args.ContainerID); err != nil {
+		return err
+	}
 	handle := netconf.HandleID(conf.Name, args.ContainerID)
 	defer p.lock(ctx)()
 	err := p.IPAM.ReleaseByHandle(ctx, handle)
@@ -214,6 +269,9 @@ func (p *Plugin) Del(ctx context.Context, conf *netconf.NetConf, args *skel.CmdA
 // Check verifies that the container still holds its addresses: those of
 // prevResult when given, else at least one.
 func (p *Plugin) Check(ctx context.Context, conf *netconf.NetConf, args *skel.CmdArgs) error {
+	if err := netconf.ValidateContainerID(args.ContainerID); err != nil {
+		return err
+	}
 	handle := netconf.HandleID(conf.Name, args.ContainerID)
 	held, err := p.IPAM.IPsByHandle(ctx, handle)
 	if err != nil {

@@ -228,3 +228,107 @@ func TestLockFileCarriesBlockHint(t *testing.T) {
 		t.Fatalf("node2 took node1's hint %v", got)
 	}
 }
+
+// issue 23 item 5: ADD is idempotent per handle: repeats return the
+// addresses the handle holds (automatic or CNI_ARGS IP=) and assign none.
+func TestAddIsIdempotentPerHandle(t *testing.T) {
+	p := newPlugin(t, "10.4.0.0/24", "fd00:4::/112")
+	c := conf(t, dual)
+	args := &skel.CmdArgs{ContainerID: "c1", IfName: "eth0"}
+	var first []string
+	for i := range 3 {
+		res, held, err := p.AddRiding(ctx, c, args, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got []string
+		for _, ip := range res.IPs {
+			got = append(got, ip.Address.String())
+		}
+		if i == 0 {
+			first = got
+			if len(held) != 0 {
+				t.Fatalf("first ADD reports held addresses %v", held)
+			}
+		} else if strings.Join(got, ",") != strings.Join(first, ",") || len(held) != 2 {
+			t.Fatalf("ADD %d got %v (held %v), want %v held", i, got, held, first)
+		}
+	}
+	if allocs, err := p.IPAM.Allocations(ctx); err != nil || len(allocs) != 2 {
+		t.Fatalf("after three ADDs: %+v, %v", allocs, err)
+	}
+
+	fixed := &skel.CmdArgs{ContainerID: "c2", IfName: "eth0", Args: "IP=10.4.0.77"}
+	one := conf(t, `{"cniVersion":"1.1.0","name":"net","type":"calico-ipam","ipam":{"type":"calico-ipam"}}`)
+	for i := range 2 {
+		res, held, err := p.AddRiding(ctx, one, fixed, nil)
+		if err != nil || res.IPs[0].Address.String() != "10.4.0.77/32" || len(held) != i {
+			t.Fatalf("IP= ADD %d: %v, held %v, %v", i, res, held, err)
+		}
+	}
+	// Another container's handle does not get it.
+	if _, _, err := p.AddRiding(ctx, one, &skel.CmdArgs{ContainerID: "c3", Args: "IP=10.4.0.77"}, nil); err == nil {
+		t.Fatal("another container was given c2's requested address")
+	}
+	for _, id := range []string{"c1", "c2"} {
+		if err := p.Del(ctx, c, &skel.CmdArgs{ContainerID: id, IfName: "eth0"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if allocs, err := p.IPAM.Allocations(ctx); err != nil || len(allocs) != 0 {
+		t.Fatalf("after DEL: %+v, %v", allocs, err)
+	}
+}
+
+// issue 23 item 9: an empty container ID is refused with CNI code 4 before
+// any IPAM work.
+func TestEmptyContainerIDRefused(t *testing.T) {
+	p := newPlugin(t, "10.5.0.0/24")
+	c := conf(t, `{"cniVersion":"1.1.0","name":"net","type":"calico-ipam","ipam":{"type":"calico-ipam"}}`)
+	args := &skel.CmdArgs{IfName: "eth0"}
+	_, addErr := p.Add(ctx, c, args)
+	for verb, err := range map[string]error{"ADD": addErr, "DEL": p.Del(ctx, c, args), "CHECK": p.Check(ctx, c, args)} {
+		var te *types.Error
+		if !errors.As(err, &te) || te.Code != types.ErrInvalidEnvironmentVariables || !strings.Contains(te.Msg, "CNI_CONTAINERID") {
+			t.Errorf("%s: %v", verb, err)
+		}
+	}
+	if allocs, _ := p.IPAM.Allocations(ctx); len(allocs) != 0 {
+		t.Fatalf("allocations: %+v", allocs)
+	}
+}
+
+// issue 23 item 9: the lock file is made only in an existing directory, or
+// in the run directory (one level, as calico-node makes it); a lock file
+// elsewhere is done without, and no directory is made for it.
+func TestLockFileOnlyInExistingDirectory(t *testing.T) {
+	root := t.TempDir()
+	if _, err := lockFile(filepath.Join(root, "a", "b", "ipam.lock"), "", func() {}); err == nil || !strings.Contains(err.Error(), "does not exist") {
+		t.Fatalf("lock in a missing directory: %v", err)
+	}
+	run := filepath.Join(root, "run")
+	f, err := lockFile(filepath.Join(run, "ipam.lock"), run, func() {})
+	if err != nil {
+		t.Fatalf("lock in the missing run directory: %v", err)
+	}
+	f.Close()
+	deep := filepath.Join(root, "x", "run")
+	if _, err := lockFile(filepath.Join(deep, "ipam.lock"), deep, func() {}); err == nil {
+		t.Fatal("the run directory's missing parent was made")
+	}
+
+	p := newPlugin(t, "10.6.0.0/24")
+	p.LockFile = filepath.Join(root, "typo", "ipam.lock")
+	c := conf(t, `{"cniVersion":"1.1.0","name":"net","type":"calico-ipam","ipam":{"type":"calico-ipam"}}`)
+	if _, err := p.Add(ctx, c, &skel.CmdArgs{ContainerID: "c1", IfName: "eth0"}); err != nil {
+		t.Fatalf("ADD without its lock: %v", err)
+	}
+	ents, _ := os.ReadDir(root)
+	var names []string
+	for _, e := range ents {
+		names = append(names, e.Name())
+	}
+	if strings.Join(names, ",") != "run" {
+		t.Fatalf("directories made: %v, want only run", names)
+	}
+}

@@ -9,6 +9,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/netip"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -16,9 +18,12 @@ import (
 
 	"github.com/containernetworking/cni/pkg/skel"
 	"github.com/containernetworking/cni/pkg/types"
+	"github.com/containernetworking/cni/pkg/utils"
 	"github.com/containernetworking/cni/pkg/version"
 	"github.com/sirupsen/logrus"
+	"gopkg.in/natefinch/lumberjack.v2"
 
+	v3 "github.com/calico-etcd/calico/libcalico/api/v3"
 	"github.com/calico-etcd/calico/libcalico/apiconfig"
 	"github.com/calico-etcd/calico/libcalico/backend/etcd"
 	"github.com/calico-etcd/calico/libcalico/buildinfo"
@@ -30,6 +35,11 @@ const (
 	DefaultRunDir       = "/var/run/calico"
 	// LockFileName is the host-wide IPAM lock under the run directory.
 	LockFileName = "ipam.lock"
+	// Log file rotation, as Calico's plugin: size in megabytes, age in
+	// days, and the number of rotated files kept.
+	DefaultLogFileMaxSize  = 100
+	DefaultLogFileMaxAge   = 30
+	DefaultLogFileMaxCount = 10
 )
 
 // IPAM is the "ipam" section.
@@ -71,12 +81,20 @@ type NetConf struct {
 
 	LogLevel    string `json:"log_level,omitempty"`
 	LogFilePath string `json:"log_file_path,omitempty"`
+	// LogFileMaxSize (megabytes), LogFileMaxAge (days) and
+	// LogFileMaxCount (rotated files kept) rotate log_file_path; 0 is
+	// the default (100, 30, 10).
+	LogFileMaxSize  int `json:"log_file_max_size,omitempty"`
+	LogFileMaxAge   int `json:"log_file_max_age,omitempty"`
+	LogFileMaxCount int `json:"log_file_max_count,omitempty"`
 
 	RawPrevResult    map[string]any       `json:"prevResult,omitempty"`
 	ValidAttachments []types.GCAttachment `json:"cni.dev/valid-attachments,omitempty"`
 }
 
-// Parse decodes and checks a network configuration.
+// Parse decodes and checks a network configuration: a name CNI allows
+// (it is part of every IPAM handle's etcd key), a valid ipam section and
+// log settings.
 func Parse(data []byte) (*NetConf, error) {
 	var c NetConf
 	if err := json.Unmarshal(data, &c); err != nil {
@@ -85,33 +103,112 @@ func Parse(data []byte) (*NetConf, error) {
 	if c.Name == "" {
 		return nil, errors.New("network config has no name")
 	}
+	if e := utils.ValidateNetworkName(c.Name); e != nil {
+		return nil, fmt.Errorf("network name %q: %s", c.Name, e.Msg)
+	}
 	switch c.DatastoreType {
 	case "", apiconfig.DatastoreEtcdV3:
 	default:
 		return nil, fmt.Errorf("datastore_type %q is not supported (use %s)", c.DatastoreType, apiconfig.DatastoreEtcdV3)
 	}
-	for _, f := range []struct {
-		name string
-		v    *string
-	}{{"assign_ipv4", c.IPAM.AssignIPv4}, {"assign_ipv6", c.IPAM.AssignIPv6}} {
-		if f.v != nil && *f.v != "true" && *f.v != "false" {
-			return nil, fmt.Errorf("ipam.%s must be \"true\" or \"false\", not %q", f.name, *f.v)
-		}
-	}
-	if c.IPAM.Subnet == "usePodCidr" {
-		return nil, errors.New("ipam.subnet usePodCidr needs the Kubernetes datastore, which is not supported")
+	if err := c.IPAM.Validate(); err != nil {
+		return nil, err
 	}
 	if _, err := c.logLevel(); err != nil {
 		return nil, err
 	}
+	for _, f := range []struct {
+		name string
+		v    int
+	}{{"log_file_max_size", c.LogFileMaxSize}, {"log_file_max_age", c.LogFileMaxAge}, {"log_file_max_count", c.LogFileMaxCount}} {
+		if f.v < 0 {
+			return nil, fmt.Errorf("%s must not be negative, not %d", f.name, f.v)
+		}
+	}
 	return &c, nil
 }
 
+// CalicoIPAM is the ipam type of calico-ipam.
+const CalicoIPAM = "calico-ipam"
+
+// Validate checks the ipam section: assign_ipv4 and assign_ipv6 are
+// "true" or "false", pools are named (an IPv4 pool given by CIDR in
+// ipv4_pools, IPv6 in ipv6_pools), and calico-ipam (type "calico-ipam",
+// or none, as calico-ipam itself may be given) assigns at least one
+// family. Another type's fields are its own business.
+func (i *IPAM) Validate() error {
+	for _, f := range []struct {
+		name string
+		v    *string
+	}{{"assign_ipv4", i.AssignIPv4}, {"assign_ipv6", i.AssignIPv6}} {
+		if f.v != nil && *f.v != "true" && *f.v != "false" {
+			return fmt.Errorf("ipam.%s must be \"true\" or \"false\", not %q", f.name, *f.v)
+		}
+	}
+	if i.Subnet == "usePodCidr" {
+		return errors.New("ipam.subnet usePodCidr needs the Kubernetes datastore, which is not supported")
+	}
+	if i.Type != "" && i.Type != CalicoIPAM {
+		return nil
+	}
+	if !i.WantIPv4() && !i.WantIPv6() {
+		return errors.New("ipam assigns neither IPv4 nor IPv6: assign_ipv4 and assign_ipv6 are both \"false\"")
+	}
+	for _, f := range []struct {
+		name  string
+		pools []string
+		v4    bool
+	}{{"ipv4_pools", i.IPv4Pools, true}, {"ipv6_pools", i.IPv6Pools, false}} {
+		for _, p := range f.pools {
+			if strings.TrimSpace(p) == "" {
+				return fmt.Errorf("ipam.%s has an empty pool name", f.name)
+			}
+			if c, err := netip.ParsePrefix(p); err == nil && c.Addr().Is4() != f.v4 {
+				return fmt.Errorf("ipam.%s names %s, a pool of the other IP version", f.name, p)
+			}
+		}
+	}
+	return nil
+}
+
 // WantIPv4 reports whether ADD assigns an IPv4 address (default yes).
-func (c *NetConf) WantIPv4() bool { return c.IPAM.AssignIPv4 == nil || *c.IPAM.AssignIPv4 == "true" }
+func (c *NetConf) WantIPv4() bool { return c.IPAM.WantIPv4() }
 
 // WantIPv6 reports whether ADD assigns an IPv6 address (default no).
-func (c *NetConf) WantIPv6() bool { return c.IPAM.AssignIPv6 != nil && *c.IPAM.AssignIPv6 == "true" }
+func (c *NetConf) WantIPv6() bool { return c.IPAM.WantIPv6() }
+
+// WantIPv4 reports whether calico-ipam assigns an IPv4 address (default
+// yes).
+func (i *IPAM) WantIPv4() bool { return i.AssignIPv4 == nil || *i.AssignIPv4 == "true" }
+
+// WantIPv6 reports whether calico-ipam assigns an IPv6 address (default
+// no).
+func (i *IPAM) WantIPv6() bool { return i.AssignIPv6 != nil && *i.AssignIPv6 == "true" }
+
+// ValidateContainerID checks CNI_CONTAINERID as skel does for the
+// binaries, for callers in-process: empty or with characters CNI forbids
+// (it is part of the IPAM handle's etcd key) is CNI error 4.
+func ValidateContainerID(id string) error {
+	if id == "" {
+		return types.NewError(types.ErrInvalidEnvironmentVariables, "CNI_CONTAINERID is empty: a container ID is required", "")
+	}
+	if e := utils.ValidateContainerID(id); e != nil {
+		return types.NewError(types.ErrInvalidEnvironmentVariables, fmt.Sprintf("CNI_CONTAINERID %q: %s", id, e.Msg), "")
+	}
+	return nil
+}
+
+// ValidateNodeName checks a node name as Calico validates a Node's name
+// (a DNS-1123 subdomain): every IPAM block affinity and endpoint is keyed
+// by it, so a bad one must stop a request before it claims anything.
+func ValidateNodeName(node string) error {
+	n := v3.NewNode()
+	n.Name = node
+	if err := n.Validate(); err != nil {
+		return fmt.Errorf("node name %q is not a valid Calico node name (set nodename or nodename_file): %w", node, err)
+	}
+	return nil
+}
 
 // HandleID is the IPAM handle of a container's addresses on a network.
 func HandleID(network, containerID string) string { return network + "." + containerID }
@@ -148,11 +245,17 @@ func (c *NetConf) LockFile(getenv func(string) string) string {
 	if c.IPAMLockFile != "" {
 		return c.IPAMLockFile
 	}
-	dir := getenv("CALICO_RUN_DIR")
-	if dir == "" {
-		dir = DefaultRunDir
+	return filepath.Join(RunDir(getenv), LockFileName)
+}
+
+// RunDir is the host's Calico run directory: $CALICO_RUN_DIR, default
+// /var/run/calico. Of the lock file's directories it is the only one the
+// plugins create.
+func RunDir(getenv func(string) string) string {
+	if dir := getenv("CALICO_RUN_DIR"); dir != "" {
+		return dir
 	}
-	return filepath.Join(dir, LockFileName)
+	return DefaultRunDir
 }
 
 // Datastore returns the etcd settings: the config's etcd_* fields over
@@ -176,7 +279,23 @@ func (c *NetConf) Datastore(getenv func(string) string, timeout time.Duration) (
 	if err != nil {
 		return etcd.Config{}, fmt.Errorf("datastore settings: %w", err)
 	}
-	return spec.EtcdConfig(timeout), nil
+	cfg := spec.EtcdConfig(timeout)
+	for _, ep := range cfg.Endpoints {
+		if err := validEndpoint(ep); err != nil {
+			return etcd.Config{}, err
+		}
+	}
+	return cfg, nil
+}
+
+// validEndpoint checks an etcd endpoint up front: one without a host
+// ("http://") would otherwise cost the whole dial timeout.
+func validEndpoint(ep string) error {
+	u, err := url.Parse(ep)
+	if err == nil && (u.Scheme == "http" || u.Scheme == "https") && u.Hostname() != "" && u.Opaque == "" {
+		return nil
+	}
+	return fmt.Errorf("etcd endpoint %q is not valid: want http:// or https:// and a host, as in http://127.0.0.1:2379", ep)
 }
 
 func (c *NetConf) logLevel() (logrus.Level, error) {
@@ -191,8 +310,9 @@ func (c *NetConf) logLevel() (logrus.Level, error) {
 }
 
 // Logger returns a logger at log_level (default info) writing to stderr
-// and, when log_file_path is set, appending to that file too. Close the
-// returned closer when done.
+// and, when log_file_path is set, appending to that file too, rotated as
+// Calico's plugin rotates it (see logFile). Close the returned closer
+// when done.
 func (c *NetConf) Logger(stderr io.Writer) (*logrus.Entry, io.Closer, error) {
 	lvl, err := c.logLevel()
 	if err != nil {
@@ -203,17 +323,36 @@ func (c *NetConf) Logger(stderr io.Writer) (*logrus.Entry, io.Closer, error) {
 	l.SetOutput(stderr)
 	var closer io.Closer = io.NopCloser(nil)
 	if c.LogFilePath != "" {
+		// As Calico's plugin: the directory is made here, so that a bad
+		// path fails the request rather than every log line.
 		if err := os.MkdirAll(filepath.Dir(c.LogFilePath), 0o755); err != nil {
 			return nil, nil, fmt.Errorf("creating log directory: %w", err)
 		}
-		f, err := os.OpenFile(c.LogFilePath, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
-		if err != nil {
-			return nil, nil, fmt.Errorf("opening log file: %w", err)
-		}
+		f := c.logFile()
 		l.SetOutput(io.MultiWriter(stderr, f))
 		closer = f
 	}
 	return logrus.NewEntry(l), closer, nil
+}
+
+// logFile is log_file_path with Calico's rotation: a file reaching
+// log_file_max_size megabytes is renamed with a timestamp and a new one
+// started; rotated files older than log_file_max_age days, or beyond
+// the log_file_max_count newest, are removed. It opens the file on the
+// first write.
+func (c *NetConf) logFile() *lumberjack.Logger {
+	or := func(v, def int) int {
+		if v > 0 {
+			return v
+		}
+		return def
+	}
+	return &lumberjack.Logger{
+		Filename:   c.LogFilePath,
+		MaxSize:    or(c.LogFileMaxSize, DefaultLogFileMaxSize),
+		MaxAge:     or(c.LogFileMaxAge, DefaultLogFileMaxAge),
+		MaxBackups: or(c.LogFileMaxCount, DefaultLogFileMaxCount),
+	}
 }
 
 // Opened is what a plugin needs for one request: its logger, this node's
@@ -243,6 +382,9 @@ func (c *NetConf) Open(getenv func(string) string, stderr io.Writer) (*Opened, f
 		return nil, nil, err
 	}
 	node, err := c.NodeName()
+	if err == nil {
+		err = ValidateNodeName(node)
+	}
 	if err != nil {
 		be.Close()
 		logCloser.Close()

@@ -45,9 +45,16 @@ type attachment struct {
 	meta wep.Meta
 	// addressing overrides automatic assignment (Kubernetes mode).
 	addressing addressing
+	// held are the addresses IPAM returned because the handle held them
+	// before this ADD (an earlier ADD of the container): a rollback
+	// leaves them to the DEL.
+	held []netip.Addr
 }
 
 func (p *Plugin) attachment(args *skel.CmdArgs) (*attachment, error) {
+	if err := netconf.ValidateContainerID(args.ContainerID); err != nil {
+		return nil, err
+	}
 	ns, pod, err := parseArgs(args.Args)
 	if err != nil {
 		return nil, err
@@ -89,6 +96,12 @@ func (p *Plugin) attachment(args *skel.CmdArgs) (*attachment, error) {
 // taken, the addresses IPAM gave meanwhile are released. Kernel work stays
 // on the calling goroutine, whose thread's namespace is the host's.
 // Whatever failed, the steps that succeeded are undone.
+//
+// An ADD repeated for the same container (the runtime retrying one that
+// was cut off, even by SIGKILL at any point) finishes the attachment and
+// duplicates nothing: IPAM returns the addresses the handle holds, the
+// pair the earlier ADD made is deleted and made again, and the endpoint
+// it wrote is replaced (wep.Store.Write).
 func (p *Plugin) Add(ctx context.Context, args *skel.CmdArgs) (*current.Result, error) {
 	start := time.Now()
 	a, err := p.attachment(args)
@@ -115,7 +128,7 @@ func (p *Plugin) Add(ctx context.Context, args *skel.CmdArgs) (*current.Result, 
 		go func() {
 			defer wg.Done()
 			defer close(ipamOut)
-			ipres, ipamErr = ip.AddRiding(ctx, a.conf, a.args, rider)
+			ipres, a.held, ipamErr = ip.AddRiding(ctx, a.conf, a.args, rider)
 			ipamDone = time.Since(start)
 		}()
 	} else {
@@ -131,9 +144,21 @@ func (p *Plugin) Add(ctx context.Context, args *skel.CmdArgs) (*current.Result, 
 		}()
 	}
 	dp, dpErr := p.DP.Create(a.req)
-	if errors.Is(dpErr, dataplane.ErrHostInterfaceExists) && a.ids.IsK8s() {
-		// An earlier sandbox of the pod left its veth behind; Calico
-		// replaces it, as kubelet runs one sandbox per pod at a time.
+	if errors.Is(dpErr, dataplane.ErrInterfaceExists) {
+		// An earlier ADD of this attachment left its pair (it was cut
+		// off, or this is a retry): start again from nothing.
+		if gone, err := p.DP.DeletePair(a.req); err != nil {
+			dpErr = errors.Join(dpErr, err)
+		} else if gone {
+			a.log.WithField("hostIface", a.req.HostIfName).Info("replaced the veth an earlier ADD of this container left")
+			dp, dpErr = p.DP.Create(a.req)
+		}
+	}
+	if errors.Is(dpErr, dataplane.ErrHostInterfaceExists) {
+		// The host name is the workload's: an earlier sandbox of the pod
+		// left its veth behind (Calico replaces it, as kubelet runs one
+		// sandbox per pod at a time), or, for another workload, an
+		// earlier ADD of this very container ID into another namespace.
 		a.log.WithField("hostIface", a.req.HostIfName).Info("removing the veth of an earlier sandbox")
 		if dpErr = p.DP.DeleteHostVeth(a.req.HostIfName); dpErr == nil {
 			dp, dpErr = p.DP.Create(a.req)
@@ -312,9 +337,11 @@ func (p *Plugin) deleteEndpoint(ctx context.Context, w *v3.WorkloadEndpoint, con
 
 // rollback releases the addresses a failed ADD was given and returns
 // cause, joined with any error of the release. With calico-ipam only the
-// addresses this ADD got are released, so a mistaken second ADD can never
-// free the first one's; a delegated IPAM is asked to DEL.
+// addresses this ADD got are released, not those the handle held before
+// it (a.held: the DEL the runtime sends after a failed ADD releases
+// them); a delegated IPAM is asked to DEL.
 func (p *Plugin) rollback(ctx context.Context, a *attachment, addrs []netip.Addr, cause error) error {
+	addrs = slices.DeleteFunc(slices.Clone(addrs), func(ad netip.Addr) bool { return slices.Contains(a.held, ad) })
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), rollbackTimeout)
 	defer cancel()
 	var err error

@@ -15,7 +15,7 @@ import (
 )
 
 // CalicoIPAM is the ipam type served in-process.
-const CalicoIPAM = "calico-ipam"
+const CalicoIPAM = netconf.CalicoIPAM
 
 // Config is the calico plugin's network configuration: the fields both
 // Calico plugins read (netconf) and those only this one does.
@@ -85,7 +85,8 @@ func (c *Config) KubeConfig() k8s.Config {
 var knownFields = []string{
 	"cniVersion", "name", "type", "ipam", "mtu", "nodename", "nodename_file", "nodename_file_optional",
 	"datastore_type", "etcd_endpoints", "etcd_key_file", "etcd_cert_file", "etcd_ca_cert_file",
-	"etcd_username", "etcd_password", "ipam_lock_file", "log_level", "log_file_path", "prevResult",
+	"etcd_username", "etcd_password", "ipam_lock_file", "log_level", "log_file_path", "log_file_max_size",
+	"log_file_max_age", "log_file_max_count", "prevResult",
 	"cni.dev/valid-attachments", "container_settings", "dns", "kubernetes", "policy", "feature_control",
 	"runtimeConfig", "args", "capabilities", "disableCheck", "disableGC",
 }

@@ -14,6 +14,7 @@ import (
 	v3 "github.com/calico-etcd/calico/libcalico/api/v3"
 	"github.com/calico-etcd/calico/libcalico/kubeconv"
 
+	"github.com/calico-etcd/calico/cni-plugin/pkg/ipamplugin"
 	"github.com/calico-etcd/calico/cni-plugin/pkg/wep"
 )
 
@@ -211,7 +212,15 @@ func (p *Plugin) assign(ctx context.Context, a *attachment) (*current.Result, er
 	for i, ip := range a.addressing.requested {
 		args := *a.args
 		args.Args = args.Args + ";IP=" + ip.String()
-		r, err := p.IPAM.Add(ctx, a.conf, &args)
+		var r *current.Result
+		var err error
+		if ipp, ok := p.IPAM.(*ipamplugin.Plugin); ok {
+			var held []netip.Addr
+			r, held, err = ipp.AddRiding(ctx, a.conf, &args, nil)
+			a.held = append(a.held, held...)
+		} else {
+			r, err = p.IPAM.Add(ctx, a.conf, &args)
+		}
 		if err != nil {
 			if i > 0 {
 				err = p.rollback(ctx, a, addrsOf(res), err)

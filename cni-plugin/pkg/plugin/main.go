@@ -8,8 +8,6 @@ import (
 	"github.com/containernetworking/cni/pkg/skel"
 	"github.com/containernetworking/cni/pkg/types"
 
-	"github.com/calico-etcd/calico/libcalico/cerrors"
-
 	"github.com/calico-etcd/calico/cni-plugin/pkg/dataplane"
 	"github.com/calico-etcd/calico/cni-plugin/pkg/netconf"
 )
@@ -22,11 +20,11 @@ func Main() { netconf.PluginMain("calico", run) }
 func run(args *skel.CmdArgs, verb string) error {
 	conf, err := ParseConfig(args.StdinData)
 	if err != nil {
-		return types.NewError(types.ErrDecodingFailure, err.Error(), "")
+		return netconf.ConfigError(err)
 	}
 	p, closeAll, err := New(conf, os.Getenv, os.Stderr)
 	if err != nil {
-		return types.NewError(types.ErrInvalidNetworkConfig, err.Error(), "")
+		return netconf.ConfigError(err)
 	}
 	defer closeAll()
 	ctx, cancel := withTimeout()
@@ -51,24 +49,13 @@ func run(args *skel.CmdArgs, verb string) error {
 }
 
 // cniError gives err a CNI error code: 3 when the pod's namespace is
-// gone, 11 ("try again later") when etcd does not answer, the code of a
-// CNI error inside it (a delegated plugin's, STATUS's 50), else 999.
+// gone, else as calico-ipam's (netconf.CNIError): the code of a CNI error
+// inside it (a delegated plugin's, STATUS's 50), 11 ("try again later")
+// when etcd does not answer, else 999.
 func cniError(err error) error {
-	if err == nil {
-		return nil
-	}
 	var te *types.Error
-	code := uint(types.ErrInternal)
-	switch {
-	case errors.As(err, &te):
-		if te.Error() == err.Error() {
-			return te
-		}
-		code = te.Code
-	case errors.Is(err, dataplane.ErrNetNSNotFound):
-		code = types.ErrUnknownContainer
-	case errors.Is(err, cerrors.ErrUnavailable):
-		code = types.ErrTryAgainLater
+	if err != nil && !errors.As(err, &te) && errors.Is(err, dataplane.ErrNetNSNotFound) {
+		return types.NewError(types.ErrUnknownContainer, err.Error(), "")
 	}
-	return types.NewError(code, err.Error(), "")
+	return netconf.CNIError(err)
 }

@@ -4,7 +4,10 @@
 //	ADD    IPAM with the WorkloadEndpoint in its transaction ∥ veth
 //	       pair, links up, pod addresses → host routes → result.
 //	       A failure at any step undoes the steps that succeeded:
-//	       endpoint, veth, this ADD's addresses.
+//	       endpoint, veth, this ADD's addresses. Repeated for a
+//	       container (a retry, even of an ADD killed midway), it
+//	       finishes the attachment: the handle's addresses, its own
+//	       earlier veth made again, the endpoint replaced.
 //	DEL    pod interface (and with it the host veth) ∥ the endpoint, only
 //	       if this container owns it; IPAM release by handle once the host
 //	       no longer routes to the pod. Anything already gone is success.
@@ -114,7 +117,7 @@ func New(conf *Config, getenv func(string) string, stderr io.Writer) (*Plugin, f
 	}
 	if conf.IPAM.Type == CalicoIPAM {
 		p.IPAM = &ipamplugin.Plugin{IPAM: ic, Client: c, Nodename: node, LockFile: conf.LockFile(getenv),
-			AwaitConnection: be.AwaitConnection, Log: log}
+			RunDir: netconf.RunDir(getenv), AwaitConnection: be.AwaitConnection, Log: log}
 	} else {
 		p.IPAM = &Delegated{Type: conf.IPAM.Type, Stdin: conf.Raw}
 	}

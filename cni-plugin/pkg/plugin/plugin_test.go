@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/netip"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -14,6 +15,7 @@ import (
 	"github.com/containernetworking/cni/pkg/skel"
 	"github.com/containernetworking/cni/pkg/types"
 	current "github.com/containernetworking/cni/pkg/types/100"
+	"github.com/containernetworking/cni/pkg/utils"
 	"github.com/sirupsen/logrus"
 
 	v3 "github.com/calico-etcd/calico/libcalico/api/v3"
@@ -230,20 +232,183 @@ func TestCheckFailsOnDrift(t *testing.T) {
 	}
 }
 
-func TestAddRefusesExistingInterfaceAndKeepsIt(t *testing.T) {
+// An interface the plugin did not make, or made for another container, is
+// never taken over.
+func TestAddRefusesForeignInterfaceAndKeepsIt(t *testing.T) {
 	e := newEnv(t, testConf, "10.65.0.0/28")
 	a := e.args("c0ffee03", "/ns/pod3", "eth0", "")
 	e.add(a)
 	before, _ := e.ic.Allocations(context.Background())
 
-	_, err := e.p.Add(context.Background(), a)
-	if !errors.Is(err, dataplane.ErrInterfaceExists) {
-		t.Fatalf("second ADD: %v", err)
+	// Another container's ADD into the same pod and interface name.
+	other := e.args("c0ffee13", "/ns/pod3", "eth0", "")
+	if _, err := e.p.Add(context.Background(), other); !errors.Is(err, dataplane.ErrInterfaceExists) {
+		t.Fatalf("ADD of another container over the interface: %v", err)
 	}
 	after, _ := e.ic.Allocations(context.Background())
-	if len(after) != len(before) || len(e.dp.Interfaces()) != 1 {
-		t.Fatalf("second ADD changed state: allocations %d→%d, interfaces %d", len(before), len(after), len(e.dp.Interfaces()))
+	if len(after) != len(before) || after[0].Handle != "net1.c0ffee03" || len(e.dp.Interfaces()) != 1 {
+		t.Fatalf("the refused ADD changed state: allocations %+v→%+v, interfaces %d", before, after, len(e.dp.Interfaces()))
 	}
+
+	// An eth0 the plugin did not make.
+	own := e.args("c0ffee23", "/ns/own", "eth0", "")
+	e.dp.AddForeign("/ns/own", "eth0")
+	if _, err := e.p.Add(context.Background(), own); !errors.Is(err, dataplane.ErrInterfaceExists) {
+		t.Fatalf("ADD over a foreign eth0: %v", err)
+	}
+	if ifs := e.dp.Interfaces(); len(ifs) != 2 {
+		t.Fatalf("interfaces %+v, want the first pod's and the foreign one", ifs)
+	}
+	if after, _ := e.ic.Allocations(context.Background()); len(after) != 1 {
+		t.Fatalf("allocations after the refused ADD: %+v", after)
+	}
+}
+
+// issue 23 item 4: whatever an ADD cut off (SIGKILL) left, a retry with
+// the same container ID finishes the attachment without duplicating any
+// of it: one interface, one endpoint, the addresses the handle held; DEL
+// then leaves nothing.
+func TestRetryFinishesInterruptedAdd(t *testing.T) {
+	ctx := context.Background()
+	for _, cniArgs := range []string{"", "K8S_POD_NAMESPACE=prod;K8S_POD_NAME=web"} {
+		for _, tc := range []struct {
+			name                  string
+			addrs, veth, endpoint bool
+			complete              bool
+		}{
+			{name: "addresses", addrs: true},
+			{name: "veth", veth: true},
+			{name: "veth and addresses", veth: true, addrs: true},
+			{name: "veth, addresses and endpoint", veth: true, addrs: true, endpoint: true},
+			{name: "everything but the answer", complete: true},
+		} {
+			t.Run(fmt.Sprintf("%s/k8s=%v", tc.name, cniArgs != ""), func(t *testing.T) {
+				e := newEnv(t, testConf, "10.65.0.0/28")
+				a := e.args("c0ffee05", "/ns/pod5", "eth0", cniArgs)
+				att, err := e.p.attachment(a)
+				if err != nil {
+					t.Fatal(err)
+				}
+				var held []netip.Addr
+				if tc.complete {
+					held = addrsOf(e.add(a))
+				}
+				if tc.addrs {
+					r, err := e.p.IPAM.Add(ctx, att.conf, att.args)
+					if err != nil {
+						t.Fatal(err)
+					}
+					held = addrsOf(r)
+				}
+				var dp *dataplane.Result
+				if tc.veth {
+					if dp, err = e.dp.Create(att.req); err != nil {
+						t.Fatal(err)
+					}
+				}
+				if tc.endpoint {
+					if _, err := e.p.Endpoint.Write(ctx, wep.Build(att.ids, att.meta, dp.HostIfName, dp.PodMAC, held)); err != nil {
+						t.Fatal(err)
+					}
+				}
+
+				r := e.add(a)
+				got := addrsOf(r)
+				if len(got) != 1 || (held != nil && got[0] != held[0]) {
+					t.Fatalf("retry got %v, the handle held %v", got, held)
+				}
+				ifs := e.dp.Interfaces()
+				if len(ifs) != 1 || ifs[0].HostIfName != att.req.HostIfName || ifs[0].PodMAC.String() != r.Interfaces[1].Mac ||
+					!slices.Equal(ifs[0].Addrs, got) {
+					t.Fatalf("interfaces after the retry %+v, result %+v", ifs, r.Interfaces)
+				}
+				weps, _, err := e.c.WorkloadEndpoints().List(ctx, client.ListOptions{})
+				if err != nil || len(weps) != 1 || weps[0].Spec.ContainerID != "c0ffee05" || weps[0].Spec.MAC != r.Interfaces[1].Mac ||
+					strings.Join(weps[0].Spec.IPNetworks, ",") != got[0].String()+"/32" {
+					t.Fatalf("endpoints after the retry: %+v (%v)", weps, err)
+				}
+				allocs, err := e.ic.Allocations(ctx)
+				if err != nil || len(allocs) != 1 || allocs[0].Handle != "net1.c0ffee05" || allocs[0].IP != got[0] {
+					t.Fatalf("allocations after the retry: %+v (%v)", allocs, err)
+				}
+				e.withPrevResult(r)
+				if err := e.p.Check(ctx, a); err != nil {
+					t.Errorf("CHECK after the retry: %v", err)
+				}
+				if err := e.p.Del(ctx, a); err != nil {
+					t.Fatal(err)
+				}
+				e.assertEmpty()
+			})
+		}
+	}
+}
+
+// issue 23 item 4: a retry of a container's ADD into another namespace
+// (the earlier attempt's pair lives on in the first) replaces the earlier
+// pair, as for a new sandbox of a pod, and keeps its address.
+func TestRetryInAnotherNamespaceReplacesEarlierPair(t *testing.T) {
+	ctx := context.Background()
+	e := newEnv(t, testConf, "10.65.0.0/28")
+	first := addrsOf(e.add(e.args("c0ffee08", "/ns/a", "eth0", "")))
+	retry := e.args("c0ffee08", "/ns/b", "eth0", "")
+	got := addrsOf(e.add(retry))
+	if !slices.Equal(got, first) {
+		t.Fatalf("retry got %v, the handle held %v", got, first)
+	}
+	if ifs := e.dp.Interfaces(); len(ifs) != 1 || ifs[0].NetNS != "/ns/b" {
+		t.Fatalf("interfaces %+v", ifs)
+	}
+	if allocs, _ := e.ic.Allocations(ctx); len(allocs) != 1 {
+		t.Fatalf("allocations %+v", allocs)
+	}
+	if err := e.p.Del(ctx, retry); err != nil {
+		t.Fatal(err)
+	}
+	e.assertEmpty()
+}
+
+// issue 23 item 4: a retry that fails leaves the addresses the handle
+// held before it to the runtime's DEL (it releases only what it was
+// given), and that DEL leaves nothing.
+func TestFailedRetryLeavesHeldAddressesToDel(t *testing.T) {
+	ctx := context.Background()
+	e := newEnv(t, testConf, "10.65.0.0/28")
+	a := e.args("c0ffee06", "/ns/pod6", "eth0", "")
+	first := addrsOf(e.add(a))
+	e.dp.FailSetup = errors.New("boom")
+	if _, err := e.p.Add(ctx, a); err == nil || !strings.Contains(err.Error(), "boom") {
+		t.Fatalf("failing retry: %v", err)
+	}
+	allocs, _ := e.ic.Allocations(ctx)
+	if len(allocs) != 1 || allocs[0].IP != first[0] {
+		t.Fatalf("allocations after the failed retry: %+v, want %v kept for DEL", allocs, first)
+	}
+	if weps, _, _ := e.c.WorkloadEndpoints().List(ctx, client.ListOptions{}); len(weps) != 0 {
+		t.Fatalf("the failed retry left %d endpoints", len(weps))
+	}
+	e.dp.FailSetup = nil
+	if err := e.p.Del(ctx, a); err != nil {
+		t.Fatal(err)
+	}
+	e.assertEmpty()
+}
+
+// issue 23 item 9: an empty container ID is refused (CNI error 4, naming
+// CNI_CONTAINERID) before anything is done.
+func TestEmptyContainerIDRefused(t *testing.T) {
+	e := newEnv(t, testConf, "10.65.0.0/28")
+	a := e.args("", "/ns/pod7", "eth0", "")
+	ctx := context.Background()
+	_, addErr := e.p.Add(ctx, a)
+	e.withPrevResult(&current.Result{CNIVersion: "1.1.0"})
+	for verb, err := range map[string]error{"ADD": addErr, "DEL": e.p.Del(ctx, a), "CHECK": e.p.Check(ctx, a)} {
+		var te *types.Error
+		if !errors.As(cniError(err), &te) || te.Code != types.ErrInvalidEnvironmentVariables || !strings.Contains(te.Msg, "CNI_CONTAINERID") {
+			t.Errorf("%s with an empty container ID: %v", verb, err)
+		}
+	}
+	e.assertEmpty()
 }
 
 func TestAddRollsBackEveryStep(t *testing.T) {
@@ -255,14 +420,10 @@ func TestAddRollsBackEveryStep(t *testing.T) {
 	}{
 		{"netns gone", func(e *env, a *skel.CmdArgs) { e.dp.DeleteNetNS(a.Netns) }, "network namespace does not exist", 0},
 		{"veth fails", func(e *env, _ *skel.CmdArgs) { e.dp.FailSetup = errors.New("boom") }, "boom", 0},
-		{"endpoint write fails", func(e *env, a *skel.CmdArgs) {
-			// An endpoint of this container already exists (a lost DEL).
-			w := wep.Build(wep.NewIDs("node1", a.ContainerID, a.IfName, "", ""), wep.Meta{Profiles: []string{"net1"}}, "cali1", nil, nil)
-			w.Spec.IPNetworks = nil
-			if _, err := e.c.WorkloadEndpoints().Create(context.Background(), w); err != nil {
-				e.t.Fatal(err)
-			}
-		}, "already exists for this container", 1},
+		{"endpoint write fails", func(_ *env, a *skel.CmdArgs) {
+			// A namespace the endpoint's validation refuses.
+			a.Args = "K8S_POD_NAMESPACE=Not_A_Namespace;K8S_POD_NAME=web"
+		}, "Metadata.Namespace", 0},
 		{"no pool", func(e *env, _ *skel.CmdArgs) {
 			if _, err := e.c.IPPools().Delete(context.Background(), "", "pool1", ""); err != nil {
 				e.t.Fatal(err)
@@ -453,17 +614,46 @@ func TestNewSandboxReplacesLiveOldVeth(t *testing.T) {
 	e.assertEmpty()
 }
 
+// issue 23 item 9: ParseConfig never panics, and what it accepts has a
+// name CNI allows, an ipam type, and for calico-ipam a family to assign
+// and named pools of the right version.
 func FuzzParseConfig(f *testing.F) {
 	f.Add([]byte(testConf))
 	f.Add([]byte(`{"name":"n","type":"calico","mtu":1400,"ipam":{"type":"host-local","routes":[{"dst":"10.0.0.0/8"},{"dst":"::/0"}]},"container_settings":{"allow_ip_forwarding":true}}`))
 	f.Add([]byte(`{"name":"n","ipam":{"type":"calico-ipam","assign_ipv6":"true"},"dns":{"nameservers":["1.1.1.1"]}}`))
+	f.Add([]byte(`{"name":"n","ipam":{"type":"calico-ipam","assign_ipv4":"false"}}`))
+	f.Add([]byte(`{"name":"a b","ipam":{"type":"calico-ipam","ipv4_pools":["fd00::/64",""]}}`))
+	f.Add([]byte(`{"name":"n","ipam":{"type":"calico-ipam"},"policy":{"type":"k8s"},"kubernetes":{"kubeconfig":"/k"},"log_file_max_age":-1}`))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		c, err := ParseConfig(data)
 		if err != nil {
 			return
 		}
-		if c.Name == "" || c.IPAM.Type == "" || c.MTU < 0 {
+		if c.Name == "" || utils.ValidateNetworkName(c.Name) != nil || c.IPAM.Type == "" || c.MTU < 0 {
 			t.Fatalf("accepted %+v", c)
+		}
+		if c.IPAM.Type == CalicoIPAM {
+			if !c.WantIPv4() && !c.WantIPv6() {
+				t.Fatalf("accepted calico-ipam assigning nothing: %+v", c.IPAM)
+			}
+			for _, p := range c.IPAM.IPv4Pools {
+				if pfx, err := netip.ParsePrefix(p); strings.TrimSpace(p) == "" || (err == nil && !pfx.Addr().Is4()) {
+					t.Fatalf("accepted ipv4_pools %q", c.IPAM.IPv4Pools)
+				}
+			}
+			for _, p := range c.IPAM.IPv6Pools {
+				if pfx, err := netip.ParsePrefix(p); strings.TrimSpace(p) == "" || (err == nil && pfx.Addr().Is4()) {
+					t.Fatalf("accepted ipv6_pools %q", c.IPAM.IPv6Pools)
+				}
+			}
+		}
+		for _, v := range []*string{c.IPAM.AssignIPv4, c.IPAM.AssignIPv6} {
+			if v != nil && *v != "true" && *v != "false" {
+				t.Fatalf("accepted assign flag %q", *v)
+			}
+		}
+		if c.LogFileMaxSize < 0 || c.LogFileMaxAge < 0 || c.LogFileMaxCount < 0 {
+			t.Fatalf("accepted negative log rotation settings: %+v", c.NetConf)
 		}
 		for _, r := range c.Routes {
 			if !r.IsValid() || r != r.Masked() {

@@ -138,14 +138,15 @@ type Store struct {
 // NewStore returns a Store over c.
 func NewStore(c *client.Client, log *logrus.Entry) *Store { return &Store{c: c, log: log} }
 
-// ErrOwnedByContainer: the endpoint exists and belongs to this very
-// container, so writing it again would be a second ADD.
-var ErrOwnedByContainer = errors.New("workload endpoint already exists for this container")
+// ErrOwnedByOther: the endpoint's name is taken by an endpoint of another
+// container that Write may not replace.
+var ErrOwnedByOther = errors.New("workload endpoint exists and belongs to another container")
 
-// Write creates w. If a Kubernetes endpoint of the same name exists and
-// another container owns it (an earlier sandbox of the pod), it is
-// replaced, as Calico does; if this container owns it, Write fails with
-// ErrOwnedByContainer.
+// Write creates w. An endpoint of the same name is replaced if this very
+// container owns it (an earlier ADD of the container, cut off or retried)
+// or, for a Kubernetes pod, if another container does (an earlier sandbox
+// of the pod), as Calico does; otherwise Write fails with
+// ErrOwnedByOther.
 func (s *Store) Write(ctx context.Context, w *v3.WorkloadEndpoint) (*v3.WorkloadEndpoint, error) {
 	out, err := s.c.WorkloadEndpoints().Create(ctx, w)
 	if err == nil {
@@ -158,10 +159,15 @@ func (s *Store) Write(ctx context.Context, w *v3.WorkloadEndpoint) (*v3.Workload
 	if err != nil {
 		return nil, fmt.Errorf("reading existing workload endpoint %s/%s: %w", w.Namespace, w.Name, err)
 	}
-	if old.Spec.ContainerID == w.Spec.ContainerID || w.Spec.Orchestrator != v3.OrchestratorKubernetes {
-		return nil, fmt.Errorf("%w: %s/%s (container %s)", ErrOwnedByContainer, w.Namespace, w.Name, old.Spec.ContainerID)
+	log := s.log.WithFields(logrus.Fields{"endpoint": w.Name, "oldContainer": old.Spec.ContainerID})
+	switch {
+	case old.Spec.ContainerID == w.Spec.ContainerID:
+		log.Info("replacing the endpoint of an earlier ADD of this container")
+	case w.Spec.Orchestrator == v3.OrchestratorKubernetes:
+		log.Info("replacing the endpoint of an earlier sandbox")
+	default:
+		return nil, fmt.Errorf("%w: %s/%s (container %s)", ErrOwnedByOther, w.Namespace, w.Name, old.Spec.ContainerID)
 	}
-	s.log.WithFields(logrus.Fields{"endpoint": w.Name, "oldContainer": old.Spec.ContainerID}).Info("replacing the endpoint of an earlier sandbox")
 	nw := *w
 	nw.ResourceVersion = old.ResourceVersion
 	out, err = s.c.WorkloadEndpoints().Update(ctx, &nw)

@@ -2,7 +2,6 @@ package wep
 
 import (
 	"context"
-	"errors"
 	"io"
 	"net"
 	"net/netip"
@@ -59,16 +58,13 @@ func TestBuildValidates(t *testing.T) {
 	}
 }
 
-func TestWriteReplacesOnlyAnotherSandbox(t *testing.T) {
+func TestWriteReplacesAnotherSandbox(t *testing.T) {
 	ctx := context.Background()
 	s, c := newStore(t)
 	addrs := []netip.Addr{netip.MustParseAddr("10.0.0.1")}
 	old := Build(NewIDs("node1", "aaaa", "eth0", "prod", "web"), Meta{Profiles: []string{"k8s"}}, "cali1", mac, addrs)
 	if _, err := s.Write(ctx, old); err != nil {
 		t.Fatal(err)
-	}
-	if _, err := s.Write(ctx, old); !errors.Is(err, ErrOwnedByContainer) {
-		t.Fatalf("second write by the same container: %v", err)
 	}
 	newer := Build(NewIDs("node1", "bbbb", "eth0", "prod", "web"), Meta{Profiles: []string{"k8s"}}, "cali1", mac, addrs)
 	if _, err := s.Write(ctx, newer); err != nil {
@@ -92,15 +88,30 @@ func TestWriteReplacesOnlyAnotherSandbox(t *testing.T) {
 	if all, _, _ := c.WorkloadEndpoints().List(ctx, client.ListOptions{}); len(all) != 0 {
 		t.Fatalf("left: %v", all)
 	}
+}
 
-	// A cni endpoint name includes the container ID: an existing one is
-	// always this container's.
-	cni := Build(NewIDs("node1", "cccc", "eth0", "", ""), Meta{Profiles: []string{"n"}}, "cali2", mac, addrs)
-	if _, err := s.Write(ctx, cni); err != nil {
-		t.Fatal(err)
+// issue 23 item 4: an endpoint an earlier ADD of the same container wrote
+// (the ADD was killed before it answered) is replaced by the retry's,
+// Kubernetes pod or not.
+func TestWriteReplacesEarlierAddOfSameContainer(t *testing.T) {
+	ctx := context.Background()
+	s, c := newStore(t)
+	for _, ids := range []IDs{NewIDs("node1", "aaaa", "eth0", "prod", "web"), NewIDs("node1", "bbbb", "eth0", "", "")} {
+		first := Build(ids, Meta{Profiles: []string{"n"}}, "cali1", mac, []netip.Addr{netip.MustParseAddr("10.0.0.1")})
+		if _, err := s.Write(ctx, first); err != nil {
+			t.Fatal(err)
+		}
+		retry := Build(ids, Meta{Profiles: []string{"n"}}, "cali1", net.HardwareAddr{0x0a, 0x58, 0, 0, 0, 2}, []netip.Addr{netip.MustParseAddr("10.0.0.1")})
+		got, err := s.Write(ctx, retry)
+		if err != nil {
+			t.Fatalf("%s: retry's write: %v", ids.Orchestrator, err)
+		}
+		if got.Spec.MAC != retry.Spec.MAC || got.Spec.ContainerID != ids.ContainerID {
+			t.Fatalf("%s: endpoint after the retry %+v", ids.Orchestrator, got.Spec)
+		}
 	}
-	if _, err := s.Write(ctx, cni); !errors.Is(err, ErrOwnedByContainer) {
-		t.Fatalf("second cni write: %v", err)
+	if all, _, _ := c.WorkloadEndpoints().List(ctx, client.ListOptions{}); len(all) != 2 {
+		t.Fatalf("%d endpoints, want one per container", len(all))
 	}
 }
 

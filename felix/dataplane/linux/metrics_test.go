@@ -1,7 +1,7 @@
 package linux
 
 import (
-	"os"
+	"github.com/calico-etcd/calico/libcalico/testutil"
 	"regexp"
 	"strings"
 	"testing"
@@ -20,10 +20,8 @@ func TestCollectorsUseFelixMetricNames(t *testing.T) {
 		must(t, reg.Register(c))
 	}
 	known := map[string]bool{}
-	if b, err := os.ReadFile("../../../../shared/fixtures/felix-metrics-names.txt"); err == nil {
-		for _, m := range regexp.MustCompile(`"(felix_[a-z_]+)"`).FindAllStringSubmatch(string(b), -1) {
-			known[m[1]] = true
-		}
+	for _, m := range regexp.MustCompile(`"(felix_[a-z_]+)"`).FindAllStringSubmatch(string(testutil.Fixture(t, "felix-metrics-names.txt")), -1) {
+		known[m[1]] = true
 	}
 	nameRE := regexp.MustCompile(`fqName: "([^"]+)"`)
 	var names []string

@@ -1,10 +1,30 @@
 // Package etcd implements backend.Client over etcd v3 with Calico's key
 // layout: Create and Update are single-key transactions guarded by the
 // key's version or mod revision, so concurrent writers never lose data.
+//
+// New never talks to etcd: it starts the connection in the background and
+// returns. Every call is bounded by the client's timeout and fails with a
+// cerrors.Unavailable naming the endpoints:
+//   - while etcd is down or slow, after the timeout, with gRPC's last
+//     connection error when there is one;
+//   - at once when the connection cannot come up for a reason waiting will
+//     not cure (a certificate refused by either side, TLS spoken to a plain
+//     port or the reverse: conn.go), or when etcd refuses the username and
+//     password.
+//
+// A username and password are exchanged for a token by the first call
+// that needs one, within its own timeout, and the token is renewed when
+// etcd rejects it (auth.go).
+//
+// The client also follows, from its responses' headers, which etcd it
+// talks to, and notices when that etcd is restored from a snapshot or
+// replaced (reset.go): watches open at that moment end with
+// cerrors.ErrDatastoreReset, and Resets reports it.
 package etcd
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"time"
@@ -12,6 +32,7 @@ import (
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	"go.etcd.io/etcd/client/pkg/v3/transport"
 	clientv3 "go.etcd.io/etcd/client/v3"
+	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
@@ -49,6 +70,11 @@ type Client struct {
 	endpoints     []string
 	timeout       time.Duration
 	probeInterval time.Duration
+	user          string
+	tls           *tls.Config    // nil for plain connections
+	auth          *authenticator // nil without a username
+	health        *connHealth
+	ident         *identity
 }
 
 var _ backend.Client = (*Client)(nil)
@@ -60,13 +86,25 @@ func New(cfg Config) (*Client, error) {
 	if len(cfg.Endpoints) == 0 {
 		return nil, errors.New("no etcd endpoints configured")
 	}
+	c := &Client{endpoints: cfg.Endpoints, timeout: cfg.Timeout, probeInterval: cfg.WatchProbeInterval,
+		user: cfg.Username, health: newConnHealth(), ident: newIdentity(cfg.Endpoints)}
+	if c.timeout <= 0 {
+		c.timeout = DefaultTimeout
+	}
+	if c.probeInterval <= 0 {
+		c.probeInterval = DefaultWatchProbeInterval
+	}
+	// The username and password are not given to clientv3, whose New
+	// would block on fetching a token; the interceptor fetches it.
 	cc := clientv3.Config{
 		Endpoints:            cfg.Endpoints,
-		Username:             cfg.Username,
-		Password:             cfg.Password,
 		DialKeepAliveTime:    10 * time.Second,
 		DialKeepAliveTimeout: 5 * time.Second,
 		Logger:               quietLogger(),
+	}
+	if cfg.Username != "" && cfg.Password != "" { // as clientv3: both or no auth
+		c.auth = newAuthenticator(cfg.Username, cfg.Password)
+		cc.DialOptions = []grpc.DialOption{grpc.WithChainUnaryInterceptor(c.auth.unary)}
 	}
 	if cfg.CertFile != "" || cfg.KeyFile != "" || cfg.CACertFile != "" {
 		if (cfg.CertFile == "") != (cfg.KeyFile == "") {
@@ -77,26 +115,19 @@ func New(cfg Config) (*Client, error) {
 		if err != nil {
 			return nil, fmt.Errorf("loading etcd TLS files: %w", err)
 		}
-		cc.TLS = tc
+		cc.TLS, c.tls = tc, tc
 	}
 	cli, err := clientv3.New(cc)
 	if err != nil {
 		return nil, fmt.Errorf("creating etcd client for %v: %w", cfg.Endpoints, err)
 	}
+	c.cli = cli
 	// Dial now, in the background, rather than on the first call: a CNI
 	// plugin does its kernel work meanwhile. Connect itself builds the
 	// resolver and balancer (about a millisecond cold), so it too runs
 	// in the background.
-	go cli.ActiveConnection().Connect()
-	t := cfg.Timeout
-	if t <= 0 {
-		t = DefaultTimeout
-	}
-	probe := cfg.WatchProbeInterval
-	if probe <= 0 {
-		probe = DefaultWatchProbeInterval
-	}
-	return &Client{cli: cli, endpoints: cfg.Endpoints, timeout: t, probeInterval: probe}, nil
+	go c.watchConn(cli.ActiveConnection())
+	return c, nil
 }
 
 // Raw returns the underlying etcd client, for benchmarks and tools.
@@ -105,8 +136,15 @@ func (c *Client) Raw() *clientv3.Client { return c.cli }
 // Close implements backend.Client.
 func (c *Client) Close() error { return c.cli.Close() }
 
+// call bounds a request by the client's timeout, and ends it at once if
+// the connection turns out not to be able to come up (connHealth).
 func (c *Client) call(ctx context.Context) (context.Context, context.CancelFunc) {
-	return context.WithTimeout(ctx, c.timeout)
+	cctx, cancel := context.WithTimeout(ctx, c.timeout)
+	stop := context.AfterFunc(c.health.tripCtx(), cancel)
+	return cctx, func() {
+		stop()
+		cancel()
+	}
 }
 
 // wrap turns transport failures into cerrors.Unavailable; a caller's own
@@ -118,8 +156,20 @@ func (c *Client) wrap(parent context.Context, op string, err error) error {
 	if parent.Err() != nil {
 		return fmt.Errorf("%s: %w", op, parent.Err())
 	}
+	if errors.Is(err, context.Canceled) {
+		// Only a connection fault cancels a call whose caller did not.
+		if f := c.health.latestFault(); f != nil {
+			return &cerrors.Unavailable{Endpoints: c.endpoints, Err: fmt.Errorf("%s: %w", op, f)}
+		}
+	}
+	if errors.Is(err, rpctypes.ErrAuthFailed) {
+		return &cerrors.Unavailable{Endpoints: c.endpoints, Err: fmt.Errorf("%s: etcd refused user %q: %w", op, c.user, err)}
+	}
 	if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, rpctypes.ErrTimeout) ||
 		errors.Is(err, rpctypes.ErrNoLeader) || errors.Is(err, context.Canceled) {
+		if last := c.health.last(); last != nil {
+			return &cerrors.Unavailable{Endpoints: c.endpoints, Err: fmt.Errorf("%s: no answer within %v (last connection error: %v)", op, c.timeout, last)}
+		}
 		return &cerrors.Unavailable{Endpoints: c.endpoints, Err: fmt.Errorf("%s: no answer within %v", op, c.timeout)}
 	}
 	if s, ok := status.FromError(err); ok && (s.Code() == codes.Unavailable || s.Code() == codes.DeadlineExceeded) {
@@ -144,10 +194,12 @@ func (c *Client) putOpts(ctx context.Context, kv *backend.KVPair) ([]clientv3.Op
 		return nil, nil
 	}
 	secs := int64((kv.TTL + time.Second - 1) / time.Second)
+	st := c.ident.start()
 	lease, err := c.cli.Grant(ctx, secs)
 	if err != nil {
 		return nil, err
 	}
+	c.ident.observe(lease.ResponseHeader, st, true)
 	return []clientv3.OpOption{clientv3.WithLease(lease.ID)}, nil
 }
 
@@ -169,6 +221,7 @@ func (c *Client) Create(ctx context.Context, kv *backend.KVPair) (*backend.KVPai
 	if err != nil {
 		return nil, c.wrap(ctx, "create "+p, err)
 	}
+	st := c.ident.start()
 	resp, err := c.cli.Txn(cctx).
 		If(clientv3.Compare(clientv3.Version(p), "=", 0)).
 		Then(clientv3.OpPut(p, string(kv.Value), opts...)).
@@ -176,6 +229,7 @@ func (c *Client) Create(ctx context.Context, kv *backend.KVPair) (*backend.KVPai
 	if err != nil {
 		return nil, c.wrap(ctx, "create "+p, err)
 	}
+	c.ident.observe(resp.Header, st, true)
 	if !resp.Succeeded {
 		return nil, &cerrors.Exists{Key: kv.Key.String()}
 	}
@@ -198,6 +252,7 @@ func (c *Client) Update(ctx context.Context, kv *backend.KVPair) (*backend.KVPai
 	if kv.Revision != 0 {
 		cmp = clientv3.Compare(clientv3.ModRevision(p), "=", kv.Revision)
 	}
+	st := c.ident.start()
 	resp, err := c.cli.Txn(cctx).If(cmp).
 		Then(clientv3.OpPut(p, string(kv.Value), opts...)).
 		Else(clientv3.OpGet(p, clientv3.WithKeysOnly())).
@@ -205,6 +260,7 @@ func (c *Client) Update(ctx context.Context, kv *backend.KVPair) (*backend.KVPai
 	if err != nil {
 		return nil, c.wrap(ctx, "update "+p, err)
 	}
+	c.ident.observe(resp.Header, st, true)
 	if !resp.Succeeded {
 		return nil, c.failure(kv.Key, kv.Revision, resp)
 	}
@@ -231,10 +287,12 @@ func (c *Client) Apply(ctx context.Context, kv *backend.KVPair) (*backend.KVPair
 	if err != nil {
 		return nil, c.wrap(ctx, "apply "+p, err)
 	}
+	st := c.ident.start()
 	resp, err := c.cli.Put(cctx, p, string(kv.Value), opts...)
 	if err != nil {
 		return nil, c.wrap(ctx, "apply "+p, err)
 	}
+	c.ident.observe(resp.Header, st, true)
 	return stored(kv, resp.Header.Revision), nil
 }
 
@@ -250,6 +308,7 @@ func (c *Client) Delete(ctx context.Context, key model.Key, revision int64) (*ba
 	if revision != 0 {
 		cmp = clientv3.Compare(clientv3.ModRevision(p), "=", revision)
 	}
+	st := c.ident.start()
 	resp, err := c.cli.Txn(cctx).If(cmp).
 		Then(clientv3.OpDelete(p, clientv3.WithPrevKV())).
 		Else(clientv3.OpGet(p, clientv3.WithKeysOnly())).
@@ -257,6 +316,7 @@ func (c *Client) Delete(ctx context.Context, key model.Key, revision int64) (*ba
 	if err != nil {
 		return nil, c.wrap(ctx, "delete "+p, err)
 	}
+	c.ident.observe(resp.Header, st, true)
 	if !resp.Succeeded {
 		return nil, c.failure(key, revision, resp)
 	}
@@ -275,10 +335,12 @@ func (c *Client) Get(ctx context.Context, key model.Key) (*backend.KVPair, error
 	}
 	cctx, cancel := c.call(ctx)
 	defer cancel()
+	st := c.ident.start()
 	resp, err := c.cli.Get(cctx, p)
 	if err != nil {
 		return nil, c.wrap(ctx, "get "+p, err)
 	}
+	c.ident.observe(resp.Header, st, true)
 	if len(resp.Kvs) == 0 {
 		return nil, &cerrors.NotFound{Key: key.String()}
 	}
@@ -293,10 +355,12 @@ func (c *Client) List(ctx context.Context, opts model.ListOptions) (*backend.KVL
 	}
 	cctx, cancel := c.call(ctx)
 	defer cancel()
+	st := c.ident.start()
 	resp, err := c.cli.Get(cctx, prefix, clientv3.WithPrefix())
 	if err != nil {
 		return nil, c.wrap(ctx, "list "+prefix, err)
 	}
+	c.ident.observe(resp.Header, st, true)
 	out := &backend.KVList{Revision: resp.Header.Revision, KVPairs: make([]*backend.KVPair, 0, len(resp.Kvs))}
 	for _, kv := range resp.Kvs {
 		k := model.ParseKey(string(kv.Key))

@@ -49,10 +49,12 @@ func (c *Client) Read(ctx context.Context, consistency backend.Consistency, ops 
 	}
 	cctx, cancel := c.call(ctx)
 	defer cancel()
+	st := c.ident.start()
 	resp, err := c.cli.Txn(cctx).Then(gets...).Commit()
 	if err != nil {
 		return nil, c.wrap(ctx, "read", err)
 	}
+	c.ident.observe(resp.Header, st, consistency != backend.Serializable)
 	out := &backend.ReadResult{Revision: resp.Header.Revision, Results: make([][]*backend.KVPair, len(ops))}
 	for i, op := range ops {
 		for _, kv := range resp.Responses[i].GetResponseRange().Kvs {
@@ -120,10 +122,12 @@ func (c *Client) Txn(ctx context.Context, ops []backend.TxnOp) (*backend.TxnResu
 	}
 	cctx, cancel := c.call(ctx)
 	defer cancel()
+	st := c.ident.start()
 	resp, err := c.cli.Txn(cctx).If(cmps...).Then(thens...).Else(elses...).Commit()
 	if err != nil {
 		return nil, c.wrap(ctx, "transaction", err)
 	}
+	c.ident.observe(resp.Header, st, true)
 	out := &backend.TxnResult{Revision: resp.Header.Revision}
 	if resp.Succeeded {
 		return out, nil

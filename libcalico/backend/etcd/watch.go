@@ -3,6 +3,7 @@ package etcd
 import (
 	"context"
 	"fmt"
+	"strings"
 	"sync"
 	"time"
 
@@ -26,41 +27,81 @@ func (w *watcher) Stop()                             { w.once.Do(w.cancel) }
 
 // Watch implements backend.Client. It returns at once: the etcd watch is
 // opened by the watcher's goroutine, so a down etcd cannot block the call.
+// The watch ends with cerrors.ErrDatastoreReset when the client notices
+// that etcd was restored from a snapshot or replaced (see Resets), and on
+// its own when etcd turns out to be below revision (read before a reset).
 func (c *Client) Watch(ctx context.Context, opts model.ListOptions, revision int64) (backend.Watcher, error) {
 	prefix, err := opts.Prefix()
 	if err != nil {
 		return nil, err
 	}
+	_, reset, _ := c.Resets()
 	wctx, cancel := context.WithCancel(clientv3.WithRequireLeader(ctx))
 	w := &watcher{events: make(chan backend.WatchEvent, 256), cancel: cancel}
-	go w.run(wctx, c, prefix, revision, opts)
+	go w.run(wctx, c, prefix, revision, opts, reset)
 	return w, nil
 }
 
-func (w *watcher) run(ctx context.Context, c *Client, prefix string, revision int64, opts model.ListOptions) {
+// opened is a watch channel once etcd confirmed the watch, with the token
+// it was opened with.
+type opened struct {
+	wch clientv3.WatchChan
+	tok string
+	err error
+}
+
+func (w *watcher) run(ctx context.Context, c *Client, prefix string, revision int64, opts model.ListOptions, reset <-chan struct{}) {
 	defer close(w.events)
 	defer w.Stop()
-	wo := []clientv3.OpOption{clientv3.WithPrefix(), clientv3.WithPrevKV()}
+	wo := []clientv3.OpOption{clientv3.WithPrefix(), clientv3.WithPrevKV(), clientv3.WithCreatedNotify()}
 	if revision > 0 {
 		wo = append(wo, clientv3.WithRev(revision+1))
 	}
+	// seen is the highest revision this watch knows etcd has reached: a
+	// linearizable probe answering below it means etcd went back in time.
+	seen := revision
 	// clientv3's Watch blocks until etcd confirms the watch, so open it
 	// aside and keep probing meanwhile; wch stays nil (never ready) until then.
-	opened := make(chan clientv3.WatchChan, 1)
-	go func() { opened <- c.cli.Watch(ctx, prefix, wo...) }()
+	open := make(chan opened, 1)
+	go func() { open <- c.openWatch(ctx, prefix, wo) }()
 	var wch clientv3.WatchChan
+	var tok string
 	probe := time.NewTimer(c.probeInterval)
 	defer probe.Stop()
+	// wasReset ends the watch if the client noticed a reset, before
+	// anything more is delivered.
+	wasReset := func() bool {
+		select {
+		case <-reset:
+			_, _, cause := c.Resets()
+			w.send(ctx, backend.WatchEvent{Type: backend.EventError, Err: cause})
+			return true
+		default:
+			return false
+		}
+	}
 	for {
 		var resp clientv3.WatchResponse
 		var ok bool
 		select {
-		case wch = <-opened:
-			opened = nil
+		case o := <-open:
+			open = nil
+			if o.err != nil {
+				w.send(ctx, backend.WatchEvent{Type: backend.EventError, Err: c.wrap(ctx, "watch "+prefix, o.err)})
+				return
+			}
+			wch, tok = o.wch, o.tok
 			continue
+		case <-reset:
+			wasReset()
+			return
 		case resp, ok = <-wch:
 		case <-probe.C:
-			if err := c.probe(ctx); err != nil {
+			err := c.probe(ctx, seen)
+			if wasReset() {
+				return
+			}
+			if err != nil {
 				w.send(ctx, backend.WatchEvent{Type: backend.EventError, Err: err})
 				return
 			}
@@ -73,14 +114,28 @@ func (w *watcher) run(ctx context.Context, c *Client, prefix string, revision in
 			break
 		}
 		probe.Reset(c.probeInterval)
+		c.ident.observe(resp.Header, c.ident.start(), false)
+		if wasReset() { // this very answer may be another etcd's
+			return
+		}
+		if resp.Header.GetClusterId() != 0 && resp.Header.GetRevision() < seen {
+			// Below what this watch started from or saw: a member lagging
+			// behind, or etcd restored from a snapshot. Ask at once.
+			probe.Reset(0)
+		}
 		if err := resp.Err(); err != nil {
+			if c.auth != nil && tokenRejected(err) {
+				c.auth.forget(tok)
+			}
 			if resp.CompactRevision != 0 {
 				err = fmt.Errorf("watch from compacted revision (now %d): %w", resp.CompactRevision, cerrors.ErrCompacted)
 			}
 			w.send(ctx, backend.WatchEvent{Type: backend.EventError, Err: err})
 			return
 		}
+		seen = max(seen, resp.Header.GetRevision())
 		for _, ev := range resp.Events {
+			seen = max(seen, ev.Kv.ModRevision)
 			if out, ok := translate(ev, opts); ok && !w.send(ctx, out) {
 				return
 			}
@@ -91,12 +146,39 @@ func (w *watcher) run(ctx context.Context, c *Client, prefix string, revision in
 	}
 }
 
-// probe checks etcd answers within the client's timeout.
-func (c *Client) probe(ctx context.Context) error {
+// openWatch opens the etcd watch, with a token in its context when the
+// client authenticates (clientv3 keys its watch streams by context
+// metadata, so a renewed token opens a new stream).
+func (c *Client) openWatch(ctx context.Context, prefix string, wo []clientv3.OpOption) opened {
+	var tok string
+	if c.auth != nil {
+		var err error
+		if tok, err = c.auth.token(ctx, c.cli.ActiveConnection(), nil); err != nil {
+			return opened{err: err}
+		}
+		ctx = withToken(ctx, tok)
+	}
+	return opened{wch: c.cli.Watch(ctx, prefix, wo...), tok: tok}
+}
+
+// probe checks etcd answers within the client's timeout, at a revision
+// not below seen. The client notices a reset from the answer if it is
+// below a revision the client saw; if it is only below seen, the watch's
+// start revision was read before a reset, and only this watch ends.
+func (c *Client) probe(ctx context.Context, seen int64) error {
 	pctx, cancel := c.call(ctx)
 	defer cancel()
-	_, err := c.cli.Get(pctx, "/calico/", clientv3.WithCountOnly(), clientv3.WithLimit(1))
-	return c.wrap(ctx, "watch health probe", err)
+	st := c.ident.start()
+	resp, err := c.cli.Get(pctx, "/calico/", clientv3.WithCountOnly(), clientv3.WithLimit(1))
+	if err != nil {
+		return c.wrap(ctx, "watch health probe", err)
+	}
+	c.ident.observe(resp.Header, st, true)
+	if resp.Header.Revision < seen {
+		return fmt.Errorf("etcd at %s is at revision %d, below revision %d this watch started from or saw (restored from a snapshot): %w",
+			strings.Join(c.endpoints, ","), resp.Header.Revision, seen, cerrors.ErrDatastoreReset)
+	}
+	return nil
 }
 
 func translate(ev *clientv3.Event, opts model.ListOptions) (backend.WatchEvent, bool) {

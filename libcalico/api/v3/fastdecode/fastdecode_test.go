@@ -2,19 +2,19 @@ package fastdecode
 
 import (
 	"encoding/json"
-	"os"
 	"reflect"
 	"testing"
 
 	v3 "github.com/calico-etcd/calico/libcalico/api/v3"
+	"github.com/calico-etcd/calico/libcalico/internal/fixtures"
 	"github.com/calico-etcd/calico/libcalico/model"
 )
 
 // TestDecodesAsEncodingJSON decodes every resource a real Calico wrote
-// (../shared/fixtures) through DecodeLenient, now json-iterator, and
+// (testdata/fixtures) through DecodeLenient, now json-iterator, and
 // through encoding/json, and expects the same values.
 func TestDecodesAsEncodingJSON(t *testing.T) {
-	data, err := os.ReadFile("../../../../../shared/fixtures/calico-etcd-state.json")
+	data, err := fixtures.Read("calico-etcd-state.json")
 	if err != nil {
 		t.Fatal(err)
 	}
