@@ -12,9 +12,12 @@
 // the daemon's state needs no locks. On SIGTERM (ctx done) bgpd removes its
 // pidfile and socket and exits without notifying its peers: they treat the
 // lost sessions as a graceful restart and keep forwarding, and the routes
-// bgpd installed stay in the kernel for the next run, which replaces them
-// and removes leftovers once every peer has resent its routes (or
-// SweepTimeout passes).
+// bgpd installed stay in the kernel for the next run, which announces its
+// restart (finding routes of its protocol in the kernel), replaces them and
+// removes leftovers once every peer that does graceful restart has resent
+// its routes (or SweepTimeout passes). A session re-created for new
+// parameters keeps the routes its peer gave until the peer resends them;
+// a removed session drains (speaker.Drain) before it goes.
 package daemon
 
 import (
@@ -55,6 +58,9 @@ type Config struct {
 	// SweepTimeout bounds how long routes of a previous run are kept
 	// waiting for peers to resend theirs.
 	SweepTimeout time.Duration
+	// DrainTimeout bounds how long a session removed from the config keeps
+	// running while routes are learned only over it (see speaker.Drain).
+	DrainTimeout time.Duration
 	// StopSessionsOnExit ends every session with a Cease notification
 	// when Run returns, which defeats graceful restart: for embedding and
 	// tests, where the process goes on after Run.
@@ -62,6 +68,10 @@ type Config struct {
 	// Notify sends a systemd notification ("READY=1", "STOPPING=1"); nil
 	// means sd_notify through $NOTIFY_SOCKET (a no-op without it).
 	Notify func(state string)
+	// SetHostname, when set, is given the node name before any session
+	// starts: gobgp advertises the process's host name in the hostname
+	// capability. It changes process-wide state, so only main sets it.
+	SetHostname func(name string) error
 }
 
 // Defaults.
@@ -73,6 +83,7 @@ const (
 	DefaultResyncInterval     = 90 * time.Second
 	DefaultConfigPollInterval = 10 * time.Second
 	DefaultSweepTimeout       = 120 * time.Second
+	DefaultDrainTimeout       = 30 * time.Second
 )
 
 // WithDefaults fills empty fields.
@@ -108,6 +119,9 @@ func (c Config) WithDefaults() Config {
 	if c.SweepTimeout == 0 {
 		c.SweepTimeout = DefaultSweepTimeout
 	}
+	if c.DrainTimeout == 0 {
+		c.DrainTimeout = DefaultDrainTimeout
+	}
 	if c.Notify == nil {
 		c.Notify = func(state string) { _, _ = sddaemon.SdNotify(false, state) }
 	}
@@ -126,7 +140,7 @@ func (c Config) Validate() error {
 		errs = append(errs, fmt.Errorf("route protocol %d is not 1-255", c.RouteProtocol))
 	}
 	for name, d := range map[string]time.Duration{"connect retry": c.ConnectRetry, "resync interval": c.ResyncInterval,
-		"config poll interval": c.ConfigPollInterval, "sweep timeout": c.SweepTimeout} {
+		"config poll interval": c.ConfigPollInterval, "sweep timeout": c.SweepTimeout, "drain timeout": c.DrainTimeout} {
 		if d < 0 {
 			errs = append(errs, fmt.Errorf("%s %v is negative", name, d))
 		}

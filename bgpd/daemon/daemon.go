@@ -82,6 +82,20 @@ type daemon struct {
 	sweep      *time.Timer
 	retry      *time.Timer
 	loadErr    string
+	// held are peers whose sessions this bgpd re-created (their
+	// parameters changed), until they resend their routes or the restart
+	// time passes: like a graceful restart helper, the routes they gave
+	// stay meanwhile. stale are those routes, withdrawn by the re-creation.
+	held  map[netip.Addr]time.Time
+	stale map[netip.Prefix]speaker.Path
+	hold  *time.Timer
+	// drain paces Speaker.Drain while removed sessions drain.
+	drain *time.Timer
+	// hostname is the node name last given to cfg.SetHostname.
+	hostname string
+	// restarting: bgpd started on its previous run's routes and some
+	// sessions have not come up since (see Speaker.KeepRestarting).
+	restarting bool
 }
 
 type genEvent struct {
@@ -102,6 +116,10 @@ func run(ctx context.Context, cfg Config, reload <-chan struct{}, log *logrus.En
 		unresolved: map[netip.Prefix]bool{},
 		retry:      stoppedTimer(),
 		sweep:      stoppedTimer(),
+		held:       map[netip.Addr]time.Time{},
+		stale:      map[netip.Prefix]speaker.Path{},
+		hold:       stoppedTimer(),
+		drain:      stoppedTimer(),
 	}
 	if err := writePidfile(cfg.Pidfile); err != nil {
 		return err
@@ -191,11 +209,19 @@ func (d *daemon) load() *bgpconfig.Config {
 // advertisements of what the kernel holds), then the peers, so the first
 // update every peer gets is complete.
 func (d *daemon) start(ctx context.Context, c *bgpconfig.Config, kernelCh <-chan []kernelwatch.Event) error {
+	// Routes of our protocol in the kernel before we program any are the
+	// previous run's forwarding state: this start is a graceful restart.
+	left, err := d.nl.List(d.cfg.RouteProtocol)
+	if err != nil {
+		d.log.WithError(err).Warn("Cannot list the kernel's routes; starting as if for the first time")
+	}
+	restarting := len(left) > 0
+	d.restarting = restarting
 	if err := d.setPlan(c); err != nil {
 		return err
 	}
 	d.apply()
-	if err := d.startSpeaker(ctx, c); err != nil {
+	if err := d.startSpeaker(ctx, c, restarting); err != nil {
 		return err
 	}
 	select {
@@ -207,9 +233,7 @@ func (d *daemon) start(ctx context.Context, c *bgpconfig.Config, kernelCh <-chan
 		return nil
 	}
 	d.reconcileAdverts(ctx)
-	if err := d.currentSpeaker().SetPeers(ctx, c.Peers); err != nil {
-		d.log.WithError(err).Error("Cannot configure some BGP peers")
-	}
+	d.setPeers(ctx, c)
 	d.sweep.Reset(d.cfg.SweepTimeout)
 	d.checkSweep()
 	d.log.WithFields(logrus.Fields{"as": c.ASNumber, "routerID": c.RouterID, "peers": len(c.Peers), "blocks": len(c.Blocks)}).
@@ -252,6 +276,10 @@ func (d *daemon) loop(ctx context.Context, reload <-chan struct{}, kernelCh <-ch
 			for dst := range d.unresolved {
 				d.refresh(dst)
 			}
+		case <-d.hold.C:
+			d.releaseHeld(time.Now())
+		case <-d.drain.C:
+			d.drainSessions(ctx)
 		}
 		d.apply()
 	}
@@ -278,22 +306,19 @@ func (d *daemon) reload(ctx context.Context) error {
 		if err := d.setPlan(c); err != nil {
 			return err
 		}
-		if err := d.startSpeaker(ctx, c); err != nil {
+		if err := d.startSpeaker(ctx, c, false); err != nil {
 			return err
 		}
 		d.reconcileAdverts(ctx)
-		if err := d.currentSpeaker().SetPeers(ctx, c.Peers); err != nil {
-			d.log.WithError(err).Error("Cannot configure some BGP peers")
-		}
+		d.setPeers(ctx, c)
 		return nil
 	}
+	d.adoptNodeName(c.NodeName)
 	sp := d.currentSpeaker()
 	if err := sp.SetPolicy(ctx, c.Pools, c.Peers); err != nil {
 		d.log.WithError(err).Error("Cannot apply BGP policies")
 	}
-	if err := sp.SetPeers(ctx, c.Peers); err != nil {
-		d.log.WithError(err).Error("Cannot configure some BGP peers")
-	}
+	d.setPeers(ctx, c)
 	if err := d.setPlan(c); err != nil {
 		return err
 	}
@@ -309,13 +334,18 @@ func (d *daemon) currentSpeaker() *speaker.Speaker {
 
 // startSpeaker replaces the speaker (if any) with a new one started with
 // c's global settings and policies. Advertisements and learned routes of
-// the old one are dropped.
-func (d *daemon) startSpeaker(ctx context.Context, c *bgpconfig.Config) error {
+// the old one are dropped. restarting: the kernel still holds the routes
+// of a previous run (see speaker.Options.Restarting).
+func (d *daemon) startSpeaker(ctx context.Context, c *bgpconfig.Config, restarting bool) error {
 	if old := d.currentSpeaker(); old != nil {
 		d.spCancel()
 		old.Stop()
 	}
-	sp := speaker.New(speaker.Options{ConnectRetry: d.cfg.ConnectRetry, Log: d.log.WithField("component", "speaker")})
+	d.adoptNodeName(c.NodeName)
+	sp := speaker.New(speaker.Options{
+		ConnectRetry: d.cfg.ConnectRetry, Restarting: restarting, Deferral: d.cfg.SweepTimeout, DrainTimeout: d.cfg.DrainTimeout,
+		Log: d.log.WithField("component", "speaker"),
+	})
 	if err := sp.Start(ctx, speaker.GlobalOf(c)); err != nil {
 		sp.Stop()
 		return err
@@ -342,12 +372,27 @@ func (d *daemon) startSpeaker(ctx context.Context, c *bgpconfig.Config) error {
 	d.spMu.Unlock()
 	d.spCancel = cancel
 	d.adverts = map[netip.Prefix]advert{}
+	d.held, d.stale = map[netip.Addr]time.Time{}, map[netip.Prefix]speaker.Path{}
 	old := d.learned
 	d.learned = map[netip.Prefix]speaker.Path{}
 	for dst := range old {
 		d.refresh(dst)
 	}
 	return nil
+}
+
+// adoptNodeName makes the node name the host name gobgp advertises in the
+// OPENs it sends from now on.
+func (d *daemon) adoptNodeName(name string) {
+	if d.cfg.SetHostname == nil || name == "" || name == d.hostname {
+		return
+	}
+	d.hostname = name
+	if err := d.cfg.SetHostname(name); err != nil {
+		d.log.WithError(err).Warn("Cannot advertise the node name in the hostname capability; peers see the machine's name")
+		return
+	}
+	d.log.WithField("hostname", name).Info("Advertising the node name in the hostname capability")
 }
 
 // status answers the control socket.

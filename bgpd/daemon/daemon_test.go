@@ -153,7 +153,7 @@ func TestDaemon(t *testing.T) {
 	if err := peer.SetPolicy(ctx, pools, []bgpconfig.Peer{back}); err != nil {
 		t.Fatal(err)
 	}
-	if err := peer.SetPeers(ctx, []bgpconfig.Peer{back}); err != nil {
+	if _, err := peer.SetPeers(ctx, []bgpconfig.Peer{back}); err != nil {
 		t.Fatal(err)
 	}
 	if err := peer.Advertise(ctx, netip.MustParsePrefix("10.65.3.0/26"), netip.MustParseAddr("127.0.0.2"), nil); err != nil {

@@ -149,28 +149,53 @@ func (d *daemon) onKernel(ctx context.Context, batch []kernelwatch.Event) {
 
 // onSpeaker follows the BGP table and the peers' resync progress.
 func (d *daemon) onSpeaker(ev speaker.Event) {
+	if d.restarting && (ev.EndOfRIB.IsValid() || ev.PeerState != nil) {
+		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+		d.restarting = d.currentSpeaker().KeepRestarting(ctx)
+		cancel()
+	}
 	switch {
 	case len(ev.Paths) > 0:
 		for _, p := range ev.Paths {
-			if p.Local() || p.Withdrawn {
+			switch {
+			case p.Withdrawn && d.heldWithdrawal(p.Prefix):
+				continue
+			case p.Local() || p.Withdrawn:
 				delete(d.learned, p.Prefix)
-			} else {
+			default:
 				d.learned[p.Prefix] = p
 			}
+			delete(d.stale, p.Prefix)
 			d.refresh(p.Prefix)
 		}
 	case ev.EndOfRIB.IsValid():
 		d.log.WithField("peer", ev.EndOfRIB).Debug("Peer sent End-of-RIB")
 		d.eor[ev.EndOfRIB] = true
+		d.release(ev.EndOfRIB, "End-of-RIB")
 		d.checkSweep()
 	case ev.PeerState != nil:
-		d.log.WithFields(logrus.Fields{"peer": ev.PeerState.Address, "established": ev.PeerState.Established}).
+		a := ev.PeerState.Address
+		d.log.WithFields(logrus.Fields{"peer": a, "established": ev.PeerState.Established}).
 			Info("BGP session state changed")
+		_, held := d.held[a]
+		if ev.PeerState.Established && (held || (!d.swept && !d.eor[a])) {
+			ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+			sends, ok := d.currentSpeaker().SendsEndOfRIB(ctx, a)
+			cancel()
+			if ok && !sends {
+				d.log.WithField("peer", a).Info("Peer has no graceful restart; not waiting for its End-of-RIB")
+				d.eor[a] = true
+				d.release(a, "no graceful restart")
+				d.checkSweep()
+			}
+		}
 	}
 }
 
 // checkSweep allows removing the previous run's routes once every
-// configured peer has sent End-of-RIB.
+// configured peer that does graceful restart has sent End-of-RIB (a peer
+// without it counts once its session is up; peers that never come up are
+// waited for until the sweep timer, the restart time, runs out).
 func (d *daemon) checkSweep() {
 	if d.swept {
 		return
@@ -189,6 +214,8 @@ func (d *daemon) allowSweep(why string) {
 	}
 	d.swept = true
 	d.sweep.Stop()
+	d.restarting = false
+	d.currentSpeaker().EndRestart()
 	d.log.WithField("reason", why).Info("Removing routes left by a previous run")
 	d.table.AllowSweep()
 }

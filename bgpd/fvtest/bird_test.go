@@ -135,8 +135,8 @@ func TestBirdToR(t *testing.T) {
 		return nil
 	})
 
-	// A changed filter applies: the ToR sessions (whose export rules
-	// changed) are reset, the mesh session is not touched.
+	// A changed filter applies without resetting any session (see
+	// TestBGPFilterEditWithoutSessionReset for the ToR's sessions).
 	meshSince := peerSince(t, h1, "172.31.255.12")
 	time.Sleep(1100 * time.Millisecond) // since has a one-second resolution
 	f, err := l.c.BGPFilters().Get(context.Background(), "", "tor")

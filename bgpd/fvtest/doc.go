@@ -16,5 +16,11 @@
 //
 // Workloads are namespaces joined to their host by a veth named cali…,
 // with the route felix would program (<ip>/32 dev caliX scope link proto
-// 3); traffic is checked with TCP connections made from inside them.
+// 3); traffic is checked with TCP connections made from inside them, and
+// gaps with ICMP echo streams every 10 ms whose lost answers are counted.
+//
+// Other speakers run in namespaces of their own: BIRD 2 as a ToR, or as a
+// Calico node configured by testdata/calico-node-bird2.conf.tmpl (Calico's
+// template in BIRD 2 syntax, rendered with text/template as confd renders
+// it), and Debian's gobgpd as a peer without graceful restart.
 package fvtest

@@ -61,6 +61,9 @@ func TestMain(m *testing.M) {
 	} {
 		cmd := exec.Command(goTool(), "build", "-o", b.out, b.pkg)
 		cmd.Dir = b.moduleDir
+		// Static, as `make build` builds them (bgpd needs a runtime
+		// without cgo to set its host name; see calico-bgpd).
+		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 		if out, err := cmd.CombinedOutput(); err != nil {
 			fmt.Fprintf(os.Stderr, "building %s: %v\n%s", b.pkg, err, out)
 			os.Exit(1)
@@ -288,10 +291,11 @@ func (h *host) startConfd(extra ...string) {
 	h.confd = h.l.spawn(h.name+"-confd", h.ns, bins.confd, args...)
 }
 
-func (h *host) startBgpd() {
-	h.bgpd = h.l.spawn(h.name+"-bgpd", h.ns, bins.bgpd,
-		"--run-dir", h.runDir, "--connect-retry", "1s", "--config-poll-interval", "2s",
-		"--sweep-timeout", "60s", "--log-level", "debug")
+// startBgpd runs calico-bgpd; extra flags come last and so win.
+func (h *host) startBgpd(extra ...string) {
+	args := append([]string{"--run-dir", h.runDir, "--connect-retry", "1s", "--config-poll-interval", "2s",
+		"--sweep-timeout", "60s", "--log-level", "debug"}, extra...)
+	h.bgpd = h.l.spawn(h.name+"-bgpd", h.ns, bins.bgpd, args...)
 }
 
 // proc is a daemon running inside a namespace.
@@ -375,7 +379,7 @@ func (l *lab) stopAll() {
 }
 
 func (l *lab) dumpLogsOnFailure() {
-	if !l.t.Failed() {
+	if !l.t.Failed() && os.Getenv("FVTEST_LOGS") == "" {
 		return
 	}
 	if d := os.Getenv("FVTEST_PAUSE_ON_FAILURE"); d != "" {

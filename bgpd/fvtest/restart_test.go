@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"os"
+	"path/filepath"
 	"sync"
 	"syscall"
 	"testing"
@@ -13,7 +15,9 @@ import (
 	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
 
+	v3 "github.com/calico-etcd/calico/libcalico/api/v3"
 	"github.com/calico-etcd/calico/libcalico/bgpstatus"
+	"github.com/calico-etcd/calico/libcalico/testutil"
 )
 
 // netlinkOf opens a netlink handle inside h's namespace.
@@ -47,27 +51,43 @@ type monitor struct {
 func watchRoutes(t testing.TB, want map[*host][]string) *monitor {
 	m := &monitor{stop: make(chan struct{})}
 	for h, dsts := range want {
-		nh := netlinkOf(t, h)
-		m.wg.Go(func() {
-			for {
-				select {
-				case <-m.stop:
-					return
-				case <-time.After(20 * time.Millisecond):
-				}
-				for _, d := range dsts {
-					ok := hasRoute(nh, netip.MustParsePrefix(d))
-					m.mu.Lock()
-					m.checks++
-					if !ok {
-						m.misses = append(m.misses, fmt.Sprintf("%s %s missing at %s", h.name, d, time.Now().Format("15:04:05.000")))
-					}
-					m.mu.Unlock()
-				}
-			}
-		})
+		m.watch(netlinkOf(t, h), h.name, dsts)
 	}
 	return m
+}
+
+// watchRoutesIn checks protocol-12 routes in any namespace (say, BIRD's
+// kernel routes on a ToR).
+func watchRoutesIn(t testing.TB, ns *testutil.NetNS, name string, dsts []string) *monitor {
+	nh, err := netlink.NewHandleAt(netns.NsHandle(int(ns.Fd())))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nh.Close)
+	m := &monitor{stop: make(chan struct{})}
+	m.watch(nh, name, dsts)
+	return m
+}
+
+func (m *monitor) watch(nh *netlink.Handle, name string, dsts []string) {
+	m.wg.Go(func() {
+		for {
+			select {
+			case <-m.stop:
+				return
+			case <-time.After(20 * time.Millisecond):
+			}
+			for _, d := range dsts {
+				ok := hasRoute(nh, netip.MustParsePrefix(d))
+				m.mu.Lock()
+				m.checks++
+				if !ok {
+					m.misses = append(m.misses, fmt.Sprintf("%s %s missing at %s", name, d, time.Now().Format("15:04:05.000")))
+				}
+				m.mu.Unlock()
+			}
+		}
+	})
 }
 
 func (m *monitor) finish() (checks int, misses []string) {
@@ -146,4 +166,62 @@ func TestGracefulRestart(t *testing.T) {
 	})
 	reaches(t, w3, w1)
 	reaches(t, w1, w2)
+}
+
+// gobgpdConfig is a gobgpd peer without graceful restart: it never sends
+// End-of-RIB.
+const gobgpdConfig = `[global.config]
+  as = 65002
+  router-id = "172.31.255.3"
+  local-address-list = ["172.31.255.3"]
+
+[[neighbors]]
+  [neighbors.config]
+    neighbor-address = "172.31.255.11"
+    peer-as = 64512
+`
+
+// TestStaleRouteSweptWithNonGRPeer: h1 peers with h2 (graceful restart)
+// and with a gobgpd that has no graceful restart. A route h2 withdraws
+// while h1's bgpd is down must leave h1 once h2 has resent its table: only
+// peers that negotiated graceful restart are waited for, since the others
+// never send End-of-RIB. (The sweep timeout is long here, so only that
+// rule can remove the route.)
+func TestStaleRouteSweptWithNonGRPeer(t *testing.T) {
+	gobgpd := sbin("gobgpd")
+	if gobgpd == "" {
+		t.Fatal("gobgpd is needed (Debian package gobgpd; .ci/install-deps installs it)")
+	}
+	l, h1, h2 := twoHosts(t)
+	peerNS := l.newNS()
+	l.plug(peerNS, "eth0", "br0", "172.31.255.3/24")
+	conf := filepath.Join(l.dir, "gobgpd.toml")
+	if err := os.WriteFile(conf, []byte(gobgpdConfig), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	l.spawn("gobgpd", peerNS, gobgpd, "-f", conf, "--api-hosts", "127.0.0.1:50051", "--log-level", "debug")
+	peer := v3.NewBGPPeer()
+	peer.Name = "non-gr"
+	peer.Spec.Node = "h1"
+	peer.Spec.PeerIP = "172.31.255.3"
+	peer.Spec.ASNumber = 65002
+	l.create(peer)
+	h1.startConfd()
+	h1.startBgpd("--sweep-timeout", "10m")
+	h2.start()
+	h2.addWorkload("10.65.2.5")
+	w2b := h2.addWorkload("10.65.1.50") // borrowed from h1's block: h2 advertises the /32
+
+	peers := map[string]string{"172.31.255.12": bgpstatus.PeerTypeMesh, "172.31.255.3": bgpstatus.PeerTypeNode}
+	h1.waitEstablished(t, 30*time.Second, peers)
+	waitRoutes(t, 20*time.Second, map[*host][]want{h1: {{dst: "10.65.1.50/32", gw: "172.31.255.12"}, {dst: "10.65.2.0/26", gw: "172.31.255.12"}}})
+
+	h1.bgpd.stop(syscall.SIGTERM)
+	w2b.remove()
+	h1.startBgpd("--sweep-timeout", "10m")
+	h1.waitEstablished(t, 30*time.Second, peers)
+	waitFor(t, 30*time.Second, "stale route swept from h1", func() error { return h1.noRoute("10.65.1.50/32") })
+	if err := h1.routeIs(want{dst: "10.65.2.0/26", gw: "172.31.255.12"}); err != nil {
+		t.Error(err)
+	}
 }

@@ -1,6 +1,7 @@
 package fvtest
 
 import (
+	"context"
 	"testing"
 	"time"
 
@@ -68,4 +69,77 @@ func TestRouteReflector(t *testing.T) {
 		return nil
 	})
 	reaches(t, w2, w3)
+}
+
+// TestRouteReflectorConversionWithoutGap turns a full mesh into a route
+// reflector topology the way Calico documents it, one step after the
+// other, while pods ping each other every 10 ms: h1 gets a cluster ID and
+// the label, a BGPPeer peers every other node with it, and the mesh is
+// switched off. At no moment may neither the mesh nor the reflector carry
+// the routes: not a ping is lost, between clients (their routes end up
+// reflected) nor between a client and the reflector (whose sessions to
+// the clients change).
+func TestRouteReflectorConversionWithoutGap(t *testing.T) {
+	l := newLab(t, false)
+	h1 := l.addHost("h1", "a", "172.31.255.11")
+	h2 := l.addHost("h2", "a", "172.31.255.12")
+	h3 := l.addHost("h3", "a", "172.31.255.13")
+	l.create(ipPool("pool", "10.65.0.0/16"))
+	l.affinity("h1", "10.65.1.0/26")
+	l.affinity("h2", "10.65.2.0/26")
+	l.affinity("h3", "10.65.3.0/26")
+	for _, h := range l.hosts {
+		h.start()
+	}
+	w1 := h1.addWorkload("10.65.1.5")
+	w2 := h2.addWorkload("10.65.2.5")
+	w3 := h3.addWorkload("10.65.3.5")
+	mesh, node := bgpstatus.PeerTypeMesh, bgpstatus.PeerTypeNode
+	h2.waitEstablished(t, 30*time.Second, map[string]string{"172.31.255.11": mesh, "172.31.255.13": mesh})
+	h3.waitEstablished(t, 30*time.Second, map[string]string{"172.31.255.11": mesh, "172.31.255.12": mesh})
+	reaches(t, w2, w3)
+	reaches(t, w2, w1)
+	reaches(t, w3, w1)
+
+	streams := map[string]*pingStream{
+		"w2->w3": startPings(t, w2.ns, w2.ip, w3.ip, 10*time.Millisecond),
+		"w2->w1": startPings(t, w2.ns, w2.ip, w1.ip, 10*time.Millisecond),
+		"w3->w1": startPings(t, w3.ns, w3.ip, w1.ip, 10*time.Millisecond),
+	}
+	ctx := context.Background()
+	n, err := l.c.Nodes().Get(ctx, "", "h1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	n.Labels = map[string]string{"route-reflector": "true"}
+	n.Spec.BGP.RouteReflectorClusterID = "244.0.0.1"
+	if _, err := l.c.Nodes().Update(ctx, n); err != nil {
+		t.Fatal(err)
+	}
+	peer := v3.NewBGPPeer()
+	peer.Name = "peer-with-route-reflectors"
+	peer.Spec.NodeSelector = "all()"
+	peer.Spec.PeerSelector = "route-reflector == 'true'"
+	l.create(peer)
+	off := false
+	cfg := v3.NewBGPConfiguration()
+	cfg.Name = "default"
+	cfg.Spec.NodeToNodeMeshEnabled = &off
+	l.create(cfg)
+
+	h1.waitEstablished(t, 30*time.Second, map[string]string{"172.31.255.12": node, "172.31.255.13": node})
+	h2.waitEstablished(t, 30*time.Second, map[string]string{"172.31.255.11": node})
+	h3.waitEstablished(t, 30*time.Second, map[string]string{"172.31.255.11": node})
+	waitRoutes(t, 20*time.Second, map[*host][]want{
+		h2: {{dst: "10.65.3.0/26", gw: "172.31.255.13"}, {dst: "10.65.1.0/26", gw: "172.31.255.11"}},
+		h3: {{dst: "10.65.2.0/26", gw: "172.31.255.12"}, {dst: "10.65.1.0/26", gw: "172.31.255.11"}},
+	})
+	time.Sleep(time.Second) // the streams go on a little in the final topology
+	for name, s := range streams {
+		sent, lost := s.stop()
+		t.Logf("%s: %d pings at 10ms during the conversion, %d lost", name, sent, lost)
+		if lost != 0 {
+			t.Errorf("%s lost %d of %d pings", name, lost, sent)
+		}
+	}
 }

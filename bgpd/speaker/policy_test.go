@@ -30,7 +30,7 @@ func TestBuildPolicy(t *testing.T) {
 					ASPathPrefix: []uint32{65001}, Action: bgpconfig.ActionReject},
 			}},
 	}
-	req, err := buildPolicy(pools, peers)
+	req, err := buildPolicy(pools, peers, 7)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -38,9 +38,10 @@ func TestBuildPolicy(t *testing.T) {
 	if exp.Name != exportPolicy || imp.Name != importPolicy {
 		t.Fatalf("policy names %s %s", exp.Name, imp.Name)
 	}
-	// next hop keep, NotIn rule, the remote-peers rule (prepend chain of 2
-	// x internal/external = 4), the interface rule (dropped), 3 pools.
-	if len(exp.Statements) != 1+1+4+3 {
+	// next hop keep, NotIn rule, the remote-peers rule (x internal/external:
+	// prepend, add large communities, accept = 6), the interface rule
+	// (dropped), 3 pools.
+	if len(exp.Statements) != 1+1+6+3 {
 		for _, s := range exp.Statements {
 			t.Log(s)
 		}
@@ -61,41 +62,113 @@ func TestBuildPolicy(t *testing.T) {
 		notIn.Actions.RouteAction != api.RouteAction_REJECT {
 		t.Errorf("NotIn statement %v prefix %v", notIn, ps)
 	}
-	chain := exp.Statements[2:6]
-	if chain[0].Conditions.RouteType != api.Conditions_ROUTE_TYPE_INTERNAL || chain[2].Conditions.RouteType != api.Conditions_ROUTE_TYPE_EXTERNAL {
-		t.Errorf("route types %v %v", chain[0].Conditions.RouteType, chain[2].Conditions.RouteType)
+	chain := exp.Statements[2:8]
+	if chain[0].Conditions.RouteType != api.Conditions_ROUTE_TYPE_INTERNAL || chain[3].Conditions.RouteType != api.Conditions_ROUTE_TYPE_EXTERNAL {
+		t.Errorf("route types %v %v", chain[0].Conditions.RouteType, chain[3].Conditions.RouteType)
 	}
 	if chain[0].Actions.AsPrepend.Asn != 64513 || chain[0].Actions.RouteAction != api.RouteAction_NONE ||
-		chain[1].Actions.AsPrepend.Asn != 64512 || chain[1].Actions.RouteAction != api.RouteAction_ACCEPT ||
-		chain[1].Actions.Community.Communities[0] != "65001:7" || chain[1].Actions.LargeCommunity.Communities[0] != "65001:7:1" {
-		t.Errorf("prepend chain %v", chain[:2])
+		chain[1].Actions.LargeCommunity.Communities[0] != "65001:7:1" || chain[1].Actions.RouteAction != api.RouteAction_NONE ||
+		chain[2].Actions.AsPrepend.Asn != 64512 || chain[2].Actions.RouteAction != api.RouteAction_ACCEPT ||
+		chain[2].Actions.Community.Communities[0] != "65001:7" {
+		t.Errorf("prepend chain %v", chain[:3])
 	}
 	// Pools: most specific first, the nested unexported pool rejects.
-	p0 := exp.Statements[6]
+	p0 := exp.Statements[8]
 	if sets[p0.Conditions.PrefixSet.Name].Prefixes[0].IpPrefix != "fd00:65::/48" {
 		t.Errorf("first pool statement %v", p0)
 	}
-	p1 := exp.Statements[7]
+	p1 := exp.Statements[9]
 	if pp := sets[p1.Conditions.PrefixSet.Name].Prefixes[0]; pp.IpPrefix != "10.65.128.0/17" || pp.MaskLengthMax != 32 ||
 		p1.Actions.RouteAction != api.RouteAction_REJECT {
 		t.Errorf("nested pool statement %v %v", p1, pp)
 	}
-	if len(imp.Statements) != 1 {
+	// Accepting export statements remove the generation stamp.
+	for _, st := range exp.Statements {
+		if st.Actions.RouteAction != api.RouteAction_ACCEPT {
+			continue
+		}
+		if lc := st.Actions.LargeCommunity; lc == nil || lc.Type != api.CommunityAction_REMOVE || lc.Communities[0] != markerAnyGen {
+			t.Errorf("statement %s accepts without removing the stamp: %v", st.Name, lc)
+		}
+	}
+	// Import: remove any stamp, stamp generation 7, then the rule.
+	if len(imp.Statements) != 3 {
 		t.Fatalf("import statements %d", len(imp.Statements))
 	}
-	is := imp.Statements[0]
+	if a := imp.Statements[0].Actions.LargeCommunity; a.Type != api.CommunityAction_REMOVE || a.Communities[0] != markerAnyGen {
+		t.Errorf("first import statement %v", imp.Statements[0])
+	}
+	if a := imp.Statements[1].Actions.LargeCommunity; a.Type != api.CommunityAction_ADD || a.Communities[0] != "4294967294:1128352841:7" {
+		t.Errorf("second import statement %v", imp.Statements[1])
+	}
+	if sets[markerSet].List[0] != "^4294967294:1128352841:7$" {
+		t.Errorf("generation set %v", sets[markerSet])
+	}
+	is := imp.Statements[2]
 	if sets[is.Conditions.CommunitySet.Name].List[0] != "^65001:666$" || sets[is.Conditions.AsPathSet.Name].List[0] != "^65001_" {
 		t.Errorf("import statement %v", is)
 	}
 	for _, s := range req.DefinedSets {
-		if !strings.Contains("peer pool rule comm lcomm aspath", strings.SplitN(s.Name, "-", 2)[0]) {
+		if s.Name != markerSet && !strings.Contains("peer pool rule comm lcomm aspath", strings.SplitN(s.Name, "-", 2)[0]) {
 			t.Errorf("unexpected set %s", s.Name)
 		}
 	}
 	// Deterministic: the same input gives the same request.
-	again, _ := buildPolicy(pools, []bgpconfig.Peer{peers[1], peers[0]})
+	again, _ := buildPolicy(pools, []bgpconfig.Peer{peers[1], peers[0]}, 7)
 	if again.String() != req.String() {
 		t.Error("policy depends on peer order")
+	}
+}
+
+// TestBuildTransition: the new export statements apply to paths stamped
+// with the new generation only, followed by a reject of the rest of them,
+// then the old statements for everything stamped before.
+func TestBuildTransition(t *testing.T) {
+	pools := []bgpconfig.Pool{{CIDR: "10.65.0.0/16", Export: true}}
+	old := []bgpconfig.Peer{{Address: "172.31.255.1", ASNumber: 65001}}
+	cur := []bgpconfig.Peer{{Address: "172.31.255.1", ASNumber: 65001, ExportRules: []bgpconfig.FilterRule{
+		{Filter: "f", CIDR: "10.65.2.0/26", MatchOperator: bgpconfig.MatchEqual, Action: bgpconfig.ActionReject}}}}
+	req, err := buildTransition(pools, old, pools, cur, 8)
+	if err != nil {
+		t.Fatal(err)
+	}
+	exp := req.Policies[0].Statements
+	// new: rule, pool; reject of generation 8; old: pool.
+	if len(exp) != 4 {
+		t.Fatalf("export statements %v", exp)
+	}
+	for i, st := range exp[:3] {
+		if ms := st.Conditions.GetLargeCommunitySet(); ms == nil || ms.Name != markerSet || ms.Type != api.MatchSet_ANY {
+			t.Errorf("statement %d is not limited to generation 8: %v", i, st)
+		}
+	}
+	if exp[0].Actions.RouteAction != api.RouteAction_REJECT || exp[1].Actions.RouteAction != api.RouteAction_ACCEPT ||
+		exp[2].Actions.RouteAction != api.RouteAction_REJECT || exp[2].Conditions.PrefixSet != nil {
+		t.Errorf("new statements %v", exp[:3])
+	}
+	if exp[3].Conditions.LargeCommunitySet != nil || exp[3].Actions.RouteAction != api.RouteAction_ACCEPT ||
+		exp[3].Actions.LargeCommunity == nil {
+		t.Errorf("old statement %v", exp[3])
+	}
+	// A rule matching a large community matches it and the stamp at once.
+	cur[0].ExportRules[0].Communities = []string{"65001:1:2"}
+	req, err = buildTransition(pools, old, pools, cur, 8)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := req.Policies[0].Statements[0]
+	for _, s := range req.DefinedSets {
+		if s.Name == st.Conditions.LargeCommunitySet.Name &&
+			(st.Conditions.LargeCommunitySet.Type != api.MatchSet_ALL || strings.Join(s.List, " ") != "^65001:1:2$ ^4294967294:1128352841:8$") {
+			t.Errorf("large community condition %v with set %v", st.Conditions.LargeCommunitySet, s)
+		}
+	}
+	names := map[string]bool{}
+	for _, s := range req.DefinedSets {
+		if names[s.Name] {
+			t.Errorf("defined set %s twice", s.Name)
+		}
+		names[s.Name] = true
 	}
 }
 
@@ -154,5 +227,58 @@ func TestSinceString(t *testing.T) {
 	}
 	if s := sinceString(time.Time{}, now); s != "" {
 		t.Errorf("zero: %q", s)
+	}
+}
+
+// TestExportKey: only what the export statements depend on counts; a
+// peer without a next hop mode or export rules has none.
+func TestExportKey(t *testing.T) {
+	pools := []bgpconfig.Pool{{CIDR: "10.65.0.0/16", Export: true}}
+	plain := bgpconfig.Peer{Address: "10.0.0.2", ASNumber: 64512}
+	tor := bgpconfig.Peer{Address: "10.0.0.1", ASNumber: 65001, ExportRules: []bgpconfig.FilterRule{{Action: bgpconfig.ActionReject}}}
+	base := exportKey(pools, []bgpconfig.Peer{tor})
+	if exportKey(pools, []bgpconfig.Peer{plain, tor}) != base {
+		t.Error("a peer without export statements changed the key")
+	}
+	imp := tor
+	imp.ImportRules = []bgpconfig.FilterRule{{Action: bgpconfig.ActionReject}}
+	if exportKey(pools, []bgpconfig.Peer{imp}) != base {
+		t.Error("an import rule changed the export key")
+	}
+	nh := plain
+	nh.NextHop = bgpconfig.NextHopSelf
+	if exportKey(pools, []bgpconfig.Peer{tor, nh}) == base {
+		t.Error("a next hop mode did not change the key")
+	}
+	if exportKey([]bgpconfig.Pool{{CIDR: "10.65.0.0/16"}}, []bgpconfig.Peer{tor}) == base {
+		t.Error("a pool's export flag did not change the key")
+	}
+}
+
+// TestDescriptionFingerprint: every session parameter gobgp would not act
+// on by itself changes the description, so UpdatePeer re-creates the
+// session; the password never shows in it.
+func TestDescriptionFingerprint(t *testing.T) {
+	p := bgpconfig.Peer{Name: "Mesh_10_0_0_2", Address: "10.0.0.2", ASNumber: 64512, RestartTime: 120, Password: "s3cret"}
+	base := description(p)
+	if !strings.HasPrefix(base, "Mesh_10_0_0_2 ") || strings.Contains(base, "s3cret") {
+		t.Errorf("description %q", base)
+	}
+	for name, change := range map[string]func(*bgpconfig.Peer){
+		"route reflector client": func(p *bgpconfig.Peer) { p.RouteReflectorClient, p.ClusterID = true, "224.0.0.1" },
+		"keepalive":              func(p *bgpconfig.Peer) { p.KeepaliveTime = 10 },
+		"ttl security":           func(p *bgpconfig.Peer) { p.TTLSecurity = 1 },
+		"multihop":               func(p *bgpconfig.Peer) { p.Multihop = true },
+	} {
+		q := p
+		change(&q)
+		if description(q) == base {
+			t.Errorf("%s does not change the description", name)
+		}
+	}
+	q := p
+	q.ExportRules = []bgpconfig.FilterRule{{Action: bgpconfig.ActionReject}}
+	if description(q) != base {
+		t.Error("a filter rule changed the description")
 	}
 }

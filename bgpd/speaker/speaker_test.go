@@ -4,6 +4,7 @@ import (
 	"context"
 	"io"
 	"net/netip"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -115,7 +116,7 @@ func TestTwoSpeakers(t *testing.T) {
 		if err := x.s.SetPolicy(ctx, pools, []bgpconfig.Peer{x.p}); err != nil {
 			t.Fatal(err)
 		}
-		if err := x.s.SetPeers(ctx, []bgpconfig.Peer{x.p}); err != nil {
+		if _, err := x.s.SetPeers(ctx, []bgpconfig.Peer{x.p}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -152,21 +153,19 @@ func TestTwoSpeakers(t *testing.T) {
 	renamed := peer1
 	renamed.Name, renamed.Type = "Node_x", bgpconfig.PeerTypeNode
 	dead := bgpconfig.Peer{Name: "dead", Address: "127.0.0.9", ASNumber: 65009, RestartTime: 120}
-	if err := s1.SetPeers(ctx, []bgpconfig.Peer{renamed, dead}); err != nil {
+	if _, err := s1.SetPeers(ctx, []bgpconfig.Peer{renamed, dead}); err != nil {
 		t.Fatal(err)
 	}
 	if after := uptime(t, s1, "127.0.0.1"); !after.Equal(before) {
 		t.Errorf("unchanged session was reset: uptime %v -> %v", before, after)
 	}
 	// An import rule changes only the policy: a soft reset in drops the
-	// route without touching the session. (Export rule changes reset the
-	// session, see TestExportChanged; doing that here would trip a data
-	// race inside gobgp between its watcher and a re-established FSM.)
+	// route without touching the session.
 	renamed.ImportRules = []bgpconfig.FilterRule{{Filter: "f", CIDR: "10.65.2.0/26", MatchOperator: bgpconfig.MatchEqual, Action: bgpconfig.ActionReject}}
 	if err := s1.SetPolicy(ctx, pools, []bgpconfig.Peer{renamed, dead}); err != nil {
 		t.Fatal(err)
 	}
-	if err := s1.SetPeers(ctx, []bgpconfig.Peer{renamed, dead}); err != nil {
+	if _, err := s1.SetPeers(ctx, []bgpconfig.Peer{renamed, dead}); err != nil {
 		t.Fatal(err)
 	}
 	eventually(t, "route rejected on import", func() bool { _, ok := r1.has("10.65.2.0/26"); return !ok })
@@ -183,6 +182,32 @@ func TestTwoSpeakers(t *testing.T) {
 		t.Errorf("status after change %+v", st)
 	}
 
+	// An export rule on s2 withdraws the route from s1, and its removal
+	// sends it again; the session stays.
+	peer2.ExportRules = []bgpconfig.FilterRule{{Filter: "f", CIDR: "10.65.2.0/26", MatchOperator: bgpconfig.MatchEqual, Action: bgpconfig.ActionReject}}
+	if err := s2.SetPolicy(ctx, pools, []bgpconfig.Peer{peer2}); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "route withdrawn by an export rule", func() bool { _, ok := r1.has("10.65.2.0/26"); return !ok })
+	peer2.ExportRules = nil
+	if err := s2.SetPolicy(ctx, pools, []bgpconfig.Peer{peer2}); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "route sent again", func() bool { _, ok := r1.has("10.65.2.0/26"); return ok })
+	if after := uptime(t, s1, "127.0.0.1"); !after.Equal(before) {
+		t.Errorf("session reset by an export rule: uptime %v -> %v", before, after)
+	}
+	// The generation stamp never leaves s2.
+	_ = s1.bgp.ListPath(ctx, &api.ListPathRequest{TableType: api.TableType_ADJ_IN, Name: "127.0.0.1", Family: family(nh)}, func(d *api.Destination) {
+		for _, p := range d.Paths {
+			for _, a := range p.Pattrs {
+				if strings.Contains(a.GetTypeUrl(), "LargeCommunities") {
+					t.Errorf("a path from s2 carries large communities: %v", p)
+				}
+			}
+		}
+	})
+
 	if err := s2.Withdraw(ctx, netip.MustParsePrefix("10.65.2.0/26")); err != nil {
 		t.Fatal(err)
 	}
@@ -195,23 +220,68 @@ func TestTwoSpeakers(t *testing.T) {
 	}
 }
 
-func TestExportChanged(t *testing.T) {
-	s := &Speaker{peers: map[netip.Addr]peerState{}}
-	a := bgpconfig.Peer{Address: "10.0.0.1", ASNumber: 1}
-	b := bgpconfig.Peer{Address: "10.0.0.2", ASNumber: 1}
-	s.peers[mustAddr("10.0.0.1")] = peerState{cfg: a}
-	if got := s.exportChanged([]bgpconfig.Peer{a, b}); got != nil {
-		t.Fatalf("first call: %v", got)
+// TestRemovedSessionDrains: a removed session keeps running while a route
+// is learned only over it, until DrainTimeout; one that carries nothing
+// learned elsewhere goes at once.
+func TestRemovedSessionDrains(t *testing.T) {
+	ctx := context.Background()
+	p1, err := testutil.FreePort()
+	if err != nil {
+		t.Fatal(err)
 	}
-	a2, b2 := a, b
-	a2.ExportRules = []bgpconfig.FilterRule{{Action: bgpconfig.ActionReject}}
-	b2.NextHop = bgpconfig.NextHopSelf
-	a2.ImportRules = []bgpconfig.FilterRule{{Action: bgpconfig.ActionReject}}
-	// b is not a configured session yet: nothing to reset there.
-	if got := s.exportChanged([]bgpconfig.Peer{a2, b2}); len(got) != 1 || got[0] != "10.0.0.1" {
-		t.Fatalf("changed = %v", got)
+	p2, err := testutil.FreePort()
+	if err != nil {
+		t.Fatal(err)
 	}
-	if got := s.exportChanged([]bgpconfig.Peer{a2, b2}); got != nil {
-		t.Fatalf("unchanged = %v", got)
+	s1 := New(Options{ConnectRetry: time.Second, DrainTimeout: 300 * time.Millisecond, Log: quietLog()})
+	t.Cleanup(s1.Stop)
+	if err := s1.Start(ctx, Global{ASNumber: 64512, RouterID: "10.0.0.1", ListenPort: int32(p1), ListenAddresses: []string{"127.0.0.1"}}); err != nil {
+		t.Fatal(err)
+	}
+	r1 := &recorder{best: map[netip.Prefix]Path{}, eor: map[netip.Addr]bool{}}
+	wctx, cancel := context.WithCancel(ctx)
+	t.Cleanup(cancel)
+	if err := s1.Watch(wctx, r1.on); err != nil {
+		t.Fatal(err)
+	}
+	s2, _ := startSpeaker(t, "10.0.0.2", p2)
+	pools := []bgpconfig.Pool{{CIDR: "10.65.0.0/16", Export: true}}
+	peer1 := bgpconfig.Peer{Name: "to-s2", Address: "127.0.0.1", Port: uint16(p2), ASNumber: 64512, Passive: true, RestartTime: 120}
+	peer2 := bgpconfig.Peer{Name: "to-s1", Address: "127.0.0.1", Port: uint16(p1), ASNumber: 64512, RestartTime: 120}
+	for _, x := range []struct {
+		s *Speaker
+		p bgpconfig.Peer
+	}{{s1, peer1}, {s2, peer2}} {
+		if err := x.s.SetPolicy(ctx, pools, []bgpconfig.Peer{x.p}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := x.s.SetPeers(ctx, []bgpconfig.Peer{x.p}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s2.Advertise(ctx, netip.MustParsePrefix("10.65.2.0/26"), mustAddr("127.0.0.1"), nil); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "s1 learns s2's block", func() bool { _, ok := r1.has("10.65.2.0/26"); return ok })
+
+	if _, err := s1.SetPeers(ctx, nil); err != nil {
+		t.Fatal(err)
+	}
+	if len(s1.Peers()) != 0 || !s1.Draining() {
+		t.Fatalf("peers %v, draining %v", s1.Peers(), s1.Draining())
+	}
+	if more, err := s1.Drain(ctx); err != nil || !more {
+		t.Fatalf("a session with the only path to a prefix was removed at once (more %v, %v)", more, err)
+	}
+	if _, ok := r1.has("10.65.2.0/26"); !ok {
+		t.Fatal("the draining session's route is gone")
+	}
+	eventually(t, "drain timeout", func() bool {
+		more, err := s1.Drain(ctx)
+		return err == nil && !more
+	})
+	eventually(t, "route gone with the session", func() bool { _, ok := r1.has("10.65.2.0/26"); return !ok })
+	if s1.Draining() {
+		t.Error("still draining")
 	}
 }

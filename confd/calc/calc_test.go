@@ -182,3 +182,77 @@ func TestMeshDisabledPoolNeverExported(t *testing.T) {
 		}
 	}
 }
+
+// TestSessionDirectionMatchesCalicoTemplate: of two Calico nodes the one
+// whose address is higher *as a string* connects, the other is passive,
+// as Calico's BIRD template decides (`gt $onode_ip $node_ip`): a mixed
+// mesh with calico/node's BIRD depends on both agreeing. "…255.9" sorts
+// above "…255.10". The rule holds for the mesh and for BGPPeers whose
+// far end is a Calico node (peerSelector, or a peerIP naming a node, which
+// peers back); a peerIP that is no node's address is left active.
+func TestSessionDirectionMatchesCalicoTemplate(t *testing.T) {
+	node := func(name, ip string) *v3.Node {
+		n := v3.NewNode()
+		n.Name = name
+		n.Spec.BGP = &v3.NodeBGPSpec{IPv4Address: ip + "/24"}
+		return n
+	}
+	s := NewState()
+	for _, n := range []*v3.Node{node("n9", "10.0.0.9"), node("n10", "10.0.0.10"), node("n12", "10.0.0.12")} {
+		s.Add(n)
+	}
+	passive := func(t *testing.T, s *State, of string) map[string]bool {
+		t.Helper()
+		res, err := Compute(s, of, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out := map[string]bool{}
+		for _, p := range res.Config.Peers {
+			out[p.Address] = p.Passive
+		}
+		return out
+	}
+	mesh := map[string]map[string]bool{
+		"n9":  {"10.0.0.10": false, "10.0.0.12": false},
+		"n10": {"10.0.0.9": true, "10.0.0.12": true},
+		"n12": {"10.0.0.9": true, "10.0.0.10": false},
+	}
+	for n, want := range mesh {
+		if got := passive(t, s, n); !reflect.DeepEqual(got, want) {
+			t.Errorf("mesh of %s: passive %v, want %v", n, got, want)
+		}
+	}
+
+	off := false
+	cfg := v3.NewBGPConfiguration()
+	cfg.Name = "default"
+	cfg.Spec.NodeToNodeMeshEnabled = &off
+	s.Add(cfg)
+	byIP := v3.NewBGPPeer()
+	byIP.Name = "to-n9"
+	byIP.Spec.PeerIP = "10.0.0.9"
+	byIP.Spec.ASNumber = 64512
+	tor := v3.NewBGPPeer()
+	tor.Name = "tor"
+	tor.Spec.PeerIP = "10.0.0.99"
+	tor.Spec.ASNumber = 65000
+	s.Add(byIP)
+	s.Add(tor)
+	if got, want := passive(t, s, "n10"), map[string]bool{"10.0.0.9": true, "10.0.0.99": false}; !reflect.DeepEqual(got, want) {
+		t.Errorf("peerIP sessions of n10: passive %v, want %v", got, want)
+	}
+	// n9 is the peerIP: it peers back with every node the BGPPeer applies
+	// to (all), and connects to both, being the higher address.
+	if got, want := passive(t, s, "n9"), map[string]bool{"10.0.0.10": false, "10.0.0.12": false, "10.0.0.99": false}; !reflect.DeepEqual(got, want) {
+		t.Errorf("reverse sessions of n9: passive %v, want %v", got, want)
+	}
+	delete(s.Peers, "to-n9")
+	bySel := v3.NewBGPPeer()
+	bySel.Name = "to-all"
+	bySel.Spec.PeerSelector = "all()"
+	s.Add(bySel)
+	if got, want := passive(t, s, "n12"), map[string]bool{"10.0.0.9": true, "10.0.0.10": false, "10.0.0.99": false}; !reflect.DeepEqual(got, want) {
+		t.Errorf("peerSelector sessions of n12: passive %v, want %v", got, want)
+	}
+}

@@ -31,6 +31,8 @@ type target struct {
 	port      uint16
 	as        uint32
 	clusterID string
+	// only4 and only6 limit a node target to one address family.
+	only4, only6 bool
 }
 
 // peers derives every session of this node, one per address, sorted.
@@ -82,7 +84,7 @@ func (c *computation) meshPeers(add func(netip.Addr, candidate)) {
 				Address:       fam.theirs.String(),
 				ASNumber:      c.nodeAS(other),
 				Type:          bgpconfig.PeerTypeMesh,
-				Passive:       fam.mine.Addr().Compare(fam.theirs) > 0,
+				Passive:       passiveTowards(fam.mine.Addr(), fam.theirs),
 				Password:      password,
 				RestartTime:   restart,
 				SourceAddress: fam.mine.Addr().String(),
@@ -117,7 +119,8 @@ func (c *computation) families(other *v3.Node) []family {
 // applies to the nodes its node/nodeSelector names (all nodes when both
 // are empty) and peers them with its peerIP or with every node its
 // peerSelector matches; unless reversePeering is Manual, a node matched by
-// the peerSelector also peers back with the nodes the BGPPeer applies to.
+// the peerSelector, or named by the peerIP (address, AS and port), also
+// peers back with the nodes the BGPPeer applies to.
 func (c *computation) bgpPeers(add func(netip.Addr, candidate)) {
 	for _, name := range sortedKeys(c.s.Peers) {
 		bp := c.s.Peers[name]
@@ -166,6 +169,17 @@ func (c *computation) bgpPeers(add func(netip.Addr, candidate)) {
 			for _, n := range c.sortedNodes() {
 				if n.Name != c.node.Name && applies(n) {
 					targets = append(targets, c.nodeTarget(n))
+				}
+			}
+		}
+		// A peerIP naming this node (same AS) peers back too, over that
+		// address's family only, as Calico does.
+		if me, ok := c.peerIPIsMe(spec); peerSel == nil && reverse && ok {
+			for _, n := range c.sortedNodes() {
+				if n.Name != c.node.Name && applies(n) {
+					t := c.nodeTarget(n)
+					t.only6, t.only4 = me.Is6(), me.Is4()
+					targets = append(targets, t)
 				}
 			}
 		}
@@ -244,6 +258,27 @@ func (c *computation) ipTarget(name string, spec *v3.BGPPeerSpec) (target, bool)
 	return t, true
 }
 
+// peerIPIsMe reports whether spec's peerIP is this node: its address, its
+// AS, and its listen port if the peerIP names one.
+func (c *computation) peerIPIsMe(spec *v3.BGPPeerSpec) (netip.Addr, bool) {
+	if spec.PeerIP == "" {
+		return netip.Addr{}, false
+	}
+	a, port := netip.Addr{}, uint16(0)
+	if ap, err := netip.ParseAddrPort(spec.PeerIP); err == nil {
+		a, port = ap.Addr(), ap.Port()
+	} else if x, err := netip.ParseAddr(spec.PeerIP); err == nil {
+		a = x
+	} else {
+		return netip.Addr{}, false
+	}
+	mine := (c.v4.IsValid() && a == c.v4.Addr()) || (c.v6.IsValid() && a == c.v6.Addr())
+	if !mine || uint32(spec.ASNumber) != c.as || (port != 0 && port != c.listenPort()) {
+		return netip.Addr{}, false
+	}
+	return a, true
+}
+
 func (c *computation) localAS(spec *v3.BGPPeerSpec) uint32 {
 	if spec.LocalASNumber != nil && *spec.LocalASNumber != 0 {
 		return uint32(*spec.LocalASNumber)
@@ -266,7 +301,11 @@ func (c *computation) sessions(name string, spec *v3.BGPPeerSpec, t target, pass
 		}
 		fams = []family{{mine: mine, theirs: t.addr}}
 	} else {
-		fams = c.families(t.node)
+		for _, f := range c.families(t.node) {
+			if (!t.only4 || f.theirs.Is4()) && (!t.only6 || f.theirs.Is6()) {
+				fams = append(fams, f)
+			}
+		}
 	}
 	localAS := c.localAS(spec)
 	myCluster := ""
@@ -299,8 +338,8 @@ func (c *computation) sessions(name string, spec *v3.BGPPeerSpec, t target, pass
 		if n := spec.NumAllowedLocalASNumbers; n != nil && *n > 0 {
 			p.AllowOwnAS = uint8(min(*n, 10))
 		}
-		if t.node != nil {
-			p.Passive = f.mine.Addr().Compare(f.theirs) > 0
+		if t.node != nil || c.isNodeAddr(f.theirs) {
+			p.Passive = passiveTowards(f.mine.Addr(), f.theirs)
 		}
 		if myCluster != "" && t.as == localAS && t.clusterID != myCluster {
 			p.RouteReflectorClient, p.ClusterID = true, myCluster
@@ -314,6 +353,34 @@ func (c *computation) sessions(name string, spec *v3.BGPPeerSpec, t target, pass
 		out = append(out, p)
 	}
 	return out
+}
+
+// passiveTowards says whether this node (address mine) waits for the
+// Calico node at theirs to connect. As Calico's BIRD template (`gt
+// $onode_ip $node_ip`, Go's text/template comparing strings) a node is
+// passive towards peers whose address is higher *as a string*, so
+// "10.0.0.9" counts as higher than "10.0.0.10"; the higher one connects.
+// Both sides must agree, or a mesh with Calico's own nodes has sessions
+// where both wait.
+func passiveTowards(mine, theirs netip.Addr) bool {
+	return theirs.String() > mine.String()
+}
+
+// isNodeAddr reports whether a is a Calico node's BGP address (a peerIP
+// that names a node: Calico's template makes such sessions one-sided
+// too).
+func (c *computation) isNodeAddr(a netip.Addr) bool {
+	for _, n := range c.s.Nodes {
+		if n.Spec.BGP == nil {
+			continue
+		}
+		for _, s := range []string{n.Spec.BGP.IPv4Address, n.Spec.BGP.IPv6Address} {
+			if p := nodeAddr(s); p.IsValid() && p.Addr() == a {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 func nextHop(spec *v3.BGPPeerSpec) string {

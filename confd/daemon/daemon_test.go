@@ -176,7 +176,8 @@ func TestFollowsChangesAndSignalsBgpd(t *testing.T) {
 	e.create(t, node("node-c", "172.31.254.10/24"))
 	waitFor(t, "second peer", func() bool {
 		c, err := bgpconfig.Load(path)
-		return err == nil && len(c.Peers) == 2 && c.Peers[0].Passive
+		// Passive towards the higher address (as a string): .12, not 254.10.
+		return err == nil && len(c.Peers) == 2 && !c.Peers[0].Passive && c.Peers[1].Passive
 	})
 	waitSignal(t, hup)
 

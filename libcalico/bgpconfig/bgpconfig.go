@@ -127,8 +127,9 @@ type Peer struct {
 	LocalASNumber uint32 `json:"localASNumber,omitempty"`
 	// Type is PeerTypeMesh, PeerTypeGlobal or PeerTypeNode.
 	Type string `json:"type"`
-	// Passive: wait for the peer to connect (node-to-node sessions: only
-	// the side with the lower address connects).
+	// Passive: wait for the peer to connect. Between two Calico nodes
+	// only the side whose address is higher as a string connects, as
+	// Calico's BIRD template decides.
 	Passive bool `json:"passive,omitempty"`
 	// RouteReflectorClient makes the peer a client of this node, a route
 	// reflector with ClusterID.
