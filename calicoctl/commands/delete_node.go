@@ -14,11 +14,15 @@ import (
 	"github.com/calico-etcd/calico/libcalico/nodedelete"
 )
 
-// warnLog is a logger for library calls: warnings and errors to stderr.
+// warnLog is a logger for library calls, to stderr: at the level -l
+// gives, else warnings and errors.
 func (env *Env) warnLog() *logrus.Entry {
 	l := logrus.New()
 	l.SetOutput(env.Stderr)
 	l.SetLevel(logrus.WarnLevel)
+	if lvl, err := logrus.ParseLevel(env.LogLevel); err == nil && env.LogLevel != "" {
+		l.SetLevel(lvl)
+	}
 	return logrus.NewEntry(l)
 }
 

@@ -84,7 +84,7 @@ func TestErrorPaths(t *testing.T) {
 		{"namespace on a cluster kind", poolYAML("p", "10.40.0.0/16"), []string{"apply", "-n", "prod"},
 			"", []string{"IPPool is not namespaced"}},
 		{"unknown kind argument", "", []string{"get", "pods"}, "", []string{"resource type 'pods' is not supported"}},
-		{"bad get selector", "", []string{"get", "pools", "-l", "a =="}, "", []string{"Invalid selector", `"a =="`}},
+		{"bad get selector", "", []string{"get", "pools", "--selector", "a =="}, "", []string{"Invalid selector", `"a =="`}},
 		{"bad output format", "", []string{"get", "pools", "-o", "xml"}, "", []string{"unrecognized output format 'xml'"}},
 		{"unknown flag", "", []string{"get", "pools", "--bogus"}, "", []string{"Invalid option", "unknown flag: --bogus"}},
 		{"get one namespaced resource with -A", "", []string{"get", "policy", "p", "-A"}, "", []string{"cannot use --all-namespaces flag for getting a single resource"}},

@@ -22,8 +22,10 @@ type getFlags struct {
 	fileFlags
 	output        string
 	allNamespaces bool
-	export        bool
-	selector      string
+	// allNamespacesA is -a, Calico's alias of -A.
+	allNamespacesA bool
+	export         bool
+	selector       string
 }
 
 func newGetCmd(env *Env) *cobra.Command {
@@ -59,12 +61,20 @@ Valid resource types are:
 	fl := cmd.Flags()
 	fl.StringVarP(&gf.output, "output", "o", "ps", "output format: ps, wide, yaml, json, custom-columns=..., go-template=..., go-template-file=...")
 	fl.BoolVarP(&gf.allNamespaces, "all-namespaces", "A", false, "list the requested resources across all namespaces")
+	// Calico's calicoctl takes -a for -A too (a docopt legacy).
+	fl.BoolVarP(&gf.allNamespacesA, "all-namespaces-a", "a", false, "alias for --all-namespaces")
+	_ = fl.MarkHidden("all-namespaces-a")
 	fl.BoolVar(&gf.export, "export", false, "strip cluster-specific metadata (uid, resourceVersion, creationTimestamp, namespace)")
-	fl.StringVarP(&gf.selector, "selector", "l", "", "only resources whose labels match this selector, e.g. -l \"app == 'web'\"")
+	fl.StringVar(&gf.selector, "selector", "", "only resources whose labels match this selector, e.g. --selector \"app == 'web'\"")
+	cmd.ValidArgsFunction = env.completeResources(-1)
+	_ = cmd.RegisterFlagCompletionFunc("output", func(*cobra.Command, []string, string) ([]string, cobra.ShellCompDirective) {
+		return outputFormats, cobra.ShellCompDirectiveNoFileComp | cobra.ShellCompDirectiveNoSpace
+	})
 	return cmd
 }
 
 func (env *Env) runGet(ctx context.Context, gf *getFlags, args []string) error {
+	gf.allNamespaces = gf.allNamespaces || gf.allNamespacesA
 	var c *client.Client
 	memo := map[string]string{}
 	p, err := printer.New(gf.output, printer.Options{

@@ -53,7 +53,7 @@ func TestGetFormats(t *testing.T) {
 		{"get-custom-columns-paths", []string{"get", "ippools", "-o", "custom-columns=NAME:.metadata.name,BLOCK:.spec.blockSize,USES:.spec.allowedUses,ENV:.metadata.labels.env"}},
 		{"get-go-template", []string{"get", "ippools", "-o", "go-template={{range .}}{{range .Items}}{{.ObjectMeta.Name}}={{.Spec.CIDR}};{{end}}{{end}}"}},
 		{"get-go-template-file", []string{"get", "ippools", "-o", "go-template-file=" + tmpl}},
-		{"get-selector", []string{"get", "gnetsets", "-l", "blocked == 'true'", "-o", "wide"}},
+		{"get-selector", []string{"get", "gnetsets", "--selector", "blocked == 'true'", "-o", "wide"}},
 		{"get-file", []string{"get", "-f", "testdata/all-kinds.yaml", "-o", "ps"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -65,11 +65,11 @@ func TestGetFormats(t *testing.T) {
 // TestGetSelector filters lists and named gets by label.
 func TestGetSelector(t *testing.T) {
 	c := loaded(t)
-	r := c.mustRun("get", "ippools", "-l", "env == 'prod'", "-o", "custom-columns=NAME")
+	r := c.mustRun("get", "ippools", "--selector", "env == 'prod'", "-o", "custom-columns=NAME")
 	if strings.Contains(r.stdout, "pool-v6") || !strings.Contains(r.stdout, "pool-v4") {
 		t.Fatal(r)
 	}
-	r = c.mustRun("get", "ippools", "pool-v4", "pool-v6", "-l", "!has(env)", "-o", "custom-columns=NAME")
+	r = c.mustRun("get", "ippools", "pool-v4", "pool-v6", "--selector", "!has(env)", "-o", "custom-columns=NAME")
 	if !strings.Contains(r.stdout, "pool-v6") || strings.Contains(r.stdout, "pool-v4") {
 		t.Fatal(r)
 	}

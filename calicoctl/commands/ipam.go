@@ -21,10 +21,9 @@ func newIPAMCmd(env *Env) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "ipam",
 		Short: "IP address management",
-		Long:  "IP address management commands for Calico: show usage, release addresses,\nconfigure IPAM and check its integrity.",
+		Long:  "IP address management commands for Calico: show usage, release addresses,\nsplit pools, configure IPAM and check its integrity.",
 	}
-	cmd.AddCommand(newIPAMShowCmd(env), newIPAMReleaseCmd(env), newIPAMConfigureCmd(env), newIPAMCheckCmd(env))
-	return cmd
+	return newGroup(cmd, newIPAMCheckCmd(env), newIPAMReleaseCmd(env), newIPAMShowCmd(env), newIPAMSplitCmd(env), newIPAMConfigureCmd(env))
 }
 
 // ipamClient connects to the datastore and returns it with an IPAM client

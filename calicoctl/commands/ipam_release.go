@@ -31,7 +31,8 @@ only leaks common to all of them are released: reports taken some time
 apart (an hour, say) give more certainty that the addresses are truly
 leaked rather than in a transient state of assignment. At least one report
 must be current, and the data store must be locked (ClusterInformation
-datastoreReady false) unless --force is given. An address is released only
+datastoreReady false: 'calicoctl datastore migrate lock') unless --force is
+given. An address is released only
 if its handle and sequence number are still those of the report.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {

@@ -32,6 +32,7 @@ that is not there is an error.`,
 	}
 	fl := cmd.Flags()
 	fl.StringVarP(&namespace, "namespace", "n", "", "namespace of the resource (namespaced kinds only)")
+	cmd.ValidArgsFunction = env.completeResources(1)
 	fl.BoolVar(&overwrite, "overwrite", false, "replace the value of a label that is already set")
 	fl.BoolVar(&remove, "remove", false, "remove the label with the given key")
 	return cmd

@@ -20,7 +20,8 @@ func newNodeCmd(env *Env) *cobra.Command {
 		Use:   "node",
 		Short: "Check the Calico node on this host",
 		Long: `Commands that run on a Calico node: report BGP peering status, check that
-the host has what felix needs, and gather diagnostics.`,
+the host has what felix needs, and gather diagnostics. The node's services
+are systemd units (see 'calicoctl node run --help').`,
 	}
 	var runDir string
 	cmd.PersistentFlags().StringVar(&runDir, "run-dir", "", "calico's run directory holding bgpd.ctl (default $CALICO_RUN_DIR or "+bgpstatus.DefaultRunDir+")")
@@ -30,8 +31,37 @@ the host has what felix needs, and gather diagnostics.`,
 		}
 		return bgpstatus.SocketPath(orDefault(runDir, bgpstatus.DefaultRunDir))
 	}
-	cmd.AddCommand(newNodeStatusCmd(env, socket), newCheckSystemCmd(env), newDiagsCmd(env, socket))
-	return cmd
+	return newGroup(cmd, newNodeStatusCmd(env, socket), newCheckSystemCmd(env), newDiagsCmd(env, socket), newNodeRunCmd())
+}
+
+// nodeRunText says what replaces Calico's `calicoctl node run`.
+const nodeRunText = `calicoctl node run is not supported: there is no calico/node container to
+start. Each host runs felix, confd and bgpd as systemd units instead:
+
+  sudo systemctl enable --now calico-felix calico-confd calico-bgpd
+
+The settings 'node run' took as flags go in /etc/calico/calico.env, read by
+all three units: --name as NODENAME, --ip and --ip6 as IP and IP6, --as as
+AS, --ip-autodetection-method as IP_AUTODETECTION_METHOD, and the datastore
+as ETCD_ENDPOINTS and ETCD_*_FILE (see docs/install.md).`
+
+// newNodeRunCmd answers Calico's `node run`, whatever its flags, with
+// what to run instead, and fails.
+func newNodeRunCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:                "run",
+		Short:              "Not supported: start calico-felix, calico-confd and calico-bgpd with systemd",
+		Long:               nodeRunText,
+		DisableFlagParsing: true,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			for _, a := range args {
+				if a == "-h" || a == "--help" {
+					return cmd.Help()
+				}
+			}
+			return failf(nil, "%s", nodeRunText)
+		},
+	}
 }
 
 func orDefault(s, def string) string {

@@ -38,6 +38,7 @@ not changed since it was read.`,
 	fl.StringVarP(&patch, "patch", "p", "", "the patch, as JSON")
 	fl.StringVarP(&typ, "type", "t", "strategic", "patch type: strategic, merge or json")
 	fl.StringVarP(&namespace, "namespace", "n", "", "namespace of the resource (namespaced kinds only)")
+	cmd.ValidArgsFunction = env.completeResources(1)
 	_ = cmd.MarkFlagRequired("patch")
 	return cmd
 }

@@ -18,12 +18,14 @@ import (
 	"strings"
 	"time"
 
+	"github.com/sirupsen/logrus"
 	"github.com/spf13/cobra"
 
 	"github.com/calico-etcd/calico/calicoctl/internal/checksystem"
 	"github.com/calico-etcd/calico/calicoctl/internal/diags"
 	_ "github.com/calico-etcd/calico/libcalico/api/v3/fastdecode" // lists decode faster
 	"github.com/calico-etcd/calico/libcalico/apiconfig"
+	"github.com/calico-etcd/calico/libcalico/buildinfo"
 	"github.com/calico-etcd/calico/libcalico/client"
 )
 
@@ -103,6 +105,8 @@ type Env struct {
 	// MaxInFlight bounds the concurrent writes of create, apply and
 	// replace (hidden flag --max-inflight).
 	MaxInFlight int
+	// LogLevel is -l/--log-level; "" means warn.
+	LogLevel string
 
 	client *client.Client
 	// warned are the keys of values that do not decode already warned
@@ -177,7 +181,15 @@ Datastore settings come from -c/--config (a CalicoAPIConfig file), else
 ETCD_USERNAME, ETCD_PASSWORD, optionally prefixed with CALICO_).`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
+		Version:       buildinfo.Version,
+		PersistentPreRunE: func(*cobra.Command, []string) error {
+			if _, err := logrus.ParseLevel(env.LogLevel); err != nil && env.LogLevel != "" {
+				return failf(err, "unknown log level: %s, expected one of: panic, fatal, error, warn, info, debug", env.LogLevel)
+			}
+			return nil
+		},
 	}
+	root.SetVersionTemplate("Client Version:    {{.Version}}\nGit commit:        " + buildinfo.GitCommit + "\n")
 	root.SetIn(env.Stdin)
 	root.SetOut(env.Stdout)
 	root.SetErr(env.Stderr)
@@ -185,21 +197,74 @@ ETCD_USERNAME, ETCD_PASSWORD, optionally prefixed with CALICO_).`,
 	pf.StringVarP(&env.ConfigFile, "config", "c", "", "path to the file containing connection configuration in YAML or JSON format (default "+apiconfig.DefaultConfigFile+" or the environment)")
 	pf.DurationVar(&env.Timeout, "timeout", DefaultTimeout, "bound on each datastore call")
 	pf.IntVar(&env.MaxInFlight, "max-inflight", DefaultMaxInFlight, "most writes in flight at once during create, apply and replace")
+	pf.StringVarP(&env.LogLevel, "log-level", "l", "", "log level of the messages on stderr of the libraries calicoctl uses: panic, fatal, error, warn, info or debug (default warn)")
 	var mismatch bool
-	pf.BoolVar(&mismatch, "allow-version-mismatch", false, "accepted for compatibility; versions are not compared")
-	_ = pf.MarkHidden("allow-version-mismatch")
+	pf.BoolVar(&mismatch, "allow-version-mismatch", false, "allow client and cluster versions mismatch (accepted for compatibility: versions are not compared)")
 
 	for _, mk := range []Group{
 		newCreateCmd, newApplyCmd, newReplaceCmd, newDeleteCmd, newGetCmd,
-		newPatchCmd, newLabelCmd, newConvertCmd, newNodeCmd, newConfigCmd,
-		newIPAMCmd, newVersionCmd, newCompletionCmd,
+		newPatchCmd, newLabelCmd, newValidateCmd, newConvertCmd, newNodeCmd,
+		newConfigCmd, newIPAMCmd, newDatastoreCmd, newClusterCmd, newVersionCmd,
+		newCompletionCmd,
 	} {
 		root.AddCommand(mk(env))
 	}
 	for _, mk := range groups {
 		root.AddCommand(mk(env))
 	}
+	root.SetHelpCommand(newHelpCmd())
 	return root
+}
+
+// newGroup makes cmd a command group: without arguments it prints its
+// help; an argument that names none of its subcommands is an unknown
+// command (cobra would print the help and exit 0).
+func newGroup(cmd *cobra.Command, subs ...*cobra.Command) *cobra.Command {
+	cmd.Args = func(c *cobra.Command, args []string) error {
+		if len(args) == 0 {
+			return nil
+		}
+		msg := fmt.Sprintf("unknown command %q for %q", args[0], c.CommandPath())
+		if s := c.SuggestionsFor(args[0]); len(s) > 0 {
+			msg += "\n\nDid you mean this?\n\t" + strings.Join(s, "\n\t")
+		}
+		return usagef("%s", msg)
+	}
+	cmd.RunE = func(c *cobra.Command, _ []string) error { return c.Help() }
+	cmd.AddCommand(subs...)
+	return cmd
+}
+
+// newHelpCmd is `calicoctl help [command]`; unlike cobra's, an unknown
+// topic is an error.
+func newHelpCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "help [command]",
+		Short: "Help about any command",
+		Long:  "Help provides help for any command in the application.\nSimply type calicoctl help [path to command] for full details.",
+		ValidArgsFunction: func(c *cobra.Command, args []string, toComplete string) ([]string, cobra.ShellCompDirective) {
+			target, _, err := c.Root().Find(args)
+			if err != nil || target == nil {
+				return nil, cobra.ShellCompDirectiveNoFileComp
+			}
+			var out []string
+			for _, sub := range target.Commands() {
+				if sub.IsAvailableCommand() && strings.HasPrefix(sub.Name(), toComplete) {
+					out = append(out, sub.Name()+"\t"+sub.Short)
+				}
+			}
+			return out, cobra.ShellCompDirectiveNoFileComp
+		},
+		RunE: func(c *cobra.Command, args []string) error {
+			target, rest, err := c.Root().Find(args)
+			if err != nil || target == nil || len(rest) > 0 {
+				return usagef("unknown help topic %q", strings.Join(args, " "))
+			}
+			target.InitDefaultHelpFlag()
+			target.InitDefaultVersionFlag()
+			return target.Help()
+		},
+	}
 }
 
 // Run runs calicoctl with args and returns the exit code: 0 on success, 1
@@ -242,7 +307,7 @@ func isUsageError(err error) bool {
 		return true
 	}
 	msg := err.Error()
-	for _, p := range []string{"unknown flag", "unknown shorthand flag", "unknown command", "accepts ", "requires at least", "flag needs an argument", "invalid argument"} {
+	for _, p := range []string{"unknown flag", "unknown shorthand flag", "unknown command", "accepts ", "requires at least", "flag needs an argument", "invalid argument", "required flag", "unknown help topic"} {
 		if strings.HasPrefix(msg, p) {
 			return true
 		}

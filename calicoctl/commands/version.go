@@ -1,7 +1,9 @@
 package commands
 
 import (
+	"context"
 	"fmt"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -10,47 +12,77 @@ import (
 )
 
 func newVersionCmd(env *Env) *cobra.Command {
-	return &cobra.Command{
+	var poll string
+	var clientOnly bool
+	cmd := &cobra.Command{
 		Use:   "version",
-		Short: "Display the client and cluster versions",
-		Args:  cobra.NoArgs,
+		Short: "Display the version of this binary",
+		Long: `Display the version of calicoctl and, unless --client is given, the Calico
+version and type of the cluster (from ClusterInformation). --poll=DURATION
+keeps reading the cluster's and prints them again whenever they change,
+until interrupted.`,
+		Example: `  # Show client and cluster versions.
+  calicoctl version
+
+  # Show only the client version.
+  calicoctl version --client`,
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			fmt.Fprintln(env.Stdout, "Client Version:   ", buildinfo.Version)
-			fmt.Fprintln(env.Stdout, "Git commit:       ", buildinfo.GitCommit)
-			c, err := env.Client()
-			if err != nil {
-				return err
-			}
-			ci, err := c.ClusterInformations().Get(cmd.Context(), "", client.ClusterInformationName)
-			if err != nil {
-				return failf(err, "Unable to retrieve Cluster Version or Type: %v", err)
-			}
-			fmt.Fprintln(env.Stdout, "Cluster Version:  ", orDefault(ci.Spec.CalicoVersion, "unknown"))
-			fmt.Fprintln(env.Stdout, "Cluster Type:     ", orDefault(ci.Spec.ClusterType, "unknown"))
-			return nil
+			return env.runVersion(cmd.Context(), poll, clientOnly)
 		},
 	}
+	cmd.Flags().StringVar(&poll, "poll", "", "poll for changes to the cluster information at a frequency specified using POLL duration")
+	cmd.Flags().BoolVar(&clientOnly, "client", false, "display the client version only")
+	return cmd
 }
 
-func newCompletionCmd(env *Env) *cobra.Command {
-	return &cobra.Command{
-		Use:   "completion bash|zsh|fish",
-		Short: "Print a shell completion script",
-		Long: `Print a completion script for bash, zsh or fish. For example:
-
-  source <(calicoctl completion bash)`,
-		Args:      cobra.MatchAll(cobra.ExactArgs(1), cobra.OnlyValidArgs),
-		ValidArgs: []string{"bash", "zsh", "fish"},
-		RunE: func(cmd *cobra.Command, args []string) error {
-			root := cmd.Root()
-			switch args[0] {
-			case "bash":
-				return root.GenBashCompletionV2(env.Stdout, true)
-			case "zsh":
-				return root.GenZshCompletion(env.Stdout)
-			default:
-				return root.GenFishCompletion(env.Stdout, true)
+func (env *Env) runVersion(ctx context.Context, poll string, clientOnly bool) error {
+	var every time.Duration
+	if poll != "" {
+		d, err := time.ParseDuration(poll)
+		if err != nil || d < 0 {
+			return failf(err, "invalid poll duration specified: %s", poll)
+		}
+		every = d
+	}
+	fmt.Fprintln(env.Stdout, "Client Version:   ", buildinfo.Version)
+	fmt.Fprintln(env.Stdout, "Git commit:       ", buildinfo.GitCommit)
+	if clientOnly {
+		return nil
+	}
+	c, err := env.Client()
+	if err != nil {
+		return err
+	}
+	var shownVersion, shownType string
+	for {
+		ci, err := c.ClusterInformations().Get(ctx, "", client.ClusterInformationName)
+		if every > 0 && ctx.Err() != nil {
+			return nil // interrupted
+		}
+		if err != nil {
+			err = failf(err, "Unable to retrieve Cluster Version or Type: %v", err)
+			shownVersion, shownType = "", "" // shown again once read again
+		} else {
+			if v := orDefault(ci.Spec.CalicoVersion, "unknown"); v != shownVersion {
+				fmt.Fprintln(env.Stdout, "Cluster Version:  ", v)
+				shownVersion = v
 			}
-		},
+			if t := orDefault(ci.Spec.ClusterType, "unknown"); t != shownType {
+				fmt.Fprintln(env.Stdout, "Cluster Type:     ", t)
+				shownType = t
+			}
+		}
+		if every == 0 {
+			return err
+		}
+		if err != nil {
+			fmt.Fprintln(env.Stderr, err)
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(every):
+		}
 	}
 }

@@ -328,6 +328,7 @@ Valid resource types are:
 	}
 	ff.register(cmd, "delete", false)
 	cmd.Flags().BoolVarP(&skipNotExists, "skip-not-exists", "s", false, "skip over and treat as successful resources that don't exist")
+	cmd.ValidArgsFunction = env.completeResources(-1)
 	return cmd
 }
 

@@ -210,6 +210,9 @@ func (h *hostEnv) list(c netConf) *libcni.NetworkConfigList {
 	calico := map[string]any{
 		"type": "calico", "nodename": nodeName, "etcd_endpoints": c.endpoint,
 		"log_level": "error", "ipam_lock_file": filepath.Join(h.dir, "ipam.lock"), "ipam": ipamSec,
+		// This host's felix MTU file (none unless a test writes it), not
+		// the machine's /var/lib/calico/mtu.
+		"mtu_file": filepath.Join(h.dir, "mtu"),
 	}
 	for k, v := range c.extraConf {
 		calico[k] = v

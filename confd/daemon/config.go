@@ -1,8 +1,10 @@
-// Package daemon runs confd: register this host's Node, sync the BGP
-// resources from the datastore, compute the node's BGP configuration on
-// every change (debounced), write it when it changed and tell bgpd.
+// Package daemon runs confd: carry out calico-node's start-up duties
+// (default IP pools, this host's Node, its tunnel addresses), sync the
+// BGP resources from the datastore, compute the node's BGP configuration
+// on every change (debounced), write it when it changed and tell bgpd.
 //
-//	nodeinfo.Register ─► syncer ─► calc.State ─(debounce)─► calc.Compute ─► output.Writer ─► output.Pidfile (SIGHUP bgpd)
+//	defaultpools.Ensure ─► nodeinfo.Register ─► syncer ─┬─► calc.State ─(debounce)─► calc.Compute ─► output.Writer ─► output.Pidfile (SIGHUP bgpd)
+//	                                                    └─► (IPPool or own Node changed) tunneladdr.Reconcile
 //
 // With OneTime it renders once, after the first complete sync, and
 // returns.
@@ -18,6 +20,7 @@ import (
 
 	"github.com/calico-etcd/calico/confd/secrets"
 	"github.com/calico-etcd/calico/libcalico/bgpconfig"
+	"github.com/calico-etcd/calico/libcalico/defaultpools"
 	"github.com/calico-etcd/calico/libcalico/nodeinfo"
 )
 
@@ -48,6 +51,12 @@ type Config struct {
 	// with Node (addresses and AS; package libcalico/nodeinfo).
 	Register bool
 	Node     nodeinfo.Options
+	// DefaultPools are created at start when the cluster has no pool of
+	// their IP version (package libcalico/defaultpools).
+	DefaultPools defaultpools.Options
+	// AllocateTunnelAddrs keeps this node's IPIP and VXLAN tunnel
+	// addresses in line with the IP pools (package libcalico/tunneladdr).
+	AllocateTunnelAddrs bool
 
 	// OneTime renders once and exits.
 	OneTime bool

@@ -47,9 +47,24 @@ func Run(ctx context.Context, cfg Config, log *logrus.Entry) error {
 	}
 	defer c.Close()
 
+	if err := ensurePools(ctx, c, cfg, log); err != nil {
+		return err
+	}
 	if cfg.Register {
 		if err := register(ctx, c, cfg, log); err != nil {
 			return err
+		}
+	}
+	var tun *tunnels
+	if cfg.AllocateTunnelAddrs {
+		if tun, err = newTunnels(c, cfg.NodeName, log.WithField("component", "tunnel-addrs")); err != nil {
+			return err
+		}
+		if cfg.OneTime {
+			if err := tun.once(ctx); err != nil {
+				return fmt.Errorf("tunnel addresses: %w", err)
+			}
+			tun = nil
 		}
 	}
 	r := &renderer{
@@ -62,8 +77,13 @@ func Run(ctx context.Context, cfg Config, log *logrus.Entry) error {
 		kick:    make(chan struct{}, 1),
 	}
 	ctx, cancel := context.WithCancel(ctx)
-	s := syncer.New(c.Backend(), syncer.Config{Prefixes: calc.Prefixes(cfg.NodeName)}, r, log.WithField("component", "syncer"))
+	var consumer syncer.Callbacks = r
 	var wg sync.WaitGroup
+	if tun != nil {
+		consumer = fanout{r, tun}
+		wg.Go(func() { tun.run(ctx, cfg.ResyncInterval) })
+	}
+	s := syncer.New(c.Backend(), syncer.Config{Prefixes: calc.Prefixes(cfg.NodeName)}, consumer, log.WithField("component", "syncer"))
 	wg.Go(func() { _ = s.Run(ctx) })
 	defer func() {
 		cancel()

@@ -8,6 +8,7 @@ import (
 
 	"github.com/calico-etcd/calico/felix/dpapi"
 	v3 "github.com/calico-etcd/calico/libcalico/api/v3"
+	"github.com/calico-etcd/calico/libcalico/nodeinfo"
 )
 
 // endpoint is a local workload or host endpoint, as the graph keeps it.
@@ -278,15 +279,38 @@ func poolOf(p *v3.IPPool) (*dpapi.Pool, error) {
 	}, nil
 }
 
+// hostOf converts a Node. A VXLAN MAC the Node does not name is derived
+// from the node name, as Calico's felix does, so hosts agree on it.
 func hostOf(n *v3.Node) *dpapi.Host {
-	h := &dpapi.Host{Name: n.Name, VXLANTunnelMAC: n.Spec.VXLANTunnelMACAddr}
+	h := &dpapi.Host{Name: n.Name, VXLANTunnelMAC: n.Spec.VXLANTunnelMACAddr, VXLANTunnelMACV6: n.Spec.VXLANTunnelMACAddrV6}
 	if b := n.Spec.BGP; b != nil {
 		h.IPv4, _ = parseHostPrefix(b.IPv4Address)
 		h.IPv6, _ = parseHostPrefix(b.IPv6Address)
-		h.IPIPTunnelAddr, _ = netip.ParseAddr(b.IPv4IPIPTunnelAddr)
+		h.IPIPTunnelAddr = tunnelAddr(b.IPv4IPIPTunnelAddr, false)
 	}
-	h.VXLANTunnelAddr, _ = netip.ParseAddr(n.Spec.IPv4VXLANTunnelAddr)
+	h.VXLANTunnelAddr = tunnelAddr(n.Spec.IPv4VXLANTunnelAddr, false)
+	h.VXLANTunnelAddrV6 = tunnelAddr(n.Spec.IPv6VXLANTunnelAddr, true)
+	if h.VXLANTunnelMAC == "" {
+		h.VXLANTunnelMAC = nodeinfo.VXLANTunnelMAC(n.Name, false)
+	}
+	if h.VXLANTunnelMACV6 == "" {
+		h.VXLANTunnelMACV6 = nodeinfo.VXLANTunnelMAC(n.Name, true)
+	}
 	return h
+}
+
+// tunnelAddr reads a Node's tunnel address field: "10.0.0.1", or with a
+// prefix length as some writers store it ("10.0.0.1/32"); invalid when
+// empty, malformed or of the other family.
+func tunnelAddr(s string, v6 bool) netip.Addr {
+	if p, err := netip.ParsePrefix(s); err == nil {
+		s = p.Addr().String()
+	}
+	a, err := netip.ParseAddr(s)
+	if err != nil || a.Unmap().Is6() != v6 {
+		return netip.Addr{}
+	}
+	return a.Unmap()
 }
 
 // parseHostPrefix reads "192.168.1.10/24" keeping the address bits, or a

@@ -28,6 +28,9 @@ import (
 const (
 	DefaultConfigFile = "/etc/calico/felix.cfg"
 	DefaultRunDir     = "/var/run/calico"
+	// DefaultMTUFile is where felix tells the CNI plugin the pod MTU, as
+	// Calico's felix does.
+	DefaultMTUFile = "/var/lib/calico/mtu"
 )
 
 // Config holds felix's parameters. Fields with a `config` tag are Calico
@@ -71,9 +74,13 @@ type Config struct {
 	VXLANPort          int    `config:"int(1,65535);4789"`
 	VXLANVNI           int    `config:"int(1,16777215);4096"`
 	VXLANMTU           int    `config:"int(0,65535);0"`
+	VXLANMTUV6         int    `config:"int(0,65535);0"`
 	IpInIpEnabled      bool   `config:"bool;false"`
 	IpInIpMtu          int    `config:"int(0,65535);0"`
 	NATOutgoingAddress string `config:"ipv4;"`
+	// MTUIfacePattern selects the host interfaces whose smallest MTU (of
+	// those up) is the host MTU, from which the pod MTU is worked out.
+	MTUIfacePattern string `config:"regexp;^((en|wl|ww|sl|ib)[Pcopsvx].*|(eth|wlan|wwan).*)"`
 
 	ReportingIntervalSecs      time.Duration `config:"seconds;30"`
 	ReportingTTLSecs           time.Duration `config:"seconds;90"`
@@ -112,6 +119,8 @@ type Config struct {
 	NodenameFile string
 	// RunDir holds per-host state (CALICO_RUN_DIR).
 	RunDir string
+	// MTUFile is where the pod MTU is written for the CNI plugin.
+	MTUFile string
 	// Datastore is the libcalico datastore spec from ETCD_* env, used
 	// when EtcdEndpoints is not set.
 	Datastore *apiconfig.Spec
@@ -233,6 +242,9 @@ func (c *Config) DataplaneConfig() dpapi.Config {
 		VXLANVNI:                    c.VXLANVNI,
 		VXLANPort:                   c.VXLANPort,
 		VXLANMTU:                    c.VXLANMTU,
+		VXLANMTUV6:                  c.VXLANMTUV6,
+		MTUIfacePattern:             c.MTUIfacePattern,
+		MTUFile:                     c.MTUFile,
 		IPIPMTU:                     c.IpInIpMtu,
 		NATOutgoingAddress:          c.NATOutgoingAddress,
 		RouteProtocol:               c.DeviceRouteProtocol,

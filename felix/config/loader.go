@@ -47,14 +47,15 @@ type Loader struct {
 	getenv func(string) string
 	raw    [numSources]map[string]string // lower-case param name → value
 	// Paths and settings that are not parameters.
-	configFile, nodenameFile, runDir string
-	datastore                        *apiconfig.Spec
+	configFile, nodenameFile, runDir, mtuFile string
+	datastore                                 *apiconfig.Spec
 }
 
 // Options are the flag-given paths.
 type Options struct {
 	ConfigFile   string // "" = DefaultConfigFile if it exists
 	NodenameFile string // "" = nodeinfo.DefaultNameFile
+	MTUFile      string // "" = DefaultMTUFile
 	RunDir       string // "" = CALICO_RUN_DIR or DefaultRunDir
 }
 
@@ -84,6 +85,7 @@ func NewLoader(opts Options, environ []string, log *logrus.Entry) (*Loader, erro
 	if l.runDir == "" {
 		l.runDir = firstSet(env["CALICO_RUN_DIR"], DefaultRunDir)
 	}
+	l.mtuFile = firstSet(opts.MTUFile, DefaultMTUFile)
 	file, explicit := l.configFile, l.configFile != ""
 	if !explicit {
 		file = DefaultConfigFile
@@ -263,6 +265,7 @@ func (l *Loader) Config() *Config {
 		c.FelixHostname = l.Hostname()
 	}
 	c.ConfigFile, c.NodenameFile, c.RunDir, c.Datastore = l.configFile, l.nodenameFile, l.runDir, l.datastore
+	c.MTUFile = l.mtuFile
 	c.loader = l
 	return c
 }

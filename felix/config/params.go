@@ -184,6 +184,11 @@ func (p *param) parse(raw string) (reflect.Value, error) {
 	case "port-list":
 		ports, err := parsePortList(raw)
 		return reflect.ValueOf(ports), err
+	case "regexp":
+		if _, err := regexp.Compile(raw); err != nil {
+			return reflect.Value{}, errors.New("not a valid regular expression")
+		}
+		return reflect.ValueOf(raw), nil
 	}
 	return reflect.Value{}, fmt.Errorf("unknown parameter kind %q", p.kind)
 }

@@ -37,10 +37,18 @@ type Config struct {
 	// LogPrefix for Log rules; default "calico-packet".
 	LogPrefix string
 	// Encapsulation devices.
-	VXLANVNI  int // default 4096
-	VXLANPort int // default 4789
-	VXLANMTU  int // 0 = derive from the host
-	IPIPMTU   int // 0 = derive from the host
+	VXLANVNI   int // default 4096
+	VXLANPort  int // default 4789
+	VXLANMTU   int // 0 = derive from the host
+	VXLANMTUV6 int // 0 = derive from the host
+	IPIPMTU    int // 0 = derive from the host
+	// MTUIfacePattern selects the host interfaces whose smallest MTU is
+	// the host MTU; "" = Calico's default pattern.
+	MTUIfacePattern string
+	// MTUFile receives the pod MTU (the smallest MTU of the
+	// encapsulations the pools use, else the host MTU) for the CNI
+	// plugin; "" = not written.
+	MTUFile string
 	// NATOutgoingAddress, when valid, SNATs to this address instead of MASQUERADE.
 	NATOutgoingAddress string
 	// RouteProtocol for workload routes; default 3 (boot), as Calico.

@@ -200,10 +200,13 @@ type Host struct {
 	// resource: 192.168.1.10/24); invalid or empty when unset.
 	IPv4 netip.Prefix
 	IPv6 netip.Prefix
-	// VXLAN tunnel endpoint address and MAC, when the node has them.
-	VXLANTunnelAddr netip.Addr
-	VXLANTunnelMAC  string
-	IPIPTunnelAddr  netip.Addr
+	// VXLAN tunnel endpoint addresses (invalid when the node has none)
+	// and device MACs (the Node's, else derived from its name).
+	VXLANTunnelAddr   netip.Addr
+	VXLANTunnelMAC    string
+	VXLANTunnelAddrV6 netip.Addr
+	VXLANTunnelMACV6  string
+	IPIPTunnelAddr    netip.Addr
 }
 
 // Dataplane converges the kernel to a State.

@@ -171,7 +171,8 @@ func startFelix(t *testing.T) *felix {
 		t.Fatal(err)
 	}
 	f.cmd = exec.Command(felixBin, "--config-file", os.DevNull,
-		"--nodename-file", filepath.Join(workDir, "nodename"), "--run-dir", filepath.Join(workDir, "run"))
+		"--nodename-file", filepath.Join(workDir, "nodename"), "--run-dir", filepath.Join(workDir, "run"),
+		"--mtu-file", filepath.Join(workDir, "mtu"))
 	f.cmd.Env = []string{
 		"PATH=" + os.Getenv("PATH"),
 		"ETCD_ENDPOINTS=" + etcdSrv.Endpoint,

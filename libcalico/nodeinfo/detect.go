@@ -172,8 +172,53 @@ func (d Detector) Detect(ctx context.Context, method string, v6 bool) (netip.Pre
 	case strings.HasPrefix(method, "skip-interface="):
 		return d.firstFound(nil, append(append([]string(nil), DefaultExcludes...),
 			strings.Split(strings.TrimPrefix(method, "skip-interface="), ",")...), v6)
+	case strings.HasPrefix(method, "cidr="):
+		return d.byCIDR(strings.TrimPrefix(method, "cidr="), v6)
+	case method == "kubernetes-internal-ip":
+		return netip.Prefix{}, fmt.Errorf("autodetection method %q needs the Kubernetes API, which this implementation does not read; use cidr=, interface= or can-reach=", method)
 	}
 	return netip.Prefix{}, fmt.Errorf("unknown autodetection method %q", method)
+}
+
+// byCIDR returns the first global address of the family, on any up
+// interface (the default exclusions do not apply, as in Calico), that is
+// inside one of the comma-separated CIDRs.
+func (d Detector) byCIDR(list string, v6 bool) (netip.Prefix, error) {
+	var cidrs []netip.Prefix
+	for _, part := range strings.Split(list, ",") {
+		if part = strings.TrimSpace(part); part == "" {
+			continue
+		}
+		c, err := netip.ParsePrefix(part)
+		if err != nil {
+			return netip.Prefix{}, fmt.Errorf("autodetection method cidr=: %q is not a CIDR", part)
+		}
+		cidrs = append(cidrs, c.Masked())
+	}
+	if len(cidrs) == 0 {
+		return netip.Prefix{}, errors.New("autodetection method cidr= names no CIDR")
+	}
+	ifs, err := d.interfaces()
+	if err != nil {
+		return netip.Prefix{}, err
+	}
+	for _, i := range ifs {
+		if !i.Up {
+			continue
+		}
+		for _, p := range i.Addrs {
+			a := p.Addr()
+			if a.Is6() != v6 || !a.IsGlobalUnicast() || a.IsLinkLocalUnicast() {
+				continue
+			}
+			for _, c := range cidrs {
+				if c.Contains(a) {
+					return p, nil
+				}
+			}
+		}
+	}
+	return netip.Prefix{}, fmt.Errorf("%s in %s: %w", family(v6), list, ErrNoAddress)
 }
 
 func compileList(s string) ([]*regexp.Regexp, error) {

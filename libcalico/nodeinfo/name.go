@@ -15,13 +15,18 @@
 // Detection methods (IP_AUTODETECTION_METHOD, IP6_AUTODETECTION_METHOD):
 // "first-found" (first global address on an up interface not matching the
 // default exclusions), "can-reach=<ip>", "interface=<regex>",
-// "skip-interface=<regex>".
+// "skip-interface=<regex>", "cidr=<cidr>[,<cidr>...]" (the first address
+// inside one of the CIDRs, on any interface). Calico's
+// "kubernetes-internal-ip" is refused with an error saying so: nothing
+// here reads the Kubernetes API.
 package nodeinfo
 
 import (
+	"crypto/sha1" //nolint:gosec // Calico's derivation; not for security
 	"errors"
 	"fmt"
 	"io/fs"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -97,4 +102,17 @@ func WriteNameFile(path, name string) error {
 		return fmt.Errorf("writing node name file: %w", err)
 	}
 	return nil
+}
+
+// VXLANTunnelMAC is the MAC address of a node's VXLAN device when its
+// Node names none (vxlanTunnelMACAddr, vxlanTunnelMACAddrV6): derived from
+// the node name as Calico's felix derives it (0x66 followed by the first
+// five bytes of the SHA-1 of the name, or of name+"-v6" for IPv6), so
+// every host, and a real Calico host, computes the same one.
+func VXLANTunnelMAC(node string, v6 bool) string {
+	if v6 {
+		node += "-v6"
+	}
+	sum := sha1.Sum([]byte(node))
+	return net.HardwareAddr(append([]byte("f"), sum[:5]...)).String()
 }

@@ -88,6 +88,15 @@ func TestResolveSpecs(t *testing.T) {
 		{spec: "fd00::11", want: "fd00::11/128", err: true},
 		{spec: "bogus", err: true},
 		{spec: "autodetect", method: "interface=nothing", err: true},
+		// cidr=: the first address inside a CIDR, default exclusions not
+		// applied (docker0 qualifies), down interfaces skipped.
+		{spec: "autodetect", method: "cidr=10.9.0.0/16", want: "10.9.0.5/16"},
+		{spec: "autodetect", method: "cidr=192.0.2.0/24, 10.0.0.0/8", want: "10.9.0.5/16"},
+		{spec: "autodetect", method: "cidr=172.17.0.0/16", want: "172.17.0.1/16"},
+		{spec: "autodetect", method: "cidr=fd00::/16", v6: true, want: "fd00::11/64"},
+		{spec: "autodetect", method: "cidr=192.0.2.0/24", err: true},
+		{spec: "autodetect", method: "cidr=10.9.0.5", err: true},
+		{spec: "autodetect", method: "kubernetes-internal-ip", err: true},
 	} {
 		p, err := d.Resolve(context.Background(), tc.spec, tc.method, tc.v6)
 		if tc.err {

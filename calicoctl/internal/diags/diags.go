@@ -1,11 +1,12 @@
-// Package diags gathers a node's diagnostics into one tar.gz: routes,
-// addresses, iptables and ipsets dumps, bgpd's status and calico's logs.
-// Commands run through a Runner so tests can script them.
+// Package diags gathers diagnostics into tar.gz bundles: a node's
+// (routes, addresses, iptables and ipsets dumps, bgpd's status and
+// calico's logs; commands run through a Runner so tests can script them)
+// and, through the same Archive, the cluster's (written by calicoctl
+// cluster diags). Everything added to an Archive is passed through Redact
+// first, so no bundle carries a password or a private key.
 package diags
 
 import (
-	"archive/tar"
-	"compress/gzip"
 	"context"
 	"errors"
 	"fmt"
@@ -85,28 +86,22 @@ func Collect(ctx context.Context, o Options) (path string, err error) {
 	if o.Runner == nil {
 		o.Runner = ExecRunner{}
 	}
-	path, err = outputPath(o.Output, o.Now)
+	path, err = OutputPath(o.Output, fmt.Sprintf("diags-%s.tar.gz", o.Now.Format("20060102_150405")), os.TempDir())
 	if err != nil {
 		return "", err
 	}
-	f, err := os.OpenFile(path, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
+	w, err := Create(path, "diagnostics", o.Now)
 	if err != nil {
-		return "", fmt.Errorf("creating diagnostics bundle: %w", err)
+		return "", err
 	}
 	defer func() {
-		if cerr := f.Close(); err == nil && cerr != nil {
-			err = cerr
-		}
 		if err != nil {
-			_ = os.Remove(path)
+			w.Abort()
 		}
 	}()
-	gz := gzip.NewWriter(f)
-	tw := tar.NewWriter(gz)
-	w := &bundle{tw: tw, now: o.Now}
 
 	fmt.Fprintln(o.Progress, "Collecting diagnostics")
-	if err := w.add("date", []byte(o.Now.Format(time.RFC1123Z)+"\n")); err != nil {
+	if err := w.Add("date", []byte(o.Now.Format(time.RFC1123Z)+"\n")); err != nil {
 		return "", err
 	}
 	for _, c := range Commands {
@@ -118,7 +113,7 @@ func Collect(ctx context.Context, o Options) (path string, err error) {
 			fmt.Fprintf(o.Progress, "Failed to run command: %s\nError: %v\n", strings.Join(c.Args, " "), rerr)
 			out = append(out, fmt.Sprintf("\n# %s: %v\n", strings.Join(c.Args, " "), rerr)...)
 		}
-		if err := w.add(c.File, out); err != nil {
+		if err := w.Add(c.File, out); err != nil {
 			return "", err
 		}
 	}
@@ -129,26 +124,28 @@ func Collect(ctx context.Context, o Options) (path string, err error) {
 			fmt.Fprintf(o.Progress, "Failed to read bgpd status: %v\n", serr)
 			out = []byte(fmt.Sprintf("bgpd status unavailable: %v\n", serr))
 		}
-		if err := w.add("bgpd_status", out); err != nil {
+		if err := w.Add("bgpd_status", out); err != nil {
 			return "", err
 		}
 	}
-	if err := w.addLogs(o.LogDir, o.Progress); err != nil {
+	if err := addLogs(w, o.LogDir, o.Progress); err != nil {
 		return "", err
 	}
-	if err := tw.Close(); err != nil {
-		return "", err
-	}
-	if err := gz.Close(); err != nil {
+	if err := w.Close(); err != nil {
 		return "", err
 	}
 	return path, nil
 }
 
-func outputPath(out string, now time.Time) (string, error) {
-	name := fmt.Sprintf("diags-%s.tar.gz", now.Format("20060102_150405"))
+// OutputPath is where a bundle goes: out itself, or the file name in the
+// directory out names, or in defDir when out is empty ("." gives
+// "./name").
+func OutputPath(out, name, defDir string) (string, error) {
 	if out == "" {
-		return filepath.Join(os.TempDir(), name), nil
+		if defDir == "." {
+			return "./" + name, nil
+		}
+		return filepath.Join(defDir, name), nil
 	}
 	if st, err := os.Stat(out); err == nil && st.IsDir() {
 		return filepath.Join(out, name), nil
@@ -162,25 +159,8 @@ func outputPath(out string, now time.Time) (string, error) {
 	return out, nil
 }
 
-// bundle writes files under diagnostics/ in the tarball.
-type bundle struct {
-	tw  *tar.Writer
-	now time.Time
-}
-
-func (b *bundle) add(name string, data []byte) error {
-	hdr := &tar.Header{Name: "diagnostics/" + name, Mode: 0o644, Size: int64(len(data)), ModTime: b.now, Typeflag: tar.TypeReg}
-	if err := b.tw.WriteHeader(hdr); err != nil {
-		return fmt.Errorf("writing %s: %w", name, err)
-	}
-	if _, err := b.tw.Write(data); err != nil {
-		return fmt.Errorf("writing %s: %w", name, err)
-	}
-	return nil
-}
-
 // addLogs copies the regular files under dir into logs/.
-func (b *bundle) addLogs(dir string, progress io.Writer) error {
+func addLogs(w *Archive, dir string, progress io.Writer) error {
 	st, err := os.Stat(dir)
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
@@ -207,6 +187,6 @@ func (b *bundle) addLogs(dir string, progress io.Writer) error {
 			fmt.Fprintf(progress, "Error copying log file %s: %v\n", p, err)
 			return nil
 		}
-		return b.add("logs/"+filepath.ToSlash(rel), data)
+		return w.Add("logs/"+filepath.ToSlash(rel), data)
 	})
 }

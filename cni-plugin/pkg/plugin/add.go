@@ -108,6 +108,9 @@ func (p *Plugin) Add(ctx context.Context, args *skel.CmdArgs) (*current.Result, 
 	if err != nil {
 		return nil, err
 	}
+	if a.req.MTU, err = p.Conf.PodMTU(); err != nil {
+		return nil, err
+	}
 	if err := p.forPod(ctx, a); err != nil {
 		return nil, err
 	}
@@ -387,8 +390,8 @@ func (p *Plugin) result(a *attachment, dp *dataplane.Result, addrs []netip.Addr)
 	res := &current.Result{
 		CNIVersion: current.ImplementedSpecVersion,
 		Interfaces: []*current.Interface{
-			{Name: dp.HostIfName, Mac: dp.HostMAC.String(), Mtu: p.Conf.MTU},
-			{Name: a.req.IfName, Mac: dp.PodMAC.String(), Mtu: p.Conf.MTU, Sandbox: a.req.NetNS},
+			{Name: dp.HostIfName, Mac: dp.HostMAC.String(), Mtu: a.req.MTU},
+			{Name: a.req.IfName, Mac: dp.PodMAC.String(), Mtu: a.req.MTU, Sandbox: a.req.NetNS},
 		},
 		DNS: p.Conf.DNS,
 	}

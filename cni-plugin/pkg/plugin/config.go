@@ -4,9 +4,13 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io/fs"
 	"net/netip"
+	"os"
 	"slices"
 	"sort"
+	"strconv"
+	"strings"
 
 	"github.com/containernetworking/cni/pkg/types"
 
@@ -36,6 +40,13 @@ type Config struct {
 	Kubernetes     KubernetesSection `json:"kubernetes"`
 	Policy         PolicySection     `json:"policy"`
 	FeatureControl FeatureControl    `json:"feature_control"`
+	// MTUFile is where calico-felix writes the pod MTU, read at ADD when
+	// the configuration sets no mtu (default DefaultMTUFile, as Calico's;
+	// a field of this implementation so that hosts sharing a filesystem
+	// can each have their own). RequireMTUFile makes a missing file fail
+	// the ADD instead of leaving the kernel's default MTU (1500).
+	MTUFile        string `json:"mtu_file"`
+	RequireMTUFile bool   `json:"require_mtu_file"`
 	// Warnings name settings that are accepted but not acted on; the
 	// plugin logs them.
 	Warnings []string `json:"-"`
@@ -88,7 +99,7 @@ var knownFields = []string{
 	"etcd_username", "etcd_password", "ipam_lock_file", "log_level", "log_file_path", "log_file_max_size",
 	"log_file_max_age", "log_file_max_count", "prevResult",
 	"cni.dev/valid-attachments", "container_settings", "dns", "kubernetes", "policy", "feature_control",
-	"runtimeConfig", "args", "capabilities", "disableCheck", "disableGC",
+	"runtimeConfig", "args", "capabilities", "disableCheck", "disableGC", "mtu_file", "require_mtu_file",
 }
 
 // ContainerSettings is the "container_settings" section.
@@ -106,6 +117,8 @@ type extra struct {
 	Kubernetes     KubernetesSection `json:"kubernetes"`
 	Policy         PolicySection     `json:"policy"`
 	FeatureControl FeatureControl    `json:"feature_control"`
+	MTUFile        string            `json:"mtu_file"`
+	RequireMTUFile bool              `json:"require_mtu_file"`
 }
 
 // ParseConfig decodes and checks a network configuration.
@@ -125,7 +138,11 @@ func ParseConfig(data []byte) (*Config, error) {
 		return nil, fmt.Errorf("mtu %d is out of range", nc.MTU)
 	}
 	c := &Config{NetConf: *nc, ContainerSettings: x.ContainerSettings, DNS: x.DNS, Raw: data,
-		Kubernetes: x.Kubernetes, Policy: x.Policy, FeatureControl: x.FeatureControl}
+		Kubernetes: x.Kubernetes, Policy: x.Policy, FeatureControl: x.FeatureControl,
+		MTUFile: x.MTUFile, RequireMTUFile: x.RequireMTUFile}
+	if c.MTUFile == "" {
+		c.MTUFile = DefaultMTUFile
+	}
 	switch c.Policy.Type {
 	case "", "k8s":
 	default:
@@ -162,6 +179,30 @@ func ParseConfig(data []byte) (*Config, error) {
 		c.Routes = append(c.Routes, netip.PrefixFrom(p, ones).Masked())
 	}
 	return c, nil
+}
+
+// DefaultMTUFile is where calico-felix writes the pod MTU (Calico's path).
+const DefaultMTUFile = "/var/lib/calico/mtu"
+
+// PodMTU is the MTU of a new pod's interfaces: the configuration's mtu,
+// else the one in MTUFile (one small read), else 0, the kernel's default
+// (an error instead when RequireMTUFile is set).
+func (c *Config) PodMTU() (int, error) {
+	if c.MTU != 0 {
+		return c.MTU, nil
+	}
+	data, err := os.ReadFile(c.MTUFile)
+	switch {
+	case errors.Is(err, fs.ErrNotExist) && !c.RequireMTUFile:
+		return 0, nil
+	case err != nil:
+		return 0, fmt.Errorf("reading the pod MTU from %s (require_mtu_file is set; is calico-felix running?): %w", c.MTUFile, err)
+	}
+	n, err := strconv.Atoi(strings.TrimSpace(string(data)))
+	if err != nil || n < 68 || n > 65535 {
+		return 0, fmt.Errorf("pod MTU file %s holds %q, not an MTU", c.MTUFile, strings.TrimSpace(string(data)))
+	}
+	return n, nil
 }
 
 // cniArgs are the CNI_ARGS keys the plugin reads; others are ignored.

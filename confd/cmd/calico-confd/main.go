@@ -4,7 +4,8 @@
 // Flags override the environment: NODENAME, CALICO_RUN_DIR, IP, IP6,
 // IP_AUTODETECTION_METHOD, IP6_AUTODETECTION_METHOD, AS, CALICO_K8S_NODE_REF,
 // CALICO_SECRETS_DIR, CALICO_CONFD_LOGLEVEL and the datastore's ETCD_*
-// variables.
+// variables. The default IP pools come from CALICO_IPV4POOL_*,
+// CALICO_IPV6POOL_* and NO_DEFAULT_POOLS (package libcalico/defaultpools).
 package main
 
 import (
@@ -21,6 +22,7 @@ import (
 	"github.com/calico-etcd/calico/confd/daemon"
 	_ "github.com/calico-etcd/calico/libcalico/api/v3/fastdecode"
 	"github.com/calico-etcd/calico/libcalico/buildinfo"
+	"github.com/calico-etcd/calico/libcalico/defaultpools"
 	"github.com/calico-etcd/calico/libcalico/nodeinfo"
 )
 
@@ -46,6 +48,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs.StringVar(&cfg.Node.IPv4Method, "ip-autodetection-method", env("IP_AUTODETECTION_METHOD"), "first-found, can-reach=, interface=, skip-interface=")
 	fs.StringVar(&cfg.Node.IPv6Method, "ip6-autodetection-method", env("IP6_AUTODETECTION_METHOD"), "as --ip-autodetection-method, for IPv6")
 	fs.StringVar(&cfg.Node.ASNumber, "as", env("AS"), "this node's AS number (empty: keep)")
+	fs.BoolVar(&cfg.AllocateTunnelAddrs, "allocate-tunnel-addrs", true, "give this node the IPIP/VXLAN tunnel addresses its IP pools call for, and release the others")
 	fs.StringVar(&cfg.Node.K8sNodeRef, "k8s-node-ref", nodeinfo.OptionsFromEnv("", env).K8sNodeRef, "this host's Kubernetes node name, recorded in the Node's orchRefs (empty: keep)")
 	logLevel := fs.String("log-level", orDefault(env("CALICO_CONFD_LOGLEVEL"), "info"), "log level")
 	version := fs.Bool("version", false, "print the version and exit")
@@ -56,6 +59,12 @@ func run(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stdout, buildinfo.String("calico-confd"))
 		return 0
 	}
+	pools, err := defaultpools.FromEnv(env)
+	if err != nil {
+		fmt.Fprintf(stderr, "calico-confd: %v\n", err)
+		return 2
+	}
+	cfg.DefaultPools = pools
 	logger := logrus.New()
 	logger.SetOutput(stderr)
 	lvl, err := logrus.ParseLevel(*logLevel)

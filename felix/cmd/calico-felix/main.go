@@ -42,6 +42,7 @@ func run(args, environ []string, stdout, stderr io.Writer) int {
 	fs.StringVar(&opts.ConfigFile, "c", "", "shorthand for --config-file")
 	fs.StringVar(&opts.NodenameFile, "nodename-file", "", "file holding the node name (default /var/lib/calico/nodename)")
 	fs.StringVar(&opts.RunDir, "run-dir", "", "per-host state directory (default $CALICO_RUN_DIR or "+config.DefaultRunDir+")")
+	fs.StringVar(&opts.MTUFile, "mtu-file", "", "file receiving the pod MTU for the CNI plugin (default "+config.DefaultMTUFile+")")
 	version := fs.Bool("version", false, "print the version and exit")
 	if err := fs.Parse(args); err != nil {
 		return 2

@@ -5,6 +5,7 @@
 //	State ──► rules.Render ──► iptables.Tables (v4, v6)  iptables-restore
 //	      ──► ipsets.Converter ──► ipsets.Manager        ipset restore
 //	      ──► routes.Compute ──► routes.Manager          netlink, /proc/sys
+//	      ──► PodMTU ──► MTU file (for the CNI plugin)   written on change
 //
 // Apply writes deltas only; Run performs the periodic refreshes that read
 // the kernel back and repair what changed behind felix's back, and reacts
@@ -68,6 +69,7 @@ type Dataplane struct {
 	ipsets   *ipsets.Manager
 	setConv  ipsets.Converter
 	routes   *routes.Manager
+	mtu      *mtuFile // nil: no MTU file
 }
 
 var _ dpapi.Dataplane = (*Dataplane)(nil)
@@ -150,11 +152,16 @@ func New(cfg dpapi.Config, opts ...Option) (*Dataplane, error) {
 		return nil, fmt.Errorf("dataplane config: %w", err)
 	}
 	rc.Cache = &rules.ChainCache{}
+	mtu, err := newMTUFile(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("dataplane config: %w", err)
+	}
 	d := &Dataplane{
+		mtu: mtu,
 		cfg: cfg, rulesCfg: rc, log: cfg.Log.WithField("component", "dataplane"),
 		routeCfg: routes.Config{
 			Hostname: cfg.Hostname, InterfacePrefixes: cfg.InterfacePrefixes, IPv6: cfg.IPv6Support,
-			VXLANVNI: cfg.VXLANVNI, VXLANPort: cfg.VXLANPort, VXLANMTU: cfg.VXLANMTU, IPIPMTU: cfg.IPIPMTU,
+			VXLANVNI: cfg.VXLANVNI, VXLANPort: cfg.VXLANPort, VXLANMTU: cfg.VXLANMTU, VXLANMTUV6: cfg.VXLANMTUV6, IPIPMTU: cfg.IPIPMTU,
 			RouteProtocol: cfg.RouteProtocol,
 		},
 		runner:       o.runner,
@@ -384,6 +391,7 @@ func (d *Dataplane) applyLocked(ctx context.Context) (err error) {
 		}
 	}
 	errs = append(errs, <-routeErr)
+	d.mtu.update(d.nl, s, d.cfg)
 	return errors.Join(errs...)
 }
 

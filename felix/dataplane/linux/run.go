@@ -55,7 +55,10 @@ func (d *Dataplane) Run(ctx context.Context) error {
 		case <-setT.C:
 			d.refresh(ctx, "ipsets", d.ipsets.Invalidate)
 		case <-rtT.C:
-			d.refresh(ctx, "routes", d.routes.Invalidate)
+			d.refresh(ctx, "routes", func() {
+				d.routes.Invalidate()
+				d.mtu.invalidate()
+			})
 		case <-retryT.C:
 			d.mu.Lock()
 			retry := d.failed
@@ -76,7 +79,7 @@ func (d *Dataplane) Run(ctx context.Context) error {
 }
 
 func (d *Dataplane) relevantLink(u ifaces.Update) bool {
-	if u.Name == routes.VXLANDevice || u.Name == routes.IPIPDevice {
+	if u.Name == routes.VXLANDevice || u.Name == routes.VXLANV6Device || u.Name == routes.IPIPDevice {
 		return true
 	}
 	if routes.IsWorkloadIface(u.Name, d.cfg.InterfacePrefixes) {

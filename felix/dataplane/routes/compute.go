@@ -1,8 +1,8 @@
 // Package routes programs the routing side of felix's dataplane: a route
 // and interface sysctls for each local workload, static ARP/NDP entries,
-// the VXLAN device (vxlan.calico) with its neighbour and FDB entries and
-// routes to other hosts' blocks, and the IPIP device (tunl0) with its
-// routes.
+// the VXLAN devices (vxlan.calico over IPv4, vxlan-v6.calico over IPv6)
+// with their neighbour and FDB entries and routes to other hosts' blocks,
+// and the IPIP device (tunl0) with its routes.
 //
 // Compute is pure: it turns a dpapi.State into the Desired kernel objects
 // (golden-tested). Manager converges the kernel to a Desired over netlink.
@@ -19,10 +19,11 @@ import (
 
 // Device names.
 const (
-	VXLANDevice = "vxlan.calico"
-	IPIPDevice  = "tunl0"
+	VXLANDevice   = "vxlan.calico"
+	VXLANV6Device = "vxlan-v6.calico"
+	IPIPDevice    = "tunl0"
 	// ParentDevice in Route.Dev means "the interface that holds this
-	// host's IPv4 address", resolved when programming.
+	// host's address of the route's family", resolved when programming.
 	ParentDevice = "@parent"
 )
 
@@ -34,6 +35,7 @@ type Config struct {
 	VXLANVNI          int // default 4096
 	VXLANPort         int // default 4789
 	VXLANMTU          int // 0: parent MTU - 50
+	VXLANMTUV6        int // 0: parent MTU - 70
 	IPIPMTU           int // 0: parent MTU - 20
 	RouteProtocol     int // default 3
 }
@@ -77,15 +79,16 @@ type FDB struct {
 	Dst netip.Addr
 }
 
-// VXLAN is the wanted VXLAN device.
+// VXLAN is a wanted VXLAN device (vxlan.calico over IPv4, or
+// vxlan-v6.calico over IPv6).
 type VXLAN struct {
 	Name    string
 	VNI     int
 	Port    int
-	LocalIP netip.Addr
-	MTU     int // 0: derive from the parent interface
+	LocalIP netip.Addr // this host's address the device sends from
+	MTU     int        // 0: derive from the parent interface
 	MAC     string
-	Addr    netip.Prefix // tunnel address, /32; invalid when unknown
+	Addr    netip.Prefix // tunnel address, /32 or /128; invalid when unknown
 }
 
 // IPIP is the wanted IPIP device.
@@ -103,12 +106,13 @@ type Iface struct {
 
 // Desired is everything Manager programs.
 type Desired struct {
-	Routes []Route
-	Neighs []Neigh
-	FDBs   []FDB
-	VXLAN  *VXLAN // nil: no VXLAN device
-	IPIP   *IPIP  // nil: no IPIP device wanted
-	Ifaces []Iface
+	Routes  []Route
+	Neighs  []Neigh
+	FDBs    []FDB
+	VXLAN   *VXLAN // nil: no IPv4 VXLAN device
+	VXLANV6 *VXLAN // nil: no IPv6 VXLAN device
+	IPIP    *IPIP  // nil: no IPIP device wanted
+	Ifaces  []Iface
 	// Pools are all pool CIDRs: routes with our protocol inside them are ours.
 	Pools []netip.Prefix
 	// Problems are reasons some wanted objects could not be computed.
@@ -157,7 +161,7 @@ func Compute(s *dpapi.State, cfg Config) *Desired {
 	}
 
 	// Encapsulation.
-	var vxlanOn, ipipOn bool
+	var vxlan4, vxlan6, ipipOn bool
 	for _, name := range sortedKeys(s.Pools) {
 		p := s.Pools[name]
 		if p == nil || !p.CIDR.IsValid() {
@@ -165,37 +169,17 @@ func Compute(s *dpapi.State, cfg Config) *Desired {
 		}
 		d.Pools = append(d.Pools, p.CIDR.Masked())
 		if p.CIDR.Addr().Is4() {
-			vxlanOn = vxlanOn || encaps(p.VXLAN)
+			vxlan4 = vxlan4 || encaps(p.VXLAN)
 			ipipOn = ipipOn || encaps(p.IPIP)
+		} else {
+			vxlan6 = vxlan6 || encaps(p.VXLAN)
 		}
 	}
-	if vxlanOn {
-		d.VXLAN = &VXLAN{Name: VXLANDevice, VNI: cfg.VXLANVNI, Port: cfg.VXLANPort, MTU: cfg.VXLANMTU}
-		switch {
-		case me == nil || !me.IPv4.IsValid():
-			d.Problems = append(d.Problems, "VXLAN: this host has no IPv4 address")
-			d.VXLAN = nil
-		default:
-			d.VXLAN.LocalIP = me.IPv4.Addr()
-			if me.VXLANTunnelAddr.IsValid() {
-				d.VXLAN.Addr = netip.PrefixFrom(me.VXLANTunnelAddr, 32)
-			}
-			d.VXLAN.MAC = normalMAC(me.VXLANTunnelMAC)
-		}
-		if d.VXLAN != nil {
-			for _, hn := range sortedKeys(s.Hosts) {
-				h := s.Hosts[hn]
-				if hn == cfg.Hostname || h == nil || !h.IPv4.IsValid() || !h.VXLANTunnelAddr.IsValid() {
-					continue
-				}
-				mac := normalMAC(h.VXLANTunnelMAC)
-				if mac == "" {
-					continue
-				}
-				d.Neighs = append(d.Neighs, Neigh{Dev: VXLANDevice, IP: h.VXLANTunnelAddr, MAC: mac})
-				d.FDBs = append(d.FDBs, FDB{Dev: VXLANDevice, MAC: mac, Dst: h.IPv4.Addr()})
-			}
-		}
+	if vxlan4 {
+		d.VXLAN = vxlanDevice(s, cfg, me, false, d)
+	}
+	if vxlan6 && cfg.IPv6 {
+		d.VXLANV6 = vxlanDevice(s, cfg, me, true, d)
 	}
 	if ipipOn {
 		d.IPIP = &IPIP{Name: IPIPDevice, MTU: cfg.IPIPMTU}
@@ -206,32 +190,96 @@ func Compute(s *dpapi.State, cfg Config) *Desired {
 
 	// Routes to other hosts' blocks.
 	for _, b := range s.RemoteBlocks {
-		if b.Host == cfg.Hostname || !b.CIDR.IsValid() || !b.CIDR.Addr().Is4() {
+		if b.Host == cfg.Hostname || !b.CIDR.IsValid() {
+			continue
+		}
+		v6 := b.CIDR.Addr().Is6()
+		if v6 && !cfg.IPv6 {
 			continue
 		}
 		pool := poolFor(s, b.CIDR)
 		remote := s.Hosts[b.Host]
-		if pool == nil || remote == nil || !remote.IPv4.IsValid() {
+		if pool == nil || remote == nil {
 			continue
 		}
-		same := me != nil && me.IPv4.IsValid() && me.IPv4.Masked().Contains(remote.IPv4.Addr())
+		mine, theirs, tunnel, dev := hostAddr(me, false), hostAddr(remote, false), remote.VXLANTunnelAddr, VXLANDevice
+		vx := d.VXLAN
+		if v6 {
+			mine, theirs, tunnel, dev, vx = hostAddr(me, true), hostAddr(remote, true), remote.VXLANTunnelAddrV6, VXLANV6Device, d.VXLANV6
+		}
+		if !theirs.IsValid() {
+			continue
+		}
+		same := mine.IsValid() && mine.Masked().Contains(theirs.Addr())
 		switch {
-		case encaps(pool.VXLAN) && d.VXLAN != nil:
+		case encaps(pool.VXLAN) && vx != nil:
 			if pool.VXLAN == dpapi.EncapCrossSubnet && same {
-				d.Routes = append(d.Routes, Route{Dst: b.CIDR.Masked(), Dev: ParentDevice, Gw: remote.IPv4.Addr()})
-			} else if remote.VXLANTunnelAddr.IsValid() {
-				d.Routes = append(d.Routes, Route{Dst: b.CIDR.Masked(), Dev: VXLANDevice, Gw: remote.VXLANTunnelAddr, OnLink: true})
+				d.Routes = append(d.Routes, Route{Dst: b.CIDR.Masked(), Dev: ParentDevice, Gw: theirs.Addr()})
+			} else if tunnel.IsValid() {
+				d.Routes = append(d.Routes, Route{Dst: b.CIDR.Masked(), Dev: dev, Gw: tunnel, OnLink: true})
 			}
-		case encaps(pool.IPIP):
+		case encaps(pool.IPIP) && !v6:
 			if pool.IPIP == dpapi.EncapCrossSubnet && same {
-				d.Routes = append(d.Routes, Route{Dst: b.CIDR.Masked(), Dev: ParentDevice, Gw: remote.IPv4.Addr()})
+				d.Routes = append(d.Routes, Route{Dst: b.CIDR.Masked(), Dev: ParentDevice, Gw: theirs.Addr()})
 			} else {
-				d.Routes = append(d.Routes, Route{Dst: b.CIDR.Masked(), Dev: IPIPDevice, Gw: remote.IPv4.Addr(), OnLink: true})
+				d.Routes = append(d.Routes, Route{Dst: b.CIDR.Masked(), Dev: IPIPDevice, Gw: theirs.Addr(), OnLink: true})
 			}
 		}
 	}
 	sort.SliceStable(d.Routes, func(i, j int) bool { return lessPrefix(d.Routes[i].Dst, d.Routes[j].Dst) })
 	return d
+}
+
+// hostAddr is h's address of one family (invalid when h is nil or has none).
+func hostAddr(h *dpapi.Host, v6 bool) netip.Prefix {
+	switch {
+	case h == nil:
+		return netip.Prefix{}
+	case v6:
+		return h.IPv6
+	}
+	return h.IPv4
+}
+
+// vxlanDevice is the wanted VXLAN device of one family, with the
+// neighbour and FDB entries of every other host that has a tunnel
+// address of that family; nil (and a problem noted) when this host has
+// no address of the family to send from.
+func vxlanDevice(s *dpapi.State, cfg Config, me *dpapi.Host, v6 bool, d *Desired) *VXLAN {
+	name, fam := VXLANDevice, "IPv4"
+	if v6 {
+		name, fam = VXLANV6Device, "IPv6"
+	}
+	local := hostAddr(me, v6)
+	if !local.IsValid() {
+		d.Problems = append(d.Problems, "VXLAN: this host has no "+fam+" address")
+		return nil
+	}
+	vx := &VXLAN{Name: name, VNI: cfg.VXLANVNI, Port: cfg.VXLANPort, MTU: cfg.VXLANMTU, LocalIP: local.Addr()}
+	tunnel, mac := me.VXLANTunnelAddr, me.VXLANTunnelMAC
+	if v6 {
+		vx.MTU, tunnel, mac = cfg.VXLANMTUV6, me.VXLANTunnelAddrV6, me.VXLANTunnelMACV6
+	}
+	if tunnel.IsValid() {
+		vx.Addr = netip.PrefixFrom(tunnel, tunnel.BitLen())
+	}
+	vx.MAC = normalMAC(mac)
+	for _, hn := range sortedKeys(s.Hosts) {
+		h := s.Hosts[hn]
+		if hn == cfg.Hostname || h == nil {
+			continue
+		}
+		hostIP, tunnel, mac := hostAddr(h, v6), h.VXLANTunnelAddr, normalMAC(h.VXLANTunnelMAC)
+		if v6 {
+			tunnel, mac = h.VXLANTunnelAddrV6, normalMAC(h.VXLANTunnelMACV6)
+		}
+		if !hostIP.IsValid() || !tunnel.IsValid() || mac == "" {
+			continue
+		}
+		d.Neighs = append(d.Neighs, Neigh{Dev: name, IP: tunnel, MAC: mac})
+		d.FDBs = append(d.FDBs, FDB{Dev: name, MAC: mac, Dst: hostIP.Addr()})
+	}
+	return vx
 }
 
 func encaps(m dpapi.EncapMode) bool { return m == dpapi.EncapAlways || m == dpapi.EncapCrossSubnet }

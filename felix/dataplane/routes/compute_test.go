@@ -17,9 +17,11 @@ var update = flag.Bool("update", false, "rewrite testdata/*.golden")
 // text renders a Desired the way `ip` would describe it, one object a line.
 func text(d *Desired) string {
 	var b strings.Builder
-	if v := d.VXLAN; v != nil {
-		fmt.Fprintf(&b, "link %s type vxlan id %d dstport %d local %s nolearning mtu %d mac %q addr %s\n",
-			v.Name, v.VNI, v.Port, v.LocalIP, v.MTU, v.MAC, v.Addr)
+	for _, v := range []*VXLAN{d.VXLAN, d.VXLANV6} {
+		if v != nil {
+			fmt.Fprintf(&b, "link %s type vxlan id %d dstport %d local %s nolearning mtu %d mac %q addr %s\n",
+				v.Name, v.VNI, v.Port, v.LocalIP, v.MTU, v.MAC, v.Addr)
+		}
 	}
 	if i := d.IPIP; i != nil {
 		fmt.Fprintf(&b, "link %s type ipip mtu %d addr %s\n", i.Name, i.MTU, i.Addr)
@@ -144,5 +146,59 @@ func TestComputeEncapsulationDecisions(t *testing.T) {
 		if strings.Contains(got, bad) {
 			t.Errorf("unexpected %q in\n%s", bad, got)
 		}
+	}
+}
+
+// vxlan6State is a dual-stack cluster whose IPv6 pool uses VXLAN: near
+// shares this host's IPv6 subnet, far does not.
+func vxlan6State(mode dpapi.EncapMode) *dpapi.State {
+	s := encapState(dpapi.EncapNever, dpapi.EncapNever)
+	s.Pools["vx6"] = &dpapi.Pool{CIDR: p("fd00:65::/64"), VXLAN: mode}
+	set := func(name, ip6, tun6, mac string) {
+		h := s.Hosts[name]
+		h.IPv6, h.VXLANTunnelAddrV6, h.VXLANTunnelMACV6 = p(ip6), a(tun6), mac
+	}
+	set("me", "fd00:1::10/64", "fd00:65::1", "66:00:00:00:06:0a")
+	set("near", "fd00:1::20/64", "fd00:65::1:1", "66:00:00:00:06:14")
+	set("far", "fd00:2::30/64", "fd00:65::2:1", "66:00:00:00:06:1e")
+	s.RemoteBlocks = append(s.RemoteBlocks,
+		dpapi.RemoteBlock{CIDR: p("fd00:65::1:0/122"), Host: "near"},
+		dpapi.RemoteBlock{CIDR: p("fd00:65::2:0/122"), Host: "far"},
+		dpapi.RemoteBlock{CIDR: p("fd00:65::/122"), Host: "me"})
+	return s
+}
+
+func TestComputeIPv6VXLAN(t *testing.T) {
+	d := Compute(vxlan6State(dpapi.EncapCrossSubnet), Config{Hostname: "me", IPv6: true})
+	got := text(d)
+	for _, want := range []string{
+		"link vxlan-v6.calico type vxlan id 4096 dstport 4789 local fd00:1::10 nolearning mtu 0 mac \"66:00:00:00:06:0a\" addr fd00:65::1/128\n",
+		"route fd00:65::1:0/122 via fd00:1::20 dev @parent\n",                  // same subnet: direct
+		"route fd00:65::2:0/122 via fd00:65::2:1 dev vxlan-v6.calico onlink\n", // other subnet: tunnel
+		"neigh fd00:65::2:1 lladdr 66:00:00:00:06:1e dev vxlan-v6.calico permanent\n",
+		"fdb 66:00:00:00:06:1e dst fd00:2::30 dev vxlan-v6.calico permanent\n",
+		"fdb 66:00:00:00:06:14 dst fd00:1::20 dev vxlan-v6.calico permanent\n",
+	} {
+		if !strings.Contains(got, want) {
+			t.Errorf("missing %q in\n%s", want, got)
+		}
+	}
+	if strings.Contains(got, "link vxlan.calico") || strings.Contains(got, "fd00:65::/122") {
+		t.Errorf("IPv4 device or own block:\n%s", got)
+	}
+
+	always := text(Compute(vxlan6State(dpapi.EncapAlways), Config{Hostname: "me", IPv6: true}))
+	if !strings.Contains(always, "route fd00:65::1:0/122 via fd00:65::1:1 dev vxlan-v6.calico onlink\n") {
+		t.Errorf("Always: same-subnet block not encapsulated:\n%s", always)
+	}
+	// Without IPv6 support, nothing IPv6 is programmed.
+	if off := text(Compute(vxlan6State(dpapi.EncapAlways), Config{Hostname: "me"})); strings.Contains(off, "fd00") {
+		t.Errorf("IPv6 off:\n%s", off)
+	}
+	// No IPv6 address on this host: no device, and the reason.
+	s := vxlan6State(dpapi.EncapAlways)
+	s.Hosts["me"].IPv6 = netip.Prefix{}
+	if d := Compute(s, Config{Hostname: "me", IPv6: true}); d.VXLANV6 != nil || !strings.Contains(text(d), "problem VXLAN: this host has no IPv6 address") {
+		t.Errorf("no IPv6 address:\n%s", text(d))
 	}
 }

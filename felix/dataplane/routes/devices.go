@@ -13,25 +13,34 @@ import (
 	"golang.org/x/sys/unix"
 )
 
+// applyVXLAN converges both VXLAN devices.
 func (m *Manager) applyVXLAN(d *Desired, links map[string]netlink.Link) error {
-	existing := links[VXLANDevice]
-	if d.VXLAN == nil {
+	return errors.Join(
+		m.applyVXLANDevice(d.VXLAN, VXLANDevice, 50, links),
+		m.applyVXLANDevice(d.VXLANV6, VXLANV6Device, 70, links))
+}
+
+// applyVXLANDevice makes the device name match want (removing it when
+// want is nil). overhead is taken off the parent's MTU when want sets
+// none.
+func (m *Manager) applyVXLANDevice(want *VXLAN, name string, overhead int, links map[string]netlink.Link) error {
+	existing := links[name]
+	if want == nil {
 		if existing != nil {
-			m.log.Info("removing VXLAN device: no VXLAN pool")
+			m.log.WithField("device", name).Info("removing VXLAN device: no VXLAN pool")
 			if err := m.h.LinkDel(existing); err != nil {
-				return fmt.Errorf("removing %s: %w", VXLANDevice, err)
+				return fmt.Errorf("removing %s: %w", name, err)
 			}
-			delete(links, VXLANDevice)
+			delete(links, name)
 		}
 		return nil
 	}
-	want := d.VXLAN
 	parent := m.parent(want.LocalIP)
 	mtu := want.MTU
 	if mtu == 0 {
-		mtu = 1450
+		mtu = 1500 - overhead
 		if parent != nil {
-			mtu = parent.Attrs().MTU - 50
+			mtu = parent.Attrs().MTU - overhead
 		}
 	}
 	var mac net.HardwareAddr
@@ -42,13 +51,13 @@ func (m *Manager) applyVXLAN(d *Desired, links map[string]netlink.Link) error {
 	vx, _ := existing.(*netlink.Vxlan)
 	if vx == nil || vx.VxlanId != want.VNI || vx.Port != want.Port || !vx.SrcAddr.Equal(local) || vx.Learning {
 		if existing != nil {
-			m.log.WithField("device", VXLANDevice).Info("recreating VXLAN device with new parameters")
+			m.log.WithField("device", name).Info("recreating VXLAN device with new parameters")
 			if err := m.h.LinkDel(existing); err != nil {
-				return fmt.Errorf("removing %s: %w", VXLANDevice, err)
+				return fmt.Errorf("removing %s: %w", name, err)
 			}
 		}
 		nl := &netlink.Vxlan{
-			LinkAttrs: netlink.LinkAttrs{Name: VXLANDevice, MTU: mtu, HardwareAddr: mac},
+			LinkAttrs: netlink.LinkAttrs{Name: name, MTU: mtu, HardwareAddr: mac},
 			VxlanId:   want.VNI,
 			SrcAddr:   local,
 			Port:      want.Port,
@@ -58,50 +67,58 @@ func (m *Manager) applyVXLAN(d *Desired, links map[string]netlink.Link) error {
 			nl.VtepDevIndex = parent.Attrs().Index
 		}
 		if err := m.h.LinkAdd(nl); err != nil {
-			return fmt.Errorf("creating %s: %w", VXLANDevice, err)
+			return fmt.Errorf("creating %s: %w", name, err)
 		}
-		l, err := m.h.LinkByName(VXLANDevice)
+		l, err := m.h.LinkByName(name)
 		if err != nil {
-			return fmt.Errorf("reading back %s: %w", VXLANDevice, err)
+			return fmt.Errorf("reading back %s: %w", name, err)
 		}
 		existing = l
 	}
 	if existing.Attrs().MTU != mtu {
 		if err := m.h.LinkSetMTU(existing, mtu); err != nil {
-			return fmt.Errorf("setting %s MTU: %w", VXLANDevice, err)
+			return fmt.Errorf("setting %s MTU: %w", name, err)
 		}
 	}
 	if mac != nil && existing.Attrs().HardwareAddr.String() != mac.String() {
 		if err := m.h.LinkSetHardwareAddr(existing, mac); err != nil {
-			return fmt.Errorf("setting %s MAC: %w", VXLANDevice, err)
+			return fmt.Errorf("setting %s MAC: %w", name, err)
 		}
 	}
-	if err := m.ensureAddr(existing, want.Addr); err != nil {
+	if err := m.ensureAddr(existing, want.Addr, want.LocalIP.Is6()); err != nil {
 		return err
 	}
 	if existing.Attrs().Flags&net.FlagUp == 0 {
 		if err := m.h.LinkSetUp(existing); err != nil {
-			return fmt.Errorf("bringing %s up: %w", VXLANDevice, err)
+			return fmt.Errorf("bringing %s up: %w", name, err)
 		}
 	}
-	l, err := m.h.LinkByName(VXLANDevice)
+	l, err := m.h.LinkByName(name)
 	if err != nil {
-		return fmt.Errorf("reading back %s: %w", VXLANDevice, err)
+		return fmt.Errorf("reading back %s: %w", name, err)
 	}
-	links[VXLANDevice] = l
+	links[name] = l
 	return nil
 }
 
-// ensureAddr makes addr the only IPv4 address of l (none when invalid).
-func (m *Manager) ensureAddr(l netlink.Link, addr netip.Prefix) error {
-	addrs, err := m.h.AddrList(l, netlink.FAMILY_V4)
+// ensureAddr makes addr the only global address of l of one family (none
+// when addr is invalid); IPv6 link-local addresses are left alone.
+func (m *Manager) ensureAddr(l netlink.Link, addr netip.Prefix, v6 bool) error {
+	fam := netlink.FAMILY_V4
+	if v6 {
+		fam = netlink.FAMILY_V6
+	}
+	addrs, err := m.h.AddrList(l, fam)
 	if err != nil {
 		return fmt.Errorf("listing addresses of %s: %w", l.Attrs().Name, err)
 	}
 	found := false
 	for _, a := range addrs {
 		p, ok := prefixOf(a.IPNet)
-		if ok && addr.IsValid() && p.Addr() == addr.Addr() && a.IPNet != nil {
+		if ok && p.Addr().IsLinkLocalUnicast() {
+			continue
+		}
+		if ok && addr.IsValid() && a.IPNet != nil && a.IP.Equal(addr.Addr().AsSlice()) {
 			if ones, _ := a.IPNet.Mask.Size(); ones == addr.Bits() {
 				found = true
 				continue
@@ -112,7 +129,13 @@ func (m *Manager) ensureAddr(l netlink.Link, addr netip.Prefix) error {
 		}
 	}
 	if !found && addr.IsValid() {
-		if err := m.h.AddrReplace(l, &netlink.Addr{IPNet: ipNet(addr)}); err != nil {
+		na := &netlink.Addr{IPNet: ipNet(addr)}
+		if v6 {
+			// No duplicate address detection: the address is IPAM's, and a
+			// tentative address would not be usable as a source for a second.
+			na.Flags = unix.IFA_F_NODAD
+		}
+		if err := m.h.AddrReplace(l, na); err != nil {
 			return fmt.Errorf("adding address %s to %s: %w", addr, l.Attrs().Name, err)
 		}
 	}
@@ -167,7 +190,7 @@ func (m *Manager) applyIPIP(d *Desired, links map[string]netlink.Link) {
 			return
 		}
 	}
-	if err := m.ensureAddr(l, d.IPIP.Addr); err != nil {
+	if err := m.ensureAddr(l, d.IPIP.Addr, false); err != nil {
 		setErr(err)
 		return
 	}
@@ -275,19 +298,27 @@ func (m *Manager) applyNeighs(d *Desired, links map[string]netlink.Link) error {
 		if err != nil {
 			continue
 		}
-		wantFDB[mac.String()] = true
+		wantFDB[f.Dev+"|"+mac.String()] = true
 		if err := m.h.NeighSet(&netlink.Neigh{LinkIndex: l.Attrs().Index, Family: unix.AF_BRIDGE, State: netlink.NUD_PERMANENT,
 			Flags: netlink.NTF_SELF, IP: f.Dst.AsSlice(), HardwareAddr: mac}); err != nil {
 			errs = append(errs, fmt.Errorf("setting VXLAN FDB entry %s on %s: %w", f.MAC, f.Dev, err))
 		}
 	}
-	// Stale entries on the VXLAN device (remote hosts that left).
-	if vx := links[VXLANDevice]; vx != nil && d.VXLAN != nil {
+	// Stale entries on the VXLAN devices (remote hosts that left).
+	for _, dev := range []struct {
+		name string
+		fam  int
+		on   bool
+	}{{VXLANDevice, netlink.FAMILY_V4, d.VXLAN != nil}, {VXLANV6Device, netlink.FAMILY_V6, d.VXLANV6 != nil}} {
+		vx := links[dev.name]
+		if vx == nil || !dev.on {
+			continue
+		}
 		idx := vx.Attrs().Index
-		if ns, err := m.h.NeighList(idx, netlink.FAMILY_V4); err == nil {
+		if ns, err := m.h.NeighList(idx, dev.fam); err == nil {
 			for _, n := range ns {
-				if n.State&netlink.NUD_PERMANENT != 0 && !wantARP[VXLANDevice+"|"+n.IP.String()] {
-					m.log.WithFields(logrus.Fields{"ip": n.IP}).Info("removing stale VXLAN neighbour")
+				if n.State&netlink.NUD_PERMANENT != 0 && !wantARP[dev.name+"|"+n.IP.String()] {
+					m.log.WithFields(logrus.Fields{"ip": n.IP, "device": dev.name}).Info("removing stale VXLAN neighbour")
 					if err := m.h.NeighDel(&n); err != nil {
 						errs = append(errs, fmt.Errorf("removing VXLAN neighbour %s: %w", n.IP, err))
 					}
@@ -296,8 +327,8 @@ func (m *Manager) applyNeighs(d *Desired, links map[string]netlink.Link) error {
 		}
 		if ns, err := m.h.NeighList(idx, unix.AF_BRIDGE); err == nil {
 			for _, n := range ns {
-				if n.State&netlink.NUD_PERMANENT != 0 && n.HardwareAddr != nil && !wantFDB[n.HardwareAddr.String()] {
-					m.log.WithFields(logrus.Fields{"mac": n.HardwareAddr}).Info("removing stale VXLAN FDB entry")
+				if n.State&netlink.NUD_PERMANENT != 0 && n.HardwareAddr != nil && !wantFDB[dev.name+"|"+n.HardwareAddr.String()] {
+					m.log.WithFields(logrus.Fields{"mac": n.HardwareAddr, "device": dev.name}).Info("removing stale VXLAN FDB entry")
 					if err := m.h.NeighDel(&n); err != nil {
 						errs = append(errs, fmt.Errorf("removing VXLAN FDB entry %s: %w", n.HardwareAddr, err))
 					}

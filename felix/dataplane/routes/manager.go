@@ -142,7 +142,7 @@ func (m *Manager) parent(local netip.Addr) netlink.Link {
 	if !local.IsValid() {
 		return nil
 	}
-	addrs, err := m.h.AddrList(nil, netlink.FAMILY_V4)
+	addrs, err := m.h.AddrList(nil, family(local))
 	if err != nil {
 		return nil
 	}
@@ -165,7 +165,7 @@ func (m *Manager) owned(r *netlink.Route, linkName string, d *Desired) bool {
 	if int(r.Protocol) != m.cfg.RouteProtocol || r.Dst == nil {
 		return false
 	}
-	if IsWorkloadIface(linkName, m.cfg.InterfacePrefixes) || linkName == VXLANDevice || linkName == IPIPDevice {
+	if IsWorkloadIface(linkName, m.cfg.InterfacePrefixes) || linkName == VXLANDevice || linkName == VXLANV6Device || linkName == IPIPDevice {
 		return true
 	}
 	// Elsewhere only our CrossSubnet routes: unicast via a gateway, into a
@@ -220,9 +220,14 @@ func (m *Manager) applyRoutes(d *Desired, links map[string]netlink.Link) error {
 		wantIfaces[i.Name] = true
 	}
 
-	var parent netlink.Link
+	// The interfaces holding this host's addresses, for same-subnet
+	// routes (CrossSubnet); else the one whose subnet holds the gateway.
+	var parent4, parent6 netlink.Link
 	if d.VXLAN != nil {
-		parent = m.parent(d.VXLAN.LocalIP)
+		parent4 = m.parent(d.VXLAN.LocalIP)
+	}
+	if d.VXLANV6 != nil {
+		parent6 = m.parent(d.VXLANV6.LocalIP)
 	}
 	want := map[routeKey]*netlink.Route{}
 	for _, r := range d.Routes {
@@ -231,7 +236,10 @@ func (m *Manager) applyRoutes(d *Desired, links map[string]netlink.Link) error {
 		}
 		var l netlink.Link
 		if r.Dev == ParentDevice {
-			l = parent
+			l = parent4
+			if r.Dst.Addr().Is6() {
+				l = parent6
+			}
 			if l == nil {
 				l = m.parentFor(r.Gw)
 			}
@@ -307,7 +315,7 @@ func (m *Manager) parentFor(gw netip.Addr) netlink.Link {
 	if !gw.IsValid() {
 		return nil
 	}
-	addrs, err := m.h.AddrList(nil, netlink.FAMILY_V4)
+	addrs, err := m.h.AddrList(nil, family(gw))
 	if err != nil {
 		return nil
 	}
@@ -319,6 +327,13 @@ func (m *Manager) parentFor(gw netip.Addr) netlink.Link {
 		}
 	}
 	return nil
+}
+
+func family(a netip.Addr) int {
+	if a.Is6() {
+		return netlink.FAMILY_V6
+	}
+	return netlink.FAMILY_V4
 }
 
 func sameRoute(a, b *netlink.Route) bool {

@@ -60,8 +60,9 @@ const (
 	// AllInterfaces is the interface name of a wildcard host endpoint ("*").
 	AllInterfaces = "any-interface-at-all"
 
-	VXLANDevice = "vxlan.calico"
-	IPIPDevice  = "tunl0"
+	VXLANDevice   = "vxlan.calico"
+	VXLANV6Device = "vxlan-v6.calico"
+	IPIPDevice    = "tunl0"
 )
 
 // Config is what rendering needs besides the State.

@@ -58,9 +58,13 @@ func (r *renderer) refProfile(table, chain, name string, ingress bool) {
 }
 
 // EncapEnabled reports whether any IPv4 pool uses IPIP or VXLAN.
-func EncapEnabled(s *dpapi.State) (ipip, vxlan bool) {
+func EncapEnabled(s *dpapi.State) (ipip, vxlan bool) { return encapEnabled(s, 4) }
+
+// encapEnabled reports whether any pool of the IP version uses IPIP or
+// VXLAN (IPv6 pools never use IPIP).
+func encapEnabled(s *dpapi.State, ipVersion int) (ipip, vxlan bool) {
 	for _, p := range s.Pools {
-		if p == nil || !p.CIDR.IsValid() || !p.CIDR.Addr().Is4() {
+		if p == nil || !p.CIDR.IsValid() || p.CIDR.Addr().Is4() != (ipVersion == 4) {
 			continue
 		}
 		if p.IPIP == dpapi.EncapAlways || p.IPIP == dpapi.EncapCrossSubnet {
@@ -122,10 +126,7 @@ func Render(s *dpapi.State, cfg *Config, ipVersion int, heps map[string]*dpapi.H
 		r.cache = cfg.Cache.begin(ipVersion)
 		defer r.cache.end()
 	}
-	r.ipip, r.vxlan = EncapEnabled(s)
-	if ipVersion == 6 {
-		r.vxlan = false
-	}
+	r.ipip, r.vxlan = encapEnabled(s, ipVersion)
 	tables := map[string]*iptables.Desired{}
 	for _, t := range iptables.TableNames {
 		tables[t] = &iptables.Desired{Inserts: hooks(t)}

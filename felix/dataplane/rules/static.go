@@ -176,22 +176,25 @@ func (r *renderer) natChains(s *dpapi.State) []*iptables.Chain {
 		{Action: iptables.Jump{Target: ChainFIPSNAT}},
 		{Action: iptables.Jump{Target: ChainNATOutgoing}},
 	}
-	if r.ipv == 4 {
-		me := s.Hosts[r.cfg.Hostname]
-		tunnel := func(dev string) iptables.Rule {
-			// Host-sourced packets leaving by a tunnel with a source that is
-			// not the tunnel's: masquerade to the tunnel address.
-			return iptables.Rule{
-				Match:  iptables.Match{}.OutInterface(dev).SrcAddrTypeLocal(true, true).SrcAddrTypeLocal(false, false),
-				Action: iptables.Masquerade{RandomFully: true},
-			}
+	me := s.Hosts[r.cfg.Hostname]
+	tunnel := func(dev string) iptables.Rule {
+		// Host-sourced packets leaving by a tunnel with a source that is
+		// not the tunnel's: masquerade to the tunnel address.
+		return iptables.Rule{
+			Match:  iptables.Match{}.OutInterface(dev).SrcAddrTypeLocal(true, true).SrcAddrTypeLocal(false, false),
+			Action: iptables.Masquerade{RandomFully: true},
 		}
-		if r.ipip && me != nil && me.IPIPTunnelAddr.IsValid() {
+	}
+	if r.ipv == 4 && me != nil {
+		if r.ipip && me.IPIPTunnelAddr.IsValid() {
 			post = append(post, tunnel(IPIPDevice))
 		}
-		if r.vxlan && me != nil && me.VXLANTunnelAddr.IsValid() {
+		if r.vxlan && me.VXLANTunnelAddr.IsValid() {
 			post = append(post, tunnel(VXLANDevice))
 		}
+	}
+	if r.ipv == 6 && me != nil && r.vxlan && me.VXLANTunnelAddrV6.IsValid() {
+		post = append(post, tunnel(VXLANV6Device))
 	}
 	var natOut []iptables.Rule
 	for _, p := range s.Pools {

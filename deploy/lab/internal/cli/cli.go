@@ -70,6 +70,7 @@ func newUp(f *flags, out io.Writer) *cobra.Command {
 	hosts := 3
 	var demo, exit, kubernetes bool
 	var kubeBin string
+	var net lab.Options
 	cmd := &cobra.Command{
 		Use:   "up",
 		Short: "Start the lab and keep it running until Ctrl-C",
@@ -84,8 +85,9 @@ func newUp(f *flags, out io.Writer) *cobra.Command {
 				}
 				kubeBin = dir
 			}
-			l, err := lab.Up(ctx, lab.Options{Name: f.name, Dir: f.dir, BinDir: f.binDir, Hosts: hosts, Out: out,
-				Kubernetes: kubernetes, KubeBin: kubeBin})
+			o := net
+			o.Name, o.Dir, o.BinDir, o.Hosts, o.Out, o.Kubernetes, o.KubeBin = f.name, f.dir, f.binDir, hosts, out, kubernetes, kubeBin
+			l, err := lab.Up(ctx, o)
 			if err != nil {
 				return err
 			}
@@ -119,6 +121,11 @@ func newUp(f *flags, out io.Writer) *cobra.Command {
 	cmd.Flags().BoolVar(&exit, "exit", false, "with --demo: remove the lab when the demo ends")
 	cmd.Flags().BoolVar(&kubernetes, "kubernetes", false, "also run Kubernetes: kube-apiserver on the lab's etcd, kubelet and containerd on every host, calico-kube-controllers")
 	cmd.Flags().StringVar(&kubeBin, "kube-bin-dir", "", "directory holding kube-apiserver, kubelet, kubectl, ... (default: built by deploy/kube/build.sh)")
+	cmd.Flags().IntVar(&net.Subnets, "subnets", 1, "spread the hosts over this many subnets, routed by the bridge namespace")
+	cmd.Flags().BoolVar(&net.IPv6, "ipv6", false, "give hosts and pods IPv6 addresses too, and an IPv6 default pool")
+	cmd.Flags().BoolVar(&net.NoBGP, "no-bgp", false, "run no calico-bgpd (pods reach other hosts only through VXLAN)")
+	cmd.Flags().StringVar(&net.VXLAN, "vxlan", "", "vxlanMode of the default pools: Never (default), Always or CrossSubnet")
+	cmd.Flags().StringVar(&net.PoolCIDR, "pool-cidr", "", "the default IPv4 pool (CALICO_IPV4POOL_CIDR; default "+lab.DemoPool+", "+lab.KubePool+" with --kubernetes; none for no pool)")
 	return cmd
 }
 

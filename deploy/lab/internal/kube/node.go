@@ -118,13 +118,14 @@ func conflist(n Node, kubeconfig string) string {
     "type": "calico",
     "etcd_endpoints": %q,
     "nodename": %q,
+    "mtu_file": %q,
     "log_level": "info",
     "log_file_path": %q,
     "ipam": {"type": "calico-ipam"},
     "policy": {"type": "k8s"},
     "kubernetes": {"kubeconfig": %q}
   }]
-}`, n.EtcdEndpoint, n.Name, n.path("cni.log"), kubeconfig)
+}`, n.EtcdEndpoint, n.Name, n.path("mtu"), n.path("cni.log"), kubeconfig)
 }
 
 // containerdConfig is containerd 1.6's: its own root, state and socket;

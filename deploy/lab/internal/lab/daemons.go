@@ -1,6 +1,7 @@
 package lab
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -16,23 +17,44 @@ type daemon struct {
 	args func(h *HostState, dir string) []string
 }
 
-// daemons start in this order: confd registers the Node (with eth0's
-// address) that felix and bgpd read.
+// daemons start in this order: confd creates the default pools and
+// registers the Node (with eth0's addresses) that felix and bgpd read.
 var daemons = []daemon{
 	{"calico-confd", func(h *HostState, dir string) []string {
-		return []string{"--nodename", h.Name, "--nodename-file", filepath.Join(dir, "nodename"),
+		args := []string{"--nodename", h.Name, "--nodename-file", filepath.Join(dir, "nodename"),
 			"--run-dir", filepath.Join(dir, "run"), "--ip", h.Addr}
+		if h.Addr6 != "" {
+			args = append(args, "--ip6", h.Addr6)
+		}
+		return args
 	}},
 	{"calico-bgpd", func(h *HostState, dir string) []string {
 		return []string{"--run-dir", filepath.Join(dir, "run")}
 	}},
 	{"calico-felix", func(h *HostState, dir string) []string {
 		return []string{"--nodename-file", filepath.Join(dir, "nodename"), "--run-dir", filepath.Join(dir, "run"),
-			"--config-file", filepath.Join(dir, "felix.cfg")}
+			"--config-file", filepath.Join(dir, "felix.cfg"), "--mtu-file", mtuFile(dir)}
 	}},
 }
 
+// hostDaemons are the daemons the lab runs on each host: all but bgpd
+// when BGP is off.
+func hostDaemons(s *State) []daemon {
+	var out []daemon
+	for _, d := range daemons {
+		if d.name == "calico-bgpd" && s.NoBGP {
+			continue
+		}
+		out = append(out, d)
+	}
+	return out
+}
+
 func hostDir(stateDir, host string) string { return filepath.Join(stateDir, host) }
+
+// mtuFile is where a host's felix writes the pod MTU and its CNI plugin
+// reads it (Calico's /var/lib/calico/mtu, one per lab host).
+func mtuFile(hostDir string) string { return filepath.Join(hostDir, "mtu") }
 
 // felixCfg is the per-host felix.cfg: health and metrics ports stay the
 // defaults, since each host has its own loopback.
@@ -40,37 +62,144 @@ const felixCfg = `[global]
 LogSeverityScreen = Info
 `
 
-// startDaemons starts every daemon of h inside its namespace and records
-// the pids in h.PIDs.
-func startDaemons(binDir, stateDir string, h *HostState) error {
-	dir := hostDir(stateDir, h.Name)
+// restartDelay is systemd's RestartSec in the units (deploy/systemd).
+const restartDelay = 2 * time.Second
+
+// proc is one supervised daemon process.
+type proc struct {
+	cmd      *exec.Cmd
+	stopping bool // guarded by Lab.mu: stopped on purpose, not restarted
+	done     chan struct{}
+}
+
+// startDaemons starts every daemon of h inside its namespace, records the
+// pids in h.PIDs and supervises them.
+func (l *Lab) startDaemons(h *HostState) error {
+	dir := hostDir(l.State.Dir, h.Name)
 	if err := os.MkdirAll(filepath.Join(dir, "run"), 0o755); err != nil {
 		return err
 	}
 	if err := os.WriteFile(filepath.Join(dir, "felix.cfg"), []byte(felixCfg), 0o644); err != nil {
 		return err
 	}
-	if h.PIDs == nil {
-		h.PIDs = map[string]int{}
-	}
-	for _, d := range daemons {
-		pid, err := startOne(binDir, dir, h, d)
-		if err != nil {
+	for _, d := range hostDaemons(l.State) {
+		if err := l.spawn(h, d); err != nil {
 			return err
 		}
-		h.PIDs[d.name] = pid
 	}
 	return nil
 }
 
-func startOne(binDir, dir string, h *HostState, d daemon) (int, error) {
+// spawn starts d on h and a goroutine that restarts it, as systemd's
+// Restart=on-failure does, when it exits with an error or is killed
+// without having been stopped (felix exits 129 to apply a configuration
+// change). Only the `up` process, which holds the lab, supervises.
+func (l *Lab) spawn(h *HostState, d daemon) error {
+	cmd, err := startOne(l.BinDir, hostDir(l.State.Dir, h.Name), h, d, l.State.Env)
+	if err != nil {
+		return err
+	}
+	p := &proc{cmd: cmd, done: make(chan struct{})}
+	l.mu.Lock()
+	if l.closing {
+		l.mu.Unlock()
+		_ = cmd.Process.Kill()
+		_ = cmd.Wait()
+		return fmt.Errorf("not starting %s on %s: the lab is shutting down", d.name, h.Name)
+	}
+	if l.procs == nil {
+		l.procs = map[string]*proc{}
+	}
+	l.procs[h.Name+"/"+d.name] = p
+	if h.PIDs == nil {
+		h.PIDs = map[string]int{}
+	}
+	h.PIDs[d.name] = cmd.Process.Pid
+	l.mu.Unlock()
+	go l.supervise(h.Name, d, p)
+	return nil
+}
+
+func (l *Lab) supervise(host string, d daemon, p *proc) {
+	err := p.cmd.Wait()
+	close(p.done)
+	if err == nil {
+		return // a clean exit (SIGTERM): systemd's on-failure leaves it
+	}
+	l.mu.Lock()
+	stop := p.stopping || l.closing
+	l.mu.Unlock()
+	if stop {
+		return
+	}
+	msg := fmt.Sprintf("calico-lab: %s on %s exited (%v); restarting it in %v", d.name, host, exitStatus(err), restartDelay)
+	fmt.Fprintln(l.Out, msg)
+	appendLog(hostDir(l.State.Dir, host), d.name, msg)
+	time.Sleep(restartDelay)
+	l.mu.Lock()
+	stop = p.stopping || l.closing
+	h, herr := l.State.Host(host)
+	l.mu.Unlock()
+	if stop || herr != nil {
+		return
+	}
+	if err := l.spawn(h, d); err != nil {
+		fmt.Fprintf(l.Out, "calico-lab: restarting %s on %s: %v\n", d.name, host, err)
+		return
+	}
+	if err := l.savePIDs(h); err != nil {
+		fmt.Fprintf(l.Out, "calico-lab: recording %s's new pid: %v\n", d.name, err)
+	}
+}
+
+// savePIDs records h's daemon pids in the state file, into what other
+// calico-lab processes (pod add) may have written since.
+func (l *Lab) savePIDs(h *HostState) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	s, err := LoadState(l.State.Dir)
+	if err != nil {
+		return l.State.Save()
+	}
+	for i := range s.Hosts {
+		if s.Hosts[i].Name == h.Name {
+			s.Hosts[i].PIDs = map[string]int{}
+			for k, v := range h.PIDs {
+				s.Hosts[i].PIDs[k] = v
+			}
+		}
+	}
+	return s.Save()
+}
+
+func exitStatus(err error) string {
+	var ee *exec.ExitError
+	if errors.As(err, &ee) {
+		if ws, ok := ee.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
+			return "killed by " + ws.Signal().String()
+		}
+		return fmt.Sprintf("status %d", ee.ExitCode())
+	}
+	return err.Error()
+}
+
+func appendLog(dir, name, line string) {
+	f, err := os.OpenFile(filepath.Join(dir, name+".log"), os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
+	if err != nil {
+		return
+	}
+	defer f.Close()
+	fmt.Fprintln(f, line)
+}
+
+func startOne(binDir, dir string, h *HostState, d daemon, env []string) (*exec.Cmd, error) {
 	bin := filepath.Join(binDir, d.name)
 	if _, err := os.Stat(bin); err != nil {
-		return 0, fmt.Errorf("%s not found in %s (run make build)", d.name, binDir)
+		return nil, fmt.Errorf("%s not found in %s (run make build)", d.name, binDir)
 	}
 	logf, err := os.OpenFile(filepath.Join(dir, d.name+".log"), os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
 	if err != nil {
-		return 0, err
+		return nil, err
 	}
 	defer logf.Close()
 	cmd := exec.Command("ip", append([]string{"netns", "exec", h.NetNS, bin}, d.args(h, dir)...)...)
@@ -80,6 +209,7 @@ func startOne(binDir, dir string, h *HostState, d daemon) (int, error) {
 		"CALICO_RUN_DIR="+filepath.Join(dir, "run"),
 		"FELIX_FELIXHOSTNAME="+h.Name,
 	)
+	cmd.Env = append(cmd.Env, env...)
 	if h.KubeNode {
 		cmd.Env = append(cmd.Env, "CALICO_K8S_NODE_REF="+h.Name)
 	}
@@ -88,10 +218,9 @@ func startOne(binDir, dir string, h *HostState, d daemon) (int, error) {
 	// stops the daemons in order.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := cmd.Start(); err != nil {
-		return 0, fmt.Errorf("starting %s on %s: %w", d.name, h.Name, err)
+		return nil, fmt.Errorf("starting %s on %s: %w", d.name, h.Name, err)
 	}
-	go cmd.Wait() // reap; the lab watches pids, not this handle
-	return cmd.Process.Pid, nil
+	return cmd, nil
 }
 
 // stopDaemons sends SIGTERM to every recorded daemon, then SIGKILL to any
@@ -114,9 +243,9 @@ func stopDaemons(h *HostState, grace time.Duration) {
 }
 
 // daemonSummary says which daemons of h are running.
-func daemonSummary(h *HostState) string {
+func daemonSummary(s *State, h *HostState) string {
 	var parts []string
-	for _, d := range daemons {
+	for _, d := range hostDaemons(s) {
 		state := "stopped"
 		if alive(h.PIDs[d.name]) {
 			state = fmt.Sprintf("running (pid %d)", h.PIDs[d.name])
@@ -126,23 +255,43 @@ func daemonSummary(h *HostState) string {
 	return strings.Join(parts, ", ")
 }
 
+// PID returns the pid the lab last started host's daemon name with (0
+// for none); safe to call while the lab restarts daemons.
+func (l *Lab) PID(host, name string) int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	h, err := l.State.Host(host)
+	if err != nil {
+		return 0
+	}
+	return h.PIDs[name]
+}
+
 // RestartDaemon stops one daemon of host (SIGTERM) and starts it again.
 func (l *Lab) RestartDaemon(host, name string) error {
 	h, err := l.State.Host(host)
 	if err != nil {
 		return err
 	}
-	for _, d := range daemons {
+	for _, d := range hostDaemons(l.State) {
 		if d.name != name {
 			continue
 		}
-		stopDaemons(&HostState{PIDs: map[string]int{name: h.PIDs[name]}}, 10*time.Second)
-		pid, err := startOne(l.BinDir, hostDir(l.State.Dir, h.Name), h, d)
-		if err != nil {
+		l.mu.Lock()
+		p := l.procs[host+"/"+name]
+		if p != nil {
+			p.stopping = true
+		}
+		pid := h.PIDs[name]
+		l.mu.Unlock()
+		stopDaemons(&HostState{PIDs: map[string]int{name: pid}}, 10*time.Second)
+		if p != nil {
+			<-p.done
+		}
+		if err := l.spawn(h, d); err != nil {
 			return err
 		}
-		h.PIDs[name] = pid
-		return l.State.Save()
+		return l.savePIDs(h)
 	}
 	return fmt.Errorf("no daemon %q", name)
 }

@@ -13,9 +13,11 @@ import (
 
 	v3 "github.com/calico-etcd/calico/libcalico/api/v3"
 	"github.com/calico-etcd/calico/libcalico/bgpstatus"
+	"github.com/calico-etcd/calico/libcalico/client"
 )
 
-// DemoPool is the pool the demo creates.
+// DemoPool is the lab's default IPv4 pool, which its hosts create at
+// start (CALICO_IPV4POOL_CIDR).
 const DemoPool = "10.65.0.0/16"
 
 const denyPolicy = "deny-frontend-to-backend"
@@ -34,8 +36,8 @@ func (l *Lab) ensurePod(ctx context.Context, host, namespace, name string) (*Pod
 	return l.AddPod(ctx, host, namespace, name)
 }
 
-// Demo walks through the lab: a pool, two pods per host, BGP routes and
-// sessions, the connectivity matrix, a deny policy, the matrix again.
+// Demo walks through the lab: the pools, two pods per host, BGP routes
+// and sessions, the connectivity matrix, a deny policy, the matrix again.
 func (l *Lab) Demo(ctx context.Context) error {
 	c, err := l.Client()
 	if err != nil {
@@ -44,10 +46,14 @@ func (l *Lab) Demo(ctx context.Context) error {
 	defer c.Close()
 	step := func(s string) { fmt.Fprintf(l.Out, "\n=== %s\n", s) }
 
-	step("Create IP pool " + DemoPool + " and a policy that allows all traffic")
-	pool := v3.NewIPPool()
-	pool.Name = "demo-pool"
-	pool.Spec.CIDR = DemoPool
+	step("IP pools (made by the hosts at start from CALICO_IPV4POOL_CIDR) and a policy that allows all traffic")
+	pools, _, err := c.IPPools().List(ctx, client.ListOptions{})
+	if err != nil {
+		return err
+	}
+	for _, p := range pools {
+		fmt.Fprintf(l.Out, "%-22s %-18s vxlanMode %-11s natOutgoing %v\n", p.Name, p.Spec.CIDR, p.Spec.VXLANMode, p.Spec.NATOutgoing)
+	}
 	allow := v3.NewGlobalNetworkPolicy()
 	allow.Name = "allow-all"
 	order := 1000.0
@@ -55,10 +61,8 @@ func (l *Lab) Demo(ctx context.Context) error {
 	allow.Spec.Selector = "all()"
 	allow.Spec.Ingress = []v3.Rule{{Action: v3.Allow}}
 	allow.Spec.Egress = []v3.Rule{{Action: v3.Allow}}
-	for _, r := range []v3.Resource{pool, allow} {
-		if _, err := c.Apply(ctx, r); err != nil {
-			return err
-		}
+	if _, err := c.Apply(ctx, allow); err != nil {
+		return err
 	}
 	// A second run starts from the open state again.
 	_, _ = c.Delete(ctx, v3.KindGlobalNetworkPolicy, "", denyPolicy, "")
@@ -205,6 +209,10 @@ func (l *Lab) PrintMatrix(ctx context.Context) {
 
 // PrintNodeStatus prints each host's BGP peers from its bgpd socket.
 func (l *Lab) PrintNodeStatus(ctx context.Context) {
+	if l.State.NoBGP {
+		fmt.Fprintln(l.Out, "BGP is off (up --no-bgp): no calico-bgpd runs")
+		return
+	}
 	for _, h := range l.State.Hosts {
 		sock := filepath.Join(hostDir(l.State.Dir, h.Name), "run", "bgpd.ctl")
 		cctx, cancel := context.WithTimeout(ctx, 3*time.Second)
@@ -229,9 +237,9 @@ func (l *Lab) Status(ctx context.Context) {
 	}
 	fmt.Fprintf(l.Out, "Lab %s: %s\nexport ETCD_ENDPOINTS=%s\n", l.State.Name, state, l.State.EtcdEndpoint)
 	for _, h := range l.State.Hosts {
-		fmt.Fprintf(l.Out, "%s (%s, %s): %s\n", h.Name, h.NetNS, h.Addr, daemonSummary(&h))
+		fmt.Fprintf(l.Out, "%s (%s, %s): %s\n", h.Name, h.NetNS, addrs(h), daemonSummary(l.State, &h))
 		for _, p := range h.Pods {
-			fmt.Fprintf(l.Out, "  pod %s/%s %s (netns %s)\n", p.Namespace, p.Name, p.IP, p.NetNS)
+			fmt.Fprintf(l.Out, "  pod %s/%s %s (netns %s)\n", p.Namespace, p.Name, strings.TrimSpace(p.IP+" "+p.IP6), p.NetNS)
 		}
 	}
 }

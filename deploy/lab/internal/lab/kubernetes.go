@@ -15,8 +15,6 @@ import (
 
 	"github.com/calico-etcd/calico/deploy/lab/internal/images"
 	"github.com/calico-etcd/calico/deploy/lab/internal/kube"
-	v3 "github.com/calico-etcd/calico/libcalico/api/v3"
-	"github.com/calico-etcd/calico/libcalico/client"
 	"github.com/calico-etcd/calico/libcalico/testutil"
 )
 
@@ -30,26 +28,9 @@ type KubeState struct {
 	KubeBin string `json:"kubeBin"`
 }
 
-// KubePool is the pod pool of a lab with Kubernetes, made at start as
-// Calico's manifest makes its default pool.
+// KubePool is the pod pool of a lab with Kubernetes, made by the hosts at
+// start from CALICO_IPV4POOL_CIDR, as Calico's manifest has it made.
 const KubePool = "10.244.0.0/16"
-
-// ensurePool makes the pods' pool unless there is one.
-func (l *Lab) ensurePool(ctx context.Context) error {
-	c, err := l.Client()
-	if err != nil {
-		return err
-	}
-	defer c.Close()
-	pools, _, err := c.IPPools().List(ctx, client.ListOptions{})
-	if err != nil || len(pools) > 0 {
-		return err
-	}
-	p := v3.NewIPPool()
-	p.Name, p.Spec.CIDR, p.Spec.BlockSize = "default-ipv4-ippool", KubePool, 26
-	_, err = c.IPPools().Create(ctx, p)
-	return err
-}
 
 // kubeDir holds the control plane's files.
 func (s *State) kubeDir() string { return filepath.Join(s.Dir, "kube") }
@@ -115,10 +96,13 @@ func (l *Lab) startNode(ctx context.Context, h *HostState, kubeBin string) error
 		KubeBin: kubeBin, CNIBin: filepath.Join(l.State.Dir, "cni-bin"), Images: filepath.Join(l.State.Dir, "images.tar"),
 		EtcdEndpoint: "http://127.0.0.1:2379",
 	})
+	l.mu.Lock() // the daemons' supervisors write PIDs too
 	for k, v := range pids {
 		h.PIDs[k] = v
 	}
-	if serr := l.State.Save(); err == nil {
+	serr := l.State.Save()
+	l.mu.Unlock()
+	if err == nil {
 		err = serr
 	}
 	return err

@@ -32,6 +32,10 @@ type Lab struct {
 
 	etcd     *testutil.Etcd
 	forwards []*forward
+	// procs are the daemons this process supervises (guarded by mu);
+	// closing stops their restarts.
+	procs   map[string]*proc
+	closing bool
 }
 
 // Options configure Up.
@@ -45,6 +49,52 @@ type Options struct {
 	// every host; KubeBin holds the Kubernetes programs.
 	Kubernetes bool
 	KubeBin    string
+	// Subnets spreads the hosts over this many subnets (default 1),
+	// routed by the bridge namespace: hosts in different subnets reach
+	// each other through it, as racks do through their routers.
+	Subnets int
+	// IPv6 gives hosts and pods IPv6 addresses too, and the hosts an IPv6
+	// default pool.
+	IPv6 bool
+	// NoBGP runs no calico-bgpd (Calico's CALICO_NETWORKING_BACKEND=vxlan):
+	// pods on different hosts then reach each other only by VXLAN.
+	NoBGP bool
+	// PoolCIDR is the default IPv4 pool the hosts' confd create at start
+	// (CALICO_IPV4POOL_CIDR): "" for the lab's (DemoPool, or KubePool with
+	// Kubernetes), "none" for no pool. Pool6CIDR likewise with IPv6
+	// (DemoPool6).
+	PoolCIDR, Pool6CIDR string
+	// VXLAN is the default pools' vxlanMode (CALICO_IPV4POOL_VXLAN and
+	// CALICO_IPV6POOL_VXLAN): Never (default), Always or CrossSubnet.
+	VXLAN string
+	// Env adds NAME=value variables to every host's daemons.
+	Env []string
+}
+
+// DemoPool6 is the lab's default IPv6 pool (Options.IPv6).
+const DemoPool6 = "fd00:65::/64"
+
+// poolEnv is what the hosts' confd read to create the default pools, as
+// Calico's manifests set it for calico-node.
+func poolEnv(o Options) []string {
+	v4, v6 := o.PoolCIDR, "none"
+	if v4 == "" {
+		v4 = DemoPool
+		if o.Kubernetes {
+			v4 = KubePool
+		}
+	}
+	if o.IPv6 {
+		v6 = o.Pool6CIDR
+		if v6 == "" {
+			v6 = DemoPool6
+		}
+	}
+	env := []string{"CALICO_IPV4POOL_CIDR=" + v4, "CALICO_IPV6POOL_CIDR=" + v6}
+	if o.VXLAN != "" {
+		env = append(env, "CALICO_IPV4POOL_VXLAN="+o.VXLAN, "CALICO_IPV6POOL_VXLAN="+o.VXLAN)
+	}
+	return append(env, o.Env...)
 }
 
 // Open loads the lab recorded in dir, for commands run beside `up`.
@@ -78,7 +128,11 @@ func Up(ctx context.Context, o Options) (*Lab, error) {
 	if err := os.MkdirAll(o.Dir, 0o755); err != nil {
 		return nil, err
 	}
-	l := &Lab{BinDir: o.BinDir, Out: o.Out, State: &State{Name: o.Name, Dir: o.Dir, PID: os.Getpid(), BridgeNS: o.Name + "-br"}}
+	if o.Subnets < 1 || o.Subnets > o.Hosts {
+		o.Subnets = min(max(o.Subnets, 1), o.Hosts)
+	}
+	l := &Lab{BinDir: o.BinDir, Out: o.Out, State: &State{Name: o.Name, Dir: o.Dir, PID: os.Getpid(), BridgeNS: o.Name + "-br",
+		IPv6: o.IPv6, NoBGP: o.NoBGP, Env: poolEnv(o)}}
 	if err := l.State.Save(); err != nil {
 		return nil, err
 	}
@@ -104,24 +158,28 @@ func (l *Lab) build(ctx context.Context, o Options) error {
 		return err
 	}
 	if o.Kubernetes {
-		if err := l.ensurePool(ctx); err != nil {
-			return err
-		}
 		if err := l.startKubernetes(o.KubeBin); err != nil {
 			return err
 		}
 	}
-	if _, err := makeBridge(l.State.BridgeNS); err != nil {
+	if _, err := makeBridge(l.State.BridgeNS, o.Subnets, o.IPv6); err != nil {
 		return err
 	}
 	for i := 1; i <= o.Hosts; i++ {
-		h := HostState{Name: fmt.Sprintf("host%d", i), NetNS: fmt.Sprintf("%s-h%d", l.State.Name, i), Addr: hostAddr(i),
-			KubeNode: o.Kubernetes}
+		sub := subnetOf(i, o.Hosts, o.Subnets)
+		h := HostState{Name: fmt.Sprintf("host%d", i), NetNS: fmt.Sprintf("%s-h%d", l.State.Name, i), Addr: hostAddr(i, sub),
+			Subnet: sub, KubeNode: o.Kubernetes}
+		if o.IPv6 {
+			h.Addr6 = hostAddr6(i, sub)
+		}
+		l.mu.Lock()
 		l.State.Hosts = append(l.State.Hosts, h)
-		if err := l.State.Save(); err != nil {
+		err := l.State.Save()
+		l.mu.Unlock()
+		if err != nil {
 			return err
 		}
-		ns, err := makeHost(l.State.BridgeNS, h.NetNS, h.Addr, i)
+		ns, err := makeHost(l.State.BridgeNS, h, i)
 		if err != nil {
 			return err
 		}
@@ -132,10 +190,10 @@ func (l *Lab) build(ctx context.Context, o Options) error {
 		}
 		l.forwards = append(l.forwards, fw)
 		hs := &l.State.Hosts[len(l.State.Hosts)-1]
-		if err := startDaemons(l.BinDir, l.State.Dir, hs); err != nil {
+		if err := l.startDaemons(hs); err != nil {
 			return err
 		}
-		if err := l.State.Save(); err != nil {
+		if err := l.savePIDs(hs); err != nil {
 			return err
 		}
 		if o.Kubernetes {
@@ -143,7 +201,10 @@ func (l *Lab) build(ctx context.Context, o Options) error {
 				return err
 			}
 		}
-		fmt.Fprintf(l.Out, "%s: namespace %s, eth0 %s, %s\n", h.Name, h.NetNS, h.Addr, daemonSummary(hs))
+		l.mu.Lock()
+		summary := daemonSummary(l.State, hs)
+		l.mu.Unlock()
+		fmt.Fprintf(l.Out, "%s: namespace %s, eth0 %s, %s\n", h.Name, h.NetNS, addrs(h), summary)
 	}
 	if err := l.waitForNodes(ctx, 60*time.Second); err != nil {
 		return err
@@ -152,6 +213,14 @@ func (l *Lab) build(ctx context.Context, o Options) error {
 		return l.waitKubeNodes(ctx, 120*time.Second)
 	}
 	return nil
+}
+
+// addrs is a host's eth0 addresses, for people.
+func addrs(h HostState) string {
+	if h.Addr6 != "" {
+		return h.Addr + " " + h.Addr6
+	}
+	return h.Addr
 }
 
 // Client returns a datastore client for the lab's etcd.
@@ -193,10 +262,24 @@ func (l *Lab) waitForNodes(ctx context.Context, limit time.Duration) error {
 func (l *Lab) Shutdown() {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	// Other calico-lab processes (pod add) record into the state file.
+	l.mu.Lock()
+	l.closing = true // no daemon is restarted from now on
+	// Other calico-lab processes (pod add) record into the state file;
+	// the daemons' pids are this process's own.
 	if s, err := LoadState(l.State.Dir); err == nil {
+		for i := range s.Hosts {
+			if h, err := l.State.Host(s.Hosts[i].Name); err == nil {
+				if s.Hosts[i].PIDs == nil {
+					s.Hosts[i].PIDs = map[string]int{}
+				}
+				for name, pid := range h.PIDs {
+					s.Hosts[i].PIDs[name] = pid
+				}
+			}
+		}
 		l.State.Hosts = s.Hosts
 	}
+	l.mu.Unlock()
 	for i := range l.State.Hosts {
 		h := &l.State.Hosts[i]
 		for _, p := range append([]PodState(nil), h.Pods...) {

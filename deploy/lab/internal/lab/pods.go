@@ -16,8 +16,14 @@ import (
 // NetworkName is the CNI network of the lab's pods.
 const NetworkName = "k8s-pod-network"
 
-// conflist is what kubelet would find in /etc/cni/net.d on a lab host.
-func conflist(host string) []byte {
+// conflist is what kubelet would find in /etc/cni/net.d on a lab host:
+// its node name, felix's MTU file of that host, IPv6 addresses too in an
+// IPv6 lab.
+func conflist(s *State, h *HostState) []byte {
+	ipv6 := "false"
+	if s.IPv6 {
+		ipv6 = "true"
+	}
 	return []byte(fmt.Sprintf(`{
   "cniVersion": "1.0.0",
   "name": %q,
@@ -25,10 +31,11 @@ func conflist(host string) []byte {
     "type": "calico",
     "etcd_endpoints": "http://127.0.0.1:2379",
     "nodename": %q,
+    "mtu_file": %q,
     "log_level": "info",
-    "ipam": {"type": "calico-ipam"}
+    "ipam": {"type": "calico-ipam", "assign_ipv4": "true", "assign_ipv6": %q}
   }]
-}`, NetworkName, host))
+}`, NetworkName, h.Name, mtuFile(hostDir(s.Dir, h.Name)), ipv6))
 }
 
 func (l *Lab) cni() *libcni.CNIConfig {
@@ -83,7 +90,7 @@ func (l *Lab) AddPod(ctx context.Context, host, namespace, name string) (*PodSta
 	if _, err := openNS(p.NetNS); err != nil {
 		return nil, err
 	}
-	conf, err := libcni.ConfListFromBytes(conflist(host))
+	conf, err := libcni.ConfListFromBytes(conflist(l.State, h))
 	if err != nil {
 		return nil, err
 	}
@@ -100,14 +107,19 @@ func (l *Lab) AddPod(ctx context.Context, host, namespace, name string) (*PodSta
 		_ = l.removePod(ctx, h, p)
 		return nil, fmt.Errorf("CNI ADD for %s/%s on %s: %w", namespace, name, host, err)
 	}
-	if len(res.IPs) > 0 {
-		p.IP = res.IPs[0].Address.IP.String()
+	for _, ip := range res.IPs {
+		switch {
+		case ip.Address.IP.To4() != nil && p.IP == "":
+			p.IP = ip.Address.IP.String()
+		case ip.Address.IP.To4() == nil && p.IP6 == "":
+			p.IP6 = ip.Address.IP.String()
+		}
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	for i := range h.Pods {
 		if h.Pods[i].ContainerID == p.ContainerID {
-			h.Pods[i].IP = p.IP
+			h.Pods[i].IP, h.Pods[i].IP6 = p.IP, p.IP6
 		}
 	}
 	return &p, l.State.Save()
@@ -136,7 +148,7 @@ func (l *Lab) DelPod(ctx context.Context, host, namespace, name string) error {
 }
 
 func (l *Lab) removePod(ctx context.Context, h *HostState, p PodState) error {
-	conf, err := libcni.ConfListFromBytes(conflist(h.Name))
+	conf, err := libcni.ConfListFromBytes(conflist(l.State, h))
 	if err == nil {
 		err = inHost(h, func() error { return l.cni().DelNetworkList(ctx, conf, runtimeConf(p)) })
 	}

@@ -8,6 +8,8 @@
 //	<name>-br: bridge br0 ─┬─ veth ─ <name>-h1 (eth0 172.30.0.11) ─ pods
 //	                       ├─ veth ─ <name>-h2 (eth0 172.30.0.12) ─ pods
 //	                       └─ ...
+//	           bridge br1 ──── veth ─ <name>-h3 (eth0 172.30.1.13)   (with --subnets 2;
+//	                                                                  the bridge namespace routes)
 //
 // Nothing is created in the root namespace but the etcd listener. Every
 // step is recorded in a state file first, so Down cleans up after a crash.
@@ -25,11 +27,15 @@ import (
 
 // HostState is one lab host.
 type HostState struct {
-	Name  string         `json:"name"`
-	NetNS string         `json:"netns"`
-	Addr  string         `json:"addr"` // eth0 address with prefix length
-	PIDs  map[string]int `json:"pids"` // daemon name -> pid
-	Pods  []PodState     `json:"pods,omitempty"`
+	Name  string `json:"name"`
+	NetNS string `json:"netns"`
+	Addr  string `json:"addr"` // eth0 address with prefix length
+	// Addr6 is eth0's IPv6 address (Options.IPv6), Subnet the index of
+	// the host's subnet (Options.Subnets).
+	Addr6  string         `json:"addr6,omitempty"`
+	Subnet int            `json:"subnet,omitempty"`
+	PIDs   map[string]int `json:"pids"` // daemon name -> pid
+	Pods   []PodState     `json:"pods,omitempty"`
 	// KubeNode: the host is also a Kubernetes node of the same name.
 	KubeNode bool `json:"kubeNode,omitempty"`
 }
@@ -41,6 +47,7 @@ type PodState struct {
 	NetNS       string `json:"netns"`
 	ContainerID string `json:"containerID"`
 	IP          string `json:"ip"`
+	IP6         string `json:"ip6,omitempty"`
 }
 
 // State is everything the lab made; saved after every change.
@@ -53,6 +60,13 @@ type State struct {
 	Hosts        []HostState `json:"hosts"`
 	// Kube is set for a lab with Kubernetes (up --kubernetes).
 	Kube *KubeState `json:"kube,omitempty"`
+	// IPv6: hosts and pods have IPv6 addresses too. NoBGP: no
+	// calico-bgpd runs.
+	IPv6  bool `json:"ipv6,omitempty"`
+	NoBGP bool `json:"noBGP,omitempty"`
+	// Env is what every host's daemons get besides the lab's own
+	// variables: the default pools' CALICO_IPV4POOL_* and CALICO_IPV6POOL_*.
+	Env []string `json:"env,omitempty"`
 }
 
 func statePath(dir string) string { return filepath.Join(dir, "state.json") }

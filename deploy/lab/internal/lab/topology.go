@@ -8,14 +8,31 @@ import (
 	"github.com/calico-etcd/calico/libcalico/testutil"
 )
 
-// HostSubnet holds the hosts' eth0 addresses: host i gets .(10+i).
+// HostSubnet holds the hosts' eth0 addresses: host i gets .(10+i). With
+// several subnets (Options.Subnets), subnet s is 172.30.s.0/24.
 const HostSubnet = "172.30.0.0/24"
 
-// Gateway is the bridge namespace's address, the hosts' default route; it
-// forwards nothing further, so no lab traffic leaves the lab.
+// Gateway is the bridge namespace's address in the first subnet, the
+// hosts' default route there (172.30.s.1 in subnet s). It routes between
+// the lab's subnets and forwards nothing further, so no lab traffic
+// leaves the lab.
 const Gateway = "172.30.0.1"
 
-func hostAddr(i int) string { return fmt.Sprintf("172.30.0.%d/24", 10+i) }
+// subnetOf spreads hosts 1..n evenly over subnets, in order: with 3 hosts
+// and 2 subnets, host1 and host2 share subnet 0, host3 is in subnet 1.
+func subnetOf(i, hosts, subnets int) int {
+	if subnets <= 1 {
+		return 0
+	}
+	return (i - 1) * subnets / hosts
+}
+
+func hostAddr(i, subnet int) string { return fmt.Sprintf("172.30.%d.%d/24", subnet, 10+i) }
+func hostAddr6(i, subnet int) string {
+	return fmt.Sprintf("fd00:30:%d::%d/64", subnet, 10+i)
+}
+func gateway(subnet int) string  { return fmt.Sprintf("172.30.%d.1", subnet) }
+func gateway6(subnet int) string { return fmt.Sprintf("fd00:30:%d::1", subnet) }
 
 func run(args ...string) error {
 	out, err := exec.Command(args[0], args[1:]...).CombinedOutput()
@@ -33,17 +50,31 @@ func openNS(name string) (*testutil.NetNS, error) {
 	return nil, fmt.Errorf("creating network namespace %s (left over? run calico-lab down)", name)
 }
 
-// makeBridge creates the bridge namespace with br0.
-func makeBridge(name string) (*testutil.NetNS, error) {
+// makeBridge creates the bridge namespace with one bridge per subnet
+// (br0, br1, ...), each holding the subnet's gateway addresses; with
+// several subnets it routes between them.
+func makeBridge(name string, subnets int, ipv6 bool) (*testutil.NetNS, error) {
 	br, err := openNS(name)
 	if err != nil {
 		return nil, err
 	}
-	for _, c := range [][]string{
-		{"ip", "link", "add", "br0", "type", "bridge"},
-		{"ip", "link", "set", "br0", "up"},
-		{"ip", "addr", "add", Gateway + "/24", "dev", "br0"},
-	} {
+	var steps [][]string
+	for s := 0; s < max(subnets, 1); s++ {
+		dev := fmt.Sprintf("br%d", s)
+		steps = append(steps,
+			[]string{"ip", "link", "add", dev, "type", "bridge"},
+			[]string{"ip", "link", "set", dev, "up"},
+			[]string{"ip", "addr", "add", gateway(s) + "/24", "dev", dev})
+		if ipv6 {
+			steps = append(steps, []string{"ip", "addr", "add", gateway6(s) + "/64", "dev", dev, "nodad"})
+		}
+	}
+	if subnets > 1 {
+		steps = append(steps,
+			[]string{"sysctl", "-qw", "net.ipv4.ip_forward=1"},
+			[]string{"sysctl", "-qw", "net.ipv6.conf.all.forwarding=1"})
+	}
+	for _, c := range steps {
 		if err := br.Exec(c[0], c[1:]...); err != nil {
 			return nil, err
 		}
@@ -51,32 +82,39 @@ func makeBridge(name string) (*testutil.NetNS, error) {
 	return br, nil
 }
 
-// makeHost creates a host namespace whose eth0 is a port of br0.
-func makeHost(bridgeNS, name, addr string, idx int) (*testutil.NetNS, error) {
-	h, err := openNS(name)
+// makeHost creates a host namespace whose eth0 is a port of its subnet's
+// bridge.
+func makeHost(bridgeNS string, h HostState, idx int) (*testutil.NetNS, error) {
+	ns, err := openNS(h.NetNS)
 	if err != nil {
 		return nil, err
 	}
+	name := h.NetNS
 	port := fmt.Sprintf("h%dport", idx)
 	tmp := fmt.Sprintf("h%deth", idx)
 	steps := [][]string{
 		{"ip", "link", "add", tmp, "netns", name, "type", "veth", "peer", "name", port, "netns", bridgeNS},
 		{"ip", "-n", name, "link", "set", tmp, "name", "eth0"},
-		{"ip", "-n", name, "addr", "add", addr, "dev", "eth0"},
+		{"ip", "-n", name, "addr", "add", h.Addr, "dev", "eth0"},
 		{"ip", "-n", name, "link", "set", "eth0", "up"},
 		// A default route, as real hosts have: proxy ARP for the pods'
 		// 169.254.1.1 gateway needs one. It ends in the bridge namespace.
-		{"ip", "-n", name, "route", "add", "default", "via", Gateway},
-		{"ip", "-n", bridgeNS, "link", "set", port, "master", "br0"},
+		{"ip", "-n", name, "route", "add", "default", "via", gateway(h.Subnet)},
+		{"ip", "-n", bridgeNS, "link", "set", port, "master", fmt.Sprintf("br%d", h.Subnet)},
 		{"ip", "-n", bridgeNS, "link", "set", port, "up"},
 		{"ip", "netns", "exec", name, "sysctl", "-qw", "net.ipv4.ip_forward=1"},
 	}
+	if h.Addr6 != "" {
+		steps = append(steps,
+			[]string{"ip", "-n", name, "addr", "add", h.Addr6, "dev", "eth0", "nodad"},
+			[]string{"ip", "-n", name, "-6", "route", "add", "default", "via", gateway6(h.Subnet)})
+	}
 	for _, s := range steps {
 		if err := run(s...); err != nil {
-			return h, err
+			return ns, err
 		}
 	}
-	return h, nil
+	return ns, nil
 }
 
 // deleteNamespaces removes every namespace named prefix*.

@@ -589,7 +589,8 @@ func writeFelix(b *bytes.Buffer, params []felixParam, aliases map[string]string)
 		}
 		def := ""
 		if p.def != "" {
-			def = "`" + p.def + "`"
+			// A | would end the table cell, even inside a code span.
+			def = "`" + strings.ReplaceAll(p.def, "|", `\|`) + "`"
 		}
 		w("| `%s` | %s | %s | %s | %s | %s |\n", p.name, felixType(p.kind), def, field, strings.Join(p.flags, ", "), p.doc)
 	}
