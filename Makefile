@@ -59,12 +59,14 @@ build:
 	@cd deploy/lab && CGO_ENABLED=0 $(GO) build -o $(CURDIR)/bin/loopback github.com/containernetworking/plugins/plugins/main/loopback
 
 # test runs every module's tests verbosely into .test.log, shows package
-# results and failures, and ends with "N passed, N failed".
+# results and failures, and ends with "N passed, N failed". The lab's
+# packages (each a whole cluster in namespaces) run one at a time.
 test:
 	@rm -f .test.log; status=0; \
 	for m in $(MODULES); do \
 		echo "== test $$m"; \
-		(cd $$m && $(GO) test $(TESTFLAGS) -v ./... 2>&1) | tee -a .test.log | grep -E '^(ok|FAIL|panic:|\?)'; \
+		par=""; [ $$m = deploy/lab ] && par="-p 1"; \
+		(cd $$m && $(GO) test $(TESTFLAGS) $$par -v ./... 2>&1) | tee -a .test.log | grep -E '^(ok|FAIL|panic:|\?)'; \
 		[ $${PIPESTATUS[0]} -eq 0 ] || status=1; \
 	done; \
 	if [ $$status -ne 0 ]; then echo "== failures"; grep -E -A20 '^\s*--- FAIL|^panic:' .test.log | head -300; fi; \

@@ -19,9 +19,12 @@ type KubePod struct {
 	Labels                map[string]string
 }
 
-// manifest is the pod: the lab's workload image answering on ports 80
-// and 81 (TCP and UDP), pinned to its host by nodeName.
-func (p KubePod) manifest() string {
+// Manifest is the pod: the lab's workload image answering on ports 80
+// and 81 (TCP and UDP), pinned to its host by nodeName. Its ports are
+// named as in Kubernetes' NetworkPolicy e2e suite, serve-<port>-<tcp|udp>,
+// for policies that name them. Names are quoted: YAML reads y or n
+// unquoted as a boolean.
+func (p KubePod) Manifest() string {
 	var labels strings.Builder
 	for k, v := range p.Labels {
 		fmt.Fprintf(&labels, "    %s: %q\n", k, v)
@@ -29,12 +32,12 @@ func (p KubePod) manifest() string {
 	return fmt.Sprintf(`apiVersion: v1
 kind: Pod
 metadata:
-  name: %s
-  namespace: %s
+  name: %q
+  namespace: %q
   labels:
 %s
 spec:
-  nodeName: %s
+  nodeName: %q
   terminationGracePeriodSeconds: 1
   containers:
   - name: labnet
@@ -42,8 +45,10 @@ spec:
     imagePullPolicy: Never
     args: ["-ports", "80,81"]
     ports:
-    - {name: serve-80, containerPort: 80}
-    - {name: serve-81, containerPort: 81}
+    - {name: serve-80-tcp, containerPort: 80, protocol: TCP}
+    - {name: serve-80-udp, containerPort: 80, protocol: UDP}
+    - {name: serve-81-tcp, containerPort: 81, protocol: TCP}
+    - {name: serve-81-udp, containerPort: 81, protocol: UDP}
 `, p.Name, p.Namespace, strings.TrimRight(labels.String(), "\n")+"\n    lab: pod", p.Host, images.Workload)
 }
 
@@ -67,7 +72,7 @@ func (l *Lab) Apply(ctx context.Context, manifest string) error {
 func (l *Lab) CreatePods(ctx context.Context, pods []KubePod, limit time.Duration) (map[string]string, error) {
 	var docs []string
 	for _, p := range pods {
-		docs = append(docs, p.manifest())
+		docs = append(docs, p.Manifest())
 	}
 	if err := l.Apply(ctx, strings.Join(docs, "---\n")); err != nil {
 		return nil, err
@@ -81,7 +86,11 @@ func (l *Lab) CreatePods(ctx context.Context, pods []KubePod, limit time.Duratio
 		if time.Now().After(deadline) {
 			return nil, fmt.Errorf("pods not running within %s: %s %v", limit, pending, err)
 		}
-		time.Sleep(250 * time.Millisecond)
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(250 * time.Millisecond):
+		}
 	}
 }
 
