@@ -21,7 +21,7 @@ TESTFLAGS ?= -race -count=1 -timeout 20m
 # benchmark would load the machine another is measuring.
 BENCHFLAGS ?= -p 1 -run=^$$ -bench=. -benchtime=1x -count=1 -timeout 30m
 
-.PHONY: build test bench soak lint fmt tidy clean install deps kube lab demo lab-k8s demo-k8s
+.PHONY: build test bench soak fuzz lint fmt tidy clean install deps kube lab demo lab-k8s demo-k8s
 
 deps:
 	@bash .ci/install-deps
@@ -81,6 +81,11 @@ SOAK_DURATION ?= 10m
 soak: deps build
 	cd deploy/lab && SOAK_DURATION=$(SOAK_DURATION) $(GO) test -count=1 -timeout 0 -v -run TestSoak ./soak/ 2>&1 | \
 		grep -E '^(soak:|--- |PASS|FAIL|ok|\s+soak_test)'; exit $${PIPESTATUS[0]}
+
+# fuzz runs every fuzz target for FUZZTIME (default 10s) each; CI runs it
+# after the tests.
+fuzz:
+	@bash .ci/fuzz
 
 # bench runs every module's benchmarks once and ends with one table:
 # figures, ratio to the lower bound measured in the same run, goal.
