@@ -223,8 +223,8 @@ func TestHealthAndMetrics(t *testing.T) {
 		return nil
 	})
 	code, body, err := httpGet(fmt.Sprintf("http://127.0.0.1:%d/liveness", hp))
-	if err != nil || code != 200 {
-		t.Errorf("liveness: %d %v", code, err)
+	if err != nil || code != 200 || !strings.Contains(body, "+ leader-election") {
+		t.Errorf("liveness: %d %q %v", code, body, err)
 	}
 	code, body, err = httpGet(fmt.Sprintf("http://127.0.0.1:%d/metrics", mp))
 	if err != nil || code != 200 {

@@ -123,7 +123,7 @@ func (l *Lab) waitKubeNodes(ctx context.Context, limit time.Duration) error {
 			return nil
 		}
 		if time.Now().After(deadline) {
-			return fmt.Errorf("Kubernetes nodes not all ready within %s: %s %v", limit, out, err)
+			return fmt.Errorf("not every Kubernetes node ready within %s: %s %v", limit, out, err)
 		}
 		time.Sleep(time.Second)
 	}
