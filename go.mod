@@ -1,2 +1,0 @@
-module hello
-go 1.24
