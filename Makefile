@@ -98,9 +98,12 @@ bench:
 	done; \
 	echo; bash .ci/bench-table .bench.log; exit $$status
 
+# lint: gofmt, go vet and staticcheck (its version pinned here).
+STATICCHECK ?= honnef.co/go/tools/cmd/staticcheck@v0.8.2
 lint:
 	@out=$$(gofmt -l $(MODULES)); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	@for m in $(MODULES); do (cd $$m && $(GO) vet ./...) || exit 1; done
+	@for m in $(MODULES); do (cd $$m && $(GO) run $(STATICCHECK) ./...) || exit 1; done
 
 fmt:
 	gofmt -w $(MODULES)

@@ -26,10 +26,9 @@ import (
 	"path/filepath"
 	"time"
 
-	sddaemon "github.com/coreos/go-systemd/v22/daemon"
-
 	"github.com/calico-etcd/calico/libcalico/bgpconfig"
 	"github.com/calico-etcd/calico/libcalico/bgpstatus"
+	"github.com/calico-etcd/calico/libcalico/daemonkit"
 )
 
 // Config is bgpd's configuration; flags and environment are read only in
@@ -123,7 +122,7 @@ func (c Config) WithDefaults() Config {
 		c.DrainTimeout = DefaultDrainTimeout
 	}
 	if c.Notify == nil {
-		c.Notify = func(state string) { _, _ = sddaemon.SdNotify(false, state) }
+		c.Notify = daemonkit.Notify
 	}
 	return c
 }

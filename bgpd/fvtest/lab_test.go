@@ -21,6 +21,7 @@ import (
 	v3 "github.com/calico-etcd/calico/libcalico/api/v3"
 	"github.com/calico-etcd/calico/libcalico/apiconfig"
 	"github.com/calico-etcd/calico/libcalico/backend"
+	"github.com/calico-etcd/calico/libcalico/backend/etcd"
 	"github.com/calico-etcd/calico/libcalico/client"
 	"github.com/calico-etcd/calico/libcalico/model"
 	"github.com/calico-etcd/calico/libcalico/testutil"
@@ -79,6 +80,7 @@ func goTool() string {
 	if p, err := exec.LookPath("go"); err == nil {
 		return p
 	}
+	//lint:ignore SA1019 a fallback only: the toolchain that built this test, when go is not on PATH
 	return filepath.Join(runtime.GOROOT(), "bin", "go")
 }
 
@@ -139,18 +141,31 @@ func sysctl(t testing.TB, ns *testutil.NetNS, kv ...string) {
 	}
 }
 
-func newLab(t testing.TB, withRouter bool) *lab {
+func newLab(t testing.TB, withRouter bool) *lab { return newLabOn(t, withRouter, nil) }
+
+// newLabOn makes a lab whose datastore is cluster (reached by the daemons
+// through one proxy per member in the bridge namespace), or the embedded
+// test etcd when cluster is nil.
+func newLabOn(t testing.TB, withRouter bool, cluster *testutil.EtcdCluster) *lab {
 	t.Helper()
 	l := &lab{t: t, dir: t.TempDir()}
-	l.etcd = testutil.StartEtcd(t)
+	var be *client.Client
+	var err error
+	if cluster == nil {
+		l.etcd = testutil.StartEtcd(t)
+		be, err = client.NewFromSpec(&apiconfig.Spec{DatastoreType: "etcdv3", EtcdEndpoints: l.etcd.Endpoint}, 10*time.Second)
+	} else {
+		var raw *etcd.Client
+		raw, err = etcd.New(etcd.Config{Endpoints: cluster.ClientURLs(), Dialer: cluster.DialContext, Timeout: 10 * time.Second})
+		be = client.New(raw)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
 	// Cleanups run last-registered first: logs, then processes, then
 	// namespaces, then etcd.
 	t.Cleanup(l.teardown)
 	t.Cleanup(l.dumpLogsOnFailure)
-	be, err := client.NewFromSpec(&apiconfig.Spec{DatastoreType: "etcdv3", EtcdEndpoints: l.etcd.Endpoint}, 10*time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
 	l.c = be
 	t.Cleanup(func() { be.Close() })
 
@@ -160,7 +175,14 @@ func newLab(t testing.TB, withRouter bool) *lab {
 		sh(t, l.bridge, "ip link set %s up", br)
 	}
 	sh(t, l.bridge, "ip addr add %s/24 dev br0", proxyAddr)
-	l.startEtcdProxy()
+	var endpoints []string
+	if cluster == nil {
+		l.startEtcdProxy()
+		u, _ := url.Parse(l.etcd.Endpoint)
+		endpoints = []string{fmt.Sprintf("http://%s:%s", proxyAddr, u.Port())}
+	} else if endpoints, err = cluster.Proxy(l.bridge, proxyAddr); err != nil {
+		t.Fatal(err)
+	}
 	if withRouter {
 		l.router = l.newNS()
 		l.plug(l.router, "eth0", "br0", routerAddrA+"/24")
@@ -168,10 +190,9 @@ func newLab(t testing.TB, withRouter bool) *lab {
 		sysctl(t, l.router, "net.ipv4.ip_forward=1")
 		sh(t, l.bridge, "ip route add %s via %s", segB, routerAddrA)
 	}
-	u, _ := url.Parse(l.etcd.Endpoint)
 	l.apicfg = filepath.Join(l.dir, "calicoctl.cfg")
-	cfg := fmt.Sprintf("apiVersion: projectcalico.org/v3\nkind: CalicoAPIConfig\nspec:\n  datastoreType: etcdv3\n  etcdEndpoints: http://%s:%s\n",
-		proxyAddr, u.Port())
+	cfg := fmt.Sprintf("apiVersion: projectcalico.org/v3\nkind: CalicoAPIConfig\nspec:\n  datastoreType: etcdv3\n  etcdEndpoints: %s\n",
+		strings.Join(endpoints, ","))
 	if err := os.WriteFile(l.apicfg, []byte(cfg), 0o644); err != nil {
 		t.Fatal(err)
 	}

@@ -35,7 +35,7 @@ func TestCompletion(t *testing.T) {
 		args []string
 		want string
 	}{
-		{[]string{"get", ""}, "bgpconfigurations bgpfilters bgppeers clusterinformations felixconfigurations globalnetworkpolicies globalnetworksets hostendpoints ippools ipreservations networkpolicies networksets nodes profiles tiers workloadendpoints"},
+		{[]string{"get", ""}, "bgpconfigurations bgpfilters bgppeers clusterinformations felixconfigurations globalnetworkpolicies globalnetworksets hostendpoints ippools ipreservations networkpolicies networksets nodes profiles stagedglobalnetworkpolicies stagedkubernetesnetworkpolicies stagednetworkpolicies tiers workloadendpoints"},
 		{[]string{"get", "ipp"}, "ipp ippool ippools ipps"},
 		{[]string{"get", "ippools", ""}, "pool-v4 pool-v6"},
 		{[]string{"get", "ippools", "pool-v4", ""}, "pool-v6"},

@@ -264,7 +264,7 @@ func TestDatastoreImportCalicoExport(t *testing.T) {
 // wrong, and writes nothing.
 func TestDatastoreImportErrors(t *testing.T) {
 	const pool = "apiVersion: projectcalico.org/v3\nitems:\n- apiVersion: projectcalico.org/v3\n  kind: IPPool\n  metadata:\n    name: p\n  spec:\n    cidr: %s\nkind: IPPoolList\nmetadata:\n  resourceVersion: \"7\"\n---\n"
-	const staged = "apiVersion: projectcalico.org/v3\nitems: %s\nkind: StagedGlobalNetworkPolicyList\nmetadata:\n  resourceVersion: \"7\"\n---\n"
+	const staged = "apiVersion: projectcalico.org/v3\nitems: %s\nkind: KubeControllersConfigurationList\nmetadata:\n  resourceVersion: \"7\"\n---\n"
 	const ci = "===\n{\"kind\": \"ClusterInformation\", \"apiVersion\": \"projectcalico.org/v3\", \"metadata\": {\"name\": \"default\"}, \"spec\": {\"clusterGUID\": \"0123\", \"datastoreReady\": false}}\n===\n"
 	const block = `{"Key": "/calico/ipam/v2/assignment/ipv4/block/10.5.0.0-26", "Value": {"cidr": "%s", "affinity": "host:n1", "allocations": [null, null, null, null], "unallocated": [0, 1, 2, 3], "attributes": [], "deleted": false}, "TTL": 0}`
 	okBlock := strings.Replace(block, "%s", "10.5.0.0/26", 1)
@@ -280,7 +280,7 @@ func TestDatastoreImportErrors(t *testing.T) {
 		{"bad CIDR", strings.Replace(pool, "%s", "10.500.0.0/16", 1) + ci + okIPAM, nil, "IPPool.Spec.CIDR = '10.500.0.0/16'"},
 		{"bad YAML", "kind: [\n" + ci + okIPAM, nil, "failed to import v3 resources: document 1"},
 		{"read-only kind", "apiVersion: projectcalico.org/v3\nkind: ClusterInformation\nmetadata:\n  name: default\n---\n" + ci + okIPAM, nil, "operation apply is not supported on ClusterInformation"},
-		{"unsupported kind with items", strings.Replace(staged, "%s", "[{metadata: {name: x}}]", 1) + ci + okIPAM, nil, "the file holds 1 StagedGlobalNetworkPolicy resource(s)"},
+		{"unsupported kind with items", strings.Replace(staged, "%s", "[{metadata: {name: x}}]", 1) + ci + okIPAM, nil, "the file holds 1 KubeControllersConfiguration resource(s)"},
 		{"bad ClusterInformation", "===\n{\"kind\": \"IPPool\"}\n===\n" + okIPAM, nil, "error reading exported cluster info for migration"},
 		{"unknown IPAM section", strings.Replace(good, `"blocks"`, `"blockz"`, 1), nil, `failed to read IPAM resources: json: unknown field "blockz"`},
 		{"IPAM key in the wrong section", strings.Replace(good, `"blocks"`, `"handles"`, 1), nil, "handles[0]: key \"/calico/ipam/v2/assignment/ipv4/block/10.5.0.0-26\" is not the key of an IPAM handle"},

@@ -41,7 +41,7 @@ func TestApplyEveryKindLayout(t *testing.T) {
 
 	start := time.Now().Add(-time.Second)
 	r := c.mustRun("apply", "-f", "testdata/all-kinds.yaml")
-	if r.stdout != "Successfully applied 17 resource(s)\n" {
+	if r.stdout != "Successfully applied 20 resource(s)\n" {
 		t.Fatalf("stdout %q", r.stdout)
 	}
 	stored := dump(t)

@@ -23,7 +23,6 @@ import (
 
 	"github.com/calico-etcd/calico/calicoctl/internal/checksystem"
 	"github.com/calico-etcd/calico/calicoctl/internal/diags"
-	_ "github.com/calico-etcd/calico/libcalico/api/v3/fastdecode" // lists decode faster
 	"github.com/calico-etcd/calico/libcalico/apiconfig"
 	"github.com/calico-etcd/calico/libcalico/buildinfo"
 	"github.com/calico-etcd/calico/libcalico/client"

@@ -14,6 +14,7 @@ import (
 	v3 "github.com/calico-etcd/calico/libcalico/api/v3"
 	"github.com/calico-etcd/calico/libcalico/cerrors"
 	"github.com/calico-etcd/calico/libcalico/client"
+	"github.com/calico-etcd/calico/libcalico/felixparams"
 )
 
 // writeVerb is one of create, apply, replace.
@@ -166,8 +167,24 @@ func (env *Env) runWrite(ctx context.Context, ff *fileFlags, v writeVerb, skipEx
 	if err := prevalidate(ctx, c, v.verb, rs, skipExists, env.skipCorrupt); err != nil {
 		return env.reportWrite(v, rs, nil, err)
 	}
+	env.warnUnsupported(rs)
 	written, err := writeAll(ctx, c, rs, v, skipExists, env.MaxInFlight)
 	return env.reportWrite(v, rs, written, err)
+}
+
+// warnUnsupported warns, on stderr, about each FelixConfiguration field
+// set to something felix does not act on (libcalico/felixparams). The
+// write goes ahead: a Calico manifest must apply unchanged.
+func (env *Env) warnUnsupported(rs []v3.Resource) {
+	for _, r := range rs {
+		fc, ok := r.(*v3.FelixConfiguration)
+		if !ok {
+			continue
+		}
+		for _, ref := range felixparams.Refusals(&fc.Spec) {
+			fmt.Fprintf(env.Stderr, "Warning: FelixConfiguration %q: %s\n", fc.Name, ref)
+		}
+	}
 }
 
 // writeAll writes rs with up to inflight writes at a time, keeping the

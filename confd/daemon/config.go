@@ -16,10 +16,9 @@ import (
 	"path/filepath"
 	"time"
 
-	sddaemon "github.com/coreos/go-systemd/v22/daemon"
-
 	"github.com/calico-etcd/calico/confd/secrets"
 	"github.com/calico-etcd/calico/libcalico/bgpconfig"
+	"github.com/calico-etcd/calico/libcalico/daemonkit"
 	"github.com/calico-etcd/calico/libcalico/defaultpools"
 	"github.com/calico-etcd/calico/libcalico/nodeinfo"
 )
@@ -106,7 +105,7 @@ func (c Config) WithDefaults() Config {
 		c.DatastoreTimeout = DefaultDatastoreTimeout
 	}
 	if c.Notify == nil {
-		c.Notify = func(state string) { _, _ = sddaemon.SdNotify(false, state) }
+		c.Notify = daemonkit.Notify
 	}
 	return c
 }

@@ -22,6 +22,7 @@ import (
 	"errors"
 	"net/netip"
 	"slices"
+	"strings"
 
 	"github.com/sirupsen/logrus"
 
@@ -52,17 +53,29 @@ type Graph struct {
 	// missing holds the deny profiles that stand in for profiles local
 	// endpoints list but that do not exist (see denyProfile), so that
 	// each State hands the dataplane the same objects.
-	missing  map[string]*profile
-	pools    map[string]*dpapi.Pool
-	nodes    map[string]*dpapi.Host
-	blocks   map[netip.Prefix]string // block → affine host
-	affs     map[model.BlockAffinityKey]bool
+	missing map[string]*profile
+	pools   map[string]*dpapi.Pool
+	nodes   map[string]*dpapi.Host
+	blocks  map[netip.Prefix]string // block → affine host
+	affs    map[model.BlockAffinityKey]bool
+	// remote holds other hosts' workload addresses, and remoteList their
+	// sorted form, rebuilt only after a change (nil when stale).
+	remote     map[dpapi.WorkloadID]remoteWorkload
+	remoteList []dpapi.RemoteBlock
+	// services are the service ranges BGPConfiguration "default" advertises.
+	services []netip.Prefix
 	numWEPs  int
 	numHEPs  int
 	inSync   bool
 	dirty    bool // local endpoint policy lists need recomputing
 	updates  uint64
 	resolved resolved
+}
+
+// remoteWorkload is another host's workload endpoint, for routes to it.
+type remoteWorkload struct {
+	host string
+	nets []netip.Prefix
 }
 
 // resolved is the output of the last resolve.
@@ -95,6 +108,7 @@ func New(hostname string, log *logrus.Entry) *Graph {
 		nodes:    map[string]*dpapi.Host{},
 		blocks:   map[netip.Prefix]string{},
 		affs:     map[model.BlockAffinityKey]bool{},
+		remote:   map[dpapi.WorkloadID]remoteWorkload{},
 		dirty:    true,
 	}
 	g.putProfile(DefaultAllowProfile, nil)
@@ -197,6 +211,14 @@ func (g *Graph) onResource(k model.ResourceKey, v any) {
 			return
 		}
 		g.pools[k.Name] = dp
+	case v3.KindBGPConfiguration:
+		if k.Name != "default" {
+			return
+		}
+		g.services = nil
+		if c, ok := v.(*v3.BGPConfiguration); ok {
+			g.services = serviceCIDRs(c)
+		}
 	case v3.KindNode:
 		if n, ok := v.(*v3.Node); ok {
 			g.nodes[k.Name] = hostOf(n)
@@ -214,6 +236,10 @@ func (g *Graph) onWorkload(k model.ResourceKey, v any) {
 		delete(g.weps, id)
 		g.dirty = true
 	}
+	if _, wasRemote := g.remote[id]; wasRemote {
+		delete(g.remote, id)
+		g.remoteList = nil
+	}
 	w, ok := v.(*v3.WorkloadEndpoint)
 	if !ok {
 		if existed {
@@ -230,7 +256,32 @@ func (g *Graph) onWorkload(k model.ResourceKey, v any) {
 	if w.Spec.Node == g.hostname {
 		g.weps[id] = &endpoint{key: it.key, workload: workloadOf(w), profiles: w.Spec.Profiles}
 		g.dirty = true
+	} else if len(it.nets) > 0 && w.Spec.Node != "" {
+		g.remote[id] = remoteWorkload{host: w.Spec.Node, nets: it.nets}
+		g.remoteList = nil
 	}
+}
+
+// remoteWorkloads returns the sorted remote workload addresses, shared
+// between States until the next change.
+func (g *Graph) remoteWorkloads() []dpapi.RemoteBlock {
+	if g.remoteList != nil || len(g.remote) == 0 {
+		return g.remoteList
+	}
+	out := make([]dpapi.RemoteBlock, 0, len(g.remote))
+	for _, r := range g.remote {
+		for _, n := range r.nets {
+			out = append(out, dpapi.RemoteBlock{CIDR: n, Host: r.host})
+		}
+	}
+	slices.SortFunc(out, func(a, b dpapi.RemoteBlock) int {
+		if c := a.CIDR.Addr().Compare(b.CIDR.Addr()); c != 0 {
+			return c
+		}
+		return strings.Compare(a.Host, b.Host)
+	})
+	g.remoteList = out
+	return out
 }
 
 func (g *Graph) onHostEndpoint(k model.ResourceKey, v any) {

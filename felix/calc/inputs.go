@@ -122,6 +122,7 @@ func workloadOf(w *v3.WorkloadEndpoint) *dpapi.Workload {
 			out.IPv6 = append(out.IPv6, p)
 		}
 	}
+	out.AllowSpoofedSourcePrefixes = parseEndpointNets(w.Spec.AllowSpoofedSourcePrefixes)
 	for _, n := range w.Spec.IPNATs {
 		in, err1 := netip.ParseAddr(n.InternalIP)
 		ex, err2 := netip.ParseAddr(n.ExternalIP)
@@ -311,6 +312,26 @@ func tunnelAddr(s string, v6 bool) netip.Addr {
 		return netip.Addr{}
 	}
 	return a.Unmap()
+}
+
+// serviceCIDRs are the service ranges a BGPConfiguration advertises.
+func serviceCIDRs(c *v3.BGPConfiguration) []netip.Prefix {
+	var out []netip.Prefix
+	add := func(s string) {
+		if p, err := parseNet(s); err == nil {
+			out = append(out, p)
+		}
+	}
+	for _, b := range c.Spec.ServiceClusterIPs {
+		add(b.CIDR)
+	}
+	for _, b := range c.Spec.ServiceExternalIPs {
+		add(b.CIDR)
+	}
+	for _, b := range c.Spec.ServiceLoadBalancerIPs {
+		add(b.CIDR)
+	}
+	return out
 }
 
 // parseHostPrefix reads "192.168.1.10/24" keeping the address bits, or a

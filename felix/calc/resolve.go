@@ -197,7 +197,9 @@ func (g *Graph) State() *dpapi.State {
 		Pools:         maps.Clone(g.pools),
 		Hosts:         maps.Clone(g.nodes),
 		InSync:        g.inSync,
+		ServiceCIDRs:  g.services,
 	}
+	st.RemoteWorkloads = g.remoteWorkloads()
 	for id, e := range g.idx.sets {
 		st.IPSets[id] = e.ipSet()
 	}

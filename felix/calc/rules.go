@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/netip"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -64,6 +65,12 @@ func convertRule(r *v3.Rule, ns string, sets map[string]setRef) ([]dpapi.Rule, e
 		return nil, fmt.Errorf("service matches are not supported")
 	}
 	base := dpapi.Rule{Action: dpapi.Action(r.Action)}
+	if r.Metadata != nil && len(r.Metadata.Annotations) > 0 {
+		for k, v := range r.Metadata.Annotations {
+			base.Annotations = append(base.Annotations, k+"="+v)
+		}
+		slices.Sort(base.Annotations)
+	}
 	switch r.Action {
 	case v3.Allow, v3.Deny, v3.Pass, v3.Log:
 	default:

@@ -125,7 +125,7 @@ func TestDatastoreCannotSetLocalParams(t *testing.T) {
 	l.SetDatastore(fc, nil)
 	l.set(SourceDatastoreGlobal, "EtcdEndpoints", "http://evil:2379")
 	c := l.Config()
-	if c.IptablesBackend != "nft" || c.IptablesMarkMask != 0xff000000 || !c.IpInIpEnabled || c.ReportingIntervalSecs != 5*time.Second {
+	if c.IptablesBackend != "nft" || c.IptablesMarkMask != 0xff000000 || c.IpInIpEnabled == nil || !*c.IpInIpEnabled || c.ReportingIntervalSecs != 5*time.Second {
 		t.Errorf("datastore values not applied: %+v", c)
 	}
 	want := []dpapi.ProtoPort{{Protocol: "tcp", Port: 2222}, {Protocol: "udp", Port: 53, Net: "10.0.0.0/8"}}

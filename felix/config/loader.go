@@ -19,6 +19,7 @@ import (
 
 	v3 "github.com/calico-etcd/calico/libcalico/api/v3"
 	"github.com/calico-etcd/calico/libcalico/apiconfig"
+	"github.com/calico-etcd/calico/libcalico/felixparams"
 	"github.com/calico-etcd/calico/libcalico/nodeinfo"
 )
 
@@ -46,6 +47,8 @@ type Loader struct {
 	log    *logrus.Entry
 	getenv func(string) string
 	raw    [numSources]map[string]string // lower-case param name → value
+	// refused holds, per source, the set parameters felix does not act on.
+	refused [numSources][]felixparams.Refusal
 	// Paths and settings that are not parameters.
 	configFile, nodenameFile, runDir, mtuFile string
 	datastore                                 *apiconfig.Spec
@@ -110,13 +113,20 @@ func NewLoader(opts Options, environ []string, log *logrus.Entry) (*Loader, erro
 	return l, nil
 }
 
-// set records a raw value for a known parameter; unknown names are
-// ignored (with a debug line), as Calico does.
+// set records a raw value for a known parameter. A Calico parameter
+// felix does not act on is recorded as refused (see Refusals) unless its
+// value is quiet; any other name is ignored with a warning.
 func (l *Loader) set(src Source, name, value string) {
 	key := strings.ToLower(strings.TrimSpace(name))
 	p, ok := params[key]
 	if !ok {
-		l.log.WithFields(logrus.Fields{"param": name, "source": src}).Debug("Ignoring unknown or unsupported parameter")
+		if r, ok := felixparams.Check(name, value); ok {
+			l.refused[src] = append(l.refused[src], r)
+			return
+		}
+		if _, known := felixparams.ByParam(name); !known {
+			l.log.WithFields(logrus.Fields{"param": name, "source": src.String()}).Warn("Ignoring unknown parameter")
+		}
 		return
 	}
 	if p.local && (src == SourceDatastoreGlobal || src == SourceDatastoreNode) {
@@ -152,27 +162,20 @@ func (l *Loader) parseINI(data []byte) error {
 	return sc.Err()
 }
 
-// jsonAliases maps FelixConfiguration JSON names to parameter names where
-// they differ by more than case.
-var jsonAliases = map[string]string{
-	"ipipenabled":            "IpInIpEnabled",
-	"ipipmtu":                "IpInIpMtu",
-	"reportinginterval":      "ReportingIntervalSecs",
-	"reportingttl":           "ReportingTTLSecs",
-	"endpointreportingdelay": "EndpointReportingDelaySecs",
-}
-
 // SetDatastore replaces the values from the FelixConfiguration resources
-// "default" and "node.<name>" (either may be nil).
+// "default" and "node.<name>" (either may be nil). Fields felix does not
+// act on (libcalico/felixparams) are recorded as refused unless quiet.
 func (l *Loader) SetDatastore(global, node *v3.FelixConfiguration) {
 	for _, x := range []struct {
 		src Source
 		fc  *v3.FelixConfiguration
 	}{{SourceDatastoreGlobal, global}, {SourceDatastoreNode, node}} {
 		l.raw[x.src] = map[string]string{}
+		l.refused[x.src] = nil
 		if x.fc == nil {
 			continue
 		}
+		l.refused[x.src] = felixparams.Refusals(&x.fc.Spec)
 		b, err := json.Marshal(x.fc.Spec)
 		if err != nil {
 			continue
@@ -180,11 +183,12 @@ func (l *Loader) SetDatastore(global, node *v3.FelixConfiguration) {
 		var m map[string]any
 		_ = json.Unmarshal(b, &m)
 		for k, v := range m {
-			name := k
-			if a, ok := jsonAliases[strings.ToLower(k)]; ok {
-				name = a
+			if _, ok := felixparams.ByField(k); ok {
+				continue // refused above, or quiet
 			}
+			name := felixparams.ParamOf(k)
 			if _, ok := params[strings.ToLower(name)]; !ok {
+				l.log.WithFields(logrus.Fields{"field": k, "source": x.src.String()}).Warn("Ignoring unknown FelixConfiguration field")
 				continue
 			}
 			l.set(x.src, name, jsonValue(k, v))
@@ -192,18 +196,26 @@ func (l *Loader) SetDatastore(global, node *v3.FelixConfiguration) {
 	}
 }
 
+// Refusal is a parameter some source sets that felix does not act on.
+type Refusal struct {
+	felixparams.Refusal
+	Source Source
+}
+
+// refusals lists every source's refusals, highest precedence first.
+func (l *Loader) refusals() []Refusal {
+	var out []Refusal
+	for s := numSources - 1; s > SourceDefault; s-- {
+		for _, r := range l.refused[s] {
+			out = append(out, Refusal{Refusal: r, Source: s})
+		}
+	}
+	return out
+}
+
 // jsonValue renders a FelixConfiguration JSON value as a raw string.
 func jsonValue(name string, v any) string {
 	switch v := v.(type) {
-	case string:
-		return v
-	case bool:
-		if v {
-			return "true"
-		}
-		return "false"
-	case float64:
-		return fmt.Sprintf("%.0f", v)
 	case []any:
 		if strings.HasPrefix(strings.ToLower(name), "failsafe") {
 			b, _ := json.Marshal(v)
@@ -213,12 +225,33 @@ func jsonValue(name string, v any) string {
 		}
 		var parts []string
 		for _, e := range v {
-			parts = append(parts, fmt.Sprint(e))
+			if r, ok := tableRange(e); ok {
+				parts = append(parts, r)
+				continue
+			}
+			parts = append(parts, felixparams.Render(e))
 		}
 		return strings.Join(parts, ",")
+	case map[string]any:
+		if r, ok := tableRange(v); ok {
+			return r
+		}
 	}
-	b, _ := json.Marshal(v)
-	return string(b)
+	return felixparams.Render(v)
+}
+
+// tableRange renders a route table range object {min, max} as "min-max".
+func tableRange(v any) (string, bool) {
+	m, ok := v.(map[string]any)
+	if !ok {
+		return "", false
+	}
+	lo, ok1 := m["min"].(float64)
+	hi, ok2 := m["max"].(float64)
+	if !ok1 || !ok2 || len(m) != 2 {
+		return "", false
+	}
+	return fmt.Sprintf("%.0f-%.0f", lo, hi), true
 }
 
 // Hostname is the node name: FelixHostname from env or file, else
@@ -266,6 +299,7 @@ func (l *Loader) Config() *Config {
 	}
 	c.ConfigFile, c.NodenameFile, c.RunDir, c.Datastore = l.configFile, l.nodenameFile, l.runDir, l.datastore
 	c.MTUFile = l.mtuFile
+	c.refusals = l.refusals()
 	c.loader = l
 	return c
 }
@@ -287,7 +321,7 @@ func RestartNeeded(old, cur *Config) []string {
 	return out
 }
 
-// Params returns every supported parameter name, sorted.
+// Params returns every parameter felix acts on, sorted.
 func Params() []string {
 	var out []string
 	for _, p := range params {

@@ -72,25 +72,96 @@ func splitKind(s string) (string, []string) {
 }
 
 var (
+	ifaceParamRe  = regexp.MustCompile(`^[a-zA-Z0-9:._+-]{1,15}$`)
+	logRateRe     = regexp.MustCompile(`^[1-9]\d{0,3}/(second|minute|hour|day)$`)
 	ifacePrefixRe = regexp.MustCompile(`^[a-zA-Z0-9_.-]{1,15}$`)
 	hostnameRe    = regexp.MustCompile(`^[a-zA-Z0-9]([a-zA-Z0-9_.-]*[a-zA-Z0-9])?$`)
 )
 
 // parse turns a raw value into the field's type, or explains why not.
+// "none" is the field's zero value, as in Calico.
 func (p *param) parse(raw string) (reflect.Value, error) {
 	raw = strings.TrimSpace(raw)
-	if p.nonZero && raw == "" {
+	if p.nonZero && (raw == "" || strings.EqualFold(raw, "none")) {
 		return reflect.Value{}, errors.New("must not be empty")
 	}
+	if strings.EqualFold(raw, "none") && p.kind != "port-list" {
+		return reflect.Zero(reflect.TypeFor[Config]().Field(p.field).Type), nil
+	}
 	switch p.kind {
+	case "*bool":
+		if raw == "" {
+			return reflect.ValueOf((*bool)(nil)), nil
+		}
+		b, err := parseBool(raw)
+		if err != nil {
+			return reflect.Value{}, err
+		}
+		return reflect.ValueOf(&b), nil
+	case "ipv6":
+		if raw == "" {
+			return reflect.ValueOf(""), nil
+		}
+		a, err := netip.ParseAddr(raw)
+		if err != nil || !a.Is6() || a.Is4In6() {
+			return reflect.Value{}, errors.New("not an IPv6 address")
+		}
+		return reflect.ValueOf(a.String()), nil
+	case "cidr-list":
+		var out []netip.Prefix
+		for _, s := range strings.Split(raw, ",") {
+			if s = strings.TrimSpace(s); s == "" {
+				continue
+			}
+			pfx, err := parseCIDROrIP(s)
+			if err != nil {
+				return reflect.Value{}, fmt.Errorf("invalid CIDR %q", s)
+			}
+			out = append(out, pfx)
+		}
+		return reflect.ValueOf(out), nil
+	case "portrange":
+		if raw == "" {
+			return reflect.ValueOf(""), nil
+		}
+		lo, hi, err := ParsePortRange(raw)
+		if err != nil {
+			return reflect.Value{}, err
+		}
+		return reflect.ValueOf(fmt.Sprintf("%d:%d", lo, hi)), nil
+	case "route-table-range", "route-table-ranges":
+		if raw == "" {
+			return reflect.ValueOf(""), nil
+		}
+		rs, err := ParseRouteTableRanges(raw)
+		if err != nil {
+			return reflect.Value{}, err
+		}
+		if p.kind == "route-table-range" && len(rs) != 1 {
+			return reflect.Value{}, errors.New("want one range min-max")
+		}
+		return reflect.ValueOf(formatRanges(rs)), nil
+	case "iface-regexp-list":
+		if _, err := ParseInterfaceMatchers(raw); err != nil {
+			return reflect.Value{}, err
+		}
+		return reflect.ValueOf(raw), nil
+	case "log-rate":
+		if raw != "" && !logRateRe.MatchString(raw) {
+			return reflect.Value{}, errors.New("want N/second, N/minute, N/hour or N/day with N 1-9999")
+		}
+		return reflect.ValueOf(raw), nil
+	case "iface-param":
+		if raw != "" && !ifaceParamRe.MatchString(raw) {
+			return reflect.Value{}, errors.New("not an interface name (a trailing + is a wildcard)")
+		}
+		return reflect.ValueOf(raw), nil
 	case "bool":
-		switch strings.ToLower(raw) {
-		case "true", "t", "yes", "y", "1", "on":
-			return reflect.ValueOf(true), nil
-		case "false", "f", "no", "n", "0", "off", "":
+		if raw == "" {
 			return reflect.ValueOf(false), nil
 		}
-		return reflect.Value{}, errors.New("not a boolean")
+		b, err := parseBool(raw)
+		return reflect.ValueOf(b), err
 	case "int":
 		if raw == "" {
 			raw = "0"
@@ -191,6 +262,109 @@ func (p *param) parse(raw string) (reflect.Value, error) {
 		return reflect.ValueOf(raw), nil
 	}
 	return reflect.Value{}, fmt.Errorf("unknown parameter kind %q", p.kind)
+}
+
+func parseBool(raw string) (bool, error) {
+	switch strings.ToLower(raw) {
+	case "true", "t", "yes", "y", "1", "on":
+		return true, nil
+	case "false", "f", "no", "n", "0", "off":
+		return false, nil
+	}
+	return false, errors.New("not a boolean")
+}
+
+func parseCIDROrIP(s string) (netip.Prefix, error) {
+	if p, err := netip.ParsePrefix(s); err == nil {
+		return p.Masked(), nil
+	}
+	a, err := netip.ParseAddr(s)
+	if err != nil {
+		return netip.Prefix{}, err
+	}
+	return netip.PrefixFrom(a, a.BitLen()), nil
+}
+
+// ParsePortRange reads "32768:65535", "32768-65535" or one port.
+func ParsePortRange(s string) (lo, hi uint16, err error) {
+	a, b, ok := strings.Cut(s, ":")
+	if !ok {
+		a, b, ok = strings.Cut(s, "-")
+	}
+	if !ok {
+		b = a
+	}
+	x, err1 := strconv.ParseUint(strings.TrimSpace(a), 10, 16)
+	y, err2 := strconv.ParseUint(strings.TrimSpace(b), 10, 16)
+	if err1 != nil || err2 != nil || x == 0 || x > y {
+		return 0, 0, errors.New("want a port range min:max within 1-65535")
+	}
+	return uint16(x), uint16(y), nil
+}
+
+// RouteTableRange is an inclusive range of route table indices.
+type RouteTableRange struct{ Min, Max int }
+
+// ParseRouteTableRanges reads "1-250" or "1-10,200-250", as Calico; the
+// kernel's reserved tables (253-255) and 0 are refused.
+func ParseRouteTableRanges(s string) ([]RouteTableRange, error) {
+	var out []RouteTableRange
+	for _, part := range strings.Split(s, ",") {
+		part = strings.TrimSpace(part)
+		if part == "" {
+			continue
+		}
+		a, b, ok := strings.Cut(part, "-")
+		if !ok {
+			b = a
+		}
+		lo, err1 := strconv.Atoi(strings.TrimSpace(a))
+		hi, err2 := strconv.Atoi(strings.TrimSpace(b))
+		if err1 != nil || err2 != nil || lo < 1 || lo > hi || int64(hi) > 0xffffffff {
+			return nil, fmt.Errorf("invalid route table range %q", part)
+		}
+		if lo <= 255 && hi >= 253 {
+			return nil, fmt.Errorf("route table range %q includes the kernel's tables 253-255", part)
+		}
+		out = append(out, RouteTableRange{lo, hi})
+	}
+	if len(out) == 0 {
+		return nil, errors.New("no route table range")
+	}
+	return out, nil
+}
+
+func formatRanges(rs []RouteTableRange) string {
+	parts := make([]string, len(rs))
+	for i, r := range rs {
+		parts[i] = fmt.Sprintf("%d-%d", r.Min, r.Max)
+	}
+	return strings.Join(parts, ",")
+}
+
+// ParseInterfaceMatchers reads Calico's InterfaceExclude: a comma
+// separated list of interface names, or regular expressions between
+// slashes ("kube-ipvs0,/^veth.*$/").
+func ParseInterfaceMatchers(s string) ([]*regexp.Regexp, error) {
+	var out []*regexp.Regexp
+	for _, e := range strings.Split(s, ",") {
+		if e = strings.TrimSpace(e); e == "" {
+			continue
+		}
+		if len(e) > 2 && strings.HasPrefix(e, "/") && strings.HasSuffix(e, "/") {
+			re, err := regexp.Compile(e[1 : len(e)-1])
+			if err != nil {
+				return nil, fmt.Errorf("invalid interface regexp %q", e)
+			}
+			out = append(out, re)
+			continue
+		}
+		if !ifacePrefixRe.MatchString(e) {
+			return nil, fmt.Errorf("invalid interface name %q", e)
+		}
+		out = append(out, regexp.MustCompile("^"+regexp.QuoteMeta(e)+"$"))
+	}
+	return out, nil
 }
 
 // parseDuration reads a number of units or a Go duration ("1m30s").

@@ -24,7 +24,6 @@ import (
 	"strconv"
 	"time"
 
-	sddaemon "github.com/coreos/go-systemd/v22/daemon"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/sirupsen/logrus"
 
@@ -35,6 +34,7 @@ import (
 	"github.com/calico-etcd/calico/libcalico/backend"
 	"github.com/calico-etcd/calico/libcalico/backend/etcd"
 	"github.com/calico-etcd/calico/libcalico/cerrors"
+	"github.com/calico-etcd/calico/libcalico/daemonkit"
 	"github.com/calico-etcd/calico/libcalico/health"
 	"github.com/calico-etcd/calico/libcalico/model"
 )
@@ -76,6 +76,13 @@ type Deps struct {
 	// Ready, if set, is called with the health and metrics addresses once
 	// they listen (tests use port 0).
 	Ready func(healthAddr, metricsAddr net.Addr)
+	// ConfigureLogging, if set, is called with the configuration once it
+	// is complete and after every change, to set up the log outputs
+	// (LogSeverityScreen, LogFilePath, LogSeverityFile, LogSeveritySys);
+	// nil sets the Logger's level from LogSeverityScreen.
+	ConfigureLogging func(cfg *config.Config)
+	// Collectors are more metrics to serve (the log outputs').
+	Collectors []prometheus.Collector
 }
 
 // Timeouts.
@@ -111,7 +118,7 @@ func Run(ctx context.Context, cfg *config.Config, deps Deps) error {
 	}
 	notify := deps.Notify
 	if notify == nil {
-		notify = func(s string) { _, _ = sddaemon.SdNotify(false, s) }
+		notify = daemonkit.Notify
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -138,7 +145,12 @@ func Run(ctx context.Context, cfg *config.Config, deps Deps) error {
 	if err := cfg.Validate(); err != nil {
 		return fmt.Errorf("invalid configuration after merging FelixConfiguration: %w", err)
 	}
-	applyLogLevel(log, cfg)
+	applyLogLevel(log, cfg, deps.ConfigureLogging)
+	if cfg.DataplaneWatchdogTimeout > 0 && cfg.DataplaneWatchdogTimeout != liveTimeout {
+		agg.Register("felix", cfg.DataplaneWatchdogTimeout)
+		agg.Report("felix", true, false)
+	}
+	warnRefusals(log, cfg)
 	log.WithField("config", cfg.DataplaneConfig()).Info("Configuration loaded; starting dataplane")
 
 	dcfg := cfg.DataplaneConfig()
@@ -151,7 +163,9 @@ func Run(ctx context.Context, cfg *config.Config, deps Deps) error {
 	if ms, ok := dp.(MetricsSource); ok {
 		extra = ms.Collectors()
 	}
+	extra = append(extra, deps.Collectors...)
 	m := newMetrics(cfg.FelixHostname, cfg.PrometheusGoMetricsEnabled, cfg.PrometheusProcessMetricsEnabled, extra, log)
+	m.setRefusals(cfg.Refusals())
 	var metricsAddr net.Addr
 	if cfg.PrometheusMetricsEnabled {
 		a, err := serveMetrics(ctx, cfg, m.reg, log)
@@ -178,6 +192,7 @@ func Run(ctx context.Context, cfg *config.Config, deps Deps) error {
 		}()
 	}
 	l := newLoop(cfg, global, node, be, dp, m, agg, notify, start, log)
+	l.configureLogging = deps.ConfigureLogging
 	if cfg.EndpointReportingEnabled {
 		l.epStatus = status.NewEndpointReporter(be, cfg.FelixHostname, cfg.EndpointReportingDelaySecs, log.WithField("component", "endpoint-status"))
 		running++
@@ -219,6 +234,15 @@ func waitForConfig(ctx context.Context, be backend.Client, cfg *config.Config, l
 	}
 }
 
+// warnRefusals logs, for each parameter set that felix does not act on,
+// a warning naming it and saying so.
+func warnRefusals(log *logrus.Entry, cfg *config.Config) {
+	for _, r := range cfg.Refusals() {
+		log.WithFields(logrus.Fields{"param": r.Name(), "value": r.Value, "source": r.Source.String(), "reason": r.Reason}).
+			Warn("Configuration parameter is not supported by this felix; it has no effect")
+	}
+}
+
 func getFelixConfig(ctx context.Context, be backend.Client, name string) (*v3.FelixConfiguration, error) {
 	k := model.ResourceKey{Kind: v3.KindFelixConfiguration, Name: name}
 	kv, err := be.Get(ctx, k)
@@ -236,8 +260,13 @@ func getFelixConfig(ctx context.Context, be backend.Client, name string) (*v3.Fe
 	return fc, nil
 }
 
-// applyLogLevel sets the logger's level from LogSeverityScreen.
-func applyLogLevel(log *logrus.Entry, cfg *config.Config) {
+// applyLogLevel hands cfg to configure, or without it sets the logger's
+// level from LogSeverityScreen.
+func applyLogLevel(log *logrus.Entry, cfg *config.Config, configure func(*config.Config)) {
+	if configure != nil {
+		configure(cfg)
+		return
+	}
 	lvl, err := logrus.ParseLevel(cfg.LogSeverityScreen)
 	if err != nil {
 		return

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/sirupsen/logrus"
+	"github.com/sirupsen/logrus/hooks/test"
 
 	"github.com/calico-etcd/calico/felix/config"
 	"github.com/calico-etcd/calico/felix/dpapi"
@@ -50,15 +51,15 @@ func (f *fakeDP) Apply(s *dpapi.State) error {
 }
 
 type harness struct {
-	t       *testing.T
-	be      backend.Client
-	cli     *client.Client
-	dp      *fakeDP
-	done    chan error
-	cancel  context.CancelFunc
-	addrs   chan [2]net.Addr
-	notes   chan string
-	running bool
+	t      *testing.T
+	be     backend.Client
+	cli    *client.Client
+	dp     *fakeDP
+	done   chan error
+	cancel context.CancelFunc
+	addrs  chan [2]net.Addr
+	notes  chan string
+	logs   *test.Hook
 }
 
 func start(t *testing.T, be backend.Client, env ...string) *harness {
@@ -70,15 +71,14 @@ func start(t *testing.T, be backend.Client, env ...string) *harness {
 	env = append([]string{"FELIX_FELIXHOSTNAME=h1", "FELIX_HEALTHENABLED=true", "FELIX_HEALTHHOST=127.0.0.1",
 		"FELIX_HEALTHPORT=0", "FELIX_PROMETHEUSMETRICSENABLED=true", "FELIX_PROMETHEUSMETRICSHOST=127.0.0.1",
 		"FELIX_PROMETHEUSMETRICSPORT=0", "FELIX_REPORTINGINTERVALSECS=0.2"}, env...)
-	logger := logrus.New()
-	logger.SetOutput(io.Discard)
+	logger, hook := test.NewNullLogger()
 	log := logrus.NewEntry(logger)
 	cfg, err := config.Load(config.Options{ConfigFile: cfgFile, NodenameFile: filepath.Join(t.TempDir(), "x")}, env, log)
 	if err != nil {
 		t.Fatal(err)
 	}
 	h := &harness{t: t, be: be, cli: client.New(be), dp: &fakeDP{applied: make(chan *dpapi.State, 100)},
-		done: make(chan error, 1), addrs: make(chan [2]net.Addr, 1), notes: make(chan string, 10)}
+		done: make(chan error, 1), addrs: make(chan [2]net.Addr, 1), notes: make(chan string, 10), logs: hook}
 	ctx, cancel := context.WithCancel(context.Background())
 	h.cancel = cancel
 	deps := Deps{

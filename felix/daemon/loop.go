@@ -26,7 +26,7 @@ func syncPrefixes() []model.ListOptions {
 	for _, k := range []string{
 		v3.KindWorkloadEndpoint, v3.KindHostEndpoint, v3.KindNetworkPolicy, v3.KindGlobalNetworkPolicy,
 		v3.KindTier, v3.KindProfile, v3.KindNetworkSet, v3.KindGlobalNetworkSet, v3.KindIPPool, v3.KindNode,
-		v3.KindFelixConfiguration,
+		v3.KindFelixConfiguration, v3.KindBGPConfiguration,
 	} {
 		out = append(out, model.ResourceListOptions{Kind: k})
 	}
@@ -78,18 +78,21 @@ var _ syncer.Callbacks = (*inbox)(nil)
 
 // loop owns the calculation graph and drives the dataplane.
 type loop struct {
-	cfg          *config.Config
-	global, node *v3.FelixConfiguration
-	be           backend.Client
-	dp           Dataplane
-	m            *metrics
-	agg          *health.Aggregator
-	notify       func(string)
-	start        time.Time
-	log          *logrus.Entry
-	graph        *calc.Graph
-	in           *inbox
-	epStatus     *status.EndpointReporter
+	cfg              *config.Config
+	global, node     *v3.FelixConfiguration
+	be               backend.Client
+	dp               Dataplane
+	m                *metrics
+	agg              *health.Aggregator
+	notify           func(string)
+	start            time.Time
+	log              *logrus.Entry
+	graph            *calc.Graph
+	in               *inbox
+	epStatus         *status.EndpointReporter
+	configureLogging func(*config.Config)
+	// pending counts the updates taken in since the last Apply.
+	pending int
 	// local workload endpoints' status keys, for endpoint status.
 	epKeys map[dpapi.WorkloadID]model.WorkloadEndpointStatusKey
 }
@@ -132,7 +135,7 @@ func (l *loop) run(ctx context.Context) error {
 		retryDelay time.Duration
 		retryAt    time.Time
 		retry      = time.NewTimer(time.Hour)
-		heartbeat  = time.NewTicker(10 * time.Second)
+		heartbeat  = time.NewTicker(heartbeatInterval(l.cfg.DataplaneWatchdogTimeout))
 	)
 	retry.Stop()
 	defer heartbeat.Stop()
@@ -191,12 +194,25 @@ func (l *loop) run(ctx context.Context) error {
 	}
 }
 
+// heartbeatInterval reports liveness often enough for the watchdog
+// timeout: every 10 s, or a third of a shorter timeout.
+func heartbeatInterval(timeout time.Duration) time.Duration {
+	if timeout > 0 && timeout/3 < 10*time.Second {
+		return max(timeout/3, 100*time.Millisecond)
+	}
+	return 10 * time.Second
+}
+
 // onUpdates feeds a batch to the graph and watches felix's own config.
 func (l *loop) onUpdates(ups []syncer.Update) error {
 	t := time.Now()
 	l.graph.OnUpdates(ups)
 	l.m.calcTime.Observe(time.Since(t).Seconds())
 	l.m.updates.Add(float64(len(ups)))
+	l.pending += len(ups)
+	for i := range ups {
+		l.m.messages.WithLabelValues(messageType(ups[i])).Inc()
+	}
 	cfgChanged := false
 	for i := range ups {
 		k, ok := ups[i].Key.(model.ResourceKey)
@@ -230,17 +246,39 @@ func (l *loop) onUpdates(ups []syncer.Update) error {
 		return nil
 	}
 	next := l.cfg.WithDatastore(l.global, l.node)
+	warnRefusals(l.log, next)
+	l.m.setRefusals(next.Refusals())
 	if diff := config.RestartNeeded(l.cfg, next); len(diff) > 0 {
 		l.log.WithField("params", diff).Warn("FelixConfiguration changed parameters that need a restart; exiting so that felix restarts")
 		return ErrRestartNeeded
 	}
-	applyLogLevel(l.log, next)
+	applyLogLevel(l.log, next, l.configureLogging)
 	l.cfg = next
 	return nil
 }
 
+// messageType names an update for felix_int_dataplane_messages:
+// "<Kind>Update" or "<Kind>Remove".
+func messageType(u syncer.Update) string {
+	kind := "Unknown"
+	switch k := u.Key.(type) {
+	case model.ResourceKey:
+		kind = k.Kind
+	case model.BlockKey:
+		kind = "IPAMBlock"
+	case model.BlockAffinityKey:
+		kind = "BlockAffinity"
+	}
+	if u.Value == nil {
+		return kind + "Remove"
+	}
+	return kind + "Update"
+}
+
 // apply computes the state and hands it to the dataplane.
 func (l *loop) apply() error {
+	l.m.batchSize.Observe(float64(l.pending))
+	l.pending = 0
 	t := time.Now()
 	s := l.graph.State()
 	l.m.calcTime.Observe(time.Since(t).Seconds())

@@ -41,6 +41,12 @@ type metrics struct {
 	// dataplane does not export felix_int_dataplane_failures itself.
 	applyFailures prometheus.Counter
 	outputEvents  prometheus.Counter
+	// batchSize observes how many datastore updates each Apply took in;
+	// messages counts them by kind and update or removal.
+	batchSize prometheus.Summary
+	messages  *prometheus.CounterVec
+	// unsupported is 1 for each parameter set that felix does not act on.
+	unsupported *prometheus.GaugeVec
 }
 
 func newMetrics(host string, goMetrics, processMetrics bool, extra []prometheus.Collector, log *logrus.Entry) *metrics {
@@ -69,6 +75,17 @@ func newMetrics(host string, goMetrics, processMetrics bool, extra []prometheus.
 		applyFailures: prometheus.NewCounter(prometheus.CounterOpts{Name: "felix_int_dataplane_failures",
 			Help: "Number of times dataplane updates failed and will be retried."}),
 	}
+	m.batchSize = prometheus.NewSummary(prometheus.SummaryOpts{Name: "felix_int_dataplane_msg_batch_size",
+		Help:       "Number of messages processed in each batch. Higher values indicate we're doing more batching to try to keep up.",
+		Objectives: map[float64]float64{0.5: 0.05, 0.9: 0.01, 0.99: 0.001}})
+	m.messages = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "felix_int_dataplane_messages",
+		Help: "Number dataplane messages by type."}, []string{"type"})
+	m.unsupported = prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "felix_config_unsupported",
+		Help: "Configuration parameters that are set but that this felix does not act on (1 each), by parameter and source."},
+		[]string{"param", "source"})
+	// Tags are gone from Calico's v3 API; Calico still exports the gauge.
+	tags := g("felix_active_local_tags", "Number of active tags on this host.")
+	m.reg.MustRegister(m.batchSize, m.messages, m.unsupported, tags)
 	hostGauge := prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "felix_host",
 		Help: "Configured Felix hostname (as a label), typically used in grouping/aggregating stats; the label defaults to the hostname of the host but can be overridden by configuration. The value of the gauge is always set to 1."},
 		[]string{"host"})
@@ -90,6 +107,14 @@ func newMetrics(host string, goMetrics, processMetrics bool, extra []prometheus.
 		log.Debug("The dataplane counts apply failures itself")
 	}
 	return m
+}
+
+// setRefusals sets felix_config_unsupported to the parameters refused now.
+func (m *metrics) setRefusals(rs []config.Refusal) {
+	m.unsupported.Reset()
+	for _, r := range rs {
+		m.unsupported.WithLabelValues(r.Name(), r.Source.String()).Set(1)
+	}
 }
 
 // setStatus records a syncer status the way Calico numbers it
@@ -132,13 +157,14 @@ func serveMetrics(ctx context.Context, cfg *config.Config, reg *prometheus.Regis
 }
 
 // metricsTLS is the metrics endpoint's TLS, as Calico's: nil without
-// PrometheusMetricsCertFile and KeyFile; with PrometheusMetricsCAFile,
-// clients must present a certificate that CA signed. The files are read
-// once, at start.
+// PrometheusMetricsCertFile and KeyFile; PrometheusMetricsClientAuth says
+// how client certificates are checked (against PrometheusMetricsCAFile),
+// and when it is unset a CA file means they are required. The files are
+// read once, at start.
 func metricsTLS(cfg *config.Config) (*tls.Config, error) {
 	if cfg.PrometheusMetricsCertFile == "" && cfg.PrometheusMetricsKeyFile == "" {
-		if cfg.PrometheusMetricsCAFile != "" {
-			return nil, errors.New("PrometheusMetricsCAFile is set without PrometheusMetricsCertFile and PrometheusMetricsKeyFile")
+		if cfg.PrometheusMetricsCAFile != "" || cfg.PrometheusMetricsClientAuth != "" {
+			return nil, errors.New("PrometheusMetricsCAFile or PrometheusMetricsClientAuth is set without PrometheusMetricsCertFile and PrometheusMetricsKeyFile")
 		}
 		return nil, nil
 	}
@@ -157,6 +183,23 @@ func metricsTLS(cfg *config.Config) (*tls.Config, error) {
 			return nil, fmt.Errorf("loading PrometheusMetricsCAFile: no PEM certificate in %s", cfg.PrometheusMetricsCAFile)
 		}
 		out.ClientCAs, out.ClientAuth = pool, tls.RequireAndVerifyClientCert
+	}
+	switch cfg.PrometheusMetricsClientAuth {
+	case "":
+	case "NoClientCert":
+		out.ClientAuth = tls.NoClientCert
+	case "RequireAnyClientCert":
+		out.ClientAuth = tls.RequireAnyClientCert
+	case "VerifyClientCertIfGiven", "RequireAndVerifyClientCert":
+		if out.ClientCAs == nil {
+			return nil, fmt.Errorf("PrometheusMetricsClientAuth %s needs PrometheusMetricsCAFile", cfg.PrometheusMetricsClientAuth)
+		}
+		out.ClientAuth = tls.VerifyClientCertIfGiven
+		if cfg.PrometheusMetricsClientAuth == "RequireAndVerifyClientCert" {
+			out.ClientAuth = tls.RequireAndVerifyClientCert
+		}
+	default:
+		return nil, fmt.Errorf("unknown PrometheusMetricsClientAuth %q", cfg.PrometheusMetricsClientAuth)
 	}
 	return out, nil
 }

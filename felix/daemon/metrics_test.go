@@ -167,6 +167,36 @@ func TestMetricsTLSAndClientCertificates(t *testing.T) {
 		}
 	})
 
+	// PrometheusMetricsClientAuth, as Calico: a CA with NoClientCert or
+	// VerifyClientCertIfGiven lets clients without a certificate in; a
+	// certificate from another CA is refused unless nothing is verified.
+	for _, tc := range []struct {
+		auth              string
+		noCert, foreignOK bool
+	}{
+		{"NoClientCert", true, true},
+		{"VerifyClientCertIfGiven", true, false},
+		{"RequireAnyClientCert", false, true},
+		{"RequireAndVerifyClientCert", false, false},
+	} {
+		t.Run("client auth "+tc.auth, func(t *testing.T) {
+			a, err := serve(t, metricsConfig(t, append(tlsEnv, "FELIX_PROMETHEUSMETRICSCAFILE="+files.CA,
+				"FELIX_PROMETHEUSMETRICSCLIENTAUTH="+tc.auth)...))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if code, err := getMetrics(a, withCert); err != nil || code != http.StatusOK {
+				t.Errorf("with a client certificate: %d %v", code, err)
+			}
+			if _, err := getMetrics(a, noCert); (err == nil) != tc.noCert {
+				t.Errorf("without a client certificate: err %v, want success %v", err, tc.noCert)
+			}
+			if _, err := getMetrics(a, foreign); (err == nil) != tc.foreignOK {
+				t.Errorf("with another CA's certificate: err %v, want success %v", err, tc.foreignOK)
+			}
+		})
+	}
+
 	t.Run("files that do not load stop the endpoint", func(t *testing.T) {
 		notPEM := filepath.Join(t.TempDir(), "ca.pem")
 		if err := os.WriteFile(notPEM, []byte("not a certificate"), 0o600); err != nil {
@@ -176,6 +206,7 @@ func TestMetricsTLSAndClientCertificates(t *testing.T) {
 			{"FELIX_PROMETHEUSMETRICSCERTFILE=/nonexistent/cert.pem", "FELIX_PROMETHEUSMETRICSKEYFILE=" + files.ServerKey},
 			append(tlsEnv, "FELIX_PROMETHEUSMETRICSCAFILE=/nonexistent/ca.pem"),
 			append(tlsEnv, "FELIX_PROMETHEUSMETRICSCAFILE="+notPEM),
+			append(tlsEnv, "FELIX_PROMETHEUSMETRICSCLIENTAUTH=RequireAndVerifyClientCert"), // nothing to verify against
 		} {
 			if a, err := serve(t, metricsConfig(t, env...)); err == nil {
 				t.Errorf("%v: serving on %s, want an error", env, a)

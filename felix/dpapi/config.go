@@ -1,6 +1,8 @@
 package dpapi
 
 import (
+	"net/netip"
+	"regexp"
 	"time"
 
 	"github.com/sirupsen/logrus"
@@ -36,6 +38,10 @@ type Config struct {
 	IPv6Support             bool
 	// LogPrefix for Log rules; default "calico-packet".
 	LogPrefix string
+	// LogRateLimit ("10/second") and LogRateLimitBurst limit Log rules;
+	// "" = no limit.
+	LogRateLimit      string
+	LogRateLimitBurst int
 	// Encapsulation devices.
 	VXLANVNI   int // default 4096
 	VXLANPort  int // default 4789
@@ -53,5 +59,67 @@ type Config struct {
 	NATOutgoingAddress string
 	// RouteProtocol for workload routes; default 3 (boot), as Calico.
 	RouteProtocol int
-	Log           *logrus.Entry
+
+	// ChainInsertMode: "insert" (default) puts felix's jumps at the top of
+	// the kernel's chains, "append" at the bottom.
+	ChainInsertMode string
+	// FilterAllowAction and MangleAllowAction: "ACCEPT" (default) or
+	// "RETURN" for packets felix's filter / mangle chains allow.
+	FilterAllowAction string
+	MangleAllowAction string
+	// FilterDenyAction: "DROP" (default) or "REJECT" for packets policy denies.
+	FilterDenyAction string
+	// DisableConntrackInvalidCheck keeps conntrack-INVALID packets in
+	// endpoint chains instead of dropping them.
+	DisableConntrackInvalidCheck bool
+	// AllowVXLANPacketsFromWorkloads / AllowIPIPPacketsFromWorkloads keep
+	// encapsulated packets workloads send instead of dropping them.
+	AllowVXLANPacketsFromWorkloads bool
+	AllowIPIPPacketsFromWorkloads  bool
+	// WorkloadSourceSpoofing honours workloads' AllowSpoofedSourcePrefixes.
+	WorkloadSourceSpoofing bool
+	// FloatingIPs programs workloads' NATs; off by default, as Calico.
+	FloatingIPs bool
+	// ServiceLoopPrevention: "Drop" (default), "Reject" or "Disabled" for
+	// traffic to advertised service ranges (State.ServiceCIDRs).
+	ServiceLoopPrevention string
+	// NATOutgoingExclusions: "IPPoolsOnly" (default) or "IPPoolsAndHostIPs".
+	NATOutgoingExclusions string
+	// NATPortMin/NATPortMax: the source port range of NAT outgoing TCP
+	// and UDP; 0 = the kernel's choice.
+	NATPortMin, NATPortMax uint16
+	// NATOutgoingInterfaceFilter limits NAT outgoing to one output
+	// interface (iptables syntax, a trailing + is a wildcard).
+	NATOutgoingInterfaceFilter string
+	// ExternalNodes are non-Calico hosts allowed to send IPIP/VXLAN.
+	ExternalNodes []netip.Prefix
+	// VXLANEnabled / IPIPEnabled override whether the encapsulation is
+	// set up; nil = as the pools ask.
+	VXLANEnabled, IPIPEnabled *bool
+	// InterfaceExclude: interfaces never bound to host endpoints.
+	InterfaceExclude []*regexp.Regexp
+	// InterfaceRefreshInterval: how often the interfaces are listed again
+	// besides netlink notifications; 0 = never.
+	InterfaceRefreshInterval time.Duration
+	// MaxIPSetSize is the maxelem of felix's IP sets; default 1048576.
+	MaxIPSetSize int
+	// KeepExternalRoutes leaves routes on workload interfaces that felix
+	// did not program (Calico's RemoveExternalRoutes=false).
+	KeepExternalRoutes bool
+	// RouteSource: "CalicoIPAM" (default) routes remote blocks;
+	// "WorkloadIPs" routes remote workloads' addresses.
+	RouteSource string
+	// DeviceRouteSourceAddress(V6): src of workload routes; "" = none.
+	DeviceRouteSourceAddress   string
+	DeviceRouteSourceAddressV6 string
+	// RouteTableRanges are the route tables felix may use; the first two
+	// indices (Calico's WireGuard tables) are kept empty. Default 1-250.
+	RouteTableRanges []TableRange
+	// IPForwardingDisabled leaves ip_forward alone instead of enabling it.
+	IPForwardingDisabled bool
+
+	Log *logrus.Entry
 }
+
+// TableRange is an inclusive range of route table indices.
+type TableRange struct{ Min, Max int }

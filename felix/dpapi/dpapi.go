@@ -27,6 +27,13 @@ type State struct {
 	Pools map[string]*Pool
 	// RemoteBlocks are IPAM blocks affine to other hosts, for VXLAN/IPIP routes.
 	RemoteBlocks []RemoteBlock
+	// RemoteWorkloads are other hosts' workload addresses (host prefixes),
+	// for RouteSource WorkloadIPs; sorted. Shared between States: read only.
+	RemoteWorkloads []RemoteBlock
+	// ServiceCIDRs are the service ranges the BGPConfiguration "default"
+	// advertises (cluster, external and load balancer IPs), for service
+	// loop prevention.
+	ServiceCIDRs []netip.Prefix
 	// Hosts are the other (and this) Calico hosts: all-hosts-net set,
 	// VXLAN neighbours.
 	Hosts map[string]*Host
@@ -46,6 +53,9 @@ type Workload struct {
 	IPv4  []netip.Prefix
 	IPv6  []netip.Prefix
 	NATs  []NAT
+	// AllowSpoofedSourcePrefixes are source prefixes the workload may send
+	// from besides its own addresses (when the configuration allows it).
+	AllowSpoofedSourcePrefixes []netip.Prefix
 	// Tiers hold, in tier order, the policies that apply to the endpoint;
 	// tiers with no applying policy are left out.
 	Tiers []TierPolicies
@@ -121,9 +131,12 @@ const (
 type Rule struct {
 	// ID is stable for the same rule content and position; it is used for
 	// the iptables "cali:<id>" comment.
-	ID        string
-	Action    Action
-	IPVersion int // 0 = both
+	ID string
+	// Annotations are the rule's metadata annotations as "key=value",
+	// sorted; rendered as comments, as Calico.
+	Annotations []string
+	Action      Action
+	IPVersion   int // 0 = both
 
 	Protocol    string // "tcp", "udp", "icmp", "icmpv6", "sctp", "udplite" or a number; "" = any
 	NotProtocol string

@@ -158,7 +158,9 @@ type felix struct {
 	done        chan error
 }
 
-func startFelix(t *testing.T) *felix {
+// startFelix starts felix on the package's etcd; env entries (KEY=value)
+// are added last, so they win.
+func startFelix(t *testing.T, env ...string) *felix {
 	t.Helper()
 	hp, err1 := testutil.FreePort()
 	mp, err2 := testutil.FreePort()
@@ -188,6 +190,7 @@ func startFelix(t *testing.T) *felix {
 		"FELIX_ENDPOINTREPORTINGENABLED=true",
 		"FELIX_LOGSEVERITYSCREEN=info",
 	}
+	f.cmd.Env = append(f.cmd.Env, env...)
 	f.cmd.Stdout, f.cmd.Stderr = out, out
 	if err := f.cmd.Start(); err != nil {
 		t.Fatal(err)

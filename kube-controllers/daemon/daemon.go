@@ -17,7 +17,6 @@ import (
 	"sync"
 	"time"
 
-	sddaemon "github.com/coreos/go-systemd/v22/daemon"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/sirupsen/logrus"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -30,6 +29,7 @@ import (
 
 	"github.com/calico-etcd/calico/libcalico/backend/etcd"
 	"github.com/calico-etcd/calico/libcalico/client"
+	"github.com/calico-etcd/calico/libcalico/daemonkit"
 	"github.com/calico-etcd/calico/libcalico/health"
 	"github.com/calico-etcd/calico/libcalico/ipam"
 
@@ -72,8 +72,8 @@ func Run(ctx context.Context, cfg *config.Config, log *logrus.Entry) error {
 	if err := d.serve(ctx); err != nil {
 		return err
 	}
-	_, _ = sddaemon.SdNotify(false, sddaemon.SdNotifyReady)
-	defer func() { _, _ = sddaemon.SdNotify(false, sddaemon.SdNotifyStopping) }()
+	daemonkit.Notify("READY=1")
+	defer daemonkit.Notify("STOPPING=1")
 	if !cfg.LeaderElection {
 		d.metrics.leader.Set(1)
 		d.lead(ctx)

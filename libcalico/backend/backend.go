@@ -116,3 +116,14 @@ type ResetNotifier interface {
 	// first).
 	Resets() (n uint64, next <-chan struct{}, cause error)
 }
+
+// ChangeLister is implemented by backends that can list a prefix again
+// sending only what changed: a client whose watch fell behind compaction
+// holds most keys already, and when every client of a cluster relists at
+// once, the values they hold are most of what etcd would send.
+type ChangeLister interface {
+	// ListChanged is List at one revision, but with Value nil for each key
+	// for which unchanged(path, revision) is true. unchanged may be
+	// called from the calling goroutine only, once per key.
+	ListChanged(ctx context.Context, opts model.ListOptions, unchanged func(path string, revision int64) bool) (*KVList, error)
+}

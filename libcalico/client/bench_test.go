@@ -9,8 +9,6 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 
 	v3 "github.com/calico-etcd/calico/libcalico/api/v3"
-	// Decode as the long-lived programs do.
-	_ "github.com/calico-etcd/calico/libcalico/api/v3/fastdecode"
 	"github.com/calico-etcd/calico/libcalico/backend/etcd"
 	"github.com/calico-etcd/calico/libcalico/client"
 	"github.com/calico-etcd/calico/libcalico/model"

@@ -225,7 +225,7 @@ func (c *Client) CreatePrepared(ctx context.Context, p *Prepared) (v3.Resource, 
 }
 
 // CreateOp prepares in for creation inside another transaction (an IPAM
-// assignment's, see ipam.Rider): it is checked as Create checks it and
+// assignment's, see ipam.Plan): it is checked as Create checks it and
 // returned with the ops that store it, guarded to fail if the name is
 // taken or, unless this client has seen it initialised, if the cluster
 // is not (see EnsureInitialized; guarded rather than read, so it costs no

@@ -62,6 +62,10 @@ func (c *Client) crossCheck(ctx context.Context, r v3.Resource) error {
 		return c.tierExists(ctx, r.Spec.Tier)
 	case *v3.GlobalNetworkPolicy:
 		return c.tierExists(ctx, r.Spec.Tier)
+	case *v3.StagedNetworkPolicy:
+		return c.tierExists(ctx, r.Spec.Tier)
+	case *v3.StagedGlobalNetworkPolicy:
+		return c.tierExists(ctx, r.Spec.Tier)
 	}
 	return nil
 }

@@ -11,7 +11,6 @@ import (
 
 	"github.com/sirupsen/logrus"
 
-	v3 "github.com/calico-etcd/calico/libcalico/api/v3"
 	"github.com/calico-etcd/calico/libcalico/backend"
 	"github.com/calico-etcd/calico/libcalico/model"
 )
@@ -27,20 +26,20 @@ import (
 // In the steady state (the host has a block with room) an assignment is
 // three round trips: one read of config, pools, reservations, node,
 // affinities and handle; one read of the affine blocks; one transaction
-// that writes the block and its handle together.
+// that writes the block and its handle together. From a host's cached
+// state it is one (warm.go). AutoAssign is Plan, then Commit with no ops
+// of the caller's.
 func (c *Client) AutoAssign(ctx context.Context, args AutoAssignArgs) (*Assignments, *Assignments, error) {
-	if args.Num4 < 0 || args.Num6 < 0 {
-		return nil, nil, fmt.Errorf("invalid request for %d IPv4 and %d IPv6 addresses", args.Num4, args.Num6)
+	p, err := c.Plan(ctx, args)
+	if err != nil {
+		return nil, nil, err
 	}
-	if args.IntendedUse == "" {
-		args.IntendedUse = v3.IPPoolAllowedUseWorkload
-	}
-	if args.IntendedUse == v3.IPPoolAllowedUseLoadBalancer {
-		return nil, nil, errors.New("LoadBalancer assignment is not supported")
-	}
-	if v4, v6, done, err := c.assignWarm(ctx, args); done {
-		return v4, v6, err
-	}
+	res, err := p.Commit(ctx)
+	return res.V4, res.V6, err
+}
+
+// assignFull is AutoAssign without a cached state to start from.
+func (c *Client) assignFull(ctx context.Context, args AutoAssignArgs) (*Assignments, *Assignments, error) {
 	for attempt := 1; ; attempt++ {
 		v4, v6, err := c.autoAssignFull(ctx, args)
 		// With ReuseHandle, another writer of the handle (a concurrent
@@ -51,8 +50,8 @@ func (c *Client) AutoAssign(ctx context.Context, args AutoAssignArgs) (*Assignme
 	}
 }
 
-// autoAssignFull is AutoAssign's full path: read the host's state (and
-// with ReuseHandle what the handle holds), then assign.
+// autoAssignFull is one attempt of the full path: read the host's state
+// (and with ReuseHandle what the handle holds), then assign.
 func (c *Client) autoAssignFull(ctx context.Context, args AutoAssignArgs) (*Assignments, *Assignments, error) {
 	st, err := c.loadHost(ctx, args.Hostname, args.HandleID)
 	if err != nil {

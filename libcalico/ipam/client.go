@@ -313,11 +313,3 @@ func (c *Client) decodePools(kvs []*backend.KVPair) []pool {
 	}
 	return out
 }
-
-func (c *Client) listPools(ctx context.Context) ([]pool, error) {
-	res, err := c.read(ctx, []backend.ReadOp{{List: model.ResourceListOptions{Kind: v3.KindIPPool}}})
-	if err != nil {
-		return nil, fmt.Errorf("listing IP pools: %w", err)
-	}
-	return c.decodePools(res[0]), nil
-}

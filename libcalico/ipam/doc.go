@@ -33,6 +33,12 @@
 //     The cache can be saved and loaded into another client (SaveWarm,
 //     LoadWarm): the CNI plugin keeps it in its lock file, so each plugin
 //     process assigns in one round trip too.
+//   - An assignment can be planned and committed in two steps (Plan,
+//     Plan.Commit; AutoAssign is both): from a cached state the plan
+//     names its addresses without any I/O, and the caller's own writes
+//     that depend on them (the CNI plugin's WorkloadEndpoint) commit in
+//     the assignment's transaction. IPAM never calls back into its
+//     caller.
 //   - A host looking for a new block probes random candidate block keys of
 //     the pool (keys only, one round trip for 32 of them) instead of
 //     listing every block in the cluster, so a claim costs the same with

@@ -12,10 +12,14 @@ import (
 	"github.com/calico-etcd/calico/libcalico/model"
 )
 
-func (e *env) assignReuse(c *Client, handle string, n4, n6 int, r Rider) (*Assignments, *Assignments) {
+func reuseArgs(handle string, n4, n6 int) AutoAssignArgs {
+	return AutoAssignArgs{Num4: n4, Num6: n6, HandleID: handle, Hostname: "h1",
+		Attrs: map[string]string{AttributeNode: "h1"}, ReuseHandle: true}
+}
+
+func (e *env) assignReuse(c *Client, handle string, n4, n6 int) (*Assignments, *Assignments) {
 	e.t.Helper()
-	v4, v6, err := c.AutoAssign(context.Background(), AutoAssignArgs{Num4: n4, Num6: n6, HandleID: handle, Hostname: "h1",
-		Attrs: map[string]string{AttributeNode: "h1"}, ReuseHandle: true, Rider: r})
+	v4, v6, err := c.AutoAssign(context.Background(), reuseArgs(handle, n4, n6))
 	if err != nil {
 		e.t.Fatalf("AutoAssign(%s): %v", handle, err)
 	}
@@ -43,10 +47,10 @@ func (e *env) owned(handle string) []netip.Addr {
 func TestReuseHandleIsIdempotent(t *testing.T) {
 	e, cnt := warmEnv(t)
 	e.pool("p6", "fd60::/64", 122)
-	e.assignReuse(e.ipam, "warmup", 1, 1, nil)
+	e.assignReuse(e.ipam, "warmup", 1, 1)
 
 	var a4, a6 *Assignments
-	if n := rounds(cnt, func() { a4, a6 = e.assignReuse(e.ipam, "net.c1", 1, 1, nil) }); n != 1 {
+	if n := rounds(cnt, func() { a4, a6 = e.assignReuse(e.ipam, "net.c1", 1, 1) }); n != 1 {
 		t.Fatalf("first request for a handle took %d round trips, want 1", n)
 	}
 	if a4.Held != 0 || a6.Held != 0 {
@@ -60,7 +64,7 @@ func TestReuseHandleIsIdempotent(t *testing.T) {
 		t.Fatal(err)
 	}
 	for i, c := range []*Client{e.ipam, fresh} {
-		r4, r6 := e.assignReuse(c, "net.c1", 1, 1, nil)
+		r4, r6 := e.assignReuse(c, "net.c1", 1, 1)
 		if r4.IPs[0] != a4.IPs[0] || r6.IPs[0] != a6.IPs[0] || r4.Held != 1 || r6.Held != 1 {
 			t.Fatalf("repeat %d got %v %v (held %d, %d), want %v %v held", i, r4.IPs, r6.IPs, r4.Held, r6.Held, a4.IPs, a6.IPs)
 		}
@@ -71,8 +75,8 @@ func TestReuseHandleIsIdempotent(t *testing.T) {
 
 	// A handle holding only IPv4 (a request cut off between its two
 	// writes) keeps it and gets the IPv6 address it lacks.
-	e.assignReuse(e.ipam, "net.c2", 1, 0, nil)
-	p4, p6 := e.assignReuse(e.ipam, "net.c2", 1, 1, nil)
+	e.assignReuse(e.ipam, "net.c2", 1, 0)
+	p4, p6 := e.assignReuse(e.ipam, "net.c2", 1, 1)
 	if p4.Held != 1 || p6.Held != 0 || len(p6.IPs) != 1 {
 		t.Fatalf("partly held: %+v %+v", p4, p6)
 	}
@@ -86,7 +90,7 @@ func TestReuseHandleIsIdempotent(t *testing.T) {
 		t.Fatal(err)
 	}
 	dup := e.owned("net.c3")
-	d4, _ := e.assignReuse(e.ipam, "net.c3", 1, 0, nil)
+	d4, _ := e.assignReuse(e.ipam, "net.c3", 1, 0)
 	if len(d4.IPs) != 1 || d4.IPs[0].Addr() != dup[0] || d4.Held != 1 || len(e.owned("net.c3")) != 2 {
 		t.Fatalf("with two held: got %+v, handle holds %v", d4, e.owned("net.c3"))
 	}
@@ -99,29 +103,28 @@ func TestReuseHandleIsIdempotent(t *testing.T) {
 	}
 }
 
-// issue 23 item 5: a repeat from the warm state, with a rider, finds the
-// handle in the failed transaction's answer and does not try again
-// without the rider: one transaction, the full path's read and the read
-// of the held blocks. The rider is never committed.
-func TestReuseHandleWarmRepeatWithRider(t *testing.T) {
+// issue 23 item 5: a repeat from the warm state, committed with ops,
+// finds the handle in the failed transaction's answer and does not try
+// again without the ops: one transaction, the full path's read and the
+// read of the held blocks. The ops are never written.
+func TestReuseHandleWarmRepeatWithOps(t *testing.T) {
 	e, cnt := warmEnv(t)
-	e.assignReuse(e.ipam, "warmup", 1, 0, nil)
+	e.assignReuse(e.ipam, "warmup", 1, 0)
 	key := model.ResourceKey{Kind: v3.KindProfile, Name: "rider"}
-	first := &recordingRider{key: key}
-	a, _ := e.assignReuse(e.ipam, "net.c1", 1, 0, first)
-	if first.committed == 0 {
-		t.Fatal("the first request's rider was not committed")
+	first := e.planCommit(e.ipam, reuseArgs("net.c1", 1, 0), key)
+	if !first.res.WithOps {
+		t.Fatal("the first request's ops were not written")
 	}
 	if _, err := e.be.Delete(context.Background(), key, 0); err != nil {
 		t.Fatal(err)
 	}
-	again := &recordingRider{key: key}
-	var r *Assignments
-	if n := rounds(cnt, func() { r, _ = e.assignReuse(e.ipam, "net.c1", 1, 0, again) }); n != 3 {
+	var again planned
+	if n := rounds(cnt, func() { again = e.planCommit(e.ipam, reuseArgs("net.c1", 1, 0), key) }); n != 3 {
 		t.Fatalf("warm repeat took %d round trips, want 3", n)
 	}
-	if r.IPs[0] != a.IPs[0] || r.Held != 1 || again.committed != 0 {
-		t.Fatalf("repeat got %+v (rider committed at %d), want %v held", r, again.committed, a.IPs)
+	r := again.res.V4
+	if r.IPs[0] != first.res.V4.IPs[0] || r.Held != 1 || again.res.WithOps {
+		t.Fatalf("repeat got %+v (ops written: %v), want %v held", r, again.res.WithOps, first.res.V4.IPs)
 	}
 }
 

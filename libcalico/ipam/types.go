@@ -6,7 +6,6 @@ import (
 	"net/netip"
 
 	v3 "github.com/calico-etcd/calico/libcalico/api/v3"
-	"github.com/calico-etcd/calico/libcalico/backend"
 	"github.com/calico-etcd/calico/libcalico/model"
 )
 
@@ -74,8 +73,6 @@ type AutoAssignArgs struct {
 	MaxBlocksPerHost int
 	// IntendedUse filters pools by allowedUses; Workload when empty.
 	IntendedUse v3.IPPoolAllowedUse
-	// Rider, when set, may add writes to the assignment's transaction.
-	Rider Rider
 	// ReuseHandle makes the request idempotent per handle: the addresses
 	// HandleID already holds count towards Num4 and Num6 and are returned
 	// (first, see Assignments.Held), so that a repeat of a request (a CNI
@@ -84,19 +81,6 @@ type AutoAssignArgs struct {
 	// path's transaction requires that, and the full path reads the
 	// handle anyway.
 	ReuseHandle bool
-}
-
-// Rider is work that commits in the same transaction as an assignment, or
-// not at all: the CNI plugin's WorkloadEndpoint, which then costs no
-// round trip of its own. Only an assignment made in one transaction (from
-// a warm state) takes riders. If the riders' guards fail, the assignment
-// is committed without them.
-type Rider interface {
-	// Ops returns the writes to add, given the addresses about to be
-	// assigned (each with its block's prefix length); none to decline.
-	Ops(v4, v6 []netip.Prefix) []backend.TxnOp
-	// Committed is called when the ops committed, at revision rev.
-	Committed(rev int64)
 }
 
 // Assignments reports what one IP version of an AutoAssign got.

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"maps"
 	"net/netip"
+	"slices"
 	"strconv"
 
 	v3 "github.com/calico-etcd/calico/libcalico/api/v3"
@@ -66,96 +67,114 @@ func (c *Client) keepWarm(st *hostState) {
 	c.warm.Store(st.host, w)
 }
 
-// assignWarm serves args from the host's cached state if it can; done is
-// false when the full path must run (nothing cached, the cache cannot
-// serve args, or a guard failed).
-func (c *Client) assignWarm(ctx context.Context, args AutoAssignArgs) (v4, v6 *Assignments, done bool, err error) {
-	v, ok := c.warm.LoadAndDelete(args.Hostname)
+// warmPlan is an assignment decided from a host's cached state, to be
+// written in one transaction.
+type warmPlan struct {
+	// from is the cached state it was decided from.
+	from *warmHost
+	// out are the planned addresses by IP version (4 and 6).
+	out map[int]*Assignments
+	// next are the blocks, by IP version, as the transaction writes them.
+	next map[int]*blockKV
+	// ops write the blocks and the handle and guard what the choice
+	// rested on; handleAt is the handle's op, -1 without a handle.
+	ops      []backend.TxnOp
+	handleAt int
+}
+
+// planWarm decides args from the host's cached state, reading nothing;
+// nil when the full path must run (nothing cached, or the cache cannot
+// serve args).
+func (c *Client) planWarm(args AutoAssignArgs) *warmPlan {
+	v, ok := c.warm.Load(args.Hostname)
 	if !ok {
-		return nil, nil, false, nil
+		return nil
 	}
 	w := v.(*warmHost)
-	req := request{handle: args.HandleID, attrs: args.Attrs}
-	next := map[int]*blockKV{}
-	out := map[int]*Assignments{}
-	var ops []backend.TxnOp
+	wp := &warmPlan{from: w, out: map[int]*Assignments{}, next: map[int]*blockKV{}, handleAt: -1}
 	h := &handleKV{id: args.HandleID, h: model.IPAMHandle{Block: map[string]int{}}}
 	for _, want := range []struct{ version, num int }{{4, args.Num4}, {6, args.Num6}} {
 		a := &Assignments{IPVersion: want.version, NumRequested: want.num}
-		out[want.version] = a
+		wp.out[want.version] = a
 		if want.num == 0 {
 			continue
 		}
 		bk := w.blocks[want.version]
 		if bk == nil || !w.allows(bk.cidr, want.version, args) {
-			return nil, nil, false, nil
+			return nil
 		}
 		nb := &blockKV{cidr: bk.cidr, rev: bk.rev, b: bk.b.Clone()}
-		ips := assignFromBlock(nb.b, want.num, req.handle, req.attrs, w.st.res)
+		ips := assignFromBlock(nb.b, want.num, args.HandleID, args.Attrs, w.st.res)
 		if len(ips) < want.num {
-			return nil, nil, false, nil
+			return nil
 		}
 		op, err := blockOp(nb, false)
 		if err != nil {
-			return nil, nil, false, nil
+			return nil
 		}
 		// The block must still be the one cached, value and all: a
 		// saved state may come from before a restore of etcd, where the
 		// same revision could name another value.
 		if op.Expect, err = json.Marshal(bk.b); err != nil {
-			return nil, nil, false, nil
+			return nil
 		}
-		ops = append(ops, op)
+		wp.ops = append(wp.ops, op)
 		h.add(nb.cidr, len(ips))
 		a.IPs = prefixes(ips, nb.cidr.Bits())
-		next[want.version] = nb
+		wp.next[want.version] = nb
 	}
-	if len(ops) == 0 {
-		return nil, nil, false, nil
+	if len(wp.ops) == 0 {
+		return nil
 	}
-	handleAt := -1
 	if args.HandleID != "" {
 		op, err := h.op() // revision 0: the handle must not exist yet
 		if err != nil {
-			return nil, nil, false, nil
+			return nil
 		}
-		handleAt = len(ops)
-		ops = append(ops, op)
+		wp.handleAt = len(wp.ops)
+		wp.ops = append(wp.ops, op)
 	}
-	ops = append(ops, w.guards...)
-	var riders []backend.TxnOp
-	if args.Rider != nil {
-		riders = args.Rider.Ops(out[4].IPs, out[6].IPs)
-	}
-	res, err := c.txn(ctx, append(ops, riders...)...)
-	if isConflict(err) && len(riders) > 0 && !handleExists(res, handleAt) {
-		// Perhaps only a rider's guard failed (its key exists). (An
-		// existing handle fails without riders too: the full path reads
-		// it.)
-		riders = nil
-		res, err = c.txn(ctx, ops...)
-	}
-	if isConflict(err) {
-		return nil, nil, false, nil
+	wp.ops = append(wp.ops, w.guards...)
+	return wp
+}
+
+// commitWarm writes a warm plan, with extra in its transaction; done is
+// false when the full path must run instead (a guard of the plan failed,
+// or the handle exists: with ReuseHandle the full path reads what it
+// holds). If only extra's guards failed, the plan is written without
+// them. On an error other than a conflict the outcome is unknown, and
+// the planned addresses are returned with it, for the caller to release.
+func (c *Client) commitWarm(ctx context.Context, args AutoAssignArgs, wp *warmPlan, extra []backend.TxnOp) (_ *Committed, done bool, _ error) {
+	res, err := c.txn(ctx, slices.Concat(wp.ops, extra)...)
+	if isConflict(err) && len(extra) > 0 && !handleExists(res, wp.handleAt) {
+		extra = nil
+		res, err = c.txn(ctx, wp.ops...)
 	}
 	if err != nil {
-		return out[4], out[6], true, err
+		// Stale, or its outcome unknown: the cache goes.
+		c.warm.CompareAndDelete(args.Hostname, wp.from)
 	}
-	if len(riders) > 0 {
-		args.Rider.Committed(res.Revision)
+	if isConflict(err) {
+		return nil, false, nil
 	}
-	// A new warmHost, not an update of w: SaveWarm and releasedFrom may
-	// still be reading w.
-	nw := &warmHost{st: w.st, guards: w.guards, blocks: maps.Clone(w.blocks)}
+	out := &Committed{V4: wp.out[4], V6: wp.out[6]}
+	if err != nil {
+		return out, true, err
+	}
+	out.WithOps, out.Revision = len(extra) > 0, res.Revision
+	// A new warmHost, not an update of the old one: SaveWarm and
+	// releasedFrom may still be reading it. A newer one (a release by
+	// this client meanwhile) is left in place.
+	nw := &warmHost{st: wp.from.st, guards: wp.from.guards, blocks: maps.Clone(wp.from.blocks)}
 	var last netip.Prefix
-	for version, nb := range next {
+	for version, nb := range wp.next {
 		nb.rev = res.Revision
 		nw.blocks[version] = nb
 		last = nb.cidr
 	}
 	c.hints.Store(args.Hostname, last)
-	c.warm.Store(args.Hostname, nw)
-	return out[4], out[6], true, nil
+	c.warm.CompareAndSwap(args.Hostname, wp.from, nw)
+	return out, true, nil
 }
 
 // allows reports whether the full path, given the cached state, would

@@ -339,81 +339,118 @@ func TestWarmStateConcurrentUse(t *testing.T) {
 	}
 }
 
-// recordingRider puts one key with the assignment and records what it
-// was offered and whether it committed.
-type recordingRider struct {
-	key       model.Key
-	asked     int
-	offered   []netip.Prefix
-	committed int64
+// planned is what planCommit saw: the addresses the plan offered and
+// what Commit wrote.
+type planned struct {
+	offered []netip.Prefix
+	res     *Committed
 }
 
-func (r *recordingRider) Ops(v4, v6 []netip.Prefix) []backend.TxnOp {
-	r.asked++
-	r.offered = append(append([]netip.Prefix(nil), v4...), v6...)
-	return []backend.TxnOp{{Action: backend.TxnPut, Key: r.key, Value: []byte(fmt.Sprintf(`{"ips":%q}`, r.offered))}}
+// planCommit plans args and commits the assignment with a put of key
+// naming the planned addresses, as the CNI plugin commits its endpoint;
+// without planned addresses it commits no ops.
+func (e *env) planCommit(c *Client, args AutoAssignArgs, key model.Key) planned {
+	e.t.Helper()
+	ctx := context.Background()
+	p, err := c.Plan(ctx, args)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	v4, v6 := p.IPs()
+	var out planned
+	out.offered = append(v4, v6...)
+	var ops []backend.TxnOp
+	if len(out.offered) > 0 {
+		ops = []backend.TxnOp{{Action: backend.TxnPut, Key: key, Value: []byte(fmt.Sprintf(`{"ips":%q}`, out.offered))}}
+	}
+	if out.res, err = p.Commit(ctx, ops...); err != nil {
+		e.t.Fatalf("Commit(%s): %v", args.HandleID, err)
+	}
+	return out
 }
 
-func (r *recordingRider) Committed(rev int64) { r.committed = rev }
-
-// A rider commits in the warm path's one transaction; when its key is
-// taken the assignment still commits, without it; the full path never
-// asks.
-func TestRiderCommitsWithWarmAssignment(t *testing.T) {
+// A plan from a warm state commits the caller's ops in its one
+// transaction; when their guard fails (the key exists) the planned
+// assignment still commits, without them; a plan without a warm state
+// offers nothing and takes no ops.
+func TestPlanCommitsOpsWithWarmAssignment(t *testing.T) {
 	e, cnt := warmEnv(t)
 	ctx := context.Background()
-	assign := func(handle string, r *recordingRider) *Assignments {
-		t.Helper()
-		v4, _, err := e.ipam.AutoAssign(ctx, AutoAssignArgs{Num4: 1, HandleID: handle, Hostname: "h1", Rider: r})
-		if err != nil {
-			t.Fatalf("AutoAssign(%s): %v", handle, err)
-		}
-		return v4
-	}
+	args := func(handle string) AutoAssignArgs { return AutoAssignArgs{Num4: 1, HandleID: handle, Hostname: "h1"} }
 	key := model.ResourceKey{Kind: v3.KindProfile, Name: "rider"}
 
-	cold := &recordingRider{key: key}
-	assign("a", cold)
-	if cold.asked != 0 || cold.committed != 0 {
-		t.Fatalf("the full path asked the rider %d times (committed at %d)", cold.asked, cold.committed)
+	cold := e.planCommit(e.ipam, args("a"), key)
+	if len(cold.offered) != 0 || cold.res.WithOps {
+		t.Fatalf("a cold plan offered %v (ops written: %v)", cold.offered, cold.res.WithOps)
 	}
 
-	warm := &recordingRider{key: key}
-	var got *Assignments
-	if n := rounds(cnt, func() { got = assign("b", warm) }); n != 1 {
-		t.Fatalf("warm assignment with a rider took %d round trips, want 1", n)
+	var warm planned
+	if n := rounds(cnt, func() { warm = e.planCommit(e.ipam, args("b"), key) }); n != 1 {
+		t.Fatalf("warm assignment with ops took %d round trips, want 1", n)
 	}
+	got := warm.res.V4
 	if len(warm.offered) != 1 || warm.offered[0] != got.IPs[0] {
-		t.Fatalf("rider was offered %v, assignment is %v", warm.offered, got.IPs)
+		t.Fatalf("plan offered %v, assignment is %v", warm.offered, got.IPs)
 	}
 	kv, err := e.be.Get(ctx, key)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if warm.committed == 0 || kv.Revision != warm.committed {
-		t.Fatalf("rider committed at %d, key stored at %d", warm.committed, kv.Revision)
+	if !warm.res.WithOps || kv.Revision != warm.res.Revision {
+		t.Fatalf("ops written at %d (%v), key stored at %d", warm.res.Revision, warm.res.WithOps, kv.Revision)
 	}
 	blk, err := e.be.Get(ctx, model.BlockKey{CIDR: got.IPs[0].Masked()})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if blk.Revision != kv.Revision {
-		t.Fatalf("block at revision %d, rider's key at %d: not one transaction", blk.Revision, kv.Revision)
+		t.Fatalf("block at revision %d, the ops' key at %d: not one transaction", blk.Revision, kv.Revision)
 	}
 
-	taken := &recordingRider{key: key}
-	if n := rounds(cnt, func() { got = assign("c", taken) }); n != 2 {
-		t.Fatalf("warm assignment with a refused rider took %d round trips, want 2", n)
+	var taken planned
+	if n := rounds(cnt, func() { taken = e.planCommit(e.ipam, args("c"), key) }); n != 2 {
+		t.Fatalf("warm assignment with refused ops took %d round trips, want 2", n)
 	}
-	if taken.asked != 1 || taken.committed != 0 {
-		t.Fatalf("refused rider: asked %d, committed at %d", taken.asked, taken.committed)
+	if taken.res.WithOps || taken.res.V4.IPs[0] != taken.offered[0] {
+		t.Fatalf("refused ops: written %v; got %v, planned %v", taken.res.WithOps, taken.res.V4.IPs, taken.offered)
 	}
 	if after, err := e.be.Get(ctx, key); err != nil || after.Revision != kv.Revision {
-		t.Fatalf("refused rider's key changed: %v, %v", after, err)
+		t.Fatalf("refused ops' key changed: %v, %v", after, err)
 	}
 	st := readState(t, e.be)
 	st.mustCheck(t)
-	if st.owner[got.IPs[0].Addr()] != "c" {
-		t.Fatalf("%v is owned by %q, want c", got.IPs[0].Addr(), st.owner[got.IPs[0].Addr()])
+	if st.owner[taken.res.V4.IPs[0].Addr()] != "c" {
+		t.Fatalf("%v is owned by %q, want c", taken.res.V4.IPs[0].Addr(), st.owner[taken.res.V4.IPs[0].Addr()])
 	}
+}
+
+// A plan that is never committed writes nothing and leaves the cached
+// state to the next request (a CNI ADD whose veth failed).
+func TestPlanAbandoned(t *testing.T) {
+	e, cnt := warmEnv(t)
+	ctx := context.Background()
+	first, _ := e.assign("h1", "a", 1, 0)
+	n := rounds(cnt, func() {
+		p, err := e.ipam.Plan(ctx, AutoAssignArgs{Num4: 1, HandleID: "gone", Hostname: "h1"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if v4, _ := p.IPs(); len(v4) != 1 || v4[0].Addr() != addrOf(first).Next() {
+			t.Fatalf("planned %v after %v", v4, addrOf(first))
+		}
+	})
+	if n != 0 {
+		t.Fatalf("planning took %d round trips", n)
+	}
+	var second *Assignments
+	if n := rounds(cnt, func() { second, _ = e.assign("h1", "b", 1, 0) }); n != 1 {
+		t.Fatalf("the request after an abandoned plan took %d round trips, want 1", n)
+	}
+	if addrOf(second) != addrOf(first).Next() {
+		t.Fatalf("got %v, want %v", addrOf(second), addrOf(first).Next())
+	}
+	if _, err := e.ipam.Plan(ctx, AutoAssignArgs{Num4: -1, Hostname: "h1"}); err == nil {
+		t.Fatal("planned -1 addresses")
+	}
+	readState(t, e.be).mustCheck(t)
 }

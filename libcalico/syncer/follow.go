@@ -3,6 +3,7 @@ package syncer
 import (
 	"context"
 	"errors"
+	"math/rand/v2"
 	"time"
 
 	"github.com/calico-etcd/calico/libcalico/backend"
@@ -43,7 +44,10 @@ var errMoved = errors.New("datastore reset since the prefix was listed")
 // follow lists and watches one prefix until ctx is done, sending what it
 // sees to out in datastore order. It lists again whenever sh's generation
 // moves on.
-func (s *Syncer) follow(ctx context.Context, idx int, opts model.ListOptions, sh *shared, out chan<- message) {
+// has tells whether the consumer holds a key at a revision: a relist
+// that is not after a reset fetches only the other values, if the
+// backend is a backend.ChangeLister.
+func (s *Syncer) follow(ctx context.Context, idx int, opts model.ListOptions, sh *shared, has func(string, int64) bool, out chan<- message) {
 	prefix, _ := opts.Prefix()
 	log := s.log.WithField("prefix", prefix)
 	g, moved := sh.current() // as of the last list
@@ -56,16 +60,34 @@ func (s *Syncer) follow(ctx context.Context, idx int, opts model.ListOptions, sh
 			return false
 		}
 	}
-	b := backoff{first: s.cfg.RetryInterval, max: s.cfg.MaxRetryInterval}
+	b := backoff{first: s.cfg.RetryInterval, max: s.cfg.MaxRetryInterval, jitter: true}
+	cl, _ := s.be.(backend.ChangeLister)
 	var rev int64
 	relist := true
-	failures := 0 // watches in a row that ended without delivering an event
+	cheap := false // the next list may skip the values the consumer has
+	failures := 0  // watches in a row that ended without delivering an event
 	for {
 		fresh := relist // this watch starts at a list's revision
 		if relist {
-			g, moved = sh.current()
+			ng, nm := sh.current()
+			if ng != g {
+				cheap = false // a reset since the last list: values too
+			}
+			g, moved = ng, nm
 			floor := sh.delivered.Load()
-			list, err := s.be.List(ctx, opts)
+			select {
+			case sh.listing <- struct{}{}:
+			case <-ctx.Done():
+				return
+			}
+			var list *backend.KVList
+			var err error
+			if cheap && cl != nil {
+				list, err = cl.ListChanged(ctx, opts, has)
+			} else {
+				list, err = s.be.List(ctx, opts)
+			}
+			<-sh.listing
 			if ctx.Err() != nil {
 				return
 			}
@@ -79,7 +101,7 @@ func (s *Syncer) follow(ctx context.Context, idx int, opts model.ListOptions, sh
 			if !send(message{kind: msgListed, list: list, floor: floor}) {
 				return
 			}
-			rev, relist, failures = list.Revision, false, 0
+			rev, relist, failures, cheap = list.Revision, false, 0, true
 		}
 
 		started := time.Now()
@@ -99,7 +121,7 @@ func (s *Syncer) follow(ctx context.Context, idx int, opts model.ListOptions, sh
 		switch {
 		case errors.Is(err, errMoved):
 			l.Info("Datastore reset; relisting prefix")
-			relist, delay = true, 0
+			relist, delay, cheap = true, spread(s.cfg.RelistJitter), false
 		case errors.Is(err, cerrors.ErrDatastoreReset):
 			// The loop relists every prefix: wait until it has moved on,
 			// then list this one again at once.
@@ -112,7 +134,7 @@ func (s *Syncer) follow(ctx context.Context, idx int, opts model.ListOptions, sh
 			case <-ctx.Done():
 				return
 			}
-			relist, delay = true, 0
+			relist, delay, cheap = true, spread(s.cfg.RelistJitter), false
 		case errors.Is(err, cerrors.ErrUnavailable):
 			// The datastore stopped answering: what the consumer has may
 			// be stale, so it is told (ResyncInProgress, then
@@ -124,7 +146,9 @@ func (s *Syncer) follow(ctx context.Context, idx int, opts model.ListOptions, sh
 				return
 			}
 		case compacted && !fresh:
-			delay = 0 // a resumed watch fell behind compaction: relist at once
+			// A resumed watch fell behind compaction: relist soon, but
+			// not in step with every other client that fell behind it.
+			delay = spread(s.cfg.RelistJitter)
 			fallthrough
 		case compacted || failures > 1:
 			l.Warn("Watch lost; relisting prefix")
@@ -175,10 +199,11 @@ func (s *Syncer) watch(ctx context.Context, opts model.ListOptions, rev int64, m
 	}
 }
 
-// backoff yields 0 first (retry at once), then first, doubling up to max.
+// backoff yields 0 first (retry at once), then first, doubling up to max;
+// with jitter each wait is drawn from ±25% around that.
 type backoff struct {
 	first, max, cur time.Duration
-	used            bool
+	used, jitter    bool
 }
 
 func (b *backoff) next() time.Duration {
@@ -191,7 +216,18 @@ func (b *backoff) next() time.Duration {
 	default:
 		b.cur = min(2*b.cur, b.max)
 	}
+	if b.jitter {
+		return b.cur*3/4 + spread(b.cur/2)
+	}
 	return b.cur
+}
+
+// spread is a random wait in [0, d); 0 when d <= 0.
+func spread(d time.Duration) time.Duration {
+	if d <= 0 {
+		return 0
+	}
+	return rand.N(d)
 }
 
 func (b *backoff) reset() { b.cur, b.used = 0, false }

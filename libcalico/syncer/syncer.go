@@ -27,6 +27,14 @@
 // below a revision already delivered, or from the backend's
 // backend.ResetNotifier. Values are compared as well as revisions on the
 // relist, as the restored store may reuse a revision for another value.
+// Other relists, of a store that did not go back, need only revisions:
+// with a backend.ChangeLister they fetch only the values that changed.
+//
+// Every client of a cluster sees a compaction or a reset at about the
+// same moment. So that their relists reach etcd spread out rather than at
+// once, a prefix relists after a random wait of up to Config.RelistJitter,
+// a syncer lists at most Config.MaxListing prefixes at a time, and the
+// waits between failed attempts are jittered.
 package syncer
 
 import (
@@ -127,6 +135,8 @@ const (
 	DefaultRetryInterval    = time.Second
 	DefaultMaxRetryInterval = 10 * time.Second
 	DefaultMaxBatchSize     = 1000
+	DefaultRelistJitter     = 2 * time.Second
+	DefaultMaxListing       = 2
 )
 
 // Config says what to sync and how patiently.
@@ -141,6 +151,15 @@ type Config struct {
 	// MaxBatchSize caps the updates passed to one OnUpdates call
 	// (default 1000).
 	MaxBatchSize int
+	// RelistJitter spreads the relists that every client of a cluster
+	// starts at the same moment (its history compacted under them, or
+	// restored): a prefix whose watch was compacted waits a random time
+	// up to RelistJitter before it lists again. Default 2 s; negative for
+	// none. The waits between failed attempts are jittered too (±25%).
+	RelistJitter time.Duration
+	// MaxListing caps the prefixes listed at once (default 2), so that a
+	// relist of every prefix is a queue, not a burst.
+	MaxListing int
 }
 
 func (c Config) withDefaults() Config {
@@ -152,6 +171,12 @@ func (c Config) withDefaults() Config {
 	}
 	if c.MaxBatchSize == 0 {
 		c.MaxBatchSize = DefaultMaxBatchSize
+	}
+	if c.RelistJitter == 0 {
+		c.RelistJitter = DefaultRelistJitter
+	}
+	if c.MaxListing == 0 {
+		c.MaxListing = DefaultMaxListing
 	}
 	return c
 }
@@ -175,6 +200,9 @@ func (c Config) Validate() error {
 	}
 	if c.MaxBatchSize < 0 {
 		return fmt.Errorf("max batch size %d is negative", c.MaxBatchSize)
+	}
+	if c.MaxListing < 0 {
+		return fmt.Errorf("max listing %d is negative", c.MaxListing)
 	}
 	return nil
 }
@@ -211,6 +239,7 @@ func (s *Syncer) Run(ctx context.Context) error {
 
 	msgs := make(chan message, 256)
 	l := &loop{s: s, status: -1, sh: newShared(), seed: maphash.MakeSeed()}
+	l.sh.listing = make(chan struct{}, s.cfg.MaxListing)
 	var backendReset <-chan struct{}
 	if rn, ok := s.be.(backend.ResetNotifier); ok {
 		l.notifier = rn
@@ -218,12 +247,13 @@ func (s *Syncer) Run(ctx context.Context) error {
 	}
 	for i, opts := range s.cfg.Prefixes {
 		prefix, _ := opts.Prefix() // checked by Validate
-		l.prefixes = append(l.prefixes, &prefixState{
+		p := &prefixState{
 			name: prefix,
 			log:  s.log.WithField("prefix", prefix),
 			keys: map[string]cached{},
-		})
-		wg.Go(func() { s.follow(ctx, i, opts, l.sh, msgs) })
+		}
+		l.prefixes = append(l.prefixes, p)
+		wg.Go(func() { s.follow(ctx, i, opts, l.sh, p.has, msgs) })
 	}
 	l.setStatus(WaitForDatastore)
 	for {
@@ -267,7 +297,18 @@ type prefixState struct {
 	log    *logrus.Entry
 	synced bool // snapshot delivered, watch running
 	down   bool // the last list attempt failed
-	keys   map[string]cached
+	// keys is written by the Run loop only, under mu, so that the
+	// prefix's follow goroutine may read revisions (has).
+	mu   sync.RWMutex
+	keys map[string]cached
+}
+
+// has reports whether the consumer has path at revision rev.
+func (p *prefixState) has(path string, rev int64) bool {
+	p.mu.RLock()
+	defer p.mu.RUnlock()
+	c, ok := p.keys[path]
+	return ok && c.rev == rev
 }
 
 // loop is the state of one Run, touched only by Run's goroutine but for
@@ -351,6 +392,8 @@ func (l *loop) reset(cause error) {
 // delivered cannot be below it unless the datastore went back in time).
 type shared struct {
 	delivered atomic.Int64
+	// listing holds a token per list in progress (Config.MaxListing).
+	listing chan struct{}
 
 	mu    sync.Mutex
 	gen   uint64
@@ -438,8 +481,9 @@ func (l *loop) diff(p *prefixState, list *backend.KVList) {
 			continue
 		}
 		seen[path] = struct{}{}
-		if old, ok := p.keys[path]; ok && old.rev == kv.Revision && old.sum == maphash.Bytes(l.seed, kv.Value) {
-			continue
+		old, ok := p.keys[path]
+		if ok && old.rev == kv.Revision && (kv.Value == nil || old.sum == maphash.Bytes(l.seed, kv.Value)) {
+			continue // unchanged (a nil value: listed as such, backend.ChangeLister)
 		}
 		l.upsert(p, path, kv)
 	}
@@ -496,7 +540,9 @@ func (l *loop) upsert(p *prefixState, path string, kv *backend.KVPair) {
 	if _, ok := p.keys[path]; ok {
 		t = UpdateUpdated
 	}
+	p.mu.Lock()
 	p.keys[path] = cached{key: kv.Key, rev: kv.Revision, sum: maphash.Bytes(l.seed, kv.Value)}
+	p.mu.Unlock()
 	l.add(Update{Key: kv.Key, Value: v, Revision: kv.Revision, Type: t})
 }
 
@@ -506,6 +552,8 @@ func (l *loop) remove(p *prefixState, path string, rev int64) {
 	if !ok {
 		return
 	}
+	p.mu.Lock()
 	delete(p.keys, path)
+	p.mu.Unlock()
 	l.add(Update{Key: old.key, Revision: rev, Type: UpdateDeleted})
 }

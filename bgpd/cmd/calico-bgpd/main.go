@@ -18,18 +18,14 @@
 package main
 
 import (
-	"context"
 	"flag"
 	"fmt"
 	"io"
 	"os"
-	"os/signal"
-	"syscall"
-
-	"github.com/sirupsen/logrus"
 
 	"github.com/calico-etcd/calico/bgpd/daemon"
 	"github.com/calico-etcd/calico/libcalico/buildinfo"
+	"github.com/calico-etcd/calico/libcalico/daemonkit"
 )
 
 func main() { os.Exit(run(os.Args[1:], os.Stdout, os.Stderr)) }
@@ -59,30 +55,16 @@ func run(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stdout, buildinfo.String("calico-bgpd"))
 		return 0
 	}
-	logger := logrus.New()
-	logger.SetOutput(stderr)
-	lvl, err := logrus.ParseLevel(*logLevel)
+	log, err := daemonkit.Logger(*logLevel, stderr)
 	if err != nil {
 		fmt.Fprintf(stderr, "calico-bgpd: %v\n", err)
 		return 2
 	}
-	logger.SetLevel(lvl)
-
-	hup := make(chan os.Signal, 1)
-	signal.Notify(hup, syscall.SIGHUP)
-	reload := make(chan struct{}, 1)
-	go func() {
-		for range hup {
-			select {
-			case reload <- struct{}{}:
-			default:
-			}
-		}
-	}()
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	reload := daemonkit.Reloads()
+	ctx, stop := daemonkit.SignalContext()
 	defer stop()
-	if err := daemon.Run(ctx, cfg, reload, logrus.NewEntry(logger)); err != nil {
-		logger.WithError(err).Error("calico-bgpd failed")
+	if err := daemon.Run(ctx, cfg, reload, log); err != nil {
+		log.WithError(err).Error("calico-bgpd failed")
 		return 1
 	}
 	return 0

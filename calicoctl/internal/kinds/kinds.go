@@ -222,6 +222,43 @@ var infos = []Info{
 		},
 		ReadOnly: true,
 	},
+	{
+		KindInfo:     kind(v3.KindStagedNetworkPolicy),
+		Aliases:      []string{"stagednetworkpolicy", "stagednetworkpolicies", "stagedpolicy", "snp", "stagedpolicies", "spol", "spols"},
+		Headings:     []string{"NAME", "TIER"},
+		WideHeadings: []string{"NAME", "TIER", "ORDER", "SELECTOR"},
+		Columns: map[string]string{
+			"NAME":      colName,
+			"NAMESPACE": colNamespace,
+			"ORDER":     "{{.Spec.Order}}",
+			"SELECTOR":  "{{.Spec.Selector}}",
+			"TIER":      "{{.Spec.Tier}}",
+		},
+	},
+	{
+		KindInfo:     kind(v3.KindStagedGlobalNetworkPolicy),
+		Aliases:      []string{"stagedglobalnetworkpolicy", "stagedglobalnetworkpolicies", "sgnp", "sgnps"},
+		Headings:     []string{"NAME", "TIER"},
+		WideHeadings: []string{"NAME", "TIER", "ORDER", "SELECTOR"},
+		Columns: map[string]string{
+			"NAME":     colName,
+			"ORDER":    "{{.Spec.Order}}",
+			"SELECTOR": "{{.Spec.Selector}}",
+			"TIER":     "{{.Spec.Tier}}",
+		},
+	},
+	{
+		KindInfo: kind(v3.KindStagedKubernetesNetworkPolicy),
+		Aliases: []string{"stagedkubernetesnetworkpolicy", "stagedkubernetesnetworkpolicies", "stagedkubernetespolicy", "sknp",
+			"stagedkubernetespolicies", "skpol", "skpols"},
+		Headings:     []string{"NAME"},
+		WideHeadings: []string{"NAME", "PODSELECTOR"},
+		Columns: map[string]string{
+			"NAME":        colName,
+			"NAMESPACE":   colNamespace,
+			"PODSELECTOR": "{{.Spec.PodSelector}}",
+		},
+	},
 }
 
 func kind(k string) v3.KindInfo {

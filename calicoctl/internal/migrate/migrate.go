@@ -33,8 +33,9 @@ import (
 // Profile and WorkloadEndpoint, which Calico's export leaves to
 // Kubernetes and which an etcd-to-etcd move must carry.
 var Order = []string{
-	v3.KindIPPool, v3.KindBGPPeer, v3.KindTier, v3.KindGlobalNetworkPolicy,
+	v3.KindIPPool, v3.KindBGPPeer, v3.KindTier, v3.KindGlobalNetworkPolicy, v3.KindStagedGlobalNetworkPolicy,
 	v3.KindGlobalNetworkSet, v3.KindHostEndpoint, v3.KindNetworkPolicy,
+	v3.KindStagedNetworkPolicy, v3.KindStagedKubernetesNetworkPolicy,
 	v3.KindNetworkSet, v3.KindNode, v3.KindBGPConfiguration,
 	v3.KindFelixConfiguration, v3.KindIPReservation, v3.KindBGPFilter,
 	v3.KindProfile, v3.KindWorkloadEndpoint,

@@ -46,23 +46,23 @@ func TestSplit(t *testing.T) {
 // TestDropUnknownLists keeps line numbers: a later error still names
 // the file's line.
 func TestDropUnknownLists(t *testing.T) {
-	in := "apiVersion: projectcalico.org/v3\nitems: []\nkind: StagedNetworkPolicyList\nmetadata:\n  resourceVersion: \"1\"\n---\n" +
+	in := "apiVersion: projectcalico.org/v3\nitems: []\nkind: GlobalReportList\nmetadata:\n  resourceVersion: \"1\"\n---\n" +
 		"apiVersion: projectcalico.org/v3\nitems: []\nkind: IPPoolList\n---\nkind: \"KubeControllersConfigurationList\"\nitems: []\n---\nkind: IPPool\nmetadata: [\n"
 	out, dropped, err := DropUnknownLists([]byte(in))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if strings.Join(dropped, ",") != "StagedNetworkPolicy,KubeControllersConfiguration" {
+	if strings.Join(dropped, ",") != "GlobalReport,KubeControllersConfiguration" {
 		t.Fatal(dropped)
 	}
-	if bytes.Count(out, []byte("\n")) != strings.Count(in, "\n") || bytes.Contains(out, []byte("Staged")) || !bytes.Contains(out, []byte("IPPoolList")) {
+	if bytes.Count(out, []byte("\n")) != strings.Count(in, "\n") || bytes.Contains(out, []byte("GlobalReport")) || !bytes.Contains(out, []byte("IPPoolList")) {
 		t.Fatalf("%q", out)
 	}
 	if _, err := v3.ParseManifests(out); err == nil || !strings.Contains(err.Error(), "line 15") {
 		t.Fatalf("want an error naming line 15: %v", err)
 	}
-	if _, _, err := DropUnknownLists([]byte("kind: StagedNetworkPolicyList\nitems:\n- metadata: {name: a}\n")); err == nil ||
-		!strings.Contains(err.Error(), "1 StagedNetworkPolicy resource(s)") {
+	if _, _, err := DropUnknownLists([]byte("kind: GlobalReportList\nitems:\n- metadata: {name: a}\n")); err == nil ||
+		!strings.Contains(err.Error(), "1 GlobalReport resource(s)") {
 		t.Fatal(err)
 	}
 }

@@ -2,7 +2,6 @@
 package main
 
 import (
-	_ "github.com/calico-etcd/calico/cni-plugin/internal/hugeheap" // first: see its doc
 	"github.com/calico-etcd/calico/cni-plugin/pkg/plugin"
 )
 

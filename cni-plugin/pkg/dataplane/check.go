@@ -11,6 +11,8 @@ import (
 	"github.com/containernetworking/plugins/pkg/netlinksafe"
 	"github.com/containernetworking/plugins/pkg/ns"
 	"github.com/vishvananda/netlink"
+
+	"github.com/calico-etcd/calico/libcalico/netaddr"
 )
 
 // Check implements Dataplane. Routes a chained plugin may have added are
@@ -102,7 +104,7 @@ func checkAddrs(l netlink.Link, want []netip.Prefix) error {
 	}
 	got := map[netip.Prefix]bool{}
 	for _, a := range have {
-		if p, ok := toPrefix(a.IPNet); ok {
+		if p, ok := netaddr.Prefix(a.IPNet); ok {
 			got[p] = true
 		}
 	}
@@ -154,23 +156,5 @@ func routeDst(r netlink.Route) (netip.Prefix, bool) {
 		}
 		return netip.MustParsePrefix("0.0.0.0/0"), true
 	}
-	return toPrefix(r.Dst)
-}
-
-func toPrefix(n *net.IPNet) (netip.Prefix, bool) {
-	if n == nil {
-		return netip.Prefix{}, false
-	}
-	a, ok := netip.AddrFromSlice(n.IP)
-	if !ok {
-		return netip.Prefix{}, false
-	}
-	ones, bits := n.Mask.Size()
-	if a.Is4In6() {
-		a = a.Unmap()
-		if bits == 128 {
-			ones -= 96
-		}
-	}
-	return netip.PrefixFrom(a, ones), true
+	return netaddr.Prefix(r.Dst)
 }

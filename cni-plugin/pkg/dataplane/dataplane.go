@@ -90,9 +90,6 @@ type Request struct {
 	// Families, when known before the addresses are, lets Create also
 	// do what needs no address (see Create). Zero means unknown.
 	Families Families
-	// PodAddrsSet says SetPodAddrs already gave the pod interface Addrs,
-	// so Configure leaves the pod side alone.
-	PodAddrsSet bool
 }
 
 // Families are the address families a pod has.
@@ -144,11 +141,6 @@ type Dataplane interface {
 	// req.Families was unknown. Addresses of other families than
 	// req.Families are an error. On error it deletes the pair.
 	Configure(req *Request) error
-	// SetPodAddrs makes addrs the addresses of the pod interface of a pair
-	// Create made (with Families known), removing any others: the pod
-	// side of Configure, done early while the addresses are being
-	// committed. The host is not touched.
-	SetPodAddrs(req *Request, addrs []netip.Addr) error
 	// Teardown deletes the pod's interface ifName, and with it its host
 	// side. A namespace or interface that is already gone is success.
 	// If detached is not nil, it is called as soon as the host no longer

@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"maps"
 	"net"
-	"net/netip"
 	"slices"
 	"sync"
 )
@@ -140,18 +139,6 @@ func (f *Fake) Configure(req *Request) error {
 		return fmt.Errorf("%w: %v", ErrFamilies, req.Addrs)
 	}
 	i.Addrs = slices.Clone(req.Addrs)
-	return nil
-}
-
-// SetPodAddrs implements Dataplane.
-func (f *Fake) SetPodAddrs(req *Request, addrs []netip.Addr) error {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	i, ok := f.pods[req.NetNS+"/"+req.IfName]
-	if !ok {
-		return fmt.Errorf("no pair %s/%s", req.NetNS, req.IfName)
-	}
-	i.Addrs = slices.Clone(addrs)
 	return nil
 }
 

@@ -6,13 +6,14 @@ import (
 	"net"
 	"net/netip"
 	"os"
-	"slices"
 
 	"github.com/containernetworking/plugins/pkg/netlinksafe"
 	"github.com/containernetworking/plugins/pkg/ns"
 	"github.com/sirupsen/logrus"
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
+
+	"github.com/calico-etcd/calico/libcalico/netaddr"
 )
 
 // Kernel is the Dataplane over netlink and /proc/sys.
@@ -197,9 +198,6 @@ func (k *Kernel) Configure(req *Request) (err error) {
 				return err
 			}
 		}
-		if req.PodAddrsSet {
-			return nil
-		}
 		return podAddresses(link, addrs)
 	})
 	if err != nil {
@@ -224,47 +222,6 @@ func (k *Kernel) Configure(req *Request) (err error) {
 	return nil
 }
 
-// SetPodAddrs implements Dataplane.
-func (k *Kernel) SetPodAddrs(req *Request, addrs []netip.Addr) error {
-	want, _, _ := podAddrs(addrs)
-	podNS, err := openNS(req.NetNS)
-	if err != nil {
-		return err
-	}
-	defer podNS.Close()
-	return podNS.Do(func(ns.NetNS) error {
-		link, err := netlink.LinkByName(req.IfName)
-		if err != nil {
-			return fmt.Errorf("looking up %s in the pod: %w", req.IfName, err)
-		}
-		have, err := netlinksafe.AddrList(link, netlink.FAMILY_ALL)
-		if err != nil {
-			return fmt.Errorf("listing addresses of %s in the pod: %w", req.IfName, err)
-		}
-		same := func(h netlink.Addr, w netip.Prefix) bool { return h.IPNet.String() == ipNet(w).String() }
-		var missing []netip.Prefix
-		for _, w := range want {
-			if !slices.ContainsFunc(have, func(h netlink.Addr) bool { return same(h, w) }) {
-				missing = append(missing, w)
-			}
-		}
-		// New ones first: the kernel drops an interface's IPv4 routes
-		// with its last IPv4 address.
-		if err := podAddresses(link, missing); err != nil {
-			return err
-		}
-		for _, h := range have {
-			if h.Scope != int(netlink.SCOPE_UNIVERSE) || slices.ContainsFunc(want, func(w netip.Prefix) bool { return same(h, w) }) {
-				continue
-			}
-			if err := netlink.AddrDel(link, &h); err != nil {
-				return fmt.Errorf("removing address %s from %s in the pod: %w", h.IPNet, req.IfName, err)
-			}
-		}
-		return nil
-	})
-}
-
 // podLinks brings the pod side up for req.Families: IPv6 sysctls (before
 // up, for DAD), link up, gateway route, routes and forwarding. It runs
 // inside the pod's namespace.
@@ -281,14 +238,14 @@ func podLinks(link netlink.Link, req *Request) error {
 	idx := link.Attrs().Index
 	name := link.Attrs().Name
 	if fam.V4 {
-		gw := &netlink.Route{LinkIndex: idx, Scope: netlink.SCOPE_LINK, Dst: ipNet(netip.PrefixFrom(IPv4Gateway, 32))}
+		gw := &netlink.Route{LinkIndex: idx, Scope: netlink.SCOPE_LINK, Dst: netaddr.IPNet(netip.PrefixFrom(IPv4Gateway, 32))}
 		if err := netlink.RouteAdd(gw); err != nil {
 			return fmt.Errorf("adding route to %s dev %s in the pod: %w", IPv4Gateway, name, err)
 		}
 	}
 	for _, r := range podRoutes(req.Routes, fam.V4, fam.V6) {
 		gw := gatewayFor(r)
-		rt := &netlink.Route{LinkIndex: idx, Dst: ipNet(r), Gw: net.IP(gw.AsSlice())}
+		rt := &netlink.Route{LinkIndex: idx, Dst: netaddr.IPNet(r), Gw: net.IP(gw.AsSlice())}
 		if err := netlink.RouteAdd(rt); err != nil {
 			return fmt.Errorf("adding route %s via %s dev %s in the pod: %w", r, gw, name, err)
 		}
@@ -300,7 +257,7 @@ func podLinks(link netlink.Link, req *Request) error {
 // namespace.
 func podAddresses(link netlink.Link, addrs []netip.Prefix) error {
 	for _, a := range addrs {
-		addr := &netlink.Addr{IPNet: ipNet(a)}
+		addr := &netlink.Addr{IPNet: netaddr.IPNet(a)}
 		if a.Addr().Is6() {
 			addr.Flags = unix.IFA_F_NODAD
 		}
@@ -331,7 +288,7 @@ func hostLinks(name string, fam Families) (netlink.Link, error) {
 // interface of a conflicting one.
 func addHostRoute(host netlink.Link, a netip.Prefix) error {
 	name := host.Attrs().Name
-	rt := &netlink.Route{LinkIndex: host.Attrs().Index, Scope: netlink.SCOPE_LINK, Dst: ipNet(a)}
+	rt := &netlink.Route{LinkIndex: host.Attrs().Index, Scope: netlink.SCOPE_LINK, Dst: netaddr.IPNet(a)}
 	err := netlink.RouteAdd(rt)
 	if err == nil {
 		return nil
@@ -339,7 +296,7 @@ func addHostRoute(host netlink.Link, a netip.Prefix) error {
 	if !errors.Is(err, unix.EEXIST) {
 		return fmt.Errorf("adding host route %s dev %s: %w", a, name, err)
 	}
-	existing, lerr := netlinksafe.RouteListFiltered(family(a), &netlink.Route{Dst: ipNet(a)}, netlink.RT_FILTER_DST)
+	existing, lerr := netlinksafe.RouteListFiltered(family(a), &netlink.Route{Dst: netaddr.IPNet(a)}, netlink.RT_FILTER_DST)
 	if lerr != nil {
 		return fmt.Errorf("adding host route %s dev %s: %w (and listing routes: %v)", a, name, err, lerr)
 	}
@@ -603,10 +560,6 @@ func maskSize(n *net.IPNet) (ones, bits int) {
 		return 0, 0
 	}
 	return ones, bits
-}
-
-func ipNet(p netip.Prefix) *net.IPNet {
-	return &net.IPNet{IP: net.IP(p.Addr().AsSlice()), Mask: net.CIDRMask(p.Bits(), p.Addr().BitLen())}
 }
 
 func family(p netip.Prefix) int {

@@ -301,38 +301,6 @@ func TestKernelTeardownDetachesBeforeDeleting(t *testing.T) {
 	}
 }
 
-// SetPodAddrs gives the pod its addresses ahead of Configure and replaces
-// them when IPAM ends up with others; Configure then adds only the host
-// side.
-func TestKernelSetPodAddrsEarly(t *testing.T) {
-	e := newKernelEnv(t)
-	pod, nsPath := e.pod()
-	req := &Request{NetNS: nsPath, IfName: "eth0", HostIfName: "calitest00007", Families: Families{V4: true}}
-	e.create(req)
-	if err := e.in(func() error { return e.k.SetPodAddrs(req, addrs("10.65.0.70")) }); err != nil {
-		t.Fatal(err)
-	}
-	out, _ := pod.Output("ip", "addr", "show", "eth0")
-	mustContain(t, out, "10.65.0.70/32")
-	if err := e.in(func() error { return e.k.SetPodAddrs(req, addrs("10.65.0.71")) }); err != nil {
-		t.Fatal(err)
-	}
-	req.Addrs, req.PodAddrsSet = addrs("10.65.0.71"), true
-	if err := e.in(func() error { return e.k.Configure(req) }); err != nil {
-		t.Fatal(err)
-	}
-	out, _ = pod.Output("ip", "addr", "show", "eth0")
-	mustContain(t, out, "10.65.0.71/32")
-	if strings.Contains(out, "10.65.0.70") {
-		t.Errorf("replaced address still there:\n%s", out)
-	}
-	out, _ = e.host.Output("ip", "route")
-	mustContain(t, out, "10.65.0.71 dev calitest00007 scope link")
-	if err := e.in(func() error { return e.k.Check(&CheckRequest{Request: *req}) }); err != nil {
-		t.Errorf("Check: %v", err)
-	}
-}
-
 // issue 23 item 4: DeletePair removes the pair an earlier Create made for
 // the same request (both ends, and with the host side its routes), and
 // nothing else: not a foreign eth0, not a pair to another host name, not

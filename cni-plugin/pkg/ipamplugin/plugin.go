@@ -2,8 +2,10 @@
 // with libcalico/ipam under the handle "<network>.<containerID>", DEL
 // releases them (idempotently), CHECK verifies them, GC releases the
 // node's addresses of containers the runtime no longer knows, STATUS says
-// whether ADD can work. The calico plugin calls Plugin in-process; the
-// calico-ipam binary calls it through Main.
+// whether ADD can work. The calico-ipam binary calls Plugin through Main;
+// the calico plugin calls it in-process, and splits ADD in two (Plan, then
+// Plan.Commit) so that its WorkloadEndpoint is written in the same etcd
+// transaction as the addresses.
 package ipamplugin
 
 import (
@@ -22,9 +24,11 @@ import (
 	"github.com/sirupsen/logrus"
 
 	v3 "github.com/calico-etcd/calico/libcalico/api/v3"
+	"github.com/calico-etcd/calico/libcalico/backend"
 	"github.com/calico-etcd/calico/libcalico/cerrors"
 	"github.com/calico-etcd/calico/libcalico/client"
 	"github.com/calico-etcd/calico/libcalico/ipam"
+	"github.com/calico-etcd/calico/libcalico/netaddr"
 
 	"github.com/calico-etcd/calico/cni-plugin/pkg/netconf"
 )
@@ -117,49 +121,70 @@ func Families(conf *netconf.NetConf, args string) (v4, v6 bool) {
 // Add is idempotent per handle (<network>.<containerID>): when the handle
 // already holds addresses (an earlier ADD of the container, cut off or
 // retried), those are returned and only what they lack is assigned.
+//
+// Add is Plan, then Commit with no writes of the caller's.
 func (p *Plugin) Add(ctx context.Context, conf *netconf.NetConf, args *skel.CmdArgs) (*current.Result, error) {
-	res, _, err := p.AddRiding(ctx, conf, args, nil)
-	return res, err
+	pl, err := p.Plan(ctx, conf, args)
+	if err != nil {
+		return nil, err
+	}
+	if _, _, err := pl.Commit(ctx); err != nil {
+		return nil, err
+	}
+	return pl.Result(), nil
 }
 
-// AddRiding is Add whose assignment may carry rider's writes in its
-// transaction (see ipam.Rider); an address given by CNI_ARGS IP= takes
-// none. It also returns which of the result's addresses the handle held
-// before: a caller undoing a failed ADD leaves those to the DEL.
-func (p *Plugin) AddRiding(ctx context.Context, conf *netconf.NetConf, args *skel.CmdArgs, rider ipam.Rider) (*current.Result, []netip.Addr, error) {
+// Plan is an ADD's assignment, decided but not yet written, so that the
+// calico plugin can write its WorkloadEndpoint in the same etcd
+// transaction (see Commit). It holds the host-wide IPAM lock from
+// Plugin.Plan until Commit or Undo: the requests of a host assign one at
+// a time, each starting from the IPAM state the previous one saved in
+// the lock file.
+type Plan struct {
+	p      *Plugin
+	log    *logrus.Entry
+	handle string
+	attrs  map[string]string
+	// ip is the address CNI_ARGS IP= names; invalid when IPAM chooses,
+	// as auto planned.
+	ip   netip.Addr
+	auto *ipam.Plan
+	// unlock releases the lock; nil once released.
+	unlock func()
+	// Once committed: the result, and of its addresses those newly
+	// assigned (what Undo releases) and those the handle held before.
+	result      *current.Result
+	fresh, held []netip.Addr
+}
+
+// Plan takes the host-wide IPAM lock and decides the addresses of an ADD
+// (see Add), writing nothing: from the IPAM state the lock file holds,
+// without reading etcd, when that state can serve the request (Addrs
+// then returns the addresses), else Commit decides. The caller must
+// Commit or Undo the plan.
+func (p *Plugin) Plan(ctx context.Context, conf *netconf.NetConf, args *skel.CmdArgs) (*Plan, error) {
 	if err := netconf.ValidateContainerID(args.ContainerID); err != nil {
-		return nil, nil, err
+		return nil, err
 	}
 	var ca cniArgs
 	if err := types.LoadArgs(args.Args, &ca); err != nil {
-		return nil, nil, fmt.Errorf("parsing CNI_ARGS: %w", err)
+		return nil, fmt.Errorf("parsing CNI_ARGS: %w", err)
 	}
-	handle := netconf.HandleID(conf.Name, args.ContainerID)
-	attrs := map[string]string{ipam.AttributeNode: p.Nodename, ipam.AttributeTimestamp: time.Now().UTC().String()}
+	pl := &Plan{p: p, handle: netconf.HandleID(conf.Name, args.ContainerID),
+		attrs: map[string]string{ipam.AttributeNode: p.Nodename, ipam.AttributeTimestamp: time.Now().UTC().String()}}
 	if ca.K8S_POD_NAME != "" {
-		attrs[ipam.AttributePod] = string(ca.K8S_POD_NAME)
-		attrs[ipam.AttributeNamespace] = string(ca.K8S_POD_NAMESPACE)
+		pl.attrs[ipam.AttributePod] = string(ca.K8S_POD_NAME)
+		pl.attrs[ipam.AttributeNamespace] = string(ca.K8S_POD_NAMESPACE)
 	}
-	log := p.Log.WithFields(logrus.Fields{"handle": handle, "node": p.Nodename})
-	defer p.lock(ctx)()
-
-	res := &current.Result{CNIVersion: current.ImplementedSpecVersion}
+	pl.log = p.Log.WithFields(logrus.Fields{"handle": pl.handle, "node": p.Nodename})
 	if ca.IP != nil {
-		addr, ok := netip.AddrFromSlice(ca.IP)
+		addr, ok := netaddr.Addr(ca.IP)
 		if !ok {
-			return nil, nil, fmt.Errorf("invalid IP %s in CNI_ARGS", ca.IP)
+			return nil, fmt.Errorf("invalid IP %s in CNI_ARGS", ca.IP)
 		}
-		addr = addr.Unmap()
-		held, err := p.assignIP(ctx, addr, handle, attrs)
-		if err != nil {
-			return nil, nil, err
-		}
-		res.IPs = append(res.IPs, ipConfig(netip.PrefixFrom(addr, addr.BitLen())))
-		log.WithFields(logrus.Fields{"ip": addr, "held": held}).Info("assigned requested address")
-		if held {
-			return res, []netip.Addr{addr}, nil
-		}
-		return res, nil, nil
+		pl.ip = addr
+		pl.unlock = p.lock(ctx)
+		return pl, nil
 	}
 	num4, num6 := 0, 0
 	if conf.WantIPv4() {
@@ -169,30 +194,122 @@ func (p *Plugin) AddRiding(ctx context.Context, conf *netconf.NetConf, args *ske
 		num6 = 1
 	}
 	if num4+num6 == 0 {
-		return nil, nil, errors.New("ipam config assigns neither IPv4 nor IPv6")
+		return nil, errors.New("ipam config assigns neither IPv4 nor IPv6")
 	}
-	v4, v6, err := p.IPAM.AutoAssign(ctx, ipam.AutoAssignArgs{
-		Num4: num4, Num6: num6, HandleID: handle, Attrs: attrs, Hostname: p.Nodename,
+	pl.unlock = p.lock(ctx)
+	auto, err := p.IPAM.Plan(ctx, ipam.AutoAssignArgs{
+		Num4: num4, Num6: num6, HandleID: pl.handle, Attrs: pl.attrs, Hostname: p.Nodename,
 		IPv4Pools: conf.IPAM.IPv4Pools, IPv6Pools: conf.IPAM.IPv6Pools, IntendedUse: v3.IPPoolAllowedUseWorkload,
-		Rider: rider, ReuseHandle: true,
+		ReuseHandle: true,
 	})
-	fresh4, held4 := split(v4)
-	fresh6, held6 := split(v6)
-	held := append(held4, held6...)
 	if err != nil {
-		p.rollback(ctx, log, handle, append(fresh4, fresh6...))
-		return nil, nil, fmt.Errorf("assigning addresses for %s: %w", handle, err)
+		pl.release()
+		return nil, err
 	}
-	got := append(prefixesOf(v4), prefixesOf(v6)...)
+	pl.auto = auto
+	return pl, nil
+}
+
+// Addrs returns the addresses Commit writes together with the caller's
+// ops, or nil when Commit cannot take ops (no usable IPAM state in the
+// lock file, or an address CNI_ARGS names) and decides as it writes.
+func (pl *Plan) Addrs() []netip.Addr {
+	if pl.auto == nil {
+		return nil
+	}
+	v4, v6 := pl.auto.IPs()
+	var out []netip.Addr
+	for _, a := range append(v4, v6...) {
+		out = append(out, a.Addr())
+	}
+	return out
+}
+
+// Commit writes the assignment, saves IPAM's state in the lock file and
+// releases the lock. When Addrs returned addresses, ops go in the same
+// etcd transaction; rev is its revision, or 0 when the ops were not
+// written (their guards failed, or IPAM had to assign afresh, perhaps
+// other addresses): the caller then writes them itself. On error nothing
+// it assigned is held.
+func (pl *Plan) Commit(ctx context.Context, ops ...backend.TxnOp) (addrs []netip.Addr, rev int64, err error) {
+	defer pl.release()
+	res := &current.Result{CNIVersion: current.ImplementedSpecVersion}
+	if pl.auto == nil {
+		held, err := pl.p.assignIP(ctx, pl.ip, pl.handle, pl.attrs)
+		if err != nil {
+			return nil, 0, err
+		}
+		res.IPs = append(res.IPs, ipConfig(netip.PrefixFrom(pl.ip, pl.ip.BitLen())))
+		pl.log.WithFields(logrus.Fields{"ip": pl.ip, "held": held}).Info("assigned requested address")
+		if held {
+			pl.held = []netip.Addr{pl.ip}
+		} else {
+			pl.fresh = []netip.Addr{pl.ip}
+		}
+		pl.result = res
+		return []netip.Addr{pl.ip}, 0, nil
+	}
+	c, err := pl.auto.Commit(ctx, ops...)
+	fresh4, held4 := split(c.V4)
+	fresh6, held6 := split(c.V6)
+	if err != nil {
+		pl.p.rollback(ctx, pl.log, pl.handle, append(fresh4, fresh6...))
+		return nil, 0, fmt.Errorf("assigning addresses for %s: %w", pl.handle, err)
+	}
+	got := append(prefixesOf(c.V4), prefixesOf(c.V6)...)
 	for _, a := range got {
 		res.IPs = append(res.IPs, ipConfig(a))
+		addrs = append(addrs, a.Addr())
 	}
-	if len(held) > 0 {
-		log.WithFields(logrus.Fields{"ips": got, "held": held}).Info("handle already held addresses (a repeated ADD); returning them")
+	for _, a := range append(fresh4, fresh6...) {
+		pl.fresh = append(pl.fresh, a.Addr())
+	}
+	pl.held = append(held4, held6...)
+	pl.result = res
+	if len(pl.held) > 0 {
+		pl.log.WithFields(logrus.Fields{"ips": got, "held": pl.held}).Info("handle already held addresses (a repeated ADD); returning them")
 	} else {
-		log.WithField("ips", got).Info("assigned addresses")
+		pl.log.WithFields(logrus.Fields{"ips": got, "withOps": c.WithOps}).Info("assigned addresses")
 	}
-	return res, held, nil
+	if c.WithOps {
+		rev = c.Revision
+	}
+	return addrs, rev, nil
+}
+
+// Result is the CNI result of a committed plan: each address with its
+// block's prefix length (a given IP as /32 or /128); nil before Commit.
+func (pl *Plan) Result() *current.Result { return pl.result }
+
+// Held returns the committed addresses the handle held before this ADD
+// (an earlier ADD of the container).
+func (pl *Plan) Held() []netip.Addr { return pl.held }
+
+// Undo releases the addresses Commit newly assigned, not those the handle
+// held before (the DEL that runtimes send after a failed ADD releases
+// them); before Commit it only releases the lock.
+func (pl *Plan) Undo(ctx context.Context) error {
+	pl.release()
+	if len(pl.fresh) == 0 {
+		return nil
+	}
+	opts := make([]ipam.ReleaseOptions, len(pl.fresh))
+	for i, a := range pl.fresh {
+		opts[i] = ipam.ReleaseOptions{Address: a, Handle: pl.handle}
+	}
+	if _, err := pl.p.IPAM.ReleaseIPs(ctx, opts...); err != nil {
+		return fmt.Errorf("releasing %v: %w", pl.fresh, err)
+	}
+	pl.fresh = nil
+	return nil
+}
+
+// release saves IPAM's state and releases the lock, once.
+func (pl *Plan) release() {
+	if pl.unlock != nil {
+		pl.unlock()
+		pl.unlock = nil
+	}
 }
 
 // assignIP assigns one given address; one the handle holds already (a
@@ -244,7 +361,7 @@ func (p *Plugin) rollback(ctx context.Context, log *logrus.Entry, handle string,
 }
 
 func ipConfig(p netip.Prefix) *current.IPConfig {
-	return &current.IPConfig{Address: net.IPNet{IP: p.Addr().AsSlice(), Mask: net.CIDRMask(p.Bits(), p.Addr().BitLen())}}
+	return &current.IPConfig{Address: *netaddr.IPNet(p)}
 }
 
 // Del releases the container's addresses; releasing nothing is success.
@@ -310,8 +427,8 @@ func prevAddrs(conf *netconf.NetConf) ([]netip.Addr, error) {
 	}
 	var out []netip.Addr
 	for _, ip := range r.IPs {
-		if a, ok := netip.AddrFromSlice(ip.Address.IP); ok {
-			out = append(out, a.Unmap())
+		if a, ok := netaddr.Addr(ip.Address.IP); ok {
+			out = append(out, a)
 		}
 	}
 	return out, nil

@@ -13,9 +13,11 @@ import (
 
 	"github.com/containernetworking/cni/pkg/skel"
 	"github.com/containernetworking/cni/pkg/types"
+	current "github.com/containernetworking/cni/pkg/types/100"
 	"github.com/sirupsen/logrus"
 
 	v3 "github.com/calico-etcd/calico/libcalico/api/v3"
+	"github.com/calico-etcd/calico/libcalico/backend"
 	"github.com/calico-etcd/calico/libcalico/backend/memory"
 	"github.com/calico-etcd/calico/libcalico/client"
 	"github.com/calico-etcd/calico/libcalico/ipam"
@@ -237,7 +239,7 @@ func TestAddIsIdempotentPerHandle(t *testing.T) {
 	args := &skel.CmdArgs{ContainerID: "c1", IfName: "eth0"}
 	var first []string
 	for i := range 3 {
-		res, held, err := p.AddRiding(ctx, c, args, nil)
+		res, held, err := addHeld(p, c, args)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -261,13 +263,13 @@ func TestAddIsIdempotentPerHandle(t *testing.T) {
 	fixed := &skel.CmdArgs{ContainerID: "c2", IfName: "eth0", Args: "IP=10.4.0.77"}
 	one := conf(t, `{"cniVersion":"1.1.0","name":"net","type":"calico-ipam","ipam":{"type":"calico-ipam"}}`)
 	for i := range 2 {
-		res, held, err := p.AddRiding(ctx, one, fixed, nil)
+		res, held, err := addHeld(p, one, fixed)
 		if err != nil || res.IPs[0].Address.String() != "10.4.0.77/32" || len(held) != i {
 			t.Fatalf("IP= ADD %d: %v, held %v, %v", i, res, held, err)
 		}
 	}
 	// Another container's handle does not get it.
-	if _, _, err := p.AddRiding(ctx, one, &skel.CmdArgs{ContainerID: "c3", Args: "IP=10.4.0.77"}, nil); err == nil {
+	if _, err := p.Add(ctx, one, &skel.CmdArgs{ContainerID: "c3", Args: "IP=10.4.0.77"}); err == nil {
 		t.Fatal("another container was given c2's requested address")
 	}
 	for _, id := range []string{"c1", "c2"} {
@@ -278,6 +280,18 @@ func TestAddIsIdempotentPerHandle(t *testing.T) {
 	if allocs, err := p.IPAM.Allocations(ctx); err != nil || len(allocs) != 0 {
 		t.Fatalf("after DEL: %+v, %v", allocs, err)
 	}
+}
+
+// addHeld is Add, also returning the addresses the handle held before.
+func addHeld(p *Plugin, conf *netconf.NetConf, args *skel.CmdArgs) (*current.Result, []netip.Addr, error) {
+	pl, err := p.Plan(ctx, conf, args)
+	if err != nil {
+		return nil, nil, err
+	}
+	if _, _, err := pl.Commit(ctx); err != nil {
+		return nil, nil, err
+	}
+	return pl.Result(), pl.Held(), nil
 }
 
 // issue 23 item 9: an empty container ID is refused with CNI code 4 before
@@ -331,4 +345,79 @@ func TestLockFileOnlyInExistingDirectory(t *testing.T) {
 	if strings.Join(names, ",") != "run" {
 		t.Fatalf("directories made: %v, want only run", names)
 	}
+}
+
+// A plan made from the lock file's IPAM state names its addresses before
+// anything is written, and Commit writes the caller's ops in the same
+// transaction; a plan given up releases the lock and writes nothing; Undo
+// after Commit releases only what the ADD was given.
+func TestPlanCommitsOpsAndUndoes(t *testing.T) {
+	p := newPlugin(t, "10.7.0.0/24")
+	c := conf(t, `{"cniVersion":"1.1.0","name":"net","type":"calico-ipam","ipam":{"type":"calico-ipam"}}`)
+	// A fresh client each time, as each plugin process has.
+	fresh := func() *Plugin {
+		n := *p
+		n.IPAM, _ = ipam.New(p.Client.Backend(), p.Log, ipam.Options{})
+		return &n
+	}
+	if _, err := fresh().Add(ctx, c, &skel.CmdArgs{ContainerID: "c0", IfName: "eth0"}); err != nil {
+		t.Fatal(err)
+	}
+
+	// Given up: the lock is free again and nothing was written.
+	pl, err := fresh().Plan(ctx, c, &skel.CmdArgs{ContainerID: "c1", IfName: "eth0"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	planned := pl.Addrs()
+	if len(planned) != 1 {
+		t.Fatalf("planned %v from the lock file's state", planned)
+	}
+	if err := pl.Undo(ctx); err != nil {
+		t.Fatal(err)
+	}
+
+	key := backend.TxnOp{Action: backend.TxnPut, Key: client.KeyFor(profile("rides")), Value: []byte(`{}`)}
+	pl, err = fresh().Plan(ctx, c, &skel.CmdArgs{ContainerID: "c1", IfName: "eth0"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := pl.Addrs(); len(got) != 1 || got[0] != planned[0] {
+		t.Fatalf("planned %v after a plan given up for %v", got, planned)
+	}
+	addrs, rev, err := pl.Commit(ctx, key)
+	if err != nil || rev == 0 || len(addrs) != 1 || addrs[0] != planned[0] {
+		t.Fatalf("Commit: %v at %d, %v; planned %v", addrs, rev, err, planned)
+	}
+	kv, err := p.Client.Backend().Get(ctx, key.Key)
+	if err != nil || kv.Revision != rev {
+		t.Fatalf("the ops' key: %v, %v; committed at %d", kv, err, rev)
+	}
+
+	// A repeat holds the same address: its Undo leaves it for the DEL.
+	again, err := fresh().Plan(ctx, c, &skel.CmdArgs{ContainerID: "c1", IfName: "eth0"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if addrs, rev, err := again.Commit(ctx, key); err != nil || rev != 0 || len(addrs) != 1 || addrs[0] != planned[0] {
+		t.Fatalf("repeat: %v at %d, %v", addrs, rev, err)
+	}
+	if err := again.Undo(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if ips, _ := p.IPAM.IPsByHandle(ctx, "net.c1"); len(ips) != 1 {
+		t.Fatalf("the repeat's Undo released the held address: %v", ips)
+	}
+	if err := pl.Undo(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if ips, _ := p.IPAM.IPsByHandle(ctx, "net.c1"); len(ips) != 0 {
+		t.Fatalf("Undo of the first ADD left %v", ips)
+	}
+}
+
+func profile(name string) *v3.Profile {
+	pr := v3.NewProfile()
+	pr.Name = name
+	return pr
 }

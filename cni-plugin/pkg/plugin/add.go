@@ -6,8 +6,6 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
-	"slices"
-	"sync"
 	"time"
 
 	"github.com/containernetworking/cni/pkg/skel"
@@ -17,7 +15,7 @@ import (
 
 	v3 "github.com/calico-etcd/calico/libcalico/api/v3"
 	"github.com/calico-etcd/calico/libcalico/backend"
-	"github.com/calico-etcd/calico/libcalico/ipam"
+	"github.com/calico-etcd/calico/libcalico/netaddr"
 
 	"github.com/calico-etcd/calico/cni-plugin/pkg/dataplane"
 	"github.com/calico-etcd/calico/cni-plugin/pkg/ipamplugin"
@@ -45,10 +43,6 @@ type attachment struct {
 	meta wep.Meta
 	// addressing overrides automatic assignment (Kubernetes mode).
 	addressing addressing
-	// held are the addresses IPAM returned because the handle held them
-	// before this ADD (an earlier ADD of the container): a rollback
-	// leaves them to the DEL.
-	held []netip.Addr
 }
 
 func (p *Plugin) attachment(args *skel.CmdArgs) (*attachment, error) {
@@ -78,31 +72,33 @@ func (p *Plugin) attachment(args *skel.CmdArgs) (*attachment, error) {
 		network: p.Conf.Name, meta: wep.Meta{Profiles: []string{p.Conf.Name}}}, nil
 }
 
-// Add serves ADD and returns the result in the current spec version.
+// Add serves ADD and returns the result in the current spec version. The
+// steps, as in the package doc:
 //
-// Datastore round trips dominate an ADD, so steps that do not depend on
-// each other overlap. With calico-ipam warm (its state in the lock file)
-// an ADD makes one round trip to etcd:
-//
-//	IPAM: choose ─ assignment + endpoint, one etcd transaction ─┐
-//	veth pair, links up ──── pod addresses (once chosen) ───────┴─ host routes ─ result
-//
-// The endpoint rides in IPAM's transaction (see endpointRider), guarded
-// by its network's profile and the cluster's initialisation. When it
-// cannot (IPAM cold, profile missing, endpoint name taken, delegated
-// IPAM) the profile is ensured and the endpoint written beside the last
-// kernel step; with delegated IPAM the profile is ensured beside IPAM.
-// The veth pair is made without a separate check first: if its names are
-// taken, the addresses IPAM gave meanwhile are released. Kernel work stays
-// on the calling goroutine, whose thread's namespace is the host's.
-// Whatever failed, the steps that succeeded are undone.
+//  1. Plan and veth. IPAM plans the assignment while this goroutine makes
+//     the veth pair (kernel work stays on the thread whose namespace is
+//     the host's). Undo: this ADD's addresses released (before the commit,
+//     only the plan given up), the pair deleted.
+//  2. Endpoint. The WorkloadEndpoint is built from the planned addresses
+//     and the pair.
+//  3. Commit. Addresses and endpoint are written in one etcd transaction,
+//     guarded by the network's profile and the cluster's initialisation.
+//     When the plan has no addresses yet or the endpoint cannot go with
+//     them (no saved IPAM state, profile missing, endpoint name taken by
+//     an earlier sandbox or an earlier ADD of the container, delegated
+//     IPAM, a pod's own addresses), the addresses are written first, then
+//     the profile ensured and the endpoint written. Undo: the endpoint
+//     deleted if it is still this container's.
+//  4. Configure and 5. route (Dataplane.Configure): the pod's addresses,
+//     then the host's routes to them; on failure it deletes the pair.
 //
 // An ADD repeated for the same container (the runtime retrying one that
 // was cut off, even by SIGKILL at any point) finishes the attachment and
-// duplicates nothing: IPAM returns the addresses the handle holds, the
-// pair the earlier ADD made is deleted and made again, and the endpoint
-// it wrote is replaced (wep.Store.Write).
-func (p *Plugin) Add(ctx context.Context, args *skel.CmdArgs) (*current.Result, error) {
+// duplicates nothing: IPAM returns the addresses the handle holds (which
+// an undo leaves to the DEL), the pair the earlier ADD made is deleted and
+// made again (createPair), and the endpoint it wrote is replaced
+// (wep.Store.Write).
+func (p *Plugin) Add(ctx context.Context, args *skel.CmdArgs) (_ *current.Result, err error) {
 	start := time.Now()
 	a, err := p.attachment(args)
 	if err != nil {
@@ -114,270 +110,185 @@ func (p *Plugin) Add(ctx context.Context, args *skel.CmdArgs) (*current.Result, 
 	if err := p.forPod(ctx, a); err != nil {
 		return nil, err
 	}
+	var undo undoStack
+	defer func() {
+		if err != nil {
+			err = undo.run(ctx, a.log, err)
+		}
+	}()
 
-	var (
-		wg               sync.WaitGroup
-		profErr, ipamErr error
-		ipres            *current.Result
-		ipamDone         time.Duration
-		profiled         bool
-	)
-	ip, inProcess := p.IPAM.(*ipamplugin.Plugin)
-	var rider *endpointRider
-	wg.Add(1)
-	ipamOut := make(chan struct{})
-	if inProcess && a.addressing.requested == nil && a.addressing.fixed == nil {
-		rider = &endpointRider{ctx: ctx, p: p, a: a, created: make(chan struct{}), chosen: make(chan []netip.Addr, 1)}
-		go func() {
-			defer wg.Done()
-			defer close(ipamOut)
-			ipres, a.held, ipamErr = ip.AddRiding(ctx, a.conf, a.args, rider)
-			ipamDone = time.Since(start)
-		}()
-	} else {
-		go func() {
-			defer wg.Done()
-			ipres, ipamErr = p.assign(ctx, a)
-			ipamDone = time.Since(start)
-		}()
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			profErr, profiled = p.Endpoint.EnsureProfile(ctx, a.network, a.ids.IsK8s()), true
-		}()
+	// 1. Plan the assignment; beside it, make the veth pair.
+	type planned struct {
+		plan Assignment
+		err  error
 	}
-	dp, dpErr := p.DP.Create(a.req)
-	if errors.Is(dpErr, dataplane.ErrInterfaceExists) {
-		// An earlier ADD of this attachment left its pair (it was cut
-		// off, or this is a retry): start again from nothing.
-		if gone, err := p.DP.DeletePair(a.req); err != nil {
-			dpErr = errors.Join(dpErr, err)
-		} else if gone {
-			a.log.WithField("hostIface", a.req.HostIfName).Info("replaced the veth an earlier ADD of this container left")
-			dp, dpErr = p.DP.Create(a.req)
-		}
+	planDone := make(chan planned, 1)
+	go func() {
+		plan, err := p.plan(ctx, a)
+		planDone <- planned{plan, err}
+	}()
+	dp, dpErr := p.createPair(a)
+	if dpErr == nil && p.Prime != nil {
+		p.Prime()
 	}
-	if errors.Is(dpErr, dataplane.ErrHostInterfaceExists) {
-		// The host name is the workload's: an earlier sandbox of the pod
-		// left its veth behind (Calico replaces it, as kubelet runs one
-		// sandbox per pod at a time), or, for another workload, an
-		// earlier ADD of this very container ID into another namespace.
-		a.log.WithField("hostIface", a.req.HostIfName).Info("removing the veth of an earlier sandbox")
-		if dpErr = p.DP.DeleteHostVeth(a.req.HostIfName); dpErr == nil {
-			dp, dpErr = p.DP.Create(a.req)
-		}
+	pr := <-planDone
+	if pr.err == nil {
+		undo.push("releasing the addresses", pr.plan.Undo)
 	}
-	// The pod's addresses go on as soon as IPAM has chosen them, while
-	// its transaction is out; they are replaced if it ends up with others.
-	var early []netip.Addr
-	earlyTried := false
-	if rider != nil {
-		rider.dp = dp
-		close(rider.created)
-		if p.Prime != nil {
-			// Idle until IPAM has chosen, and the connection is usually
-			// not up yet: set up the first request's protobuf now.
-			p.Prime()
-		}
-		if dpErr == nil {
-			select {
-			case early = <-rider.chosen:
-				earlyTried = true
-				if err := p.DP.SetPodAddrs(a.req, early); err != nil {
-					a.log.WithError(err).Debug("pod addresses not set early")
-					early = nil
-				}
-			case <-ipamOut:
-			}
-		}
+	if dpErr == nil {
+		undo.push("removing the interface", func(context.Context) error { return p.DP.Teardown(a.req.NetNS, a.req.IfName, nil) })
 	}
-	wg.Wait()
-	tStage1 := time.Now()
-	var written *v3.WorkloadEndpoint
-	if rider != nil {
-		written = rider.written
+	if dpErr != nil || pr.err != nil {
+		return nil, errors.Join(wrapErr("creating "+a.req.IfName, dpErr), wrapErr("assigning addresses", pr.err))
+	}
+	plan := pr.plan
+	tPlanned := time.Now()
+
+	// 2. Build the endpoint, when the plan has the addresses.
+	var pending *v3.WorkloadEndpoint
+	var ops []backend.TxnOp
+	if addrs := plan.Addrs(); addrs != nil {
+		pending, ops = p.endpointOps(ctx, a, dp, addrs)
 	}
 
-	var addrs []netip.Addr
-	ipamHeld := ipamErr == nil
-	if ipamErr != nil {
-		ipamErr = fmt.Errorf("assigning addresses: %w", ipamErr)
-	} else if addrs = addrsOf(ipres); len(addrs) == 0 {
-		ipamErr = errors.New("ipam returned no addresses")
+	// 3. Commit addresses and endpoint together, or one after the other.
+	addrs, rev, err := plan.Commit(ctx, ops...)
+	if err != nil {
+		return nil, fmt.Errorf("assigning addresses: %w", err)
 	}
-	if dpErr != nil {
-		dpErr = fmt.Errorf("creating %s: %w", a.req.IfName, dpErr)
+	if len(addrs) == 0 {
+		return nil, errors.New("ipam returned no addresses")
 	}
-	if err := errors.Join(dpErr, ipamErr, profErr); err != nil {
-		if dpErr == nil {
-			if terr := p.DP.Teardown(a.req.NetNS, a.req.IfName, nil); terr != nil {
-				err = errors.Join(err, fmt.Errorf("rolling back the interface: %w", terr))
-			}
-		}
-		if written != nil {
-			if derr := p.deleteEndpoint(ctx, written, a.args.ContainerID); derr != nil {
-				err = errors.Join(err, fmt.Errorf("rolling back the endpoint: %w", derr))
-			}
-		}
-		if !ipamHeld {
-			return nil, err
-		}
-		return nil, p.rollback(ctx, a, addrs, err)
+	written := pending
+	if rev != 0 {
+		p.Endpoint.Committed(pending, rev)
+	} else if written, err = p.writeEndpoint(ctx, a, dp, addrs); err != nil {
+		return nil, err
 	}
+	undo.push("removing the endpoint", func(ctx context.Context) error {
+		_, err := p.Endpoint.DeleteOwned(ctx, written, a.args.ContainerID)
+		return err
+	})
+	tCommitted := time.Now()
 
+	// 4, 5. Configure the pod's addresses and route to them.
 	a.req.Addrs = addrs
-	var wepErr error
-	if written == nil {
-		w := wep.Build(a.ids, a.meta, dp.HostIfName, dp.PodMAC, addrs)
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			if !profiled {
-				// Also initialises the cluster, which the write would
-				// otherwise check.
-				if wepErr = p.Endpoint.EnsureProfile(ctx, a.network, a.ids.IsK8s()); wepErr != nil {
-					return
-				}
-			}
-			written, wepErr = p.Endpoint.Write(ctx, w)
-		}()
-	}
-	var cfgErr error
-	if earlyTried && !slices.Equal(early, addrs) {
-		if cfgErr = p.DP.SetPodAddrs(a.req, addrs); cfgErr != nil {
-			if terr := p.DP.Teardown(a.req.NetNS, a.req.IfName, nil); terr != nil {
-				cfgErr = errors.Join(cfgErr, fmt.Errorf("rolling back the interface: %w", terr))
-			}
-		}
-	}
-	a.req.PodAddrsSet = earlyTried
-	if cfgErr == nil {
-		cfgErr = p.DP.Configure(a.req)
-	}
-	wg.Wait()
-	if cfgErr != nil || wepErr != nil {
-		var errs []error
-		if cfgErr != nil {
-			errs = append(errs, fmt.Errorf("setting up %s: %w", a.req.IfName, cfgErr))
-		} else if terr := p.DP.Teardown(a.req.NetNS, a.req.IfName, nil); terr != nil {
-			errs = append(errs, fmt.Errorf("rolling back the interface: %w", terr))
-		}
-		if wepErr != nil {
-			errs = append(errs, wepErr)
-		} else if err := p.deleteEndpoint(ctx, written, a.args.ContainerID); err != nil {
-			errs = append(errs, fmt.Errorf("rolling back the endpoint: %w", err))
-		}
-		return nil, p.rollback(ctx, a, addrs, errors.Join(errs...))
+	if err := p.DP.Configure(a.req); err != nil {
+		return nil, fmt.Errorf("setting up %s: %w", a.req.IfName, err)
 	}
 	a.log.WithFields(logrus.Fields{"addrs": addrs, "hostIface": dp.HostIfName, "ms": sinceMS(start),
-		"ipamMS": ms(ipamDone), "endpointWithIPAM": rider != nil && rider.written != nil,
-		"createMS": ms(tStage1.Sub(start)), "configureMS": sinceMS(tStage1)}).Info("workload added")
+		"planMS": ms(tPlanned.Sub(start)), "commitMS": ms(tCommitted.Sub(tPlanned)), "endpointWithIPAM": rev != 0,
+		"configureMS": sinceMS(tCommitted)}).Info("workload added")
 	return p.result(a, dp, addrs), nil
 }
 
-// endpointRider puts the WorkloadEndpoint into IPAM's transaction (an
-// ipam.Rider), so that address and endpoint are written in one round
-// trip, or neither. It waits for the veth pair (the endpoint names its
-// MAC) and declines if that failed: Add then rolls back as usual.
-type endpointRider struct {
-	ctx context.Context
-	p   *Plugin
-	a   *attachment
-	// created is closed once dp is set (nil if the pair failed).
-	created chan struct{}
-	dp      *dataplane.Result
-	// chosen gets the addresses once the endpoint rides with them.
-	chosen chan []netip.Addr
-	// pending is the prepared endpoint; written is it once committed.
-	pending, written *v3.WorkloadEndpoint
+// plan starts the attachment's assignment: IPAM's choice, or in
+// Kubernetes mode the pod's own addresses (see addressing).
+func (p *Plugin) plan(ctx context.Context, a *attachment) (Assignment, error) {
+	switch {
+	case len(a.addressing.fixed) > 0:
+		return fixedAddrs(a.addressing.fixed), nil
+	case len(a.addressing.requested) > 0:
+		return &requestedAddrs{ipam: p.IPAM, conf: a.conf, args: a.args, ips: a.addressing.requested}, nil
+	}
+	return p.IPAM.Plan(ctx, a.conf, a.args)
 }
 
-var _ ipam.Rider = (*endpointRider)(nil)
+// createPair makes the attachment's veth pair. A pair an earlier ADD of
+// the attachment left (it was cut off, or this is a retry) is deleted and
+// made again; so is the host side an earlier sandbox of the pod left
+// (Calico replaces it, as kubelet runs one sandbox per pod at a time) or,
+// for another workload, an earlier ADD of this container ID into another
+// namespace. Anything else of the pod's interface name is refused.
+func (p *Plugin) createPair(a *attachment) (*dataplane.Result, error) {
+	dp, err := p.DP.Create(a.req)
+	if errors.Is(err, dataplane.ErrInterfaceExists) {
+		gone, derr := p.DP.DeletePair(a.req)
+		switch {
+		case derr != nil:
+			return nil, errors.Join(err, derr)
+		case !gone:
+			return nil, err
+		}
+		a.log.WithField("hostIface", a.req.HostIfName).Info("replaced the veth an earlier ADD of this container left")
+		dp, err = p.DP.Create(a.req)
+	}
+	if errors.Is(err, dataplane.ErrHostInterfaceExists) {
+		a.log.WithField("hostIface", a.req.HostIfName).Info("removing the veth of an earlier sandbox")
+		if err = p.DP.DeleteHostVeth(a.req.HostIfName); err == nil {
+			dp, err = p.DP.Create(a.req)
+		}
+	}
+	return dp, err
+}
 
-// Ops implements ipam.Rider.
-func (r *endpointRider) Ops(v4, v6 []netip.Prefix) []backend.TxnOp {
-	select {
-	case <-r.created:
-	case <-r.ctx.Done():
-		return nil
-	}
-	if r.dp == nil {
-		return nil
-	}
-	var addrs []netip.Addr
-	for _, p := range append(slices.Clone(v4), v6...) {
-		addrs = append(addrs, p.Addr())
-	}
-	w := wep.Build(r.a.ids, r.a.meta, r.dp.HostIfName, r.dp.PodMAC, addrs)
-	pending, ops, err := r.p.Endpoint.CreateOps(r.ctx, w, r.a.network)
+// endpointOps builds the attachment's endpoint and the ops that create
+// it in the assignment's transaction, guarded by the network's profile
+// (see wep.Store.CreateOps). Ops it cannot prepare are left out: the
+// endpoint is then written after the addresses, where the error shows.
+func (p *Plugin) endpointOps(ctx context.Context, a *attachment, dp *dataplane.Result, addrs []netip.Addr) (*v3.WorkloadEndpoint, []backend.TxnOp) {
+	w := wep.Build(a.ids, a.meta, dp.HostIfName, dp.PodMAC, addrs)
+	pending, ops, err := p.Endpoint.CreateOps(ctx, w, a.network)
 	if err != nil {
-		// Written on its own later, where the error is reported.
-		r.a.log.WithError(err).Debug("endpoint not written with the addresses")
-		return nil
+		a.log.WithError(err).Debug("endpoint not written with the addresses")
+		return nil, nil
 	}
-	r.pending = pending
-	select {
-	case r.chosen <- addrs:
-	default:
-	}
-	return ops
+	return pending, ops
 }
 
-// Committed implements ipam.Rider.
-func (r *endpointRider) Committed(rev int64) {
-	r.p.Endpoint.Committed(r.pending, rev)
-	r.written = r.pending
+// writeEndpoint writes the attachment's endpoint on its own, after its
+// network's profile is ensured (which also initialises the cluster).
+func (p *Plugin) writeEndpoint(ctx context.Context, a *attachment, dp *dataplane.Result, addrs []netip.Addr) (*v3.WorkloadEndpoint, error) {
+	if err := p.Endpoint.EnsureProfile(ctx, a.network, a.ids.IsK8s()); err != nil {
+		return nil, err
+	}
+	return p.Endpoint.Write(ctx, wep.Build(a.ids, a.meta, dp.HostIfName, dp.PodMAC, addrs))
 }
 
-// deleteEndpoint removes an endpoint a failed ADD wrote, even after the
-// request's deadline.
-func (p *Plugin) deleteEndpoint(ctx context.Context, w *v3.WorkloadEndpoint, containerID string) error {
+// undoStack holds the undo of each step of an ADD that succeeded.
+type undoStack []undoStep
+
+type undoStep struct {
+	what string
+	do   func(context.Context) error
+}
+
+func (u *undoStack) push(what string, do func(context.Context) error) {
+	*u = append(*u, undoStep{what, do})
+}
+
+// run undoes the steps, last first, even after the request's deadline,
+// and returns cause joined with the errors of any undo that failed.
+func (u undoStack) run(ctx context.Context, log *logrus.Entry, cause error) error {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), rollbackTimeout)
 	defer cancel()
-	_, err := p.Endpoint.DeleteOwned(ctx, w, containerID)
-	return err
+	errs := []error{cause}
+	for i := len(u) - 1; i >= 0; i-- {
+		if err := u[i].do(ctx); err != nil {
+			log.WithError(err).Error("could not undo a step of a failed ADD (" + u[i].what + "); the runtime's DEL will retry")
+			errs = append(errs, fmt.Errorf("rolling back: %s: %w", u[i].what, err))
+		}
+	}
+	if len(errs) == 1 {
+		log.WithError(cause).Warn("ADD failed; rolled back")
+	}
+	return errors.Join(errs...)
 }
 
-// rollback releases the addresses a failed ADD was given and returns
-// cause, joined with any error of the release. With calico-ipam only the
-// addresses this ADD got are released, not those the handle held before
-// it (a.held: the DEL the runtime sends after a failed ADD releases
-// them); a delegated IPAM is asked to DEL.
-func (p *Plugin) rollback(ctx context.Context, a *attachment, addrs []netip.Addr, cause error) error {
-	addrs = slices.DeleteFunc(slices.Clone(addrs), func(ad netip.Addr) bool { return slices.Contains(a.held, ad) })
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), rollbackTimeout)
-	defer cancel()
-	var err error
-	if len(a.addressing.fixed) > 0 {
-		a.log.WithError(cause).Warn("ADD failed; rolled back (its addresses were not from IPAM)")
-		return cause
+// wrapErr is fmt.Errorf("what: %w"), or nil for no error.
+func wrapErr(what string, err error) error {
+	if err == nil {
+		return nil
 	}
-	if ip, ok := p.IPAM.(*ipamplugin.Plugin); ok {
-		handle := netconf.HandleID(p.Conf.Name, a.args.ContainerID)
-		opts := make([]ipam.ReleaseOptions, len(addrs))
-		for i, ad := range addrs {
-			opts[i] = ipam.ReleaseOptions{Address: ad, Handle: handle}
-		}
-		if len(opts) > 0 {
-			_, err = ip.IPAM.ReleaseIPs(ctx, opts...)
-		}
-	} else {
-		err = p.IPAM.Del(ctx, a.conf, a.args)
-	}
-	if err != nil {
-		a.log.WithError(err).Error("could not release the addresses of a failed ADD; the runtime's DEL will retry")
-		return errors.Join(cause, fmt.Errorf("releasing addresses %v: %w", addrs, err))
-	}
-	a.log.WithError(cause).Warn("ADD failed; rolled back")
-	return cause
+	return fmt.Errorf("%s: %w", what, err)
 }
 
 // addrsOf returns a result's addresses.
 func addrsOf(r *current.Result) []netip.Addr {
 	var out []netip.Addr
 	for _, ip := range r.IPs {
-		if a, ok := netip.AddrFromSlice(ip.Address.IP); ok {
-			out = append(out, a.Unmap())
+		if a, ok := netaddr.Addr(ip.Address.IP); ok {
+			out = append(out, a)
 		}
 	}
 	return out
@@ -397,7 +308,7 @@ func (p *Plugin) result(a *attachment, dp *dataplane.Result, addrs []netip.Addr)
 	}
 	var has4, has6 bool
 	for _, ad := range addrs {
-		res.IPs = append(res.IPs, &current.IPConfig{Interface: current.Int(1), Address: *ipNet(netip.PrefixFrom(ad, ad.BitLen()))})
+		res.IPs = append(res.IPs, &current.IPConfig{Interface: current.Int(1), Address: *netaddr.IPNet(netip.PrefixFrom(ad, ad.BitLen()))})
 		has4, has6 = has4 || ad.Is4(), has6 || ad.Is6()
 	}
 	routes := p.Conf.Routes
@@ -414,11 +325,7 @@ func (p *Plugin) result(a *attachment, dp *dataplane.Result, addrs []netip.Addr)
 		} else if !has4 {
 			continue
 		}
-		res.Routes = append(res.Routes, &types.Route{Dst: *ipNet(r), GW: net.IP(gw.AsSlice())})
+		res.Routes = append(res.Routes, &types.Route{Dst: *netaddr.IPNet(r), GW: net.IP(gw.AsSlice())})
 	}
 	return res
-}
-
-func ipNet(p netip.Prefix) *net.IPNet {
-	return &net.IPNet{IP: net.IP(p.Addr().AsSlice()), Mask: net.CIDRMask(p.Bits(), p.Addr().BitLen())}
 }

@@ -16,6 +16,8 @@ import (
 
 	"github.com/calico-etcd/calico/cni-plugin/pkg/k8s"
 	"github.com/calico-etcd/calico/cni-plugin/pkg/netconf"
+
+	"github.com/calico-etcd/calico/libcalico/netaddr"
 )
 
 // CalicoIPAM is the ipam type served in-process.
@@ -168,15 +170,11 @@ func ParseConfig(data []byte) (*Config, error) {
 		}
 	}
 	for _, r := range x.IPAM.Routes {
-		p, ok := netip.AddrFromSlice(r.Dst.IP)
+		p, ok := netaddr.Prefix(&r.Dst)
 		if !ok {
 			return nil, fmt.Errorf("ipam route %s has no destination", r.Dst.String())
 		}
-		ones, _ := r.Dst.Mask.Size()
-		if p.Is4In6() {
-			p = p.Unmap()
-		}
-		c.Routes = append(c.Routes, netip.PrefixFrom(p, ones).Masked())
+		c.Routes = append(c.Routes, p.Masked())
 	}
 	return c, nil
 }

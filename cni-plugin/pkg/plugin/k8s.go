@@ -8,13 +8,14 @@ import (
 	"net/netip"
 	"slices"
 
-	current "github.com/containernetworking/cni/pkg/types/100"
+	"github.com/containernetworking/cni/pkg/skel"
 	"github.com/sirupsen/logrus"
 
 	v3 "github.com/calico-etcd/calico/libcalico/api/v3"
+	"github.com/calico-etcd/calico/libcalico/backend"
 	"github.com/calico-etcd/calico/libcalico/kubeconv"
 
-	"github.com/calico-etcd/calico/cni-plugin/pkg/ipamplugin"
+	"github.com/calico-etcd/calico/cni-plugin/pkg/netconf"
 	"github.com/calico-etcd/calico/cni-plugin/pkg/wep"
 )
 
@@ -192,42 +193,62 @@ func annotationIPs(key, v string) ([]netip.Addr, error) {
 	return out, nil
 }
 
-// assign gets the attachment's addresses when they do not ride with the
-// endpoint in calico-ipam's transaction: from a delegated IPAM plugin;
-// the pod's requested addresses through the IPAM plugin, one call with
-// CNI_ARGS IP=<address> each, as Calico's plugin does; or the pod's fixed
-// addresses without IPAM. On error nothing it assigned is held.
-func (p *Plugin) assign(ctx context.Context, a *attachment) (*current.Result, error) {
-	if len(a.addressing.fixed) > 0 {
-		res := &current.Result{CNIVersion: current.ImplementedSpecVersion}
-		for _, ip := range a.addressing.fixed {
-			res.IPs = append(res.IPs, &current.IPConfig{Address: *ipNet(netip.PrefixFrom(ip, ip.BitLen()))})
-		}
-		return res, nil
-	}
-	if len(a.addressing.requested) == 0 {
-		return p.IPAM.Add(ctx, a.conf, a.args)
-	}
-	res := &current.Result{CNIVersion: current.ImplementedSpecVersion}
-	for i, ip := range a.addressing.requested {
-		args := *a.args
-		args.Args = args.Args + ";IP=" + ip.String()
-		var r *current.Result
-		var err error
-		if ipp, ok := p.IPAM.(*ipamplugin.Plugin); ok {
-			var held []netip.Addr
-			r, held, err = ipp.AddRiding(ctx, a.conf, &args, nil)
-			a.held = append(a.held, held...)
-		} else {
-			r, err = p.IPAM.Add(ctx, a.conf, &args)
+// fixedAddrs are a pod's addresses that bypass IPAM (annotation
+// ipAddrsNoIpam): nothing to write, nothing to give back.
+type fixedAddrs []netip.Addr
+
+func (f fixedAddrs) Addrs() []netip.Addr { return nil }
+
+func (f fixedAddrs) Commit(context.Context, ...backend.TxnOp) ([]netip.Addr, int64, error) {
+	return slices.Clone(f), 0, nil
+}
+
+func (f fixedAddrs) Undo(context.Context) error { return nil }
+
+// requestedAddrs are a pod's requested addresses (annotation ipAddrs),
+// assigned when committed through calico-ipam, one call with CNI_ARGS
+// IP=<address> each, as Calico's plugin does.
+type requestedAddrs struct {
+	ipam IPAM
+	conf *netconf.NetConf
+	args *skel.CmdArgs
+	ips  []netip.Addr
+	// done are the committed assignments, one per address.
+	done []Assignment
+}
+
+func (r *requestedAddrs) Addrs() []netip.Addr { return nil }
+
+func (r *requestedAddrs) Commit(ctx context.Context, _ ...backend.TxnOp) ([]netip.Addr, int64, error) {
+	var out []netip.Addr
+	for _, ip := range r.ips {
+		args := *r.args
+		args.Args += ";IP=" + ip.String()
+		pl, err := r.ipam.Plan(ctx, r.conf, &args)
+		var got []netip.Addr
+		if err == nil {
+			got, _, err = pl.Commit(ctx)
 		}
 		if err != nil {
-			if i > 0 {
-				err = p.rollback(ctx, a, addrsOf(res), err)
+			err = fmt.Errorf("assigning %s (annotation %s): %w", ip, kubeconv.AnnotationIPAddrs, err)
+			uctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), rollbackTimeout)
+			defer cancel()
+			if uerr := r.Undo(uctx); uerr != nil {
+				err = errors.Join(err, fmt.Errorf("releasing the other requested addresses: %w", uerr))
 			}
-			return nil, fmt.Errorf("assigning %s (annotation %s): %w", ip, kubeconv.AnnotationIPAddrs, err)
+			return nil, 0, err
 		}
-		res.IPs = append(res.IPs, r.IPs...)
+		r.done = append(r.done, pl)
+		out = append(out, got...)
 	}
-	return res, nil
+	return out, 0, nil
+}
+
+func (r *requestedAddrs) Undo(ctx context.Context) error {
+	var errs []error
+	for _, pl := range r.done {
+		errs = append(errs, pl.Undo(ctx))
+	}
+	r.done = nil
+	return errors.Join(errs...)
 }

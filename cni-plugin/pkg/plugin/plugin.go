@@ -1,13 +1,27 @@
 // Package plugin is the calico CNI plugin: it ties IPAM, the dataplane and
 // the WorkloadEndpoint together for each CNI verb.
 //
-//	ADD    IPAM with the WorkloadEndpoint in its transaction ∥ veth
-//	       pair, links up, pod addresses → host routes → result.
-//	       A failure at any step undoes the steps that succeeded:
-//	       endpoint, veth, this ADD's addresses. Repeated for a
-//	       container (a retry, even of an ADD killed midway), it
-//	       finishes the attachment: the handle's addresses, its own
-//	       earlier veth made again, the endpoint replaced.
+// ADD (Plugin.Add) is a straight sequence. Only its first two steps run
+// side by side; each step that changes something has its own undo, and a
+// failure runs the undos of the steps before it, last first:
+//
+//	  ┌ 1 plan: IPAM picks the addresses ┐
+//	──┤                                  ├─ 2 endpoint ─ 3 commit ──────── 4 configure ─ 5 route ── result
+//	  └ 1 veth pair made, links up       ┘    built        addresses and     pod           host
+//	                                                       endpoint, one     addresses     /32 routes
+//	                                                       etcd transaction
+//	undo: release this ADD's addresses;      delete the endpoint   (a failed configure
+//	      delete the pair                                           deletes the pair)
+//
+// IPAM plans under the host-wide lock from the state the lock file keeps,
+// without reading etcd; the plan names the addresses, the endpoint is built
+// from them and the pair, and Assignment.Commit writes both in one
+// transaction (or, when it cannot, the addresses and then the endpoint).
+// IPAM never calls back into the plugin. Repeated for a container (a
+// retry, even of an ADD killed midway), ADD finishes the attachment: the
+// handle's addresses, its own earlier veth made again, the endpoint
+// replaced.
+//
 //	DEL    pod interface (and with it the host veth) ∥ the endpoint, only
 //	       if this container owns it; IPAM release by handle once the host
 //	       no longer routes to the pod. Anything already gone is success.
@@ -17,14 +31,16 @@
 //	GC     IPAM GC, then this node's endpoints of this network whose
 //	       attachment is not among cni.dev/valid-attachments.
 //
-// With ipam type calico-ipam the allocation runs in-process (package
-// ipamplugin); any other type is executed through the CNI invoke library.
+// With ipam type calico-ipam the allocation runs in-process
+// (InProcessIPAM, over package ipamplugin); any other type is executed
+// through the CNI invoke library (Delegated).
 package plugin
 
 import (
 	"context"
 	"fmt"
 	"io"
+	"net/netip"
 	"time"
 
 	"github.com/containernetworking/cni/pkg/invoke"
@@ -32,6 +48,7 @@ import (
 	current "github.com/containernetworking/cni/pkg/types/100"
 	"github.com/sirupsen/logrus"
 
+	"github.com/calico-etcd/calico/libcalico/backend"
 	"github.com/calico-etcd/calico/libcalico/client"
 	"github.com/calico-etcd/calico/libcalico/ipam"
 
@@ -42,23 +59,58 @@ import (
 	"github.com/calico-etcd/calico/cni-plugin/pkg/wep"
 )
 
-// IPAM is the address side of a request: the in-process calico-ipam
-// (*ipamplugin.Plugin) or a delegated plugin.
+// IPAM is the address side of a request: calico-ipam in-process
+// (InProcessIPAM) or a delegated plugin (Delegated).
 type IPAM interface {
-	// Add assigns the attachment's addresses, each with its subnet's or
-	// block's prefix length. On error it has released what it assigned.
-	Add(ctx context.Context, conf *netconf.NetConf, args *skel.CmdArgs) (*current.Result, error)
+	// Plan starts an ADD's assignment of the attachment's addresses; the
+	// caller must Commit or Undo the returned Assignment.
+	Plan(ctx context.Context, conf *netconf.NetConf, args *skel.CmdArgs) (Assignment, error)
 	// Del releases the attachment's addresses; none is success.
 	Del(ctx context.Context, conf *netconf.NetConf, args *skel.CmdArgs) error
 	// Check verifies the attachment still holds its addresses.
 	Check(ctx context.Context, conf *netconf.NetConf, args *skel.CmdArgs) error
 	// GC releases addresses of attachments not in conf.ValidAttachments.
 	GC(ctx context.Context, conf *netconf.NetConf) error
-	// Status reports whether Add can succeed, as a CNI error when not.
+	// Status reports whether an ADD can succeed, as a CNI error when not.
 	Status(ctx context.Context, conf *netconf.NetConf) error
 }
 
-var _ IPAM = (*ipamplugin.Plugin)(nil)
+// Assignment is an ADD's addresses, planned but not yet written.
+type Assignment interface {
+	// Addrs returns the addresses Commit will write, when it can write
+	// the caller's ops in the same transaction; nil when it cannot (it
+	// then chooses the addresses as it writes them, and writes no ops).
+	Addrs() []netip.Addr
+	// Commit writes the addresses and, when Addrs returned them and their
+	// guards hold, ops in the same transaction, whose revision rev is;
+	// rev is 0 when ops were not written (the caller writes them
+	// itself). On error it holds nothing it assigned.
+	Commit(ctx context.Context, ops ...backend.TxnOp) (addrs []netip.Addr, rev int64, err error)
+	// Undo gives back what Commit assigned, except addresses the
+	// attachment held before this ADD (an earlier ADD of the container:
+	// the DEL runtimes send after a failed ADD releases them); before
+	// Commit it only gives up the plan.
+	Undo(ctx context.Context) error
+}
+
+// InProcessIPAM is calico-ipam, run in-process: its plan names the
+// addresses before anything is written, so that ADD can commit the
+// WorkloadEndpoint with them in one transaction.
+type InProcessIPAM struct{ *ipamplugin.Plugin }
+
+var (
+	_ IPAM       = InProcessIPAM{}
+	_ Assignment = (*ipamplugin.Plan)(nil)
+)
+
+// Plan implements IPAM.
+func (c InProcessIPAM) Plan(ctx context.Context, conf *netconf.NetConf, args *skel.CmdArgs) (Assignment, error) {
+	pl, err := c.Plugin.Plan(ctx, conf, args)
+	if err != nil {
+		return nil, err
+	}
+	return pl, nil
+}
 
 // Plugin serves the CNI verbs of one request.
 type Plugin struct {
@@ -116,8 +168,8 @@ func New(conf *Config, getenv func(string) string, stderr io.Writer) (*Plugin, f
 		Endpoint: wep.NewStore(c, log), DP: dataplane.NewKernel(log), Log: log, Prime: be.Prime, Kube: kube,
 	}
 	if conf.IPAM.Type == CalicoIPAM {
-		p.IPAM = &ipamplugin.Plugin{IPAM: ic, Client: c, Nodename: node, LockFile: conf.LockFile(getenv),
-			RunDir: netconf.RunDir(getenv), AwaitConnection: be.AwaitConnection, Log: log}
+		p.IPAM = InProcessIPAM{&ipamplugin.Plugin{IPAM: ic, Client: c, Nodename: node, LockFile: conf.LockFile(getenv),
+			RunDir: netconf.RunDir(getenv), AwaitConnection: be.AwaitConnection, Log: log}}
 	} else {
 		p.IPAM = &Delegated{Type: conf.IPAM.Type, Stdin: conf.Raw}
 	}
@@ -136,18 +188,40 @@ type Delegated struct {
 
 var _ IPAM = (*Delegated)(nil)
 
-// Add implements IPAM.
-func (d *Delegated) Add(ctx context.Context, _ *netconf.NetConf, _ *skel.CmdArgs) (*current.Result, error) {
-	r, err := invoke.DelegateAdd(ctx, d.Type, d.Stdin, d.Exec)
+// Plan implements IPAM: the delegated plugin assigns when the plan is
+// committed, and no ops are written with its addresses.
+func (d *Delegated) Plan(context.Context, *netconf.NetConf, *skel.CmdArgs) (Assignment, error) {
+	return &delegatedAdd{d: d}, nil
+}
+
+// delegatedAdd is a delegated plugin's ADD, as an Assignment.
+type delegatedAdd struct {
+	d     *Delegated
+	added bool
+}
+
+func (a *delegatedAdd) Addrs() []netip.Addr { return nil }
+
+func (a *delegatedAdd) Commit(ctx context.Context, _ ...backend.TxnOp) ([]netip.Addr, int64, error) {
+	r, err := invoke.DelegateAdd(ctx, a.d.Type, a.d.Stdin, a.d.Exec)
 	if err != nil {
-		return nil, fmt.Errorf("ipam plugin %s: %w", d.Type, err)
+		return nil, 0, fmt.Errorf("ipam plugin %s: %w", a.d.Type, err)
 	}
 	res, err := current.NewResultFromResult(r)
 	if err != nil {
-		_ = invoke.DelegateDel(context.WithoutCancel(ctx), d.Type, d.Stdin, d.Exec)
-		return nil, fmt.Errorf("converting the result of ipam plugin %s: %w", d.Type, err)
+		_ = invoke.DelegateDel(context.WithoutCancel(ctx), a.d.Type, a.d.Stdin, a.d.Exec)
+		return nil, 0, fmt.Errorf("converting the result of ipam plugin %s: %w", a.d.Type, err)
 	}
-	return res, nil
+	a.added = true
+	return addrsOf(res), 0, nil
+}
+
+// Undo asks the delegated plugin to DEL: it knows no other release.
+func (a *delegatedAdd) Undo(ctx context.Context) error {
+	if !a.added {
+		return nil
+	}
+	return a.d.Del(ctx, nil, nil)
 }
 
 // Del implements IPAM.

@@ -75,7 +75,7 @@ func newEnv(t *testing.T, confJSON, poolCIDR string) *env {
 	}
 	dp := dataplane.NewFake()
 	p := &Plugin{Conf: conf, Node: "node1", Client: c, Pools: ic,
-		IPAM:     &ipamplugin.Plugin{IPAM: ic, Client: c, Nodename: "node1", Log: log},
+		IPAM:     InProcessIPAM{&ipamplugin.Plugin{IPAM: ic, Client: c, Nodename: "node1", Log: log}},
 		Endpoint: wep.NewStore(c, log), DP: dp, Log: log}
 	return &env{t: t, c: c, ic: ic, dp: dp, p: p}
 }
@@ -294,11 +294,13 @@ func TestRetryFinishesInterruptedAdd(t *testing.T) {
 					held = addrsOf(e.add(a))
 				}
 				if tc.addrs {
-					r, err := e.p.IPAM.Add(ctx, att.conf, att.args)
+					pl, err := e.p.IPAM.Plan(ctx, att.conf, att.args)
 					if err != nil {
 						t.Fatal(err)
 					}
-					held = addrsOf(r)
+					if held, _, err = pl.Commit(ctx); err != nil {
+						t.Fatal(err)
+					}
 				}
 				var dp *dataplane.Result
 				if tc.veth {

@@ -9,19 +9,14 @@
 package main
 
 import (
-	"context"
 	"flag"
 	"fmt"
 	"io"
 	"os"
-	"os/signal"
-	"syscall"
-
-	"github.com/sirupsen/logrus"
 
 	"github.com/calico-etcd/calico/confd/daemon"
-	_ "github.com/calico-etcd/calico/libcalico/api/v3/fastdecode"
 	"github.com/calico-etcd/calico/libcalico/buildinfo"
+	"github.com/calico-etcd/calico/libcalico/daemonkit"
 	"github.com/calico-etcd/calico/libcalico/defaultpools"
 	"github.com/calico-etcd/calico/libcalico/nodeinfo"
 )
@@ -65,18 +60,15 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 	cfg.DefaultPools = pools
-	logger := logrus.New()
-	logger.SetOutput(stderr)
-	lvl, err := logrus.ParseLevel(*logLevel)
+	log, err := daemonkit.Logger(*logLevel, stderr)
 	if err != nil {
 		fmt.Fprintf(stderr, "calico-confd: %v\n", err)
 		return 2
 	}
-	logger.SetLevel(lvl)
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	ctx, stop := daemonkit.SignalContext()
 	defer stop()
-	if err := daemon.Run(ctx, cfg, logrus.NewEntry(logger)); err != nil && ctx.Err() == nil {
-		logger.WithError(err).Error("calico-confd failed")
+	if err := daemon.Run(ctx, cfg, log); err != nil && ctx.Err() == nil {
+		log.WithError(err).Error("calico-confd failed")
 		return 1
 	}
 	return 0

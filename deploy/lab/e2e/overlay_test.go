@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"syscall"
 	"testing"
@@ -224,7 +225,7 @@ func TestLabVXLANWithoutBGP(t *testing.T) {
 		t.Fatalf("host3's Node: %+v, %v", n3.Spec, err)
 	}
 	rt, _ := exec.Command("ip", "-n", h1.NetNS, "route").CombinedOutput()
-	if !strings.Contains(string(rt), "via "+n3.Spec.IPv4VXLANTunnelAddr+" dev vxlan.calico onlink") {
+	if !regexp.MustCompile(`via ` + regexp.QuoteMeta(n3.Spec.IPv4VXLANTunnelAddr) + ` dev vxlan\.calico( proto \S+)? onlink`).MatchString(string(rt)) {
 		t.Errorf("host1 routes lack host3's block via its tunnel address:\n%s", rt)
 	}
 
@@ -279,7 +280,7 @@ func TestLabVXLANCrossSubnet(t *testing.T) {
 	}
 	t.Logf("on br0: %d direct packets within the subnet, %d VXLAN packets across subnets", direct, encapsulated)
 	rt, _ := exec.Command("ip", "-n", h1.NetNS, "route").CombinedOutput()
-	if !strings.Contains(string(rt), "via "+hostIP(h2)+" dev eth0") || !strings.Contains(string(rt), "dev vxlan.calico onlink") {
+	if !strings.Contains(string(rt), "via "+hostIP(h2)+" dev eth0") || !regexp.MustCompile(`dev vxlan\.calico( proto \S+)? onlink`).MatchString(string(rt)) {
 		t.Errorf("host1 routes:\n%s", rt)
 	}
 }

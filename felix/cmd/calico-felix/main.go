@@ -9,15 +9,11 @@
 package main
 
 import (
-	"context"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"os"
-	"os/signal"
-	"path/filepath"
-	"syscall"
 
 	"github.com/sirupsen/logrus"
 
@@ -25,8 +21,9 @@ import (
 	"github.com/calico-etcd/calico/felix/daemon"
 	"github.com/calico-etcd/calico/felix/dataplane/linux"
 	"github.com/calico-etcd/calico/felix/dpapi"
-	_ "github.com/calico-etcd/calico/libcalico/api/v3/fastdecode"
+	"github.com/calico-etcd/calico/felix/logs"
 	"github.com/calico-etcd/calico/libcalico/buildinfo"
+	"github.com/calico-etcd/calico/libcalico/daemonkit"
 )
 
 // exitRestart tells systemd (Restart=on-failure) to start felix again.
@@ -52,8 +49,9 @@ func run(args, environ []string, stdout, stderr io.Writer) int {
 		return 0
 	}
 	logger := logrus.New()
-	logger.SetOutput(stderr)
 	logger.SetFormatter(&logrus.TextFormatter{FullTimestamp: true})
+	outs := logs.New(logger, stderr)
+	defer outs.Close()
 	log := logrus.NewEntry(logger).WithField("pid", os.Getpid())
 
 	cfg, err := config.Load(opts, environ, log)
@@ -61,25 +59,23 @@ func run(args, environ []string, stdout, stderr io.Writer) int {
 		log.WithError(err).Error("Loading configuration failed")
 		return 1
 	}
-	if lvl, err := logrus.ParseLevel(cfg.LogSeverityScreen); err == nil {
-		logger.SetLevel(lvl)
-	}
-	if cfg.LogFilePath != "" && cfg.LogFilePath != "none" {
-		if err := os.MkdirAll(filepath.Dir(cfg.LogFilePath), 0o755); err == nil {
-			if f, err := os.OpenFile(cfg.LogFilePath, os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o644); err == nil {
-				defer f.Close()
-				logger.SetOutput(io.MultiWriter(stderr, f))
-			} else {
-				log.WithError(err).Warn("Cannot open the log file; logging to stderr only")
-			}
+	// Env and file first; the daemon redoes this with the datastore's
+	// FelixConfiguration merged, and after every change.
+	configureLogging := func(c *config.Config) {
+		if err := outs.SetFile(c.LogFilePath); err != nil {
+			log.WithError(err).WithField("file", c.LogFilePath).Error("Cannot open the log file; not logging to a file")
 		}
+		outs.SetLevels(c.LogSeverityScreen, c.LogSeverityFile, c.LogSeveritySys)
 	}
+	configureLogging(cfg)
 	log.WithField("version", buildinfo.Version).Info("Felix starting")
 
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	ctx, stop := daemonkit.SignalContext()
 	defer stop()
 	err = daemon.Run(ctx, cfg, daemon.Deps{
-		Log: log,
+		Log:              log,
+		ConfigureLogging: configureLogging,
+		Collectors:       outs.Collectors(),
 		NewDataplane: func(c dpapi.Config) (daemon.Dataplane, error) {
 			return linux.New(c)
 		},

@@ -206,6 +206,15 @@ func (m Match) SrcAddrTypeLocal(not, limitIfaceOut bool) Match {
 // DestAddrTypeLocal matches a local destination address.
 func (m Match) DestAddrTypeLocal() Match { return m.add("-m addrtype --dst-type LOCAL") }
 
+// Limit matches at most rate packets ("10/second") with the given burst
+// (0: iptables' default), as Calico's LogActionRateLimit.
+func (m Match) Limit(rate string, burst int) Match {
+	if burst == 0 {
+		return m.add("-m limit --limit " + rate)
+	}
+	return m.add("-m limit --limit " + rate + " --limit-burst " + strconv.Itoa(burst))
+}
+
 // RPFCheckFailed matches packets that fail a strict reverse-path check.
 func (m Match) RPFCheckFailed() Match { return m.add("-m rpfilter --invert --validmark") }
 
@@ -220,6 +229,8 @@ type (
 	Accept struct{}
 	// Drop is -j DROP.
 	Drop struct{}
+	// Reject is -j REJECT (ICMP port unreachable; filter table only).
+	Reject struct{}
 	// Return is -j RETURN.
 	Return struct{}
 	// NoTrack is -j NOTRACK (raw table).
@@ -234,9 +245,13 @@ type (
 	ClearMarkBits struct{ Mask uint32 }
 	// Log logs with a prefix at level 5.
 	Log struct{ Prefix string }
-	// Masquerade is -j MASQUERADE, optionally --random-fully.
-	Masquerade struct{ RandomFully bool }
-	// SNAT rewrites the source address.
+	// Masquerade is -j MASQUERADE, optionally limited to source ports
+	// ToPorts ("32768-65535") and --random-fully.
+	Masquerade struct {
+		ToPorts     string
+		RandomFully bool
+	}
+	// SNAT rewrites the source address (To may carry ports: "1.2.3.4:1-2").
 	SNAT struct {
 		To          string
 		RandomFully bool
@@ -250,6 +265,9 @@ func (Accept) Render() string { return "--jump ACCEPT" }
 
 // Render implements Action.
 func (Drop) Render() string { return "--jump DROP" }
+
+// Render implements Action.
+func (Reject) Render() string { return "--jump REJECT" }
 
 // Render implements Action.
 func (Return) Render() string { return "--jump RETURN" }
@@ -273,15 +291,26 @@ func (a ClearMarkBits) Render() string { return fmt.Sprintf("--jump MARK --set-m
 
 // Render implements Action.
 func (a Log) Render() string {
-	return fmt.Sprintf("--jump LOG --log-prefix \"%s: \" --log-level 5", escapeComment(a.Prefix))
+	p := escapeComment(a.Prefix) + ": "
+	if len(p) > maxLogPrefixLen {
+		p = p[:maxLogPrefixLen] // iptables refuses a longer prefix; the kernel would cut it anyway
+	}
+	return fmt.Sprintf("--jump LOG --log-prefix \"%s\" --log-level 5", p)
 }
+
+// maxLogPrefixLen is the longest --log-prefix iptables accepts.
+const maxLogPrefixLen = 29
 
 // Render implements Action.
 func (a Masquerade) Render() string {
-	if a.RandomFully {
-		return "--jump MASQUERADE --random-fully"
+	s := "--jump MASQUERADE"
+	if a.ToPorts != "" {
+		s += " --to-ports " + a.ToPorts
 	}
-	return "--jump MASQUERADE"
+	if a.RandomFully {
+		s += " --random-fully"
+	}
+	return s
 }
 
 // Render implements Action.

@@ -21,6 +21,7 @@ import (
 	"net/netip"
 	"os"
 	"runtime"
+	"strings"
 	"sync"
 	"time"
 
@@ -55,6 +56,8 @@ type Dataplane struct {
 	applyTime    prometheus.Summary
 	failures     prometheus.Counter
 	execTime     prometheus.Summary
+	ifaceBatch   prometheus.Summary
+	noLinkWatch  bool
 
 	mu      sync.Mutex
 	last    *dpapi.State
@@ -75,9 +78,10 @@ type Dataplane struct {
 var _ dpapi.Dataplane = (*Dataplane)(nil)
 
 type options struct {
-	netnsName  string
-	runner     runner.Runner
-	routeGrace time.Duration
+	netnsName   string
+	runner      runner.Runner
+	routeGrace  time.Duration
+	noLinkWatch bool
 }
 
 // Option adjusts New.
@@ -96,6 +100,10 @@ func WithRunner(r runner.Runner) Option { return func(o *options) { o.runner = r
 // WithRouteCleanupGrace sets how long routes on an unknown workload
 // interface survive (default 10s; negative: no grace).
 func WithRouteCleanupGrace(d time.Duration) Option { return func(o *options) { o.routeGrace = d } }
+
+// WithoutLinkWatch makes Run ignore netlink link notifications, so that
+// only InterfaceRefreshInterval finds new interfaces. For tests.
+func WithoutLinkWatch() Option { return func(o *options) { o.noLinkWatch = true } }
 
 // DefaultRunner returns the runner New uses: direct exec, or under
 // "ip netns exec NAME" when netnsName is set.
@@ -159,11 +167,7 @@ func New(cfg dpapi.Config, opts ...Option) (*Dataplane, error) {
 	d := &Dataplane{
 		mtu: mtu,
 		cfg: cfg, rulesCfg: rc, log: cfg.Log.WithField("component", "dataplane"),
-		routeCfg: routes.Config{
-			Hostname: cfg.Hostname, InterfacePrefixes: cfg.InterfacePrefixes, IPv6: cfg.IPv6Support,
-			VXLANVNI: cfg.VXLANVNI, VXLANPort: cfg.VXLANPort, VXLANMTU: cfg.VXLANMTU, VXLANMTUV6: cfg.VXLANMTUV6, IPIPMTU: cfg.IPIPMTU,
-			RouteProtocol: cfg.RouteProtocol,
-		},
+		routeCfg:     routeConfig(cfg),
 		runner:       o.runner,
 		inNetNS:      func(f func() error) error { return f() },
 		iptMetrics:   iptables.NewMetrics(),
@@ -177,6 +181,11 @@ func New(cfg dpapi.Config, opts ...Option) (*Dataplane, error) {
 		execTime: prometheus.NewSummary(prometheus.SummaryOpts{
 			Name: "felix_exec_time_micros", Help: "Summary of time taken to fork/exec child processes",
 			Objectives: map[float64]float64{0.5: 0.05, 0.9: 0.01, 0.99: 0.001}}),
+		ifaceBatch: prometheus.NewSummary(prometheus.SummaryOpts{
+			Name:       "felix_int_dataplane_iface_msg_batch_size",
+			Help:       "Number of interface state messages processed in each batch. Higher values indicate we're doing more batching to try to keep up.",
+			Objectives: map[float64]float64{0.5: 0.05, 0.9: 0.01, 0.99: 0.001}}),
+		noLinkWatch: o.noLinkWatch,
 	}
 	if d.runner == nil {
 		r := DefaultRunner(o.netnsName)
@@ -196,7 +205,8 @@ func New(cfg dpapi.Config, opts ...Option) (*Dataplane, error) {
 		defer cancel()
 		d.detected <- iptables.DetectBackend(ctx, d.runner, d.cfg.IptablesBackend, nil, d.log)
 	}()
-	d.ipsets = ipsets.New(ipsets.Config{Runner: d.runner, Log: d.log.WithField("manager", "ipsets"), Metrics: d.ipsetMetrics})
+	d.ipsets = ipsets.New(ipsets.Config{Runner: d.runner, Log: d.log.WithField("manager", "ipsets"), Metrics: d.ipsetMetrics,
+		MaxElem: cfg.MaxIPSetSize})
 	d.routes = routes.NewManager(routes.ManagerConfig{
 		Config: d.routeCfg, Netlink: d.nl, InNetNS: d.inNetNS, CleanupGrace: o.routeGrace,
 		Log: d.log.WithField("manager", "routes"), Metrics: d.routeMetrics,
@@ -258,7 +268,7 @@ func (d *Dataplane) Close() error {
 
 // Collectors returns the dataplane's Prometheus collectors, unregistered.
 func (d *Dataplane) Collectors() []prometheus.Collector {
-	cs := []prometheus.Collector{d.applyTime, d.failures, d.execTime}
+	cs := []prometheus.Collector{d.applyTime, d.failures, d.execTime, d.ifaceBatch}
 	cs = append(cs, d.iptMetrics.Collectors()...)
 	cs = append(cs, d.ipsetMetrics.Collectors()...)
 	return append(cs, d.routeMetrics.Collectors()...)
@@ -306,6 +316,10 @@ func (d *Dataplane) start(ctx context.Context) {
 		d.ipt6 = mk(6)
 	}
 	d.started = true
+	if d.cfg.IPForwardingDisabled {
+		d.log.Info("IPForwarding is Disabled: leaving ip_forward as it is")
+		return
+	}
 	// A Calico host routes for its workloads (Calico's IPForwarding=Enabled).
 	fwd := []string{"/proc/sys/net/ipv4/ip_forward"}
 	if d.cfg.IPv6Support {
@@ -346,9 +360,15 @@ func (d *Dataplane) applyLocked(ctx context.Context) (err error) {
 	// Reading the IP sets back (first Apply, refreshes) overlaps rendering.
 	setsRead := parallel(1, func(int) error { return d.ipsets.Prefetch(ctx) })
 	heps := rules.HostEndpointsByIface(s, d.resolveHostEndpoint)
+	for iface := range heps {
+		if iface != "*" && d.excluded(iface) {
+			delete(heps, iface) // InterfaceExclude: never a host endpoint interface
+		}
+	}
 	out4 := rules.Render(s, &d.rulesCfg, 4, heps, d.log)
 	sets := d.setConv.FromState(s, 4)
 	addReferencedSets(sets, out4.IPSets, 4)
+	addExternalNodes(sets, d.cfg.ExternalNodes, 4)
 	var out6 *rules.Output
 	if d.ipt6 != nil {
 		out6 = rules.Render(s, &d.rulesCfg, 6, heps, d.log)
@@ -356,6 +376,7 @@ func (d *Dataplane) applyLocked(ctx context.Context) (err error) {
 			sets[name] = set
 		}
 		addReferencedSets(sets, out6.IPSets, 6)
+		addExternalNodes(sets, d.cfg.ExternalNodes, 6)
 	}
 
 	// Routes are independent of the rest: program them alongside.
@@ -429,7 +450,61 @@ func addReferencedSets(sets map[string]*ipsets.Set, refs map[string]string, ipVe
 	}
 }
 
-// resolveHostEndpoint returns the interfaces holding any of ips.
+// addExternalNodes adds ExternalNodesCIDRList to the all-hosts set, so
+// that IPIP and VXLAN packets from those hosts are accepted. The set is
+// the converter's fresh one, safe to change.
+func addExternalNodes(sets map[string]*ipsets.Set, nodes []netip.Prefix, ipVersion int) {
+	hosts := sets[ipsets.Name(ipVersion, ipsets.AllHostsID)]
+	if hosts == nil {
+		return
+	}
+	for _, p := range nodes {
+		if p.IsValid() && p.Addr().Is4() == (ipVersion == 4) {
+			for _, m := range ipsets.CanonicalMembers(ipsets.TypeNet, ipVersion, p.Masked().String()) {
+				hosts.Members[m] = struct{}{}
+			}
+		}
+	}
+}
+
+// routeConfig is what the routes manager needs from cfg.
+func routeConfig(cfg dpapi.Config) routes.Config {
+	rc := routes.Config{
+		Hostname: cfg.Hostname, InterfacePrefixes: cfg.InterfacePrefixes, IPv6: cfg.IPv6Support,
+		VXLANVNI: cfg.VXLANVNI, VXLANPort: cfg.VXLANPort, VXLANMTU: cfg.VXLANMTU, VXLANMTUV6: cfg.VXLANMTUV6, IPIPMTU: cfg.IPIPMTU,
+		RouteProtocol:      cfg.RouteProtocol,
+		RouteWorkloadIPs:   strings.EqualFold(cfg.RouteSource, "WorkloadIPs"),
+		VXLANEnabled:       cfg.VXLANEnabled,
+		IPIPEnabled:        cfg.IPIPEnabled,
+		KeepExternalRoutes: cfg.KeepExternalRoutes,
+	}
+	rc.WorkloadRouteSrc4, _ = netip.ParseAddr(cfg.DeviceRouteSourceAddress)
+	rc.WorkloadRouteSrc6, _ = netip.ParseAddr(cfg.DeviceRouteSourceAddressV6)
+	rc.TidyTable4, rc.TidyTable6 = wireguardTables(cfg.RouteTableRanges)
+	return rc
+}
+
+// wireguardTables are the first two indices of ranges (default 1-250):
+// the route tables Calico gives its IPv4 and IPv6 WireGuard.
+func wireguardTables(ranges []dpapi.TableRange) (v4, v6 int) {
+	if len(ranges) == 0 {
+		ranges = []dpapi.TableRange{{Min: 1, Max: 250}}
+	}
+	var got []int
+	for _, r := range ranges {
+		for i := r.Min; i <= r.Max && len(got) < 2; i++ {
+			if i >= 253 && i <= 255 || i <= 0 {
+				continue // the kernel's tables
+			}
+			got = append(got, i)
+		}
+	}
+	got = append(got, 0, 0)
+	return got[0], got[1]
+}
+
+// resolveHostEndpoint returns the interfaces holding any of ips, but
+// none of those InterfaceExclude names.
 func (d *Dataplane) resolveHostEndpoint(ips []netip.Addr) []string {
 	if len(ips) == 0 {
 		return nil
@@ -451,11 +526,21 @@ func (d *Dataplane) resolveHostEndpoint(ips []netip.Addr) []string {
 			continue
 		}
 		l, err := d.nl.LinkByIndex(a.LinkIndex)
-		if err != nil || seen[l.Attrs().Name] {
+		if err != nil || seen[l.Attrs().Name] || d.excluded(l.Attrs().Name) {
 			continue
 		}
 		seen[l.Attrs().Name] = true
 		out = append(out, l.Attrs().Name)
 	}
 	return out
+}
+
+// excluded reports whether InterfaceExclude names iface.
+func (d *Dataplane) excluded(iface string) bool {
+	for _, re := range d.cfg.InterfaceExclude {
+		if re != nil && re.MatchString(iface) {
+			return true
+		}
+	}
+	return false
 }

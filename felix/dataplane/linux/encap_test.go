@@ -37,7 +37,8 @@ func TestKernelVXLANDeviceAndRemoteBlockRoutes(t *testing.T) {
 			t.Errorf("vxlan.calico lacks %q:\n%s", want, link)
 		}
 	}
-	rt, err := h.ns.Output("ip", "route", "show", "proto", "boot")
+	// Routes to other hosts carry felix's own protocol (80), as Calico's.
+	rt, err := h.ns.Output("ip", "route", "show", "proto", "80")
 	must(t, err)
 	for _, want := range []string{
 		"10.65.1.0/26 via 10.65.1.1 dev vxlan.calico onlink",

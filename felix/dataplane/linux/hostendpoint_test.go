@@ -148,7 +148,7 @@ func richState() *dpapi.State {
 func TestKernelRichStateIsAccepted(t *testing.T) {
 	for _, backend := range []string{"nft", "legacy"} {
 		t.Run(backend, func(t *testing.T) {
-			h := newHost(t, dpapi.Config{IPv6Support: true, IptablesBackend: backend,
+			h := newHost(t, dpapi.Config{IPv6Support: true, IptablesBackend: backend, FloatingIPs: true,
 				FailsafeInbound:  []dpapi.ProtoPort{{Protocol: "tcp", Port: 22}, {Protocol: "udp", Port: 68, Net: "10.0.0.0/8"}},
 				FailsafeOutbound: []dpapi.ProtoPort{{Protocol: "udp", Port: 53}, {Protocol: "tcp", Port: 179, Net: "fd00::/8"}}})
 			s := richState()

@@ -35,7 +35,8 @@ func TestCollectorsUseFelixMetricNames(t *testing.T) {
 	}
 	for _, want := range []string{"felix_iptables_restore_calls", "felix_iptables_restore_errors",
 		"felix_int_dataplane_apply_time_seconds", "felix_ipset_calls", "felix_ipset_errors", "felix_ipsets_total",
-		"felix_iptables_chains", "felix_iptables_rules", "felix_route_table_list_seconds"} {
+		"felix_iptables_chains", "felix_iptables_rules", "felix_route_table_list_seconds", "felix_route_table_per_iface_sync_seconds",
+		"felix_int_dataplane_iface_msg_batch_size"} {
 		if !strings.Contains(" "+strings.Join(names, " ")+" ", " "+want+" ") {
 			t.Errorf("no collector named %s", want)
 		}

@@ -68,6 +68,12 @@ func PodMTU(hostMTU int, s *dpapi.State, cfg dpapi.Config) int {
 			vxlan6 = vxlan6 || vx
 		}
 	}
+	if cfg.IPIPEnabled != nil { // IpInIpEnabled / VXLANEnabled override the pools
+		ipip = *cfg.IPIPEnabled
+	}
+	if cfg.VXLANEnabled != nil {
+		vxlan4 = *cfg.VXLANEnabled
+	}
 	orDefault := func(v, overhead int) int {
 		if v != 0 {
 			return v

@@ -98,7 +98,8 @@ func TestKernelFirstApplyRemovesStaleState(t *testing.T) {
 		{"ip", "route", "add", "10.65.0.9/32", "dev", "calistale", "scope", "link", "proto", "boot"},
 		{"ip", "route", "add", "10.65.0.77/32", "dev", "calia1", "scope", "link", "proto", "boot"},
 		{"ip", "route", "add", "blackhole", "10.65.5.0/26", "proto", "boot"},           // e.g. bgpd's: not ours
-		{"ip", "route", "add", "10.65.6.0/26", "via", "192.168.90.7", "proto", "boot"}, // a stale CrossSubnet route
+		{"ip", "route", "add", "10.65.6.0/26", "via", "192.168.90.7", "proto", "80"},   // a stale CrossSubnet route
+		{"ip", "route", "add", "10.65.7.0/26", "via", "192.168.90.7", "proto", "boot"}, // an operator's static route: not ours
 	} {
 		must(t, ns.Exec(c[0], c[1:]...))
 	}
@@ -122,7 +123,8 @@ func TestKernelFirstApplyRemovesStaleState(t *testing.T) {
 	routes, err := h.ns.Output("ip", "route")
 	must(t, err)
 	if strings.Contains(routes, "10.65.0.9") || strings.Contains(routes, "10.65.0.77") || strings.Contains(routes, "10.65.6.0") ||
-		!strings.Contains(routes, "10.65.0.2 dev calia1") || !strings.Contains(routes, "blackhole 10.65.5.0/26") {
+		!strings.Contains(routes, "10.65.0.2 dev calia1") || !strings.Contains(routes, "blackhole 10.65.5.0/26") ||
+		!strings.Contains(routes, "10.65.7.0/26 via 192.168.90.7") {
 		t.Errorf("routes after cleanup:\n%s", routes)
 	}
 }

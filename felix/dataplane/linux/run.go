@@ -19,13 +19,25 @@ func (d *Dataplane) Run(ctx context.Context) error {
 	ctx, cancel := context.WithCancel(ctx)
 	links := make(chan ifaces.Update, 256)
 	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		d.watchLinks(ctx, links)
-	}()
+	if !d.noLinkWatch {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			d.watchLinks(ctx, links)
+		}()
+	}
 	defer wg.Wait()
 	defer cancel()
+
+	// InterfaceRefreshInterval: list the interfaces again, in case a
+	// netlink notification was lost (0: notifications only).
+	var ifaceC <-chan time.Time
+	if d.cfg.InterfaceRefreshInterval > 0 {
+		ifaceT := time.NewTicker(d.cfg.InterfaceRefreshInterval)
+		defer ifaceT.Stop()
+		ifaceC = ifaceT.C
+	}
+	linkBatch := 0
 
 	iptT := time.NewTicker(d.cfg.IptablesRefreshInterval)
 	defer iptT.Stop()
@@ -66,19 +78,27 @@ func (d *Dataplane) Run(ctx context.Context) error {
 			if retry {
 				d.refresh(ctx, "retry", func() {})
 			}
+		case <-ifaceC:
+			d.refresh(ctx, "interfaces", d.routes.Invalidate)
 		case u := <-links:
+			linkBatch++
 			if d.relevantLink(u) && !linkPending {
 				linkPending = true
 				linkT.Reset(20 * time.Millisecond)
 			}
 		case <-linkT.C:
 			linkPending = false
+			d.ifaceBatch.Observe(float64(linkBatch))
+			linkBatch = 0
 			d.refresh(ctx, "link", d.routes.Invalidate)
 		}
 	}
 }
 
 func (d *Dataplane) relevantLink(u ifaces.Update) bool {
+	if d.excluded(u.Name) {
+		return false
+	}
 	if u.Name == routes.VXLANDevice || u.Name == routes.VXLANV6Device || u.Name == routes.IPIPDevice {
 		return true
 	}

@@ -141,7 +141,7 @@ func TestKernelVXLANTrafficBetweenHosts(t *testing.T) {
 			t.Errorf("vxlan-v6.calico lacks %q:\n%s", want, link)
 		}
 	}
-	rt, _ := hs.a.ns.Output("ip", "-6", "route", "show", "proto", "boot")
+	rt, _ := hs.a.ns.Output("ip", "-6", "route", "show", "proto", "80")
 	fdb, _ := hs.a.ns.Output("bridge", "fdb", "show", "dev", "vxlan-v6.calico")
 	if !strings.Contains(rt, "fd00:65::1:0/122 via fd00:65::1:1 dev vxlan-v6.calico") ||
 		!strings.Contains(fdb, nodeinfo.VXLANTunnelMAC("hostb", true)+" dst fd00:91::2") {

@@ -38,7 +38,36 @@ type Config struct {
 	VXLANMTUV6        int // 0: parent MTU - 70
 	IPIPMTU           int // 0: parent MTU - 20
 	RouteProtocol     int // default 3
+	// WorkloadRouteSrc4/6 are the src of workload routes (Calico's
+	// DeviceRouteSourceAddress); invalid = none.
+	WorkloadRouteSrc4, WorkloadRouteSrc6 netip.Addr
+	// RouteWorkloadIPs routes other hosts' workload addresses
+	// (State.RemoteWorkloads) instead of their blocks (RouteSource WorkloadIPs).
+	RouteWorkloadIPs bool
+	// VXLANEnabled / IPIPEnabled override the pools' encapsulation (IPv4).
+	VXLANEnabled, IPIPEnabled *bool
+	// KeepExternalRoutes leaves routes on workload interfaces that felix
+	// did not program (RemoveExternalRoutes false).
+	KeepExternalRoutes bool
+	// TidyTables4/6 are route tables kept empty of routes and of rules
+	// pointing at them (Calico's WireGuard tables); 0 = none.
+	TidyTable4, TidyTable6 int
 }
+
+// ClusterProtocol is the protocol of felix's routes other than workload
+// routes: 80 when workload routes use boot (3), as Calico, so that
+// felix can tell its routes from an operator's static ones; else
+// RouteProtocol.
+func (c *Config) ClusterProtocol() int {
+	if c.RouteProtocol == 0 || c.RouteProtocol == 3 {
+		return DefaultClusterProtocol
+	}
+	return c.RouteProtocol
+}
+
+// DefaultClusterProtocol is Calico's protocol for its routes that are not
+// on workload interfaces.
+const DefaultClusterProtocol = 80
 
 func (c *Config) defaults() {
 	if len(c.InterfacePrefixes) == 0 {
@@ -63,6 +92,10 @@ type Route struct {
 	OnLink bool
 	// LinkScope is true for IPv4 workload routes ("scope link").
 	LinkScope bool
+	// Src is the preferred source address; invalid = none.
+	Src netip.Addr
+	// Cluster marks routes to other hosts (protocol ClusterProtocol).
+	Cluster bool
 }
 
 // Neigh is a permanent neighbour (ARP/NDP) entry.
@@ -142,7 +175,7 @@ func Compute(s *dpapi.State, cfg Config) *Desired {
 			if !p.IsValid() {
 				continue
 			}
-			d.Routes = append(d.Routes, Route{Dst: p.Masked(), Dev: w.Iface, LinkScope: true})
+			d.Routes = append(d.Routes, Route{Dst: p.Masked(), Dev: w.Iface, LinkScope: true, Src: cfg.WorkloadRouteSrc4})
 			if mac != "" {
 				d.Neighs = append(d.Neighs, Neigh{Dev: w.Iface, IP: p.Addr(), MAC: mac})
 			}
@@ -152,7 +185,7 @@ func Compute(s *dpapi.State, cfg Config) *Desired {
 				if !p.IsValid() {
 					continue
 				}
-				d.Routes = append(d.Routes, Route{Dst: p.Masked(), Dev: w.Iface})
+				d.Routes = append(d.Routes, Route{Dst: p.Masked(), Dev: w.Iface, Src: cfg.WorkloadRouteSrc6})
 				if mac != "" {
 					d.Neighs = append(d.Neighs, Neigh{Dev: w.Iface, IP: p.Addr(), MAC: mac})
 				}
@@ -175,6 +208,12 @@ func Compute(s *dpapi.State, cfg Config) *Desired {
 			vxlan6 = vxlan6 || encaps(p.VXLAN)
 		}
 	}
+	if cfg.VXLANEnabled != nil {
+		vxlan4 = *cfg.VXLANEnabled
+	}
+	if cfg.IPIPEnabled != nil {
+		ipipOn = *cfg.IPIPEnabled
+	}
 	if vxlan4 {
 		d.VXLAN = vxlanDevice(s, cfg, me, false, d)
 	}
@@ -188,8 +227,12 @@ func Compute(s *dpapi.State, cfg Config) *Desired {
 		}
 	}
 
-	// Routes to other hosts' blocks.
-	for _, b := range s.RemoteBlocks {
+	// Routes to other hosts' blocks (or their workloads' addresses).
+	remote := s.RemoteBlocks
+	if cfg.RouteWorkloadIPs {
+		remote = s.RemoteWorkloads
+	}
+	for _, b := range remote {
 		if b.Host == cfg.Hostname || !b.CIDR.IsValid() {
 			continue
 		}
@@ -214,15 +257,15 @@ func Compute(s *dpapi.State, cfg Config) *Desired {
 		switch {
 		case encaps(pool.VXLAN) && vx != nil:
 			if pool.VXLAN == dpapi.EncapCrossSubnet && same {
-				d.Routes = append(d.Routes, Route{Dst: b.CIDR.Masked(), Dev: ParentDevice, Gw: theirs.Addr()})
+				d.Routes = append(d.Routes, Route{Dst: b.CIDR.Masked(), Dev: ParentDevice, Gw: theirs.Addr(), Cluster: true})
 			} else if tunnel.IsValid() {
-				d.Routes = append(d.Routes, Route{Dst: b.CIDR.Masked(), Dev: dev, Gw: tunnel, OnLink: true})
+				d.Routes = append(d.Routes, Route{Dst: b.CIDR.Masked(), Dev: dev, Gw: tunnel, OnLink: true, Cluster: true})
 			}
-		case encaps(pool.IPIP) && !v6:
+		case encaps(pool.IPIP) && !v6 && d.IPIP != nil:
 			if pool.IPIP == dpapi.EncapCrossSubnet && same {
-				d.Routes = append(d.Routes, Route{Dst: b.CIDR.Masked(), Dev: ParentDevice, Gw: theirs.Addr()})
+				d.Routes = append(d.Routes, Route{Dst: b.CIDR.Masked(), Dev: ParentDevice, Gw: theirs.Addr(), Cluster: true})
 			} else {
-				d.Routes = append(d.Routes, Route{Dst: b.CIDR.Masked(), Dev: IPIPDevice, Gw: theirs.Addr(), OnLink: true})
+				d.Routes = append(d.Routes, Route{Dst: b.CIDR.Masked(), Dev: IPIPDevice, Gw: theirs.Addr(), OnLink: true, Cluster: true})
 			}
 		}
 	}

@@ -125,6 +125,9 @@ func (m *Manager) Apply(d *Desired) error {
 	if err := m.applyNeighs(d, byName); err != nil {
 		errs = append(errs, err)
 	}
+	if err := m.tidyTables(); err != nil {
+		errs = append(errs, err)
+	}
 	if len(errs) == 0 {
 		m.last, m.dirty = d, false
 	} else {
@@ -161,28 +164,31 @@ type routeKey struct {
 	dst netip.Prefix
 }
 
-func (m *Manager) owned(r *netlink.Route, linkName string, d *Desired) bool {
-	if int(r.Protocol) != m.cfg.RouteProtocol || r.Dst == nil {
+// owned reports whether a route felix does not want is felix's to remove,
+// as Calico's main-table ownership policy: a route with felix's cluster
+// protocol (80 by default, used by no one else) anywhere; any route on a
+// VXLAN device; on a workload interface, any route (RemoveExternalRoutes)
+// or only those with felix's protocols (KeepExternalRoutes). Everything
+// else (an operator's static route via eth0, even with protocol boot and
+// into a pool; bgpd's routes) is left alone.
+func (m *Manager) owned(r *netlink.Route, linkName string) bool {
+	if r.Dst == nil {
 		return false
 	}
-	if IsWorkloadIface(linkName, m.cfg.InterfacePrefixes) || linkName == VXLANDevice || linkName == VXLANV6Device || linkName == IPIPDevice {
+	proto := int(r.Protocol)
+	if proto == m.cfg.ClusterProtocol() {
 		return true
 	}
-	// Elsewhere only our CrossSubnet routes: unicast via a gateway, into a
-	// pool (never, say, bgpd's blackholes for its own blocks).
-	if r.Gw == nil || (r.Type != 0 && r.Type != unix.RTN_UNICAST) {
+	if linkName == VXLANDevice || linkName == VXLANV6Device {
+		return true
+	}
+	if linkName == "" || !IsWorkloadIface(linkName, m.cfg.InterfacePrefixes) {
 		return false
 	}
-	dst, ok := prefixOf(r.Dst)
-	if !ok {
-		return false
+	if !m.cfg.KeepExternalRoutes {
+		return true
 	}
-	for _, p := range d.Pools {
-		if p.Bits() <= dst.Bits() && p.Contains(dst.Addr()) {
-			return true
-		}
-	}
-	return false
+	return proto == m.cfg.RouteProtocol || proto == DefaultClusterProtocol
 }
 
 func prefixOf(n *net.IPNet) (netip.Prefix, bool) {
@@ -249,11 +255,18 @@ func (m *Manager) applyRoutes(d *Desired, links map[string]netlink.Link) error {
 		if !m.usable(l) {
 			continue // programmed when the interface appears or comes up
 		}
+		proto := m.cfg.RouteProtocol
+		if r.Cluster {
+			proto = m.cfg.ClusterProtocol()
+		}
 		nr := &netlink.Route{
 			LinkIndex: l.Attrs().Index,
 			Dst:       ipNet(r.Dst),
-			Protocol:  netlink.RouteProtocol(m.cfg.RouteProtocol),
+			Protocol:  netlink.RouteProtocol(proto),
 			Table:     unix.RT_TABLE_MAIN,
+		}
+		if r.Src.IsValid() {
+			nr.Src = r.Src.AsSlice()
 		}
 		if r.LinkScope {
 			nr.Scope = netlink.SCOPE_LINK
@@ -268,6 +281,7 @@ func (m *Manager) applyRoutes(d *Desired, links map[string]netlink.Link) error {
 	}
 
 	var errs []error
+	ops := map[string][]func() error{} // by interface name
 	seen := map[routeKey]bool{}
 	for i := range existing {
 		er := &existing[i]
@@ -287,7 +301,7 @@ func (m *Manager) applyRoutes(d *Desired, links map[string]netlink.Link) error {
 			continue
 		}
 		name := nameByIndex[er.LinkIndex]
-		if !m.owned(er, name, d) {
+		if !m.owned(er, name) {
 			continue
 		}
 		if IsWorkloadIface(name, m.cfg.InterfacePrefixes) && !wantIfaces[name] && m.cfg.CleanupGrace > 0 &&
@@ -295,16 +309,35 @@ func (m *Manager) applyRoutes(d *Desired, links map[string]netlink.Link) error {
 			continue
 		}
 		m.log.WithFields(logrus.Fields{"dst": dst, "iface": name}).Info("removing stale route")
-		if err := m.h.RouteDel(er); err != nil && !errors.Is(err, unix.ESRCH) {
-			errs = append(errs, fmt.Errorf("removing route %s: %w", dst, err))
-		}
+		ops[name] = append(ops[name], func() error {
+			if err := m.h.RouteDel(er); err != nil && !errors.Is(err, unix.ESRCH) {
+				return fmt.Errorf("removing route %s: %w", dst, err)
+			}
+			return nil
+		})
 	}
 	for k, w := range want {
 		if seen[k] {
 			continue
 		}
-		if err := m.h.RouteReplace(w); err != nil {
-			errs = append(errs, fmt.Errorf("programming route %s: %w", k.dst, err))
+		name := nameByIndex[w.LinkIndex]
+		ops[name] = append(ops[name], func() error {
+			if err := m.h.RouteReplace(w); err != nil {
+				return fmt.Errorf("programming route %s: %w", k.dst, err)
+			}
+			return nil
+		})
+	}
+	// Interface by interface, timing each (felix_route_table_per_iface_sync_seconds).
+	for _, name := range sortedKeys(ops) {
+		start := m.now()
+		for _, op := range ops[name] {
+			if err := op(); err != nil {
+				errs = append(errs, err)
+			}
+		}
+		if mt := m.cfg.Metrics; mt != nil {
+			mt.perIface.Observe(m.now().Sub(start).Seconds())
 		}
 	}
 	return errors.Join(errs...)
@@ -337,7 +370,7 @@ func family(a netip.Addr) int {
 }
 
 func sameRoute(a, b *netlink.Route) bool {
-	return a.LinkIndex == b.LinkIndex && a.Protocol == b.Protocol && a.Scope == b.Scope &&
+	return a.LinkIndex == b.LinkIndex && a.Protocol == b.Protocol && a.Scope == b.Scope && a.Src.Equal(b.Src) &&
 		a.Gw.Equal(b.Gw) && (a.Flags&int(netlink.FLAG_ONLINK)) == (b.Flags&int(netlink.FLAG_ONLINK))
 }
 
@@ -348,14 +381,67 @@ func ipNet(p netip.Prefix) *net.IPNet {
 // Metrics are the felix_route_table_* collectors.
 type Metrics struct {
 	listSeconds prometheus.Summary
+	perIface    prometheus.Summary
 }
 
 // NewMetrics makes unregistered collectors.
 func NewMetrics() *Metrics {
-	return &Metrics{listSeconds: prometheus.NewSummary(prometheus.SummaryOpts{
-		Name: "felix_route_table_list_seconds", Help: "Time taken to list all the routes during a resync.",
-		Objectives: map[float64]float64{0.5: 0.05, 0.9: 0.01, 0.99: 0.001}})}
+	return &Metrics{
+		listSeconds: prometheus.NewSummary(prometheus.SummaryOpts{
+			Name: "felix_route_table_list_seconds", Help: "Time taken to list all the routes during a resync.",
+			Objectives: map[float64]float64{0.5: 0.05, 0.9: 0.01, 0.99: 0.001}}),
+		perIface: prometheus.NewSummary(prometheus.SummaryOpts{
+			Name: "felix_route_table_per_iface_sync_seconds", Help: "Time taken to sync each interface",
+			Objectives: map[float64]float64{0.5: 0.05, 0.9: 0.01, 0.99: 0.001}}),
+	}
 }
 
 // Collectors returns the collectors for registration.
-func (mt *Metrics) Collectors() []prometheus.Collector { return []prometheus.Collector{mt.listSeconds} }
+func (mt *Metrics) Collectors() []prometheus.Collector {
+	return []prometheus.Collector{mt.listSeconds, mt.perIface}
+}
+
+// wireguardRulePriority is the priority of the routing rule Calico's
+// WireGuard adds (WireguardRoutingRulePriority, default 99).
+const wireguardRulePriority = 99
+
+// tidyTables keeps TidyTable4/6 empty: felix uses no route table of its
+// RouteTableRanges, and Calico keeps the first two (its WireGuard tables)
+// empty while WireGuard is off, so that what an earlier Calico left there
+// is removed, along with WireGuard's routing rule pointing at them.
+func (m *Manager) tidyTables() error {
+	var errs []error
+	for _, t := range []struct {
+		fam, table int
+	}{{netlink.FAMILY_V4, m.cfg.TidyTable4}, {netlink.FAMILY_V6, m.cfg.TidyTable6}} {
+		if t.table <= 0 || t.table == unix.RT_TABLE_MAIN || (t.fam == netlink.FAMILY_V6 && !m.cfg.IPv6) {
+			continue
+		}
+		rs, err := m.h.RouteListFiltered(t.fam, &netlink.Route{Table: t.table}, netlink.RT_FILTER_TABLE)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("listing routes of table %d: %w", t.table, err))
+			continue
+		}
+		for i := range rs {
+			m.log.WithFields(logrus.Fields{"table": t.table, "dst": rs[i].Dst}).Info("removing route from a table of RouteTableRanges")
+			if err := m.h.RouteDel(&rs[i]); err != nil && !errors.Is(err, unix.ESRCH) {
+				errs = append(errs, fmt.Errorf("removing route %v from table %d: %w", rs[i].Dst, t.table, err))
+			}
+		}
+		rules, err := m.h.RuleList(t.fam)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("listing routing rules: %w", err))
+			continue
+		}
+		for i := range rules {
+			if rules[i].Table != t.table || rules[i].Priority != wireguardRulePriority {
+				continue
+			}
+			m.log.WithFields(logrus.Fields{"table": t.table, "priority": rules[i].Priority}).Info("removing WireGuard routing rule")
+			if err := m.h.RuleDel(&rules[i]); err != nil && !errors.Is(err, unix.ENOENT) {
+				errs = append(errs, fmt.Errorf("removing routing rule to table %d: %w", t.table, err))
+			}
+		}
+	}
+	return errors.Join(errs...)
+}

@@ -19,6 +19,7 @@ type ChainCache struct {
 
 type cacheKey struct {
 	pol     *dpapi.Policy
+	table   string // the deny action differs between tables
 	chain   string
 	ingress bool
 }
@@ -62,12 +63,12 @@ func (g *cacheGen) get(k cacheKey) (cachedChain, bool) {
 
 // cachedPolicyChain renders a policy chain, or reuses the last rendering
 // of the same policy object, and records the sets it refers to.
-func (r *renderer) cachedPolicyChain(s *dpapi.State, chain string, ref polRef) *iptables.Chain {
+func (r *renderer) cachedPolicyChain(s *dpapi.State, table, chain string, ref polRef) *iptables.Chain {
 	p := s.Policies[ref.id]
 	if r.cache == nil || p == nil {
-		return r.policyChain(s, chain, ref)
+		return r.policyChain(s, table, chain, ref)
 	}
-	k := cacheKey{pol: p, chain: chain, ingress: ref.ingress}
+	k := cacheKey{pol: p, table: table, chain: chain, ingress: ref.ingress}
 	if v, ok := r.cache.get(k); ok {
 		for id, typ := range v.sets {
 			r.noteSet(id, typ)
@@ -76,7 +77,7 @@ func (r *renderer) cachedPolicyChain(s *dpapi.State, chain string, ref polRef) *
 	}
 	outer := r.sets
 	r.sets = map[string]string{}
-	c := r.policyChain(s, chain, ref)
+	c := r.policyChain(s, table, chain, ref)
 	used := r.sets
 	r.sets = outer
 	for id, typ := range used {

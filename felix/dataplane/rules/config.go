@@ -35,6 +35,8 @@ const (
 	ChainNATOutgoing = "cali-nat-outgoing"
 	ChainFIPDNAT     = "cali-fip-dnat"
 	ChainFIPSNAT     = "cali-fip-snat"
+	ChainCIDRBlock   = "cali-cidr-block"
+	ChainRPFSkip     = "cali-rpf-skip"
 
 	ChainWorkloadToHost       = "cali-wl-to-host"
 	ChainFromWorkloadDispatch = "cali-from-wl-dispatch"
@@ -77,12 +79,44 @@ type Config struct {
 	FailsafeInbound      []dpapi.ProtoPort
 	FailsafeOutbound     []dpapi.ProtoPort
 	LogPrefix            string
-	VXLANPort            int
+	// LogRateLimit and LogRateLimitBurst limit every Log rule ("" = none).
+	LogRateLimit      string
+	LogRateLimitBurst int
+	VXLANPort         int
 	// NATOutgoingAddress, when valid, SNATs IPv4 NAT-outgoing traffic to it.
 	NATOutgoingAddress netip.Addr
 	Hostname           string
 	// Cache, when set, keeps rendered policy chains between Renders.
 	Cache *ChainCache
+
+	// AppendHooks puts the jumps from the kernel's chains at their bottom
+	// (ChainInsertMode append) instead of their top.
+	AppendHooks bool
+	// FilterAllow and MangleAllow are what felix's filter and mangle chains
+	// do with allowed packets (ACCEPT or RETURN); FilterDeny what the
+	// filter table does with denied ones (DROP or REJECT; the other tables
+	// always drop).
+	FilterAllow, MangleAllow, FilterDeny iptables.Action
+	// DisableConntrackInvalid keeps conntrack-INVALID packets.
+	DisableConntrackInvalid bool
+	// AllowVXLANFromWorkloads / AllowIPIPFromWorkloads keep encapsulated
+	// packets workloads send.
+	AllowVXLANFromWorkloads, AllowIPIPFromWorkloads bool
+	// SourceSpoofing lets workloads send from their AllowSpoofedSourcePrefixes.
+	SourceSpoofing bool
+	// FloatingIPs programs workloads' NATs.
+	FloatingIPs bool
+	// ServiceLoopAction is what cali-cidr-block does to traffic to the
+	// State's ServiceCIDRs; nil: nothing.
+	ServiceLoopAction iptables.Action
+	// NATExcludeHosts also skips NAT outgoing to Calico hosts.
+	NATExcludeHosts bool
+	// NATPortMin/Max limit NAT outgoing's TCP and UDP source ports.
+	NATPortMin, NATPortMax uint16
+	// NATOutgoingInterface limits NAT outgoing to one output interface.
+	NATOutgoingInterface string
+	// VXLANEnabled / IPIPEnabled override the pools' encapsulation.
+	VXLANEnabled, IPIPEnabled *bool
 }
 
 // NewConfig derives a Config from felix's dataplane config, applying its
@@ -110,6 +144,8 @@ func NewConfig(c dpapi.Config) (Config, error) {
 		FailsafeInbound:       c.FailsafeInbound,
 		FailsafeOutbound:      c.FailsafeOutbound,
 		LogPrefix:             c.LogPrefix,
+		LogRateLimit:          c.LogRateLimit,
+		LogRateLimitBurst:     c.LogRateLimitBurst,
 		VXLANPort:             c.VXLANPort,
 		Hostname:              c.Hostname,
 	}
@@ -137,7 +173,88 @@ func NewConfig(c dpapi.Config) (Config, error) {
 		}
 		rc.NATOutgoingAddress = a
 	}
+	switch strings.ToLower(c.ChainInsertMode) {
+	case "", "insert":
+	case "append":
+		rc.AppendHooks = true
+	default:
+		return Config{}, fmt.Errorf("unknown ChainInsertMode %q", c.ChainInsertMode)
+	}
+	var err error
+	if rc.FilterAllow, err = allowAction("IptablesFilterAllowAction", c.FilterAllowAction); err != nil {
+		return Config{}, err
+	}
+	if rc.MangleAllow, err = allowAction("IptablesMangleAllowAction", c.MangleAllowAction); err != nil {
+		return Config{}, err
+	}
+	switch strings.ToUpper(c.FilterDenyAction) {
+	case "", "DROP":
+		rc.FilterDeny = iptables.Drop{}
+	case "REJECT":
+		rc.FilterDeny = iptables.Reject{}
+	default:
+		return Config{}, fmt.Errorf("unknown IptablesFilterDenyAction %q", c.FilterDenyAction)
+	}
+	switch strings.ToLower(c.ServiceLoopPrevention) {
+	case "", "drop":
+		rc.ServiceLoopAction = iptables.Drop{}
+	case "reject":
+		rc.ServiceLoopAction = iptables.Reject{}
+	case "disabled":
+	default:
+		return Config{}, fmt.Errorf("unknown ServiceLoopPrevention %q", c.ServiceLoopPrevention)
+	}
+	switch strings.ToLower(c.NATOutgoingExclusions) {
+	case "", "ippoolsonly":
+	case "ippoolsandhostips":
+		rc.NATExcludeHosts = true
+	default:
+		return Config{}, fmt.Errorf("unknown NATOutgoingExclusions %q", c.NATOutgoingExclusions)
+	}
+	if c.NATPortMax != 0 && (c.NATPortMin == 0 || c.NATPortMin > c.NATPortMax) {
+		return Config{}, fmt.Errorf("invalid NATPortRange %d:%d", c.NATPortMin, c.NATPortMax)
+	}
+	rc.NATPortMin, rc.NATPortMax = c.NATPortMin, c.NATPortMax
+	rc.NATOutgoingInterface = c.NATOutgoingInterfaceFilter
+	rc.DisableConntrackInvalid = c.DisableConntrackInvalidCheck
+	rc.AllowVXLANFromWorkloads, rc.AllowIPIPFromWorkloads = c.AllowVXLANPacketsFromWorkloads, c.AllowIPIPPacketsFromWorkloads
+	rc.SourceSpoofing = c.WorkloadSourceSpoofing
+	rc.FloatingIPs = c.FloatingIPs
+	rc.VXLANEnabled, rc.IPIPEnabled = c.VXLANEnabled, c.IPIPEnabled
 	return rc, nil
+}
+
+func allowAction(name, v string) (iptables.Action, error) {
+	switch strings.ToUpper(v) {
+	case "", "ACCEPT":
+		return iptables.Accept{}, nil
+	case "RETURN":
+		return iptables.Return{}, nil
+	}
+	return nil, fmt.Errorf("unknown %s %q", name, v)
+}
+
+// deny is what the given table does with packets policy denies: REJECT
+// is only valid in the filter table.
+func (c *Config) deny(table string) iptables.Action {
+	if table == "filter" && c.FilterDeny != nil {
+		return c.FilterDeny
+	}
+	return iptables.Drop{}
+}
+
+func (c *Config) filterAllow() iptables.Action {
+	if c.FilterAllow == nil {
+		return iptables.Accept{}
+	}
+	return c.FilterAllow
+}
+
+func (c *Config) mangleAllow() iptables.Action {
+	if c.MangleAllow == nil {
+		return iptables.Accept{}
+	}
+	return c.MangleAllow
 }
 
 func (c *Config) allMarks() uint32 {

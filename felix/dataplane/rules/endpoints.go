@@ -18,17 +18,15 @@ const (
 
 // endpointChainSpec describes one endpoint chain.
 type endpointChainSpec struct {
-	table       string
-	name        string
-	tiers       []dpapi.TierPolicies
-	profiles    []string
-	ingress     bool // which policy direction: ingress (cali-pi-) or egress (cali-po-)
-	failsafe    string
-	typ         chainType
-	allow       iptables.Action
-	dropEncap   bool // drop VXLAN/IPIP packets sent by workloads
-	noProfiles  bool
-	forwardZero bool // forward chain: allow when no tier applies
+	table     string
+	name      string
+	tiers     []dpapi.TierPolicies
+	profiles  []string
+	ingress   bool // which policy direction: ingress (cali-pi-) or egress (cali-po-)
+	failsafe  string
+	typ       chainType
+	allow     iptables.Action
+	dropEncap bool // drop VXLAN/IPIP packets sent by workloads
 }
 
 // endpointChain renders a workload or host endpoint chain: conntrack
@@ -36,7 +34,7 @@ type endpointChainSpec struct {
 // drop, then the profiles and a final drop.
 func (r *renderer) endpointChain(s endpointChainSpec) *iptables.Chain {
 	var rules []iptables.Rule
-	deny := iptables.Action(iptables.Drop{})
+	deny := r.cfg.deny(s.table)
 	if s.typ != chainUntracked {
 		if _, isAccept := s.allow.(iptables.Accept); !isAccept {
 			rules = append(rules, iptables.Rule{
@@ -44,27 +42,28 @@ func (r *renderer) endpointChain(s endpointChainSpec) *iptables.Chain {
 				Action: iptables.SetMark(r.cfg.MarkAccept),
 			})
 		}
-		rules = append(rules,
-			iptables.Rule{Match: iptables.Match{}.ConntrackState("RELATED,ESTABLISHED"), Action: s.allow},
-			iptables.Rule{Match: iptables.Match{}.ConntrackState("INVALID"), Action: deny},
-		)
+		rules = append(rules, iptables.Rule{Match: iptables.Match{}.ConntrackState("RELATED,ESTABLISHED"), Action: s.allow})
+		if !r.cfg.DisableConntrackInvalid {
+			rules = append(rules, iptables.Rule{Match: iptables.Match{}.ConntrackState("INVALID"), Action: deny})
+		}
 	}
 	if s.failsafe != "" {
 		rules = append(rules, iptables.Rule{Action: iptables.Jump{Target: s.failsafe}})
 	}
 	rules = append(rules, iptables.Rule{Action: iptables.ClearMark(r.cfg.MarkAccept)})
-	if s.dropEncap {
-		rules = append(rules,
-			iptables.Rule{
-				Match:   iptables.Match{}.Protocol("17").DestPorts(iptables.Port(uint16(r.cfg.VXLANPort))),
-				Action:  deny,
-				Comment: []string{"Drop VXLAN encapped packets originating in workloads"},
-			},
-			iptables.Rule{
-				Match:   iptables.Match{}.Protocol("4"),
-				Action:  deny,
-				Comment: []string{"Drop IPinIP encapped packets originating in workloads"},
-			})
+	if s.dropEncap && !r.cfg.AllowVXLANFromWorkloads {
+		rules = append(rules, iptables.Rule{
+			Match:   iptables.Match{}.Protocol("17").DestPorts(iptables.Port(uint16(r.cfg.VXLANPort))),
+			Action:  deny,
+			Comment: []string{"Drop VXLAN encapped packets originating in workloads"},
+		})
+	}
+	if s.dropEncap && !r.cfg.AllowIPIPFromWorkloads {
+		rules = append(rules, iptables.Rule{
+			Match:   iptables.Match{}.Protocol("4"),
+			Action:  deny,
+			Comment: []string{"Drop IPinIP encapped packets originating in workloads"},
+		})
 	}
 	polPrefix := PolicyOutboundPrefix
 	if s.ingress {
@@ -143,11 +142,11 @@ func (r *renderer) workloadChains(w *dpapi.Workload) []*iptables.Chain {
 	return []*iptables.Chain{
 		r.endpointChain(endpointChainSpec{
 			table: "filter", name: EndpointChainName(WorkloadToEndpointPrefix, w.Iface),
-			tiers: w.Tiers, profiles: w.Profiles, ingress: true, allow: iptables.Accept{},
+			tiers: w.Tiers, profiles: w.Profiles, ingress: true, allow: r.cfg.filterAllow(),
 		}),
 		r.endpointChain(endpointChainSpec{
 			table: "filter", name: EndpointChainName(WorkloadFromEndpointPrefix, w.Iface),
-			tiers: w.Tiers, profiles: w.Profiles, ingress: false, allow: iptables.Accept{}, dropEncap: true,
+			tiers: w.Tiers, profiles: w.Profiles, ingress: false, allow: r.cfg.filterAllow(), dropEncap: true,
 		}),
 	}
 }

@@ -2,6 +2,7 @@ package rules
 
 import (
 	"net/netip"
+	"regexp"
 	"strconv"
 	"strings"
 
@@ -10,12 +11,54 @@ import (
 	"github.com/calico-etcd/calico/felix/dpapi"
 )
 
+// ruleOwner is the policy or profile a chain's rules come from, for Log
+// prefixes, and the table it is rendered in, for the deny action.
+type ruleOwner struct {
+	table                 string
+	kind                  string // np, gnp or pro, as Calico's short kinds
+	tier, name, namespace string
+}
+
+var logPrefixRe = regexp.MustCompile("%[tknp]")
+
+// logPrefix expands Calico's LogPrefix specifiers: %t tier, %k kind, %n
+// name, %p namespace/name (or name).
+func (r *renderer) logPrefix(o ruleOwner) string {
+	p := r.cfg.LogPrefix
+	if !strings.Contains(p, "%") {
+		return p
+	}
+	return logPrefixRe.ReplaceAllStringFunc(p, func(spec string) string {
+		switch spec {
+		case "%t":
+			return o.tier
+		case "%k":
+			return o.kind
+		case "%n":
+			return o.name
+		case "%p":
+			if o.namespace != "" {
+				return o.namespace + "/" + o.name
+			}
+			return o.name
+		}
+		return spec
+	})
+}
+
 // policyRules renders the rules of one direction of a policy or profile
-// into a chain's rules, the first of which carries comment.
-func (r *renderer) policyRules(rules []dpapi.Rule, comment string) []iptables.Rule {
+// into a chain's rules, the first of which carries comment. Each rule's
+// annotations become comments on every iptables rule it renders to.
+func (r *renderer) policyRules(rules []dpapi.Rule, comment string, o ruleOwner) []iptables.Rule {
 	var out []iptables.Rule
 	for i := range rules {
-		out = append(out, r.ruleToIptables(&rules[i])...)
+		rs := r.ruleToIptables(&rules[i], o)
+		if a := rules[i].Annotations; len(a) > 0 {
+			for j := range rs {
+				rs[j].Comment = append(rs[j].Comment, a...)
+			}
+		}
+		out = append(out, rs...)
 	}
 	if len(out) == 0 {
 		out = append(out, iptables.Rule{})
@@ -158,7 +201,7 @@ func (b *blockBuilder) negativeBlock(matches []iptables.Match) {
 
 // ruleToIptables renders one dpapi rule for the renderer's IP version; it
 // returns nothing when the rule does not apply to that version.
-func (r *renderer) ruleToIptables(pr *dpapi.Rule) []iptables.Rule {
+func (r *renderer) ruleToIptables(pr *dpapi.Rule, o ruleOwner) []iptables.Rule {
 	if pr.IPVersion != 0 && pr.IPVersion != r.ipv {
 		return nil
 	}
@@ -329,7 +372,7 @@ func (r *renderer) ruleToIptables(pr *dpapi.Rule) []iptables.Rule {
 	if b.used {
 		m = m.MarkSet(b.allPass)
 	}
-	return append(b.rules, r.actionRules(pr.Action, m)...)
+	return append(b.rules, r.actionRules(pr.Action, m, o)...)
 }
 
 func (r *renderer) icmpMatch(m iptables.Match, not bool, typ int, code *int) iptables.Match {
@@ -350,7 +393,7 @@ func (r *renderer) icmpMatch(m iptables.Match, not bool, typ int, code *int) ipt
 
 // actionRules combines a rule's match with its action: Allow and Pass set
 // their mark bit and return, Deny drops, Log logs and continues.
-func (r *renderer) actionRules(a dpapi.Action, m iptables.Match) []iptables.Rule {
+func (r *renderer) actionRules(a dpapi.Action, m iptables.Match, o ruleOwner) []iptables.Rule {
 	switch strings.ToLower(string(a)) {
 	case "", "allow":
 		return []iptables.Rule{
@@ -363,9 +406,12 @@ func (r *renderer) actionRules(a dpapi.Action, m iptables.Match) []iptables.Rule
 			{Match: iptables.Match{}.MarkSet(r.cfg.MarkPass), Action: iptables.Return{}},
 		}
 	case "deny":
-		return []iptables.Rule{{Match: m, Action: iptables.Drop{}}}
+		return []iptables.Rule{{Match: m, Action: r.cfg.deny(o.table)}}
 	case "log":
-		return []iptables.Rule{{Match: m, Action: iptables.Log{Prefix: r.cfg.LogPrefix}}}
+		if r.cfg.LogRateLimit != "" {
+			m = m.Limit(r.cfg.LogRateLimit, r.cfg.LogRateLimitBurst)
+		}
+		return []iptables.Rule{{Match: m, Action: iptables.Log{Prefix: r.logPrefix(o)}}}
 	}
 	r.log.WithField("action", a).Warn("skipping rule with unknown action")
 	return nil

@@ -123,7 +123,7 @@ func TestRuleRenderingPerField(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			r := newTestRenderer(t, tc.ipv)
-			got := strs(r.ruleToIptables(&tc.rule))
+			got := strs(r.ruleToIptables(&tc.rule, ruleOwner{table: "filter"}))
 			if strings.Join(got, "\n") != strings.Join(tc.want, "\n") {
 				t.Errorf("got\n  %s\nwant\n  %s", strings.Join(got, "\n  "), strings.Join(tc.want, "\n  "))
 			}
@@ -148,7 +148,7 @@ func TestPolicyChainsMatchCalicoFixture(t *testing.T) {
 		{Action: dpapi.Log, SrcNets: pfx("10.0.0.0/8")},
 		{Action: dpapi.Pass, NotSrcNets: pfx("192.168.0.0/16")},
 		{Action: dpapi.Deny, Protocol: "icmp", ICMPType: ptr(8), ICMPCode: ptr(0)},
-	}, "Policy default.allow-frontend ingress")}
+	}, "Policy default.allow-frontend ingress", ruleOwner{table: "filter"})}
 	wantFrontend := []string{"SeiGT5lnaH1F00QM", "Rbdu8IlXDahOV6ZU", "0oQXHx-eDN6J4vcR", "0uIaoSzUNLRcCaU3", "tPkUa_1v-6esAuju", "c8f_OeNpidagWcTQ"}
 	if got := frontend.RuleHashes(); strings.Join(got, " ") != strings.Join(wantFrontend, " ") {
 		t.Errorf("allow-frontend hashes\n got %v\nwant %v\nrules:\n%s", got, wantFrontend, strings.Join(strs(frontend.Rules), "\n"))
@@ -158,13 +158,13 @@ func TestPolicyChainsMatchCalicoFixture(t *testing.T) {
 		Action: dpapi.Allow, Protocol: "tcp",
 		SrcNets: pfx("10.1.0.0/16", "10.2.0.0/16"), NotSrcNets: pfx("10.1.5.0/24"),
 		DstPorts: []dpapi.PortRange{{Min: 443, Max: 443}}, DstNamedPortIPSets: []string{"n:namedportsetid012345678"},
-	}}, "Policy cplx ingress")}
+	}}, "Policy cplx ingress", ruleOwner{table: "filter"})}
 	wantCplx := []string{"izPFdmEAfmuebiUW", "5BQJ47XQlacj69MU", "kjVtPgCQo-I2e_eJ", "5dDRsKMmt6VsGEro", "clFYPE8t6eX8-6If", "9BmYe7RusSD2D33P", "h1RhONCykDo1E5yY", "RpAuDO4NktCx4x4L"}
 	if got := cplx.RuleHashes(); strings.Join(got, " ") != strings.Join(wantCplx, " ") {
 		t.Errorf("cplx hashes\n got %v\nwant %v\nrules:\n%s", got, wantCplx, strings.Join(strs(cplx.Rules), "\n"))
 	}
 
-	empty := &iptables.Chain{Name: "cali-po-cplx", Rules: r.policyRules(nil, "Policy cplx egress")}
+	empty := &iptables.Chain{Name: "cali-po-cplx", Rules: r.policyRules(nil, "Policy cplx egress", ruleOwner{table: "filter"})}
 	if got := empty.RuleHashes(); len(got) != 1 || got[0] != "pQS4aZanA5795VC7" {
 		t.Errorf("empty policy chain hashes %v", got)
 	}

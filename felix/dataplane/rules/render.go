@@ -127,14 +127,30 @@ func Render(s *dpapi.State, cfg *Config, ipVersion int, heps map[string]*dpapi.H
 		defer r.cache.end()
 	}
 	r.ipip, r.vxlan = encapEnabled(s, ipVersion)
+	if ipVersion == 4 && cfg.IPIPEnabled != nil {
+		r.ipip = *cfg.IPIPEnabled
+	}
+	if ipVersion == 4 && cfg.VXLANEnabled != nil {
+		r.vxlan = *cfg.VXLANEnabled
+	}
 	tables := map[string]*iptables.Desired{}
 	for _, t := range iptables.TableNames {
-		tables[t] = &iptables.Desired{Inserts: hooks(t)}
+		if cfg.AppendHooks {
+			// ChainInsertMode append: our jumps go after the rules already
+			// in the kernel's chains, and FORWARD's appends after them.
+			tables[t] = &iptables.Desired{Appends: hooks(t)}
+		} else {
+			tables[t] = &iptables.Desired{Inserts: hooks(t)}
+		}
 	}
-	tables["filter"].Appends = map[string][]iptables.Rule{"FORWARD": r.forwardAppends()}
+	fwd := tables["filter"]
+	if fwd.Appends == nil {
+		fwd.Appends = map[string][]iptables.Rule{}
+	}
+	fwd.Appends["FORWARD"] = append(fwd.Appends["FORWARD"], r.forwardAppends()...)
 
 	filter := &tables["filter"].Chains
-	*filter = append(*filter, r.filterInput(), r.workloadToHost(), r.filterForward(), r.filterOutput())
+	*filter = append(*filter, r.filterInput(), r.workloadToHost(), r.filterForward(), r.filterOutput(), r.cidrBlock(s))
 	*filter = append(*filter, r.failsafeChains("filter")...)
 
 	// Workloads.
@@ -146,7 +162,7 @@ func Render(s *dpapi.State, cfg *Config, ipVersion int, heps map[string]*dpapi.H
 		wlIfaces = append(wlIfaces, w.Iface)
 		*filter = append(*filter, r.workloadChains(w)...)
 	}
-	unknown := []iptables.Rule{{Action: iptables.Drop{}, Comment: []string{"Unknown interface"}}}
+	unknown := []iptables.Rule{{Action: cfg.deny("filter"), Comment: []string{"Unknown interface"}}}
 	*filter = append(*filter, dispatchChains(wlIfaces, WorkloadFromEndpointPrefix, WorkloadToEndpointPrefix,
 		ChainFromWorkloadDispatch, ChainToWorkloadDispatch, unknown, unknown)...)
 
@@ -155,17 +171,17 @@ func Render(s *dpapi.State, cfg *Config, ipVersion int, heps map[string]*dpapi.H
 
 	tables["nat"].Chains = r.natChains(s)
 	tables["mangle"].Chains = append(r.mangleChains(), tables["mangle"].Chains...)
-	tables["raw"].Chains = append(r.rawChains(), tables["raw"].Chains...)
+	tables["raw"].Chains = append(append(r.rawChains(), r.rpfSkip(s)), tables["raw"].Chains...)
 
 	// Policy and profile chains that endpoint chains jump to.
 	for table, refs := range r.polRefs {
 		for chain, ref := range refs {
-			tables[table].Chains = append(tables[table].Chains, r.cachedPolicyChain(s, chain, ref))
+			tables[table].Chains = append(tables[table].Chains, r.cachedPolicyChain(s, table, chain, ref))
 		}
 	}
 	for table, refs := range r.profRefs {
 		for chain, ref := range refs {
-			tables[table].Chains = append(tables[table].Chains, r.profileChain(s, chain, ref))
+			tables[table].Chains = append(tables[table].Chains, r.profileChain(s, table, chain, ref))
 		}
 	}
 	return &Output{Tables: tables, IPSets: r.sets}
@@ -185,13 +201,13 @@ func (r *renderer) renderHostEndpoints(tables map[string]*iptables.Desired, heps
 		all = append(all, he)
 		filter.Chains = append(filter.Chains,
 			r.endpointChain(endpointChainSpec{table: "filter", name: EndpointChainName(HostToEndpointPrefix, iface),
-				tiers: h.Tiers, profiles: h.Profiles, ingress: false, failsafe: ChainFailsafeOut, allow: iptables.Accept{}}),
+				tiers: h.Tiers, profiles: h.Profiles, ingress: false, failsafe: ChainFailsafeOut, allow: r.cfg.filterAllow()}),
 			r.endpointChain(endpointChainSpec{table: "filter", name: EndpointChainName(HostFromEndpointPrefix, iface),
-				tiers: h.Tiers, profiles: h.Profiles, ingress: true, failsafe: ChainFailsafeIn, allow: iptables.Accept{}}),
+				tiers: h.Tiers, profiles: h.Profiles, ingress: true, failsafe: ChainFailsafeIn, allow: r.cfg.filterAllow()}),
 			r.endpointChain(endpointChainSpec{table: "filter", name: EndpointChainName(HostToEndpointFwdPrefix, iface),
-				tiers: h.ForwardTiers, ingress: false, typ: chainForward, allow: iptables.Accept{}}),
+				tiers: h.ForwardTiers, ingress: false, typ: chainForward, allow: r.cfg.filterAllow()}),
 			r.endpointChain(endpointChainSpec{table: "filter", name: EndpointChainName(HostFromEndpointFwdPrefix, iface),
-				tiers: h.ForwardTiers, ingress: true, typ: chainForward, allow: iptables.Accept{}}),
+				tiers: h.ForwardTiers, ingress: true, typ: chainForward, allow: r.cfg.filterAllow()}),
 		)
 		// Normal egress policy for host traffic that was DNATed, whose
 		// output interface is only known by mangle POSTROUTING.
@@ -202,7 +218,7 @@ func (r *renderer) renderHostEndpoints(tables map[string]*iptables.Desired, heps
 			preDNAT = append(preDNAT, he)
 			mangle.Chains = append(mangle.Chains,
 				r.endpointChain(endpointChainSpec{table: "mangle", name: EndpointChainName(HostFromEndpointPrefix, iface),
-					tiers: h.PreDNATTiers, ingress: true, failsafe: ChainFailsafeIn, typ: chainPreDNAT, allow: iptables.Accept{}}))
+					tiers: h.PreDNATTiers, ingress: true, failsafe: ChainFailsafeIn, typ: chainPreDNAT, allow: r.cfg.mangleAllow()}))
 		}
 		if len(h.UntrackedTiers) > 0 {
 			untracked = append(untracked, he)
@@ -223,40 +239,46 @@ func (r *renderer) renderHostEndpoints(tables map[string]*iptables.Desired, heps
 		ChainFromHostEndpoint, ChainToHostEndpoint, false)...)
 }
 
-func (r *renderer) policyChain(s *dpapi.State, chain string, ref polRef) *iptables.Chain {
+func (r *renderer) policyChain(s *dpapi.State, table, chain string, ref polRef) *iptables.Chain {
 	dir := "egress"
 	if ref.ingress {
 		dir = "ingress"
 	}
 	comment := "Policy " + policyDisplayName(ref.id) + " " + dir
+	kind := "gnp"
+	if ref.id.Namespace != "" {
+		kind = "np"
+	}
+	o := ruleOwner{table: table, kind: kind, tier: ref.id.Tier, name: ref.id.Name, namespace: ref.id.Namespace}
 	p := s.Policies[ref.id]
 	if p == nil {
 		r.log.WithField("policy", ref.id).Warn("endpoint refers to a policy missing from the state; rendering it empty")
-		return &iptables.Chain{Name: chain, Rules: r.policyRules(nil, comment)}
+		return &iptables.Chain{Name: chain, Rules: r.policyRules(nil, comment, o)}
 	}
 	rules := p.Outbound
 	if ref.ingress {
 		rules = p.Inbound
 	}
-	return &iptables.Chain{Name: chain, Rules: r.policyRules(rules, comment)}
+	return &iptables.Chain{Name: chain, Rules: r.policyRules(rules, comment, o)}
 }
 
-func (r *renderer) profileChain(s *dpapi.State, chain string, ref profRef) *iptables.Chain {
+func (r *renderer) profileChain(s *dpapi.State, table, chain string, ref profRef) *iptables.Chain {
 	dir := "egress"
 	if ref.ingress {
 		dir = "ingress"
 	}
 	comment := "Profile " + ref.name + " " + dir
+	o := ruleOwner{table: table, kind: "pro", name: ref.name}
 	p := s.Profiles[ref.name]
 	if p == nil {
 		r.log.WithField("profile", ref.name).Warn("endpoint refers to a profile missing from the state; rendering it empty")
-		return &iptables.Chain{Name: chain, Rules: r.policyRules(nil, comment)}
+		return &iptables.Chain{Name: chain, Rules: r.policyRules(nil, comment, o)}
 	}
 	rules := p.Outbound
 	if ref.ingress {
 		rules = p.Inbound
 	}
-	return &iptables.Chain{Name: chain, Rules: r.policyRules(rules, comment)}
+	return &iptables.Chain{Name: chain, Rules: r.policyRules(rules, comment, o)}
 }
 
 func sortedWorkloads(s *dpapi.State) []*dpapi.Workload {

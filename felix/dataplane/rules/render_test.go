@@ -87,11 +87,19 @@ func renderText(t *testing.T, s *dpapi.State, ipv int, cfg dpapi.Config) (string
 
 func TestRenderGolden(t *testing.T) {
 	cfg := dpapi.Config{
-		FailsafeInbound:  []dpapi.ProtoPort{{Protocol: "tcp", Port: 22}, {Protocol: "udp", Port: 68}},
-		FailsafeOutbound: []dpapi.ProtoPort{{Protocol: "udp", Port: 53}, {Protocol: "tcp", Port: 2379, Net: "192.168.1.0/24"}},
+		FailsafeInbound:        []dpapi.ProtoPort{{Protocol: "tcp", Port: 22}, {Protocol: "udp", Port: 68}},
+		FailsafeOutbound:       []dpapi.ProtoPort{{Protocol: "udp", Port: 53}, {Protocol: "tcp", Port: 2379, Net: "192.168.1.0/24"}},
+		FloatingIPs:            true,
+		WorkloadSourceSpoofing: true,
+		LogPrefix:              "%k-%t-%p",
 	}
 	for _, ipv := range []int{4, 6} {
-		text, _ := renderText(t, smallState(), ipv, cfg)
+		s := smallState()
+		s.ServiceCIDRs = pfx("10.96.0.0/12", "fd00:96::/112")
+		s.Workloads["prod/db"].AllowSpoofedSourcePrefixes = pfx("10.99.0.0/24")
+		p := s.Policies[dpapi.PolicyID{Tier: "default", Namespace: "prod", Name: "db"}]
+		p.Inbound = append(p.Inbound, dpapi.Rule{Action: dpapi.Log, Annotations: []string{"owner=db team", "ticket=OPS-1"}})
+		text, _ := renderText(t, s, ipv, cfg)
 		path := filepath.Join("testdata", "small-v"+itoa(ipv)+".golden")
 		if *update {
 			if err := os.MkdirAll("testdata", 0o755); err != nil {

@@ -1,6 +1,8 @@
 package rules
 
 import (
+	"sort"
+	"strconv"
 	"strings"
 
 	"github.com/calico-etcd/calico/felix/dataplane/ipsets"
@@ -20,10 +22,10 @@ func (r *renderer) filterInput() *iptables.Chain {
 		rules = append(rules,
 			iptables.Rule{
 				Match:   iptables.Match{}.Protocol("4").SourceIPSet(r.allHostsSet()).DestAddrTypeLocal(),
-				Action:  iptables.Accept{},
+				Action:  r.cfg.filterAllow(),
 				Comment: []string{"Allow IPIP packets from Calico hosts"},
 			},
-			iptables.Rule{Match: iptables.Match{}.Protocol("4"), Action: iptables.Drop{},
+			iptables.Rule{Match: iptables.Match{}.Protocol("4"), Action: r.cfg.deny("filter"),
 				Comment: []string{"Drop IPIP packets from non-Calico hosts"}})
 	}
 	if r.vxlan {
@@ -31,7 +33,7 @@ func (r *renderer) filterInput() *iptables.Chain {
 		rules = append(rules,
 			iptables.Rule{
 				Match:   vx.SourceIPSet(r.allHostsSet()).DestAddrTypeLocal(),
-				Action:  iptables.Accept{},
+				Action:  r.cfg.filterAllow(),
 				Comment: []string{"Allow VXLAN packets from Calico hosts"},
 			},
 			iptables.Rule{Match: vx.DestAddrTypeLocal(), Action: iptables.Drop{},
@@ -41,10 +43,10 @@ func (r *renderer) filterInput() *iptables.Chain {
 		rules = append(rules, iptables.Rule{Match: iptables.Match{}.InInterface(p + "+"), Action: iptables.Goto{Target: ChainWorkloadToHost}})
 	}
 	rules = append(rules,
-		r.acceptIfAccepted(iptables.Accept{}),
+		r.acceptIfAccepted(r.cfg.filterAllow()),
 		iptables.Rule{Action: iptables.ClearMark(r.cfg.allMarks())},
 		iptables.Rule{Action: iptables.Jump{Target: ChainFromHostEndpoint}},
-		r.acceptIfAccepted(iptables.Accept{}, "Host endpoint policy accepted packet."),
+		r.acceptIfAccepted(r.cfg.filterAllow(), "Host endpoint policy accepted packet."),
 	)
 	return &iptables.Chain{Name: ChainFilterInput, Rules: rules}
 }
@@ -55,7 +57,7 @@ func (r *renderer) workloadToHost() *iptables.Chain {
 		// Neighbour discovery and multicast listener messages, so workloads
 		// can use the host as their router whatever their egress policy.
 		for _, t := range []int{130, 131, 132, 133, 135, 136} {
-			rules = append(rules, iptables.Rule{Match: iptables.Match{}.Protocol("ipv6-icmp").ICMPv6Type(t, -1), Action: iptables.Accept{}})
+			rules = append(rules, iptables.Rule{Match: iptables.Match{}.Protocol("ipv6-icmp").ICMPv6Type(t, -1), Action: r.cfg.filterAllow()})
 		}
 	}
 	rules = append(rules, iptables.Rule{Action: iptables.Jump{Target: ChainFromWorkloadDispatch}})
@@ -130,28 +132,55 @@ func (r *renderer) filterForward() *iptables.Chain {
 			iptables.Rule{Match: iptables.Match{}.InInterface(p + "+"), Action: iptables.Jump{Target: ChainFromWorkloadDispatch}},
 			iptables.Rule{Match: iptables.Match{}.OutInterface(p + "+"), Action: iptables.Jump{Target: ChainToWorkloadDispatch}})
 	}
-	rules = append(rules, iptables.Rule{Action: iptables.Jump{Target: ChainToHostEndpointForward}})
+	rules = append(rules,
+		iptables.Rule{Action: iptables.Jump{Target: ChainToHostEndpointForward}},
+		iptables.Rule{Action: iptables.Jump{Target: ChainCIDRBlock}},
+	)
 	return &iptables.Chain{Name: ChainFilterForward, Rules: rules}
+}
+
+// cidrBlock is cali-cidr-block: the service ranges the BGPConfiguration
+// advertises get ServiceLoopPrevention's action when forwarding reaches
+// it (nothing else claimed the packet), so that traffic to an unused
+// service address does not loop between this host and its BGP peers.
+func (r *renderer) cidrBlock(s *dpapi.State) *iptables.Chain {
+	var rules []iptables.Rule
+	if r.cfg.ServiceLoopAction != nil {
+		cidrs := make([]string, 0, len(s.ServiceCIDRs))
+		for _, c := range s.ServiceCIDRs {
+			if c.IsValid() && c.Addr().Is4() == (r.ipv == 4) {
+				cidrs = append(cidrs, c.Masked().String())
+			}
+		}
+		sort.Strings(cidrs)
+		for i, c := range cidrs {
+			if i > 0 && cidrs[i-1] == c {
+				continue
+			}
+			rules = append(rules, iptables.Rule{Match: iptables.Match{}.DestNet(c), Action: r.cfg.ServiceLoopAction})
+		}
+	}
+	return &iptables.Chain{Name: ChainCIDRBlock, Rules: rules}
 }
 
 // forwardAppends are kept at the end of the kernel's FORWARD chain.
 func (r *renderer) forwardAppends() []iptables.Rule {
 	return []iptables.Rule{
-		r.acceptIfAccepted(iptables.Accept{}, "Policy explicitly accepted packet."),
+		r.acceptIfAccepted(r.cfg.filterAllow(), "Policy explicitly accepted packet."),
 		// Tells mangle POSTROUTING this packet was forwarded, not host traffic.
 		{Action: iptables.SetMark(r.cfg.MarkAccept)},
 	}
 }
 
 func (r *renderer) filterOutput() *iptables.Chain {
-	rules := []iptables.Rule{r.acceptIfAccepted(iptables.Accept{})}
+	rules := []iptables.Rule{r.acceptIfAccepted(r.cfg.filterAllow())}
 	for _, p := range r.cfg.WorkloadIfacePrefixes {
 		rules = append(rules, iptables.Rule{Match: iptables.Match{}.OutInterface(p + "+"), Action: iptables.Return{}})
 	}
 	if r.ipv == 4 && r.ipip {
 		rules = append(rules, iptables.Rule{
 			Match:   iptables.Match{}.Protocol("4").DestIPSet(r.allHostsSet()).SrcAddrTypeLocal(false, false),
-			Action:  iptables.Accept{},
+			Action:  r.cfg.filterAllow(),
 			Comment: []string{"Allow IPIP packets to other Calico hosts"},
 		})
 	}
@@ -159,14 +188,14 @@ func (r *renderer) filterOutput() *iptables.Chain {
 		rules = append(rules, iptables.Rule{
 			Match: iptables.Match{}.Protocol("17").DestPorts(iptables.Port(uint16(r.cfg.VXLANPort))).
 				SrcAddrTypeLocal(false, false).DestIPSet(r.allHostsSet()),
-			Action:  iptables.Accept{},
+			Action:  r.cfg.filterAllow(),
 			Comment: []string{"Allow VXLAN packets to other Calico hosts"},
 		})
 	}
 	rules = append(rules,
 		iptables.Rule{Action: iptables.ClearMark(r.cfg.allMarks())},
 		iptables.Rule{Match: iptables.Match{}.NotConntrackState("DNAT"), Action: iptables.Jump{Target: ChainToHostEndpoint}},
-		r.acceptIfAccepted(iptables.Accept{}, "Host endpoint policy accepted packet."),
+		r.acceptIfAccepted(r.cfg.filterAllow(), "Host endpoint policy accepted packet."),
 	)
 	return &iptables.Chain{Name: ChainFilterOutput, Rules: rules}
 }
@@ -199,19 +228,15 @@ func (r *renderer) natChains(s *dpapi.State) []*iptables.Chain {
 	var natOut []iptables.Rule
 	for _, p := range s.Pools {
 		if p != nil && p.NATOutgoing && p.CIDR.IsValid() && p.CIDR.Addr().Is4() == (r.ipv == 4) {
-			m := iptables.Match{}.
-				SourceIPSet(r.setName(ipsets.MasqPoolsID, ipsets.TypeNet)).
-				NotDestIPSet(r.setName(ipsets.AllPoolsID, ipsets.TypeNet))
-			var a iptables.Action = iptables.Masquerade{RandomFully: true}
-			if r.ipv == 4 && r.cfg.NATOutgoingAddress.IsValid() && r.cfg.NATOutgoingAddress.Is4() {
-				a = iptables.SNAT{To: r.cfg.NATOutgoingAddress.String(), RandomFully: true}
-			}
-			natOut = []iptables.Rule{{Match: m, Action: a}}
+			natOut = r.natOutgoingRules()
 			break
 		}
 	}
 	var dnat, snat []iptables.Rule
 	for _, w := range sortedWorkloads(s) {
+		if !r.cfg.FloatingIPs {
+			break
+		}
 		for _, n := range w.NATs {
 			if !n.Internal.IsValid() || !n.External.IsValid() || n.Internal.Is4() != (r.ipv == 4) {
 				continue
@@ -233,10 +258,10 @@ func (r *renderer) natChains(s *dpapi.State) []*iptables.Chain {
 
 func (r *renderer) mangleChains() []*iptables.Chain {
 	pre := []iptables.Rule{
-		{Match: iptables.Match{}.ConntrackState("RELATED,ESTABLISHED"), Action: iptables.Accept{}},
-		r.acceptIfAccepted(iptables.Accept{}),
+		{Match: iptables.Match{}.ConntrackState("RELATED,ESTABLISHED"), Action: r.cfg.mangleAllow()},
+		r.acceptIfAccepted(r.cfg.mangleAllow()),
 		{Action: iptables.Jump{Target: ChainFromHostEndpoint}},
-		r.acceptIfAccepted(iptables.Accept{}, "Host endpoint policy accepted packet."),
+		r.acceptIfAccepted(r.cfg.mangleAllow(), "Host endpoint policy accepted packet."),
 	}
 	post := []iptables.Rule{
 		r.acceptIfAccepted(iptables.Return{}),
@@ -263,6 +288,8 @@ func (r *renderer) rawChains() []*iptables.Chain {
 		pre = append(pre, iptables.Rule{Match: iptables.Match{}.InInterface(p + "+"), Action: iptables.SetMark(fromWL)})
 	}
 	pre = append(pre,
+		// Source prefixes workloads may send from (WorkloadSourceSpoofing).
+		iptables.Rule{Match: iptables.Match{}.MarkSet(fromWL), Action: iptables.Jump{Target: ChainRPFSkip}},
 		// Strict reverse-path check: workloads cannot spoof their source.
 		iptables.Rule{Match: iptables.Match{}.MarkSet(fromWL).RPFCheckFailed(), Action: iptables.Drop{}},
 		iptables.Rule{Match: iptables.Match{}.MarkClear(fromWL), Action: iptables.Jump{Target: ChainFromHostEndpoint}},
@@ -279,6 +306,70 @@ func (r *renderer) rawChains() []*iptables.Chain {
 	return append(r.failsafeChains("raw"),
 		&iptables.Chain{Name: ChainPrerouting, Rules: pre},
 		&iptables.Chain{Name: ChainOutput, Rules: out})
+}
+
+// rpfSkip is cali-rpf-skip: packets from a workload interface with a
+// source in that workload's AllowSpoofedSourcePrefixes skip the
+// reverse-path check (only with WorkloadSourceSpoofing Any).
+func (r *renderer) rpfSkip(s *dpapi.State) *iptables.Chain {
+	var rules []iptables.Rule
+	if r.cfg.SourceSpoofing {
+		for _, w := range sortedWorkloads(s) {
+			if w.Iface == "" {
+				continue
+			}
+			for _, p := range w.AllowSpoofedSourcePrefixes {
+				if p.IsValid() && p.Addr().Is4() == (r.ipv == 4) {
+					rules = append(rules, iptables.Rule{
+						Match:  iptables.Match{}.InInterface(w.Iface).SourceNet(p.Masked().String()),
+						Action: iptables.Accept{},
+					})
+				}
+			}
+		}
+	}
+	return &iptables.Chain{Name: ChainRPFSkip, Rules: rules}
+}
+
+// natOutgoingRules are cali-nat-outgoing's rules when some pool of this
+// IP version has natOutgoing: masquerade (or SNAT to NATOutgoingAddress)
+// packets from the NAT pools to anywhere outside the pools (and outside
+// the Calico hosts with NATOutgoingExclusions IPPoolsAndHostIPs), TCP
+// and UDP from NATPortRange's ports when it is set, as Calico.
+func (r *renderer) natOutgoingRules() []iptables.Rule {
+	m := iptables.Match{}.
+		SourceIPSet(r.setName(ipsets.MasqPoolsID, ipsets.TypeNet)).
+		NotDestIPSet(r.setName(ipsets.AllPoolsID, ipsets.TypeNet))
+	if r.cfg.NATExcludeHosts {
+		m = m.NotDestIPSet(r.allHostsSet())
+	}
+	if r.cfg.NATOutgoingInterface != "" {
+		m = m.OutInterface(r.cfg.NATOutgoingInterface)
+	}
+	snatTo := ""
+	if r.ipv == 4 && r.cfg.NATOutgoingAddress.IsValid() && r.cfg.NATOutgoingAddress.Is4() {
+		snatTo = r.cfg.NATOutgoingAddress.String()
+	}
+	action := func(ports string) iptables.Action {
+		if snatTo == "" {
+			return iptables.Masquerade{ToPorts: ports, RandomFully: true}
+		}
+		to := snatTo
+		if ports != "" {
+			to += ":" + ports
+		}
+		return iptables.SNAT{To: to, RandomFully: true}
+	}
+	if r.cfg.NATPortMax == 0 {
+		return []iptables.Rule{{Match: m, Action: action("")}}
+	}
+	ports := strconv.Itoa(int(r.cfg.NATPortMin)) + "-" + strconv.Itoa(int(r.cfg.NATPortMax))
+	var out []iptables.Rule
+	for _, proto := range []string{"tcp", "udp"} {
+		pm := m.Protocol(proto)
+		out = append(out, iptables.Rule{Match: pm, Action: action(ports)}, iptables.Rule{Match: pm, Action: iptables.Return{}})
+	}
+	return append(out, iptables.Rule{Match: m, Action: action("")})
 }
 
 // hooks are the jumps from the kernel's chains to ours, per table.

@@ -14,6 +14,7 @@ import (
 	"os/exec"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 )
 
@@ -100,7 +101,14 @@ func (e *Exec) command(ctx context.Context, name string, args []string) *exec.Cm
 	argv = append(argv, e.Prefix...)
 	argv = append(argv, name)
 	argv = append(argv, args...)
-	return exec.CommandContext(ctx, argv[0], argv[1:]...)
+	cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
+	// On cancel, kill the command's whole process group: a child it left
+	// behind (a shell's sleep, say) would otherwise hold the output pipes
+	// open and Wait with them.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
+	cmd.WaitDelay = 2 * time.Second
+	return cmd
 }
 
 // finish runs cmd by run, timing it, and returns its output and an

@@ -67,8 +67,9 @@ func TestExecStream(t *testing.T) {
 		if _, err := io.WriteString(w, "partial\n"); err != nil {
 			return err
 		}
+		time.Sleep(300 * time.Millisecond) // let sh start its child
 		return boom
-	}, "sh", "-c", "sleep 30")
+	}, "sh", "-c", "sleep 30; exit 0") // sleep is a child of sh
 	if !errors.Is(err, boom) || !strings.Contains(err.Error(), "killed") || time.Since(start) > 20*time.Second {
 		t.Fatalf("failed write: %v after %v", err, time.Since(start))
 	}

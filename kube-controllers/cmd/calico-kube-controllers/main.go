@@ -5,17 +5,13 @@
 package main
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"io"
 	"os"
-	"os/signal"
-	"syscall"
-
-	"github.com/sirupsen/logrus"
 
 	"github.com/calico-etcd/calico/libcalico/buildinfo"
+	"github.com/calico-etcd/calico/libcalico/daemonkit"
 
 	"github.com/calico-etcd/calico/kube-controllers/config"
 	"github.com/calico-etcd/calico/kube-controllers/daemon"
@@ -39,15 +35,16 @@ func run(args []string, getenv func(string) string, stdout, stderr io.Writer) in
 		fmt.Fprintf(stderr, "calico-kube-controllers: %v\n", err)
 		return 2
 	}
-	logger := logrus.New()
-	logger.SetOutput(stderr)
-	logger.SetLevel(cfg.LogLevel)
-	log := logrus.NewEntry(logger)
+	log, err := daemonkit.Logger(cfg.LogLevel.String(), stderr)
+	if err != nil {
+		fmt.Fprintf(stderr, "calico-kube-controllers: %v\n", err)
+		return 2
+	}
 	for _, w := range warnings {
 		log.Warn(w)
 	}
 	log.WithField("controllers", cfg.Controllers).Info("starting " + buildinfo.String("calico-kube-controllers"))
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	ctx, stop := daemonkit.SignalContext()
 	defer stop()
 	err = daemon.Run(ctx, cfg, log)
 	switch {

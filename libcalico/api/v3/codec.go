@@ -31,6 +31,10 @@ var constructors = map[string]func() Resource{
 	KindBGPFilter:           func() Resource { return NewBGPFilter() },
 	KindFelixConfiguration:  func() Resource { return NewFelixConfiguration() },
 	KindClusterInformation:  func() Resource { return NewClusterInformation() },
+
+	KindStagedNetworkPolicy:           func() Resource { return NewStagedNetworkPolicy() },
+	KindStagedGlobalNetworkPolicy:     func() Resource { return NewStagedGlobalNetworkPolicy() },
+	KindStagedKubernetesNetworkPolicy: func() Resource { return NewStagedKubernetesNetworkPolicy() },
 }
 
 // New returns an empty resource of kind with its kind and apiVersion set.
@@ -123,7 +127,7 @@ func DecodeLenient(kind string, data []byte) (Resource, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := unmarshalStored(data, r); err != nil {
+	if err := json.Unmarshal(data, r); err != nil {
 		return nil, fmt.Errorf("decoding %s: %w", kind, err)
 	}
 	tm := r.GetTypeMeta()

@@ -47,6 +47,13 @@ type FelixConfigurationSpec struct {
 	LogSeverityScreen              *string          `json:"logSeverityScreen,omitempty"`
 	LogSeveritySys                 *string          `json:"logSeveritySys,omitempty"`
 	LogDebugFilenameRegex          *string          `json:"logDebugFilenameRegex,omitempty"`
+	// LogActionRateLimit limits how often a Log rule logs ("10/second");
+	// LogActionRateLimitBurst is its burst.
+	LogActionRateLimit      *string `json:"logActionRateLimit,omitempty"`
+	LogActionRateLimitBurst *int    `json:"logActionRateLimitBurst,omitempty"`
+	// NodeSelector scopes a FelixConfiguration that is neither "default"
+	// nor "node.<name>" to the nodes it selects.
+	NodeSelector *string `json:"nodeSelector,omitempty"`
 
 	IPIPEnabled                    *bool     `json:"ipipEnabled,omitempty"`
 	IPIPMTU                        *int      `json:"ipipMTU,omitempty"`
@@ -75,6 +82,13 @@ type FelixConfigurationSpec struct {
 	PrometheusGoMetricsEnabled        *bool                   `json:"prometheusGoMetricsEnabled,omitempty"`
 	PrometheusProcessMetricsEnabled   *bool                   `json:"prometheusProcessMetricsEnabled,omitempty"`
 	PrometheusWireGuardMetricsEnabled *bool                   `json:"prometheusWireGuardMetricsEnabled,omitempty"`
+	// PrometheusMetricsCertFile and PrometheusMetricsKeyFile serve the
+	// metrics endpoint over TLS; PrometheusMetricsCAFile verifies clients as
+	// PrometheusMetricsClientAuth says.
+	PrometheusMetricsCAFile     *string `json:"prometheusMetricsCAFile,omitempty"`
+	PrometheusMetricsCertFile   *string `json:"prometheusMetricsCertFile,omitempty"`
+	PrometheusMetricsKeyFile    *string `json:"prometheusMetricsKeyFile,omitempty"`
+	PrometheusMetricsClientAuth *string `json:"prometheusMetricsClientAuth,omitempty"`
 
 	// FailsafeInboundHostPorts and FailsafeOutboundHostPorts: an empty list
 	// ("[]") disables the failsafes, unset keeps Felix's defaults.
@@ -115,8 +129,15 @@ type FelixConfigurationSpec struct {
 	NftablesMangleAllowAction *string       `json:"nftablesMangleAllowAction,omitempty"`
 	NftablesFilterDenyAction  *string       `json:"nftablesFilterDenyAction,omitempty"`
 	NftablesMarkMask          *uint32       `json:"nftablesMarkMask,omitempty"`
+	// NFTablesFlowTableDataIfacePattern picks the host interfaces added to
+	// the nftables flowtable.
+	NFTablesFlowTableDataIfacePattern *string `json:"nftablesFlowTableDataIfacePattern,omitempty"`
 
 	BPFEnabled                         *bool                    `json:"bpfEnabled,omitempty"`
+	BPFOverlayHostSourceIP             *string                  `json:"bpfOverlayHostSourceIP,omitempty"`
+	BPFJITHardening                    *string                  `json:"bpfJITHardening,omitempty"`
+	BPFIPFragTimeout                   *Duration                `json:"bpfIPFragTimeout,omitempty"`
+	BPFIPFragmentReassemblyEnabled     *bool                    `json:"bpfIPFragmentReassemblyEnabled,omitempty"`
 	BPFDisableUnprivileged             *bool                    `json:"bpfDisableUnprivileged,omitempty"`
 	BPFLogLevel                        string                   `json:"bpfLogLevel"`
 	BPFConntrackLogLevel               *string                  `json:"bpfConntrackLogLevel,omitempty"`
@@ -160,6 +181,9 @@ type FelixConfigurationSpec struct {
 	BPFMaglevMaxEndpointsPerService    *int                     `json:"bpfMaglevMaxEndpointsPerService,omitempty"`
 	BPFMaglevMaxServices               *int                     `json:"bpfMaglevMaxServices,omitempty"`
 
+	IstioAmbientMode *string `json:"istioAmbientMode,omitempty"`
+	IstioDSCPMark    *DSCP   `json:"istioDSCPMark,omitempty"`
+
 	FlowLogsPolicyEvaluationMode *FlowLogsPolicyEvaluationModeType `json:"flowLogsPolicyEvaluationMode,omitempty"`
 	FlowLogsFlushInterval        *Duration                         `json:"flowLogsFlushInterval,omitempty"`
 	FlowLogsCollectorDebugTrace  *bool                             `json:"flowLogsCollectorDebugTrace,omitempty"`
@@ -184,17 +208,21 @@ type FelixConfigurationSpec struct {
 	WireguardHostEncryptionEnabled *bool     `json:"wireguardHostEncryptionEnabled,omitempty"`
 	WireguardPersistentKeepAlive   *Duration `json:"wireguardKeepAlive,omitempty"`
 
-	AWSSrcDstCheck             *AWSSrcDstCheckOption           `json:"awsSrcDstCheck,omitempty"`
-	ServiceLoopPrevention      *string                         `json:"serviceLoopPrevention,omitempty"`
-	WorkloadSourceSpoofing     *string                         `json:"workloadSourceSpoofing,omitempty"`
-	MTUIfacePattern            *string                         `json:"mtuIfacePattern,omitempty"`
-	FloatingIPs                *FloatingIPType                 `json:"floatingIPs,omitempty"`
-	WindowsManageFirewallRules *WindowsManageFirewallRulesMode `json:"windowsManageFirewallRules,omitempty"`
-	GoGCThreshold              *int                            `json:"goGCThreshold,omitempty"`
-	GoMemoryLimitMB            *int                            `json:"goMemoryLimitMB,omitempty"`
-	GoMaxProcs                 *int                            `json:"goMaxProcs,omitempty"`
-	RequireMTUFile             *bool                           `json:"requireMTUFile,omitempty"`
-	CgroupV2Path               *string                         `json:"cgroupV2Path,omitempty"`
+	AWSSrcDstCheck         *AWSSrcDstCheckOption `json:"awsSrcDstCheck,omitempty"`
+	ServiceLoopPrevention  *string               `json:"serviceLoopPrevention,omitempty"`
+	WorkloadSourceSpoofing *string               `json:"workloadSourceSpoofing,omitempty"`
+	MTUIfacePattern        *string               `json:"mtuIfacePattern,omitempty"`
+	FloatingIPs            *FloatingIPType       `json:"floatingIPs,omitempty"`
+	// LocalSubnetL2Reachability answers ARP/NDP on host interfaces for
+	// local pod IPs in the host's subnet.
+	LocalSubnetL2Reachability                *string                         `json:"localSubnetL2Reachability,omitempty"`
+	LocalSubnetL2ReachabilityRefreshInterval *Duration                       `json:"localSubnetL2ReachabilityRefreshInterval,omitempty"`
+	WindowsManageFirewallRules               *WindowsManageFirewallRulesMode `json:"windowsManageFirewallRules,omitempty"`
+	GoGCThreshold                            *int                            `json:"goGCThreshold,omitempty"`
+	GoMemoryLimitMB                          *int                            `json:"goMemoryLimitMB,omitempty"`
+	GoMaxProcs                               *int                            `json:"goMaxProcs,omitempty"`
+	RequireMTUFile                           *bool                           `json:"requireMTUFile,omitempty"`
+	CgroupV2Path                             *string                         `json:"cgroupV2Path,omitempty"`
 
 	IPv4NormalRoutePriority           *int      `json:"ipv4NormalRoutePriority,omitempty"`
 	IPv4ElevatedRoutePriority         *int      `json:"ipv4ElevatedRoutePriority,omitempty"`

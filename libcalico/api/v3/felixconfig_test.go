@@ -2,6 +2,7 @@ package v3
 
 import (
 	"encoding/json"
+	"fmt"
 	"github.com/calico-etcd/calico/libcalico/internal/fixtures"
 	"reflect"
 	"regexp"
@@ -243,5 +244,39 @@ func infraFillPointers(v any) {
 		case reflect.Map:
 			f.Set(reflect.MakeMap(f.Type()))
 		}
+	}
+}
+
+// The fields of Calico's newest FelixConfigurationSpec decode strictly,
+// validate and round-trip.
+func TestFelixConfigurationNewestFields(t *testing.T) {
+	const spec = `{"bpfIPFragTimeout":"30s","bpfIPFragmentReassemblyEnabled":true,"bpfJITHardening":"Strict",` +
+		`"bpfOverlayHostSourceIP":"HostAddress","istioAmbientMode":"Enabled","istioDSCPMark":23,` +
+		`"localSubnetL2Reachability":"PodsAndLoadBalancers","localSubnetL2ReachabilityRefreshInterval":"2m0s",` +
+		`"logActionRateLimit":"10/second","logActionRateLimitBurst":5,"nftablesFlowTableDataIfacePattern":"^eth",` +
+		`"nodeSelector":"has(edge)","prometheusMetricsCAFile":"/ca","prometheusMetricsCertFile":"/c",` +
+		`"prometheusMetricsKeyFile":"/k","prometheusMetricsClientAuth":"RequireAndVerifyClientCert"}`
+	r, err := DecodeJSON([]byte(`{"apiVersion":"projectcalico.org/v3","kind":"FelixConfiguration","metadata":{"name":"edge"},"spec":` + spec + `}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	fc := r.(*FelixConfiguration)
+	if err := fc.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	var got map[string]any
+	b, _ := json.Marshal(fc.Spec)
+	_ = json.Unmarshal(b, &got)
+	var want map[string]any
+	_ = json.Unmarshal([]byte(spec), &want)
+	for k, v := range want {
+		if fmt.Sprint(got[k]) != fmt.Sprint(v) {
+			t.Errorf("%s round-trips to %v, want %v", k, got[k], v)
+		}
+	}
+	fc.Spec.LogActionRateLimit = ptrTo("lots")
+	fc.Spec.PrometheusMetricsClientAuth = ptrTo("Sometimes")
+	if err := fc.Validate(); err == nil || !strings.Contains(err.Error(), "LogActionRateLimit") || !strings.Contains(err.Error(), "PrometheusMetricsClientAuth") {
+		t.Errorf("bad values accepted: %v", err)
 	}
 }

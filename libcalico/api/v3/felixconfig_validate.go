@@ -8,6 +8,7 @@ import (
 var (
 	healthOverrideNameRe = lazyRegexp(`^[a-zA-Z0-9_ -]+$`)
 	conntrackTimeoutRe   = lazyRegexp(`^(([0-9]*(\.[0-9]*)?(ms|s|h|m|us)+)+|Auto)$`)
+	logRateRe            = lazyRegexp(`^[1-9]\d{0,3}/(?:second|minute|hour|day)$`)
 )
 
 // Log levels Felix accepts, case-insensitively.
@@ -79,7 +80,7 @@ func validateFelixEnums(v *validator, s *FelixConfigurationSpec) {
 		{"BPFEnforceRPF", s.BPFEnforceRPF, true, []string{"Disabled", "Strict", "Loose"}},
 		{"BPFRedirectToPeer", s.BPFRedirectToPeer, false, []string{"Enabled", "Disabled", "L2Only"}},
 		{"BPFProfiling", s.BPFProfiling, false, onOff},
-		{"BPFAttachType", s.BPFAttachType, false, []string{"TC", "TCX"}},
+		{"BPFAttachType", s.BPFAttachType, false, []string{"Netkit", "TCX", "TC"}},
 		{"FlowLogsPolicyEvaluationMode", strPtr(s.FlowLogsPolicyEvaluationMode), false, []string{"None", "Continuous"}},
 		{"FlowLogsLocalReporter", s.FlowLogsLocalReporter, false, []string{"Disabled", "Enabled"}},
 		{"RouteSource", s.RouteSource, true, []string{"WorkloadIPs", "CalicoIPAM"}},
@@ -89,8 +90,14 @@ func validateFelixEnums(v *validator, s *FelixConfigurationSpec) {
 		{"FloatingIPs", strPtr(s.FloatingIPs), false, onOff},
 		{"WindowsManageFirewallRules", strPtr(s.WindowsManageFirewallRules), false, onOff},
 		{"NATOutgoingExclusions", strPtr(s.NATOutgoingExclusions), false, []string{"IPPoolsOnly", "IPPoolsAndHostIPs"}},
-		{"ProgramClusterRoutes", s.ProgramClusterRoutes, false, onOff},
+		{"ProgramClusterRoutes", s.ProgramClusterRoutes, false, []string{"Enabled", "Disabled", "EnabledIPIPOnly", "EnabledNoEncapOnly"}},
 		{"IPForwarding", s.IPForwarding, false, onOff},
+		{"BPFOverlayHostSourceIP", s.BPFOverlayHostSourceIP, false, []string{"TunnelAddress", "HostAddress"}},
+		{"BPFJITHardening", s.BPFJITHardening, false, []string{"Auto", "Strict"}},
+		{"IstioAmbientMode", s.IstioAmbientMode, false, onOff},
+		{"LocalSubnetL2Reachability", s.LocalSubnetL2Reachability, false, []string{"Disabled", "PodsAndLoadBalancers"}},
+		{"PrometheusMetricsClientAuth", s.PrometheusMetricsClientAuth, false,
+			[]string{"RequireAndVerifyClientCert", "RequireAnyClientCert", "VerifyClientCertIfGiven", "NoClientCert"}},
 	}
 	for _, e := range enums {
 		if e.val == nil || *e.val == "" {
@@ -130,6 +137,7 @@ func validateFelixNumbers(v *validator, s *FelixConfigurationSpec) {
 		{"BPFMaglevMaxServices", s.BPFMaglevMaxServices, 1, 3000},
 		{"BPFMapSizeConntrackCleanupQueue", s.BPFMapSizeConntrackCleanupQueue, 1, 1 << 31},
 		{"DeviceRouteProtocol", s.DeviceRouteProtocol, 0, 255},
+		{"LogActionRateLimitBurst", s.LogActionRateLimitBurst, 0, 9999},
 	}
 	for _, r := range ranges {
 		requireIntRange(v, f+r.name, r.n, r.lo, r.hi)
@@ -167,10 +175,25 @@ func validateFelixStrings(v *validator, s *FelixConfigurationSpec) {
 	}{
 		{"LogDebugFilenameRegex", s.LogDebugFilenameRegex}, {"BPFDataIfacePattern", s.BPFDataIfacePattern},
 		{"BPFL3IfacePattern", s.BPFL3IfacePattern}, {"BPFDisableGROForIfaces", s.BPFDisableGROForIfaces},
-		{"MTUIfacePattern", s.MTUIfacePattern},
+		{"MTUIfacePattern", s.MTUIfacePattern}, {"NFTablesFlowTableDataIfacePattern", s.NFTablesFlowTableDataIfacePattern},
 	} {
 		if r.s != nil && *r.s != "" {
 			requireRegexp(v, f+r.name, *r.s)
+		}
+	}
+	if r := s.LogActionRateLimit; r != nil && *r != "" && !logRateRe().MatchString(*r) {
+		v.add(f+"LogActionRateLimit", *r, "must be N/unit with N 1-9999 and unit second, minute, hour or day")
+	}
+	if sel := s.NodeSelector; sel != nil && *sel != "" {
+		if len(*sel) > 1024 {
+			v.add(f+"NodeSelector", *sel, "must be at most 1024 characters")
+		} else {
+			v.selector(f+"NodeSelector", *sel)
+		}
+	}
+	if d := s.IstioDSCPMark; d != nil {
+		if err := d.Validate(); err != nil {
+			v.add(f+"IstioDSCPMark", d.String(), err.Error())
 		}
 	}
 	if s.FeatureDetectOverride != nil {
@@ -303,6 +326,8 @@ func validateFelixDurations(v *validator, s *FelixConfigurationSpec) {
 		{"NftablesRefreshInterval", s.NftablesRefreshInterval}, {"BPFKubeProxyMinSyncPeriod", s.BPFKubeProxyMinSyncPeriod},
 		{"FlowLogsFlushInterval", s.FlowLogsFlushInterval}, {"WireguardPersistentKeepAlive", s.WireguardPersistentKeepAlive},
 		{"LiveMigrationRouteConvergenceTime", s.LiveMigrationRouteConvergenceTime},
+		{"BPFIPFragTimeout", s.BPFIPFragTimeout},
+		{"LocalSubnetL2ReachabilityRefreshInterval", s.LocalSubnetL2ReachabilityRefreshInterval},
 	} {
 		requireNonNegativeDuration(v, f+d.name, d.d)
 	}

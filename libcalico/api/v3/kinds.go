@@ -20,6 +20,10 @@ const (
 	KindBGPFilter           = "BGPFilter"
 	KindFelixConfiguration  = "FelixConfiguration"
 	KindClusterInformation  = "ClusterInformation"
+
+	KindStagedNetworkPolicy           = "StagedNetworkPolicy"
+	KindStagedGlobalNetworkPolicy     = "StagedGlobalNetworkPolicy"
+	KindStagedKubernetesNetworkPolicy = "StagedKubernetesNetworkPolicy"
 )
 
 // KindInfo describes how a kind is stored.
@@ -46,6 +50,9 @@ var kindInfos = []KindInfo{
 	{KindBGPFilter, "bgpfilters", false},
 	{KindFelixConfiguration, "felixconfigurations", false},
 	{KindClusterInformation, "clusterinformations", false},
+	{KindStagedNetworkPolicy, "stagednetworkpolicies", true},
+	{KindStagedGlobalNetworkPolicy, "stagedglobalnetworkpolicies", false},
+	{KindStagedKubernetesNetworkPolicy, "stagedkubernetesnetworkpolicies", true},
 }
 
 // Kinds returns every kind this package defines, in a stable order.

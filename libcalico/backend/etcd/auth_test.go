@@ -191,7 +191,13 @@ func TestEtcdAuthTokenRenewedAfterRestart(t *testing.T) {
 		t.Fatal(err)
 	}
 	eventually(t, "a read after the restart", func() error { _, err := c.Get(ctx, k); return err })
-	w, err := c.Watch(ctx, model.ResourceListOptions{Kind: "IPPool"}, 0)
+	// Watch from a known revision: "from now" races with the Apply below.
+	pools := model.ResourceListOptions{Kind: "IPPool"}
+	l, err := c.List(ctx, pools)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w, err := c.Watch(ctx, pools, l.Revision)
 	if err != nil {
 		t.Fatal(err)
 	}

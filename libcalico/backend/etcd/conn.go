@@ -175,14 +175,14 @@ func (c *Client) probeEndpoints() error {
 		}
 		switch u.Scheme {
 		case "http":
-			if speaksTLS(u.Host) {
+			if speaksTLS(c.dial, u.Host) {
 				return fmt.Errorf("etcd endpoint %s answers in TLS: use https:// (with the CA certificate file)", ep)
 			}
 		case "https":
-			if speaksPlainHTTP(u.Host) {
+			if speaksPlainHTTP(c.dial, u.Host) {
 				return fmt.Errorf("etcd endpoint %s does not speak TLS: use http://", ep)
 			}
-			if err := tlsRefused(u, c.tls); err != nil {
+			if err := tlsRefused(c.dial, u, c.tls); err != nil {
 				return fmt.Errorf("etcd endpoint %s: %s: %w", ep, tlsFault(err.Error()), err)
 			}
 		}
@@ -193,7 +193,7 @@ func (c *Client) probeEndpoints() error {
 // tlsRefused makes a TLS handshake as the client's connections do and
 // returns the error if it fails, or if etcd sends an alert right after it
 // (TLS 1.3 servers check the client certificate once the client is done).
-func tlsRefused(u *url.URL, tc *tls.Config) error {
+func tlsRefused(dial dialFunc, u *url.URL, tc *tls.Config) error {
 	cfg := &tls.Config{MinVersion: tls.VersionTLS12}
 	if tc != nil {
 		cfg = tc.Clone()
@@ -201,7 +201,7 @@ func tlsRefused(u *url.URL, tc *tls.Config) error {
 	if cfg.ServerName == "" {
 		cfg.ServerName = u.Hostname()
 	}
-	conn, err := tls.DialWithDialer(&net.Dialer{Timeout: probeTimeout}, "tcp", u.Host, cfg)
+	conn, err := dialTLS(dial, u.Host, cfg)
 	if err != nil {
 		if tlsFault(err.Error()) != "" {
 			return err
@@ -219,11 +219,34 @@ func tlsRefused(u *url.URL, tc *tls.Config) error {
 	return nil
 }
 
-func speaksTLS(host string) bool {
-	d := &net.Dialer{Timeout: probeTimeout}
+// dialFunc makes a connection as net.Dialer.DialContext does.
+type dialFunc func(ctx context.Context, network, addr string) (net.Conn, error)
+
+// dialTLS makes a TLS connection through dial, handshake included, within
+// probeTimeout.
+func dialTLS(dial dialFunc, host string, cfg *tls.Config) (*tls.Conn, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), probeTimeout)
+	defer cancel()
+	raw, err := dial(ctx, "tcp", host)
+	if err != nil {
+		return nil, err
+	}
+	if cfg.ServerName == "" && !cfg.InsecureSkipVerify {
+		cfg = cfg.Clone()
+		cfg.ServerName, _, _ = net.SplitHostPort(host)
+	}
+	conn := tls.Client(raw, cfg)
+	if err := conn.HandshakeContext(ctx); err != nil {
+		raw.Close()
+		return nil, err
+	}
+	return conn, nil
+}
+
+func speaksTLS(dial dialFunc, host string) bool {
 	// Only asks whether the port completes a TLS handshake; nothing is
 	// sent over the connection, so the certificate does not matter.
-	conn, err := tls.DialWithDialer(d, "tcp", host, &tls.Config{InsecureSkipVerify: true})
+	conn, err := dialTLS(dial, host, &tls.Config{InsecureSkipVerify: true})
 	if err != nil {
 		var alert tls.AlertError // refused with a TLS alert: TLS all the same
 		return errors.As(err, &alert)
@@ -232,8 +255,10 @@ func speaksTLS(host string) bool {
 	return true
 }
 
-func speaksPlainHTTP(host string) bool {
-	conn, err := net.DialTimeout("tcp", host, probeTimeout)
+func speaksPlainHTTP(dial dialFunc, host string) bool {
+	ctx, cancel := context.WithTimeout(context.Background(), probeTimeout)
+	defer cancel()
+	conn, err := dial(ctx, "tcp", host)
 	if err != nil {
 		return false
 	}

@@ -23,16 +23,20 @@
 package etcd
 
 import (
+	"bytes"
 	"context"
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"net"
 	"time"
 
+	"go.etcd.io/etcd/api/v3/mvccpb"
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	"go.etcd.io/etcd/client/pkg/v3/transport"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"google.golang.org/grpc"
+	grpcbackoff "google.golang.org/grpc/backoff"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
@@ -59,6 +63,10 @@ type Config struct {
 	// cerrors.ErrUnavailable, so a single-member outage is not silent.
 	// DefaultWatchProbeInterval when zero.
 	WatchProbeInterval time.Duration
+	// Dialer, when set, makes the client's connections to etcd (tests
+	// reach members inside network namespaces this way); net.Dialer's
+	// DialContext when nil.
+	Dialer func(ctx context.Context, network, addr string) (net.Conn, error)
 }
 
 // DefaultWatchProbeInterval is the idle time before a watch probes etcd.
@@ -75,6 +83,9 @@ type Client struct {
 	auth          *authenticator // nil without a username
 	health        *connHealth
 	ident         *identity
+	prober        prober
+	// dial makes the endpoint probes' connections (conn.go).
+	dial func(ctx context.Context, network, addr string) (net.Conn, error)
 }
 
 var _ backend.Client = (*Client)(nil)
@@ -87,7 +98,8 @@ func New(cfg Config) (*Client, error) {
 		return nil, errors.New("no etcd endpoints configured")
 	}
 	c := &Client{endpoints: cfg.Endpoints, timeout: cfg.Timeout, probeInterval: cfg.WatchProbeInterval,
-		user: cfg.Username, health: newConnHealth(), ident: newIdentity(cfg.Endpoints)}
+		user: cfg.Username, health: newConnHealth(), ident: newIdentity(cfg.Endpoints),
+		dial: (&net.Dialer{}).DialContext}
 	if c.timeout <= 0 {
 		c.timeout = DefaultTimeout
 	}
@@ -99,12 +111,25 @@ func New(cfg Config) (*Client, error) {
 	cc := clientv3.Config{
 		Endpoints:            cfg.Endpoints,
 		DialKeepAliveTime:    10 * time.Second,
-		DialKeepAliveTimeout: 5 * time.Second,
+		DialKeepAliveTimeout: 3 * time.Second,
 		Logger:               quietLogger(),
 	}
 	if cfg.Username != "" && cfg.Password != "" { // as clientv3: both or no auth
 		c.auth = newAuthenticator(cfg.Username, cfg.Password)
 		cc.DialOptions = []grpc.DialOption{grpc.WithChainUnaryInterceptor(c.auth.unary)}
+	}
+	// Come back within a few seconds of etcd, rather than gRPC's default
+	// of up to two minutes: a member back from a restart is used at once,
+	// and clients cut off together return spread over a second or so.
+	cc.DialOptions = append(cc.DialOptions, grpc.WithConnectParams(grpc.ConnectParams{
+		Backoff:           grpcbackoff.Config{BaseDelay: time.Second, Multiplier: 1.6, Jitter: 0.2, MaxDelay: 5 * time.Second},
+		MinConnectTimeout: 5 * time.Second,
+	}))
+	if cfg.Dialer != nil {
+		c.dial = cfg.Dialer
+		cc.DialOptions = append(cc.DialOptions, grpc.WithContextDialer(func(ctx context.Context, addr string) (net.Conn, error) {
+			return cfg.Dialer(ctx, "tcp", addr)
+		}))
 	}
 	if cfg.CertFile != "" || cfg.KeyFile != "" || cfg.CACertFile != "" {
 		if (cfg.CertFile == "") != (cfg.KeyFile == "") {
@@ -165,8 +190,10 @@ func (c *Client) wrap(parent context.Context, op string, err error) error {
 	if errors.Is(err, rpctypes.ErrAuthFailed) {
 		return &cerrors.Unavailable{Endpoints: c.endpoints, Err: fmt.Errorf("%s: etcd refused user %q: %w", op, c.user, err)}
 	}
-	if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, rpctypes.ErrTimeout) ||
-		errors.Is(err, rpctypes.ErrNoLeader) || errors.Is(err, context.Canceled) {
+	if errors.Is(err, rpctypes.ErrNoLeader) {
+		return &cerrors.Unavailable{Endpoints: c.endpoints, Err: fmt.Errorf("%s: no etcd member with a leader answered within %v (quorum lost?)", op, c.timeout)}
+	}
+	if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, rpctypes.ErrTimeout) || errors.Is(err, context.Canceled) {
 		if last := c.health.last(); last != nil {
 			return &cerrors.Unavailable{Endpoints: c.endpoints, Err: fmt.Errorf("%s: no answer within %v (last connection error: %v)", op, c.timeout, last)}
 		}
@@ -209,70 +236,122 @@ func stored(kv *backend.KVPair, rev int64) *backend.KVPair {
 	return &out
 }
 
-// Create implements backend.Client.
+// Create implements backend.Client. A second attempt (retry.go) that
+// finds the key holding exactly the value written reports the first
+// attempt's success.
 func (c *Client) Create(ctx context.Context, kv *backend.KVPair) (*backend.KVPair, error) {
 	p, err := path(kv.Key)
 	if err != nil {
 		return nil, err
 	}
-	cctx, cancel := c.call(ctx)
+	cctx, cancel := c.call(leaderCtx(ctx))
 	defer cancel()
-	opts, err := c.putOpts(cctx, kv)
+	var rev int64
+	var outcome error
+	err = attempts(cctx, func(actx context.Context, retried bool) error {
+		opts, err := c.putOpts(actx, kv)
+		if err != nil {
+			return err
+		}
+		st := c.ident.start()
+		resp, err := c.cli.Txn(actx).
+			If(clientv3.Compare(clientv3.Version(p), "=", 0)).
+			Then(clientv3.OpPut(p, string(kv.Value), opts...)).
+			Else(readBack(p, retried)).
+			Commit()
+		if err != nil {
+			return err
+		}
+		c.ident.observe(resp.Header, st, true)
+		switch cur := current(resp); {
+		case resp.Succeeded:
+			rev = resp.Header.Revision
+		case retried && cur != nil && bytes.Equal(cur.Value, kv.Value):
+			rev = cur.ModRevision
+		default:
+			outcome = &cerrors.Exists{Key: kv.Key.String()}
+		}
+		return nil
+	})
 	if err != nil {
 		return nil, c.wrap(ctx, "create "+p, err)
 	}
-	st := c.ident.start()
-	resp, err := c.cli.Txn(cctx).
-		If(clientv3.Compare(clientv3.Version(p), "=", 0)).
-		Then(clientv3.OpPut(p, string(kv.Value), opts...)).
-		Commit()
-	if err != nil {
-		return nil, c.wrap(ctx, "create "+p, err)
+	if outcome != nil {
+		return nil, outcome
 	}
-	c.ident.observe(resp.Header, st, true)
-	if !resp.Succeeded {
-		return nil, &cerrors.Exists{Key: kv.Key.String()}
-	}
-	return stored(kv, resp.Header.Revision), nil
+	return stored(kv, rev), nil
 }
 
-// Update implements backend.Client.
+// readBack is a guarded write's else branch: the key, with its value
+// when the write is a second attempt (to tell the first one's success).
+func readBack(p string, withValue bool) clientv3.Op {
+	if withValue {
+		return clientv3.OpGet(p)
+	}
+	return clientv3.OpGet(p, clientv3.WithKeysOnly())
+}
+
+// current is the key an else branch read back (nil when absent, or when
+// the transaction succeeded).
+func current(resp *clientv3.TxnResponse) *mvccpb.KeyValue {
+	if resp.Succeeded || len(resp.Responses) != 1 {
+		return nil
+	}
+	if kvs := resp.Responses[0].GetResponseRange().GetKvs(); len(kvs) > 0 {
+		return kvs[0]
+	}
+	return nil
+}
+
+// Update implements backend.Client. A second attempt of a guarded update
+// that finds the key holding exactly the value written reports the first
+// attempt's success.
 func (c *Client) Update(ctx context.Context, kv *backend.KVPair) (*backend.KVPair, error) {
 	p, err := path(kv.Key)
 	if err != nil {
 		return nil, err
 	}
-	cctx, cancel := c.call(ctx)
+	cctx, cancel := c.call(leaderCtx(ctx))
 	defer cancel()
-	opts, err := c.putOpts(cctx, kv)
-	if err != nil {
-		return nil, c.wrap(ctx, "update "+p, err)
-	}
 	cmp := clientv3.Compare(clientv3.Version(p), ">", 0)
 	if kv.Revision != 0 {
 		cmp = clientv3.Compare(clientv3.ModRevision(p), "=", kv.Revision)
 	}
-	st := c.ident.start()
-	resp, err := c.cli.Txn(cctx).If(cmp).
-		Then(clientv3.OpPut(p, string(kv.Value), opts...)).
-		Else(clientv3.OpGet(p, clientv3.WithKeysOnly())).
-		Commit()
+	var rev int64
+	var outcome error
+	err = attempts(cctx, func(actx context.Context, retried bool) error {
+		opts, err := c.putOpts(actx, kv)
+		if err != nil {
+			return err
+		}
+		st := c.ident.start()
+		resp, err := c.cli.Txn(actx).If(cmp).
+			Then(clientv3.OpPut(p, string(kv.Value), opts...)).
+			Else(readBack(p, retried)).
+			Commit()
+		if err != nil {
+			return err
+		}
+		c.ident.observe(resp.Header, st, true)
+		switch cur := current(resp); {
+		case resp.Succeeded:
+			rev = resp.Header.Revision
+		case cur == nil:
+			outcome = &cerrors.NotFound{Key: kv.Key.String()}
+		case retried && bytes.Equal(cur.Value, kv.Value):
+			rev = cur.ModRevision
+		default:
+			outcome = &cerrors.Conflict{Key: kv.Key.String(), Revision: kv.Revision}
+		}
+		return nil
+	})
 	if err != nil {
 		return nil, c.wrap(ctx, "update "+p, err)
 	}
-	c.ident.observe(resp.Header, st, true)
-	if !resp.Succeeded {
-		return nil, c.failure(kv.Key, kv.Revision, resp)
+	if outcome != nil {
+		return nil, outcome
 	}
-	return stored(kv, resp.Header.Revision), nil
-}
-
-// failure explains a failed guarded txn whose Else read the key.
-func (c *Client) failure(k model.Key, rev int64, resp *clientv3.TxnResponse) error {
-	if len(resp.Responses) == 1 && len(resp.Responses[0].GetResponseRange().Kvs) == 0 {
-		return &cerrors.NotFound{Key: k.String()}
-	}
-	return &cerrors.Conflict{Key: k.String(), Revision: rev}
+	return stored(kv, rev), nil
 }
 
 // Apply implements backend.Client.
@@ -281,50 +360,89 @@ func (c *Client) Apply(ctx context.Context, kv *backend.KVPair) (*backend.KVPair
 	if err != nil {
 		return nil, err
 	}
-	cctx, cancel := c.call(ctx)
+	cctx, cancel := c.call(leaderCtx(ctx))
 	defer cancel()
-	opts, err := c.putOpts(cctx, kv)
+	var rev int64
+	err = attempts(cctx, func(actx context.Context, _ bool) error {
+		opts, err := c.putOpts(actx, kv)
+		if err != nil {
+			return err
+		}
+		st := c.ident.start()
+		resp, err := c.cli.Put(actx, p, string(kv.Value), opts...)
+		if err != nil {
+			return err
+		}
+		c.ident.observe(resp.Header, st, true)
+		rev = resp.Header.Revision
+		return nil
+	})
 	if err != nil {
 		return nil, c.wrap(ctx, "apply "+p, err)
 	}
-	st := c.ident.start()
-	resp, err := c.cli.Put(cctx, p, string(kv.Value), opts...)
-	if err != nil {
-		return nil, c.wrap(ctx, "apply "+p, err)
-	}
-	c.ident.observe(resp.Header, st, true)
-	return stored(kv, resp.Header.Revision), nil
+	return stored(kv, rev), nil
 }
 
-// Delete implements backend.Client.
+// Delete implements backend.Client. A second attempt of a guarded delete
+// that finds the key gone reports the first attempt's success, with the
+// value the key had at the revision given.
 func (c *Client) Delete(ctx context.Context, key model.Key, revision int64) (*backend.KVPair, error) {
 	p, err := path(key)
 	if err != nil {
 		return nil, err
 	}
-	cctx, cancel := c.call(ctx)
+	cctx, cancel := c.call(leaderCtx(ctx))
 	defer cancel()
 	cmp := clientv3.Compare(clientv3.Version(p), ">", 0)
 	if revision != 0 {
 		cmp = clientv3.Compare(clientv3.ModRevision(p), "=", revision)
 	}
-	st := c.ident.start()
-	resp, err := c.cli.Txn(cctx).If(cmp).
-		Then(clientv3.OpDelete(p, clientv3.WithPrevKV())).
-		Else(clientv3.OpGet(p, clientv3.WithKeysOnly())).
-		Commit()
+	var prev *backend.KVPair
+	var outcome error
+	err = attempts(cctx, func(actx context.Context, retried bool) error {
+		st := c.ident.start()
+		resp, err := c.cli.Txn(actx).If(cmp).
+			Then(clientv3.OpDelete(p, clientv3.WithPrevKV())).
+			Else(readBack(p, false)).
+			Commit()
+		if err != nil {
+			return err
+		}
+		c.ident.observe(resp.Header, st, true)
+		switch {
+		case resp.Succeeded:
+			kvs := resp.Responses[0].GetResponseDeleteRange().PrevKvs
+			if len(kvs) == 0 {
+				outcome = &cerrors.NotFound{Key: key.String()}
+				return nil
+			}
+			prev = &backend.KVPair{Key: key, Value: kvs[0].Value, Revision: kvs[0].ModRevision}
+		case current(resp) != nil:
+			outcome = &cerrors.Conflict{Key: key.String(), Revision: revision}
+		case retried && revision != 0:
+			// Gone: most likely by the first attempt. What it deleted is
+			// the value at the revision it was given.
+			old, err := c.cli.Get(actx, p, clientv3.WithRev(revision))
+			if err != nil && !errors.Is(err, rpctypes.ErrCompacted) {
+				return err
+			}
+			if err != nil || len(old.Kvs) == 0 || old.Kvs[0].ModRevision != revision {
+				outcome = &cerrors.NotFound{Key: key.String()}
+				return nil
+			}
+			prev = &backend.KVPair{Key: key, Value: old.Kvs[0].Value, Revision: revision}
+		default:
+			outcome = &cerrors.NotFound{Key: key.String()}
+		}
+		return nil
+	})
 	if err != nil {
 		return nil, c.wrap(ctx, "delete "+p, err)
 	}
-	c.ident.observe(resp.Header, st, true)
-	if !resp.Succeeded {
-		return nil, c.failure(key, revision, resp)
+	if outcome != nil {
+		return nil, outcome
 	}
-	prev := resp.Responses[0].GetResponseDeleteRange().PrevKvs
-	if len(prev) == 0 {
-		return nil, &cerrors.NotFound{Key: key.String()}
-	}
-	return &backend.KVPair{Key: key, Value: prev[0].Value, Revision: prev[0].ModRevision}, nil
+	return prev, nil
 }
 
 // Get implements backend.Client.
@@ -333,14 +451,19 @@ func (c *Client) Get(ctx context.Context, key model.Key) (*backend.KVPair, error
 	if err != nil {
 		return nil, err
 	}
-	cctx, cancel := c.call(ctx)
+	cctx, cancel := c.call(leaderCtx(ctx))
 	defer cancel()
-	st := c.ident.start()
-	resp, err := c.cli.Get(cctx, p)
+	var resp *clientv3.GetResponse
+	err = attempts(cctx, func(actx context.Context, _ bool) (err error) {
+		st := c.ident.start()
+		if resp, err = c.cli.Get(actx, p); err == nil {
+			c.ident.observe(resp.Header, st, true)
+		}
+		return err
+	})
 	if err != nil {
 		return nil, c.wrap(ctx, "get "+p, err)
 	}
-	c.ident.observe(resp.Header, st, true)
 	if len(resp.Kvs) == 0 {
 		return nil, &cerrors.NotFound{Key: key.String()}
 	}
@@ -353,14 +476,19 @@ func (c *Client) List(ctx context.Context, opts model.ListOptions) (*backend.KVL
 	if err != nil {
 		return nil, err
 	}
-	cctx, cancel := c.call(ctx)
+	cctx, cancel := c.call(leaderCtx(ctx))
 	defer cancel()
-	st := c.ident.start()
-	resp, err := c.cli.Get(cctx, prefix, clientv3.WithPrefix())
+	var resp *clientv3.GetResponse
+	err = attempts(cctx, func(actx context.Context, _ bool) (err error) {
+		st := c.ident.start()
+		if resp, err = c.cli.Get(actx, prefix, clientv3.WithPrefix()); err == nil {
+			c.ident.observe(resp.Header, st, true)
+		}
+		return err
+	})
 	if err != nil {
 		return nil, c.wrap(ctx, "list "+prefix, err)
 	}
-	c.ident.observe(resp.Header, st, true)
 	out := &backend.KVList{Revision: resp.Header.Revision, KVPairs: make([]*backend.KVPair, 0, len(resp.Kvs))}
 	for _, kv := range resp.Kvs {
 		k := model.ParseKey(string(kv.Key))

@@ -1,6 +1,7 @@
 package etcd
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -47,14 +48,24 @@ func (c *Client) Read(ctx context.Context, consistency backend.Consistency, ops 
 			return nil, errors.New("read op names neither a key nor a list")
 		}
 	}
-	cctx, cancel := c.call(ctx)
+	// A serializable read may be served by a member without a leader.
+	rctx := ctx
+	if consistency != backend.Serializable {
+		rctx = leaderCtx(ctx)
+	}
+	cctx, cancel := c.call(rctx)
 	defer cancel()
-	st := c.ident.start()
-	resp, err := c.cli.Txn(cctx).Then(gets...).Commit()
+	var resp *clientv3.TxnResponse
+	err := attempts(cctx, func(actx context.Context, _ bool) (err error) {
+		st := c.ident.start()
+		if resp, err = c.cli.Txn(actx).Then(gets...).Commit(); err == nil {
+			c.ident.observe(resp.Header, st, consistency != backend.Serializable)
+		}
+		return err
+	})
 	if err != nil {
 		return nil, c.wrap(ctx, "read", err)
 	}
-	c.ident.observe(resp.Header, st, consistency != backend.Serializable)
 	out := &backend.ReadResult{Revision: resp.Header.Revision, Results: make([][]*backend.KVPair, len(ops))}
 	for i, op := range ops {
 		for _, kv := range resp.Responses[i].GetResponseRange().Kvs {
@@ -120,14 +131,21 @@ func (c *Client) Txn(ctx context.Context, ops []backend.TxnOp) (*backend.TxnResu
 		}
 		elses = append(elses, clientv3.OpGet(p))
 	}
-	cctx, cancel := c.call(ctx)
+	cctx, cancel := c.call(leaderCtx(ctx))
 	defer cancel()
-	st := c.ident.start()
-	resp, err := c.cli.Txn(cctx).If(cmps...).Then(thens...).Else(elses...).Commit()
+	var resp *clientv3.TxnResponse
+	var retried bool
+	err := attempts(cctx, func(actx context.Context, again bool) (err error) {
+		st := c.ident.start()
+		retried = again
+		if resp, err = c.cli.Txn(actx).If(cmps...).Then(thens...).Else(elses...).Commit(); err == nil {
+			c.ident.observe(resp.Header, st, true)
+		}
+		return err
+	})
 	if err != nil {
 		return nil, c.wrap(ctx, "transaction", err)
 	}
-	c.ident.observe(resp.Header, st, true)
 	out := &backend.TxnResult{Revision: resp.Header.Revision}
 	if resp.Succeeded {
 		return out, nil
@@ -141,5 +159,34 @@ func (c *Client) Txn(ctx context.Context, ops []backend.TxnOp) (*backend.TxnResu
 			out.Current[i] = &backend.KVPair{Key: op.Key, Value: kvs[0].Value, Revision: kvs[0].ModRevision}
 		}
 	}
+	if retried {
+		if rev, ok := committedBefore(ops, out.Current); ok {
+			return &backend.TxnResult{Revision: rev}, nil
+		}
+	}
 	return out, &cerrors.Conflict{Key: ops[0].String()}
+}
+
+// committedBefore tells, from the values a second attempt's else branch
+// read, whether the first attempt was committed: every key it puts holds
+// exactly its value (all at one revision, returned) and every key it
+// deletes is gone. Checks say nothing either way; a transaction of checks
+// and deletes only is not told apart from someone else's deletes, and is
+// reported as the conflict it now is.
+func committedBefore(ops []backend.TxnOp, cur []*backend.KVPair) (int64, bool) {
+	var rev int64
+	for i, op := range ops {
+		switch op.Action {
+		case backend.TxnPut:
+			if cur[i] == nil || !bytes.Equal(cur[i].Value, op.Value) || (rev != 0 && cur[i].Revision != rev) {
+				return 0, false
+			}
+			rev = cur[i].Revision
+		case backend.TxnDelete:
+			if cur[i] != nil {
+				return 0, false
+			}
+		}
+	}
+	return rev, rev != 0
 }

@@ -165,20 +165,90 @@ func (c *Client) openWatch(ctx context.Context, prefix string, wo []clientv3.OpO
 // not below seen. The client notices a reset from the answer if it is
 // below a revision the client saw; if it is only below seen, the watch's
 // start revision was read before a reset, and only this watch ends.
+//
+// One probe serves every watch of the client that asks within half a
+// probe interval of it, as they share the connection it tests: a client
+// with a dozen idle watches sends one probe, not a dozen, per interval.
 func (c *Client) probe(ctx context.Context, seen int64) error {
-	pctx, cancel := c.call(ctx)
-	defer cancel()
-	st := c.ident.start()
-	resp, err := c.cli.Get(pctx, "/calico/", clientv3.WithCountOnly(), clientv3.WithLimit(1))
+	rev, err := c.prober.answer(ctx, seen, c.probeInterval/2, c.probeOnce)
 	if err != nil {
 		return c.wrap(ctx, "watch health probe", err)
 	}
-	c.ident.observe(resp.Header, st, true)
-	if resp.Header.Revision < seen {
+	if rev < seen {
 		return fmt.Errorf("etcd at %s is at revision %d, below revision %d this watch started from or saw (restored from a snapshot): %w",
-			strings.Join(c.endpoints, ","), resp.Header.Revision, seen, cerrors.ErrDatastoreReset)
+			strings.Join(c.endpoints, ","), rev, seen, cerrors.ErrDatastoreReset)
 	}
 	return nil
+}
+
+// probeOnce asks etcd for its revision (a linearizable read of nothing).
+func (c *Client) probeOnce() (int64, error) {
+	pctx, cancel := c.call(leaderCtx(context.Background()))
+	defer cancel()
+	var resp *clientv3.GetResponse
+	err := attempts(pctx, func(actx context.Context, _ bool) (err error) {
+		st := c.ident.start()
+		if resp, err = c.cli.Get(actx, "/calico/", clientv3.WithCountOnly(), clientv3.WithLimit(1)); err == nil {
+			c.ident.observe(resp.Header, st, true)
+		}
+		return err
+	})
+	if err != nil {
+		return 0, err
+	}
+	return resp.Header.Revision, nil
+}
+
+// prober shares probes between a client's watches.
+type prober struct {
+	mu      sync.Mutex
+	running chan struct{} // closed when the probe in flight ends
+	okAt    time.Time     // start of the last probe that succeeded
+	okRev   int64
+	lastErr error // of the last probe
+}
+
+// answer returns a revision etcd answered at: the last probe's if it
+// succeeded within fresh and is not below seen, else a new probe's (or,
+// if one is in flight, that one's outcome).
+func (p *prober) answer(ctx context.Context, seen int64, fresh time.Duration, probe func() (int64, error)) (int64, error) {
+	waited := false
+	for {
+		p.mu.Lock()
+		if !p.okAt.IsZero() && time.Since(p.okAt) < fresh && p.okRev >= seen {
+			rev := p.okRev
+			p.mu.Unlock()
+			return rev, nil
+		}
+		if waited && p.running == nil && p.lastErr != nil {
+			err := p.lastErr
+			p.mu.Unlock()
+			return 0, err
+		}
+		if p.running == nil {
+			done := make(chan struct{})
+			p.running = done
+			p.mu.Unlock()
+			start := time.Now()
+			rev, err := probe()
+			p.mu.Lock()
+			if err == nil {
+				p.okAt, p.okRev = start, rev
+			}
+			p.lastErr, p.running = err, nil
+			close(done)
+			p.mu.Unlock()
+			return rev, err
+		}
+		done := p.running
+		p.mu.Unlock()
+		select {
+		case <-done:
+			waited = true
+		case <-ctx.Done():
+			return 0, ctx.Err()
+		}
+	}
 }
 
 func translate(ev *clientv3.Event, opts model.ListOptions) (backend.WatchEvent, bool) {

@@ -5,8 +5,18 @@ package main
 import (
 	"os"
 
+	"go.etcd.io/etcd/server/v3/etcdmain"
+
 	"github.com/calico-etcd/calico/deploy/lab/internal/cli"
-	_ "github.com/calico-etcd/calico/libcalico/api/v3/fastdecode"
+	"github.com/calico-etcd/calico/deploy/lab/internal/lab"
 )
 
-func main() { os.Exit(cli.Execute(os.Args[1:], os.Stdout, os.Stderr)) }
+func main() {
+	// The members of a multi-member lab etcd (up --etcd-members) are
+	// this program again, running etcd's own main.
+	if len(os.Args) > 1 && os.Args[1] == lab.EtcdMemberArg {
+		etcdmain.Main(append([]string{"etcd"}, os.Args[2:]...))
+		return
+	}
+	os.Exit(cli.Execute(os.Args[1:], os.Stdout, os.Stderr))
+}

@@ -125,6 +125,7 @@ func newUp(f *flags, out io.Writer) *cobra.Command {
 	cmd.Flags().BoolVar(&net.IPv6, "ipv6", false, "give hosts and pods IPv6 addresses too, and an IPv6 default pool")
 	cmd.Flags().BoolVar(&net.NoBGP, "no-bgp", false, "run no calico-bgpd (pods reach other hosts only through VXLAN)")
 	cmd.Flags().StringVar(&net.VXLAN, "vxlan", "", "vxlanMode of the default pools: Never (default), Always or CrossSubnet")
+	cmd.Flags().IntVar(&net.EtcdMembers, "etcd-members", 1, "run etcd as a cluster of this many members, each in a namespace of its own")
 	cmd.Flags().StringVar(&net.PoolCIDR, "pool-cidr", "", "the default IPv4 pool (CALICO_IPV4POOL_CIDR; default "+lab.DemoPool+", "+lab.KubePool+" with --kubernetes; none for no pool)")
 	return cmd
 }

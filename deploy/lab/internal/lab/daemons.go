@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -95,7 +96,7 @@ func (l *Lab) startDaemons(h *HostState) error {
 // without having been stopped (felix exits 129 to apply a configuration
 // change). Only the `up` process, which holds the lab, supervises.
 func (l *Lab) spawn(h *HostState, d daemon) error {
-	cmd, err := startOne(l.BinDir, hostDir(l.State.Dir, h.Name), h, d, l.State.Env)
+	cmd, err := startOne(l.BinDir, hostDir(l.State.Dir, h.Name), h, d, slices.Concat(l.State.Env, []string{"ETCD_ENDPOINTS=" + l.State.hostEtcd()}))
 	if err != nil {
 		return err
 	}

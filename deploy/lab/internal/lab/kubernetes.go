@@ -94,7 +94,7 @@ func (l *Lab) startNode(ctx context.Context, h *HostState, kubeBin string) error
 	pids, err := kube.StartNode(ctx, l.kube, kube.Node{
 		Name: h.Name, NetNS: h.NetNS, IP: strings.Split(h.Addr, "/")[0], Dir: hostDir(l.State.Dir, h.Name),
 		KubeBin: kubeBin, CNIBin: filepath.Join(l.State.Dir, "cni-bin"), Images: filepath.Join(l.State.Dir, "images.tar"),
-		EtcdEndpoint: "http://127.0.0.1:2379",
+		EtcdEndpoint: l.State.hostEtcd(),
 	})
 	l.mu.Lock() // the daemons' supervisors write PIDs too
 	for k, v := range pids {

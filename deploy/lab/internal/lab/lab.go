@@ -8,6 +8,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -31,6 +32,7 @@ type Lab struct {
 	kube *kube.Control
 
 	etcd     *testutil.Etcd
+	cluster  *testutil.EtcdCluster // up --etcd-members > 1
 	forwards []*forward
 	// procs are the daemons this process supervises (guarded by mu);
 	// closing stops their restarts.
@@ -69,6 +71,11 @@ type Options struct {
 	VXLAN string
 	// Env adds NAME=value variables to every host's daemons.
 	Env []string
+	// EtcdMembers > 1 runs etcd as a cluster of that many members (see
+	// etcdcluster.go); 0 or 1: one embedded member. EtcdCommand runs a
+	// member (etcd's flags appended); calico-lab itself when empty.
+	EtcdMembers int
+	EtcdCommand []string
 }
 
 // DemoPool6 is the lab's default IPv6 pool (Options.IPv6).
@@ -144,15 +151,31 @@ func Up(ctx context.Context, o Options) (*Lab, error) {
 }
 
 func (l *Lab) build(ctx context.Context, o Options) error {
-	srv, err := testutil.StartEtcdServer(filepath.Join(l.State.Dir, "etcd"))
-	if err != nil {
-		return err
-	}
-	l.etcd = srv
-	l.State.EtcdEndpoint = srv.Endpoint
-	u, err := url.Parse(srv.Endpoint)
-	if err != nil {
-		return err
+	// hostEtcd makes etcd reachable inside a host namespace.
+	var hostEtcd func(ns *testutil.NetNS) error
+	if o.EtcdMembers > 1 {
+		if err := l.startEtcdCluster(o); err != nil {
+			return err
+		}
+		hostEtcd = l.clusterInHost
+	} else {
+		srv, err := testutil.StartEtcdServer(filepath.Join(l.State.Dir, "etcd"))
+		if err != nil {
+			return err
+		}
+		l.etcd = srv
+		l.State.EtcdEndpoint = srv.Endpoint
+		u, err := url.Parse(srv.Endpoint)
+		if err != nil {
+			return err
+		}
+		hostEtcd = func(ns *testutil.NetNS) error {
+			fw, err := newForward(ns, "127.0.0.1:2379", u.Host)
+			if err == nil {
+				l.forwards = append(l.forwards, fw)
+			}
+			return err
+		}
 	}
 	if err := l.State.Save(); err != nil {
 		return err
@@ -183,12 +206,11 @@ func (l *Lab) build(ctx context.Context, o Options) error {
 		if err != nil {
 			return err
 		}
-		fw, err := newForward(ns, "127.0.0.1:2379", u.Host)
+		err = hostEtcd(ns)
 		ns.NetNS.Close()
 		if err != nil {
 			return fmt.Errorf("etcd forwarder in %s: %w", h.NetNS, err)
 		}
-		l.forwards = append(l.forwards, fw)
 		hs := &l.State.Hosts[len(l.State.Hosts)-1]
 		if err := l.startDaemons(hs); err != nil {
 			return err
@@ -225,7 +247,7 @@ func addrs(h HostState) string {
 
 // Client returns a datastore client for the lab's etcd.
 func (l *Lab) Client() (*client.Client, error) {
-	be, err := etcd.New(etcd.Config{Endpoints: []string{l.State.EtcdEndpoint}, Timeout: 10 * time.Second})
+	be, err := etcd.New(etcd.Config{Endpoints: strings.Split(l.State.EtcdEndpoint, ","), Timeout: 10 * time.Second})
 	if err != nil {
 		return nil, err
 	}
@@ -295,6 +317,9 @@ func (l *Lab) Shutdown() {
 	}
 	if l.etcd != nil {
 		l.etcd.Stop()
+	}
+	if l.cluster != nil {
+		l.cluster.Close()
 	}
 	deleteNamespaces(l.State.Name + "-")
 	_ = os.RemoveAll(l.State.Dir)

@@ -29,13 +29,13 @@ func conflist(s *State, h *HostState) []byte {
   "name": %q,
   "plugins": [{
     "type": "calico",
-    "etcd_endpoints": "http://127.0.0.1:2379",
+    "etcd_endpoints": %q,
     "nodename": %q,
     "mtu_file": %q,
     "log_level": "info",
     "ipam": {"type": "calico-ipam", "assign_ipv4": "true", "assign_ipv6": %q}
   }]
-}`, NetworkName, h.Name, mtuFile(hostDir(s.Dir, h.Name)), ipv6))
+}`, NetworkName, s.hostEtcd(), h.Name, mtuFile(hostDir(s.Dir, h.Name)), ipv6))
 }
 
 func (l *Lab) cni() *libcni.CNIConfig {

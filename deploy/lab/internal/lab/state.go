@@ -67,6 +67,17 @@ type State struct {
 	// Env is what every host's daemons get besides the lab's own
 	// variables: the default pools' CALICO_IPV4POOL_* and CALICO_IPV6POOL_*.
 	Env []string `json:"env,omitempty"`
+	// HostEtcdEndpoints is etcd as the hosts' daemons and CNI plugin see
+	// it, when not http://127.0.0.1:2379 (up --etcd-members).
+	HostEtcdEndpoints string `json:"hostEtcdEndpoints,omitempty"`
+}
+
+// hostEtcd is ETCD_ENDPOINTS inside a host namespace.
+func (s *State) hostEtcd() string {
+	if s.HostEtcdEndpoints != "" {
+		return s.HostEtcdEndpoints
+	}
+	return "http://127.0.0.1:2379"
 }
 
 func statePath(dir string) string { return filepath.Join(dir, "state.json") }

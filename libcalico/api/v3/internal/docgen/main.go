@@ -24,17 +24,18 @@ import (
 	"path/filepath"
 	"reflect"
 	"slices"
+	"sort"
 	"strconv"
 	"strings"
 
 	v3 "github.com/calico-etcd/calico/libcalico/api/v3"
+	"github.com/calico-etcd/calico/libcalico/felixparams"
 )
 
 // Paths relative to the repository root (the directory holding go.work).
 const (
 	apiDir        = "libcalico/api/v3"
 	felixConfig   = "felix/config/config.go"
-	felixLoader   = "felix/config/loader.go"
 	referencePath = "docs/reference.md"
 )
 
@@ -86,10 +87,6 @@ func Generate(root string) ([]byte, error) {
 		return nil, err
 	}
 	params, err := parseFelixParams(filepath.Join(root, felixConfig))
-	if err != nil {
-		return nil, err
-	}
-	aliases, err := parseStringMap(filepath.Join(root, felixLoader), "jsonAliases")
 	if err != nil {
 		return nil, err
 	}
@@ -155,7 +152,7 @@ func Generate(root string) ([]byte, error) {
 		writeRows(&b, rows, true)
 	}
 
-	writeFelix(&b, params, aliases)
+	writeFelix(&b, params)
 	return b.Bytes(), nil
 }
 
@@ -484,46 +481,6 @@ func exprString(e ast.Expr) string {
 	return fmt.Sprintf("%T", e)
 }
 
-// parseStringMap reads a package-level map[string]string literal.
-func parseStringMap(path, name string) (map[string]string, error) {
-	f, err := parser.ParseFile(token.NewFileSet(), path, nil, 0)
-	if err != nil {
-		return nil, err
-	}
-	out := map[string]string{}
-	found := false
-	ast.Inspect(f, func(n ast.Node) bool {
-		vs, ok := n.(*ast.ValueSpec)
-		if !ok || len(vs.Names) != 1 || vs.Names[0].Name != name || len(vs.Values) != 1 {
-			return true
-		}
-		cl, ok := vs.Values[0].(*ast.CompositeLit)
-		if !ok {
-			return false
-		}
-		found = true
-		for _, el := range cl.Elts {
-			kv, ok := el.(*ast.KeyValueExpr)
-			if !ok {
-				continue
-			}
-			k, kok := kv.Key.(*ast.BasicLit)
-			v, vok := kv.Value.(*ast.BasicLit)
-			if !kok || !vok {
-				continue
-			}
-			ks, _ := strconv.Unquote(k.Value)
-			vs, _ := strconv.Unquote(v.Value)
-			out[strings.ToLower(ks)] = vs
-		}
-		return false
-	})
-	if !found {
-		return nil, fmt.Errorf("%s: no map literal %s", path, name)
-	}
-	return out, nil
-}
-
 // felixType explains a parameter kind ("int(0,255)").
 func felixType(kind string) string {
 	base, args := kind, []string(nil)
@@ -544,6 +501,8 @@ func felixType(kind string) string {
 		return "integer"
 	case "bool":
 		return "boolean"
+	case "*bool":
+		return "boolean, or unset"
 	case "seconds":
 		return "seconds"
 	}
@@ -553,48 +512,67 @@ func felixType(kind string) string {
 	return base
 }
 
-func writeFelix(b *bytes.Buffer, params []felixParam, aliases map[string]string) {
-	// FelixConfiguration JSON names, to say where a parameter is set in etcd.
-	jsonNames := map[string]string{}
-	ft := reflect.TypeFor[v3.FelixConfigurationSpec]()
-	for i := range ft.NumField() {
-		name, _, _ := strings.Cut(ft.Field(i).Tag.Get("json"), ",")
-		if name == "" || name == "-" {
-			continue
-		}
-		param := name
-		if a, ok := aliases[strings.ToLower(name)]; ok {
-			param = a
-		}
-		jsonNames[strings.ToLower(param)] = name
-	}
+func writeFelix(b *bytes.Buffer, params []felixParam) {
 	w := func(format string, args ...any) { fmt.Fprintf(b, format, args...) }
 	w("\n## Felix parameters\n\n")
-	w("These are the parameters `calico-felix` reads; any other name is ignored (logged at debug\n")
-	w("level). Sources, highest precedence first: the environment variable `FELIX_<NAME>`\n")
-	w("(any case), the `[global]` section of `/etc/calico/felix.cfg`, the FelixConfiguration\n")
-	w("`node.<nodename>`, the FelixConfiguration `default`, then the default below. A value that\n")
-	w("does not parse is logged and the next source is used.\n\n")
+	w("These are all of Calico's felix parameters. Sources, highest precedence first: the\n")
+	w("environment variable `FELIX_<NAME>` (any case), the `[global]` section of\n")
+	w("`/etc/calico/felix.cfg`, the FelixConfiguration `node.<nodename>`, the FelixConfiguration\n")
+	w("`default`, then the default below. A value that does not parse is logged and the next\n")
+	w("source is used; `none` sets a parameter that may be empty to its empty value.\n\n")
+	w("*supported* says whether felix acts on the parameter. Setting one it does not act on\n")
+	w("(to anything but empty, Calico's default or a value felix behaves the same with) is not\n")
+	w("silent: felix logs a warning naming it at start and on every FelixConfiguration change and\n")
+	w("counts it in the `felix_config_unsupported` metric, and `calicoctl apply/create/replace`\n")
+	w("warns about it; the value is stored and round-trips. A name that is no Calico parameter\n")
+	w("is ignored with a warning. The list of unsupported parameters is\n")
+	w("`libcalico/felixparams`; the supported ones are the `config` tags of `%s`.\n\n", felixConfig)
 	w("Flags: *local* parameters are read only from the environment and the file (a\n")
-	w("FelixConfiguration value is ignored with a warning); *live* parameters take effect without\n")
-	w("a restart (for the others felix exits when a FelixConfiguration change needs a restart, and\n")
+	w("FelixConfiguration value is refused); *live* parameters take effect without a restart\n")
+	w("(for the others felix exits when a FelixConfiguration change really changes one, and\n")
 	w("systemd starts it again); *non-zero* parameters may not be empty.\n\n")
-	w("| parameter | type | default | FelixConfiguration field | flags | notes |\n|---|---|---|---|---|---|\n")
+	w("| parameter | supported | type | default | FelixConfiguration field | flags | notes |\n|---|---|---|---|---|---|---|\n")
+	type rowT struct{ key, text string }
+	var rows []rowT
+	cell := func(s string) string {
+		if s == "" {
+			return ""
+		}
+		// A | would end the table cell, even inside a code span.
+		return "`" + strings.ReplaceAll(s, "|", `\|`) + "`"
+	}
 	for _, p := range params {
 		field := ""
-		if !slices.Contains(p.flags, "local") {
-			if n, ok := jsonNames[strings.ToLower(p.name)]; ok {
-				field = "`spec." + n + "`"
-			}
+		if f := felixparams.FieldOf(p.name); f != "" && !slices.Contains(p.flags, "local") {
+			field = "`spec." + f + "`"
 		}
-		def := ""
-		if p.def != "" {
-			// A | would end the table cell, even inside a code span.
-			def = "`" + strings.ReplaceAll(p.def, "|", `\|`) + "`"
-		}
-		w("| `%s` | %s | %s | %s | %s | %s |\n", p.name, felixType(p.kind), def, field, strings.Join(p.flags, ", "), p.doc)
+		rows = append(rows, rowT{strings.ToLower(p.name), fmt.Sprintf("| `%s` | yes | %s | %s | %s | %s | %s |\n",
+			p.name, felixType(p.kind), cell(p.def), field, strings.Join(p.flags, ", "), p.doc)})
 	}
-	w("\nThe FelixConfiguration kind accepts %d spec fields (see\n", len(jsonNames))
-	w("[FelixConfiguration](#felixconfiguration)) so that resources written by Calico round-trip;\n")
-	w("felix acts only on the parameters above.\n")
+	for _, u := range felixparams.List() {
+		if u.LocalOnly {
+			continue // a local parameter felix acts on; its field is refused
+		}
+		field := ""
+		if u.Field != "" {
+			field = "`spec." + u.Field + "`"
+		}
+		name, key := "`"+u.Param+"`", strings.ToLower(u.Param)
+		if u.Param == "" {
+			name, key = "(none)", strings.ToLower(u.Field)
+		}
+		rows = append(rows, rowT{key, fmt.Sprintf("| %s | no | | %s | %s | | %s |\n", name, cell(u.Default), field, oneLine(u.Reason))})
+	}
+	sort.Slice(rows, func(i, j int) bool { return rows[i].key < rows[j].key })
+	supported := 0
+	for _, r := range rows {
+		w("%s", r.text)
+		if strings.Contains(r.text, "| yes |") {
+			supported++
+		}
+	}
+	fields := reflect.TypeFor[v3.FelixConfigurationSpec]().NumField()
+	w("\nfelix acts on %d of these %d parameters. The FelixConfiguration kind accepts all %d spec\n", supported, len(rows), fields)
+	w("fields of Calico's (see [FelixConfiguration](#felixconfiguration)), so that resources written\n")
+	w("by Calico apply unchanged and round-trip.\n")
 }

@@ -1,0 +1,168 @@
+package linux
+
+import (
+	"context"
+	"fmt"
+	"runtime"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/calico-etcd/calico/felix/calc"
+	"github.com/calico-etcd/calico/felix/calc/calctest"
+	"github.com/calico-etcd/calico/felix/dataplane/runner"
+	"github.com/calico-etcd/calico/felix/dpapi"
+	"github.com/calico-etcd/calico/libcalico/syncer"
+	"github.com/calico-etcd/calico/libcalico/testutil"
+)
+
+// scaleChanges is how many single changes each kind is timed over.
+const scaleChanges = 100
+
+// BenchmarkFelixScale is issue 22's felix: calctest.Issue22Scale (250
+// local endpoints, 100,000 remote, 5,000 policies of which 1,250 apply
+// locally, large sets of 20,000 addresses) through calc → State → linux
+// Apply on a fresh host namespace, as BenchmarkFelixEndToEnd does at its
+// smaller scale:
+//
+//   - coldstart-ms: a new calc graph fed every update in syncer-sized
+//     batches, InSync, and the first Apply until it returns; ratio over
+//     bare-restore-ms, a bare `ipset restore` plus `iptables-restore
+//     --noflush` of exactly the input Apply wrote, on another fresh
+//     namespace (goal ≤ 1.3); the first round, which also warms the heap.
+//   - policy-p99-ms: one locally applied policy edited scaleChanges
+//     times, each from calc.OnUpdates to Apply returning (goal ≤ 100 ms).
+//   - ipset-p99-ms: one remote endpoint moved between two large sets
+//     scaleChanges times, each from calc.OnUpdates until Apply has the
+//     sets updated in the kernel (goal ≤ 50 ms).
+//   - rss-MB, hwm-MB: the test process after the cold start (the update
+//     list, calc's graph, the dataplane; goal ≤ 400 MB).
+func BenchmarkFelixScale(b *testing.B) {
+	testutil.RequireRoot(b)
+	const hostname = "host-a"
+	sc := calctest.Issue22Scale
+	ups := calctest.ScaleUpdates(hostname, sc)
+	ifaces := func(i int) string { return fmt.Sprintf("caliw%d", i) }
+	var coldTotal, bareTotal time.Duration
+	var policyLat, ipsetLat []time.Duration
+	var rss, hwm float64
+	var shape map[string]float64 // the ruleset's size, from the first round
+	for n := 0; n < b.N; n++ {
+		b.StopTimer()
+		ns := benchHostIfaces(b, sc.Local, ifaces)
+		rec := &runner.Recorder{Next: DefaultRunner(ns.Name)}
+		dp, err := New(dpapi.Config{Hostname: hostname, Log: testLog(b)}, WithNetNS(ns.Name), WithRunner(rec))
+		must(b, err)
+		runtime.GC()
+		b.StartTimer()
+
+		start := time.Now()
+		g := calc.New(hostname, nil)
+		for i := 0; i < len(ups); i += syncer.DefaultMaxBatchSize {
+			g.OnUpdates(ups[i:min(i+syncer.DefaultMaxBatchSize, len(ups))])
+		}
+		g.OnStatusUpdated(syncer.InSync)
+		st := g.State()
+		must(b, dp.Apply(st))
+		coldTotal += time.Since(start)
+
+		b.StopTimer()
+		if len(st.Workloads) != sc.Local {
+			b.Fatalf("calc produced %d local workloads, want %d", len(st.Workloads), sc.Local)
+		}
+		iptIn, ipsetIn, iptCmd := restoreCalls(rec)
+		if n == 0 {
+			rss, hwm = procStatusMB(b, "VmRSS"), procStatusMB(b, "VmHWM")
+			largest := 0
+			for _, s := range st.IPSets {
+				largest = max(largest, len(s.Members))
+			}
+			shape = map[string]float64{
+				"rules": float64(strings.Count(string(iptIn), "\n-A ")), "set-members": float64(strings.Count(string(ipsetIn), "\nadd ")),
+				"ipsets": float64(len(st.IPSets)), "largest-set": float64(largest), "local-policies": float64(len(st.Policies)),
+			}
+		}
+		bare := benchHostIfaces(b, sc.Local, ifaces)
+		br := DefaultRunner(bare.Name)
+		runtime.GC()
+		start = time.Now()
+		if _, err := br.Run(context.Background(), ipsetIn, "ipset", "restore"); err != nil {
+			b.Fatal(err)
+		}
+		if _, err := br.Run(context.Background(), iptIn, iptCmd, "--noflush"); err != nil {
+			b.Fatal(err)
+		}
+		bareTotal += time.Since(start)
+		bare.Delete()
+
+		// One policy edit at a time.
+		for i := range scaleChanges {
+			up := calctest.Put(calctest.ScalePolicy(sc, 7, i+1))
+			rec.Reset()
+			b.StartTimer()
+			t0 := time.Now()
+			g.OnUpdates([]syncer.Update{up})
+			must(b, dp.Apply(g.State()))
+			policyLat = append(policyLat, time.Since(t0))
+			b.StopTimer()
+			if in, _, _ := restoreCalls(rec); len(in) == 0 {
+				b.Fatalf("policy change %d wrote no iptables-restore input", i)
+			}
+		}
+		// One remote endpoint moved between large sets at a time.
+		for i := range scaleChanges {
+			up := calctest.Put(calctest.ScaleWEP(hostname, sc, sc.Local+123, i+1))
+			up.Type = syncer.UpdateUpdated
+			rec.Reset()
+			b.StartTimer()
+			t0 := time.Now()
+			g.OnUpdates([]syncer.Update{up})
+			must(b, dp.Apply(g.State()))
+			ipsetLat = append(ipsetLat, time.Since(t0))
+			b.StopTimer()
+			if _, in, _ := restoreCalls(rec); len(in) == 0 {
+				b.Fatalf("endpoint change %d wrote no ipset restore input", i)
+			}
+		}
+		_ = dp.Close()
+		ns.Delete()
+		b.StartTimer()
+	}
+	b.StopTimer()
+	coldMS := float64(coldTotal.Microseconds()) / 1000 / float64(b.N)
+	bareMS := float64(bareTotal.Microseconds()) / 1000 / float64(b.N)
+	slices.Sort(policyLat)
+	slices.Sort(ipsetLat)
+	ms := func(lat []time.Duration, p float64) float64 {
+		return float64(lat[int(p*float64(len(lat)-1))].Microseconds()) / 1000
+	}
+	// One row per goal (make bench's table shows one ratio a row).
+	b.Run("coldstart", func(b *testing.B) {
+		for unit, v := range shape {
+			b.ReportMetric(v, unit)
+		}
+		b.ReportMetric(coldMS, "coldstart-ms")
+		b.ReportMetric(bareMS, "bare-restore-ms")
+		b.ReportMetric(coldMS/bareMS, "ratio(goal<=1.3)")
+		b.ReportMetric(0, "ns/op")
+	})
+	b.Run("policy-change", func(b *testing.B) {
+		b.ReportMetric(ms(policyLat, 0.50), "p50-ms")
+		b.ReportMetric(ms(policyLat, 0.99), "p99-ms")
+		b.ReportMetric(ms(policyLat, 0.99)/100, "p99-over-100ms-ratio(goal<=1)")
+		b.ReportMetric(0, "ns/op")
+	})
+	b.Run("remote-endpoint-ipset", func(b *testing.B) {
+		b.ReportMetric(ms(ipsetLat, 0.50), "p50-ms")
+		b.ReportMetric(ms(ipsetLat, 0.99), "p99-ms")
+		b.ReportMetric(ms(ipsetLat, 0.99)/50, "p99-over-50ms-ratio(goal<=1)")
+		b.ReportMetric(0, "ns/op")
+	})
+	b.Run("memory", func(b *testing.B) {
+		b.ReportMetric(rss, "rss-MB")
+		b.ReportMetric(hwm, "hwm-MB")
+		b.ReportMetric(rss/400, "rss-over-400MB-ratio(goal<=1)")
+		b.ReportMetric(0, "ns/op")
+	})
+}

@@ -1,0 +1,255 @@
+package etcd_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/calico-etcd/calico/libcalico/backend"
+	"github.com/calico-etcd/calico/libcalico/backend/etcd"
+	"github.com/calico-etcd/calico/libcalico/cerrors"
+	"github.com/calico-etcd/calico/libcalico/model"
+	"github.com/calico-etcd/calico/libcalico/testutil"
+)
+
+// lossyDialer's connections lose the answer to the first request that
+// carries marker: the request reaches etcd, and the connection breaks
+// before the answer is read, as when a member dies right after committing.
+type lossyDialer struct {
+	marker []byte
+	mu     sync.Mutex
+	fired  bool
+}
+
+func (d *lossyDialer) dial(ctx context.Context, network, addr string) (net.Conn, error) {
+	c, err := (&net.Dialer{}).DialContext(ctx, network, addr)
+	if err != nil {
+		return nil, err
+	}
+	return &lossyConn{Conn: c, d: d}, nil
+}
+
+func (d *lossyDialer) arm(marker string) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.marker, d.fired = []byte(marker), false
+}
+
+type lossyConn struct {
+	net.Conn
+	d *lossyDialer
+}
+
+func (c *lossyConn) Write(b []byte) (int, error) {
+	n, err := c.Conn.Write(b)
+	c.d.mu.Lock()
+	hit := !c.d.fired && c.d.marker != nil && bytes.Contains(b, c.d.marker)
+	if hit {
+		c.d.fired = true
+	}
+	c.d.mu.Unlock()
+	if hit {
+		// Give etcd time to commit, then break the connection without
+		// reading the answer.
+		go func() {
+			time.Sleep(300 * time.Millisecond)
+			c.Conn.Close()
+		}()
+	}
+	return n, err
+}
+
+// TestLostAnswerIsNotAFailure: a write committed whose answer is lost is
+// sent again, and the second attempt reports the first one's success
+// rather than a conflict (Create, Update, Delete, Txn).
+func TestLostAnswerIsNotAFailure(t *testing.T) {
+	srv := testutil.StartEtcd(t)
+	d := &lossyDialer{}
+	c, err := etcd.New(etcd.Config{Endpoints: []string{srv.Endpoint}, Dialer: d.dial})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	ctx := context.Background()
+	key := func(n string) model.Key { return model.ResourceKey{Kind: "IPPool", Name: n} }
+
+	d.arm("lost-create")
+	created, err := c.Create(ctx, &backend.KVPair{Key: key("a"), Value: []byte(`{"v":"lost-create"}`)})
+	if err != nil {
+		t.Fatalf("create whose answer was lost: %v", err)
+	}
+	got, err := c.Get(ctx, key("a"))
+	if err != nil || got.Revision != created.Revision {
+		t.Fatalf("get after create = %v, %v; want revision %d", got, err, created.Revision)
+	}
+	if !d.fired {
+		t.Fatal("the answer was not lost: the test proves nothing")
+	}
+
+	d.arm("lost-update")
+	updated, err := c.Update(ctx, &backend.KVPair{Key: key("a"), Value: []byte(`{"v":"lost-update"}`), Revision: created.Revision})
+	if err != nil {
+		t.Fatalf("update whose answer was lost: %v", err)
+	}
+	if got, err := c.Get(ctx, key("a")); err != nil || got.Revision != updated.Revision || string(got.Value) != `{"v":"lost-update"}` {
+		t.Fatalf("get after update = %v, %v; want revision %d", got, err, updated.Revision)
+	}
+
+	// Someone else's write is still a conflict.
+	if _, err := c.Update(ctx, &backend.KVPair{Key: key("a"), Value: []byte(`{"v":"stale"}`), Revision: created.Revision}); !errors.Is(err, cerrors.ErrConflict) {
+		t.Fatalf("stale update: %v, want a conflict", err)
+	}
+
+	d.arm(`"lost-txn"`)
+	res, err := c.Txn(ctx, []backend.TxnOp{
+		{Action: backend.TxnPut, Key: key("a"), Revision: updated.Revision, Value: []byte(`{"v":"lost-txn"}`)},
+		{Action: backend.TxnPut, Key: key("b"), Value: []byte(`{"v":"lost-txn"}`)},
+	})
+	if err != nil {
+		t.Fatalf("txn whose answer was lost: %v", err)
+	}
+	got, err = c.Get(ctx, key("b"))
+	if err != nil || got.Revision != res.Revision {
+		t.Fatalf("get after txn = %v, %v; want revision %d", got, err, res.Revision)
+	}
+
+	d.arm("calico/resources/v3/projectcalico.org/ippools/b")
+	prev, err := c.Delete(ctx, key("b"), res.Revision)
+	if err != nil {
+		t.Fatalf("delete whose answer was lost: %v", err)
+	}
+	if string(prev.Value) != `{"v":"lost-txn"}` || prev.Revision != res.Revision {
+		t.Fatalf("delete returned %+v", prev)
+	}
+	if _, err := c.Get(ctx, key("b")); !errors.Is(err, cerrors.ErrNotFound) {
+		t.Fatalf("get after delete: %v", err)
+	}
+}
+
+// TestClusterFaults runs the backend through a 3-member cluster's faults:
+// every operation succeeds while a quorum stands (the second attempt of a
+// write sent to a member that died or was cut off included), fails with
+// cerrors.ErrUnavailable naming the endpoints when it does not, and
+// nothing acknowledged is lost.
+func TestClusterFaults(t *testing.T) {
+	cl := testutil.StartEtcdCluster(t, 3)
+	c, err := etcd.New(etcd.Config{Endpoints: cl.ClientURLs(), Dialer: cl.DialContext, Timeout: 10 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	// Without a quorum every call takes its whole timeout: a short one.
+	short, err := etcd.New(etcd.Config{Endpoints: cl.ClientURLs(), Dialer: cl.DialContext, Timeout: 3 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer short.Close()
+	key := func(n string) model.Key { return model.ResourceKey{Kind: "IPPool", Name: n} }
+	acked := map[string]int64{}
+	n := 0
+	cl.RunFaults(t, func(t *testing.T, f testutil.ClusterFault) {
+		ctx := context.Background()
+		n++
+		name := fmt.Sprintf("p%d", n)
+		start := time.Now()
+		if !f.Quorum {
+			_, err := short.Create(ctx, &backend.KVPair{Key: key(name), Value: []byte(`{"n":1}`)})
+			if err == nil {
+				t.Fatal("create succeeded without a quorum")
+			}
+			t.Logf("create without a quorum failed after %v: %v", time.Since(start).Round(time.Millisecond), err)
+			if !errors.Is(err, cerrors.ErrUnavailable) || !strings.Contains(err.Error(), cl.Members[0].ClientURL) {
+				t.Errorf("error %q: want datastore unavailable naming the endpoints", err)
+			}
+			return
+		}
+		kv, err := c.Create(ctx, &backend.KVPair{Key: key(name), Value: []byte(`{"n":1}`)})
+		if err != nil {
+			t.Fatalf("create with a quorum standing: %v", err)
+		}
+		if kv, err = c.Update(ctx, &backend.KVPair{Key: key(name), Value: []byte(`{"n":2}`), Revision: kv.Revision}); err != nil {
+			t.Fatalf("update with a quorum standing: %v", err)
+		}
+		if _, err := c.Get(ctx, key(name)); err != nil {
+			t.Fatalf("get with a quorum standing: %v", err)
+		}
+		res, err := c.Txn(ctx, []backend.TxnOp{{Action: backend.TxnPut, Key: key(name + "-tx"), Value: []byte(`{}`)}})
+		if err != nil {
+			t.Fatalf("txn with a quorum standing: %v", err)
+		}
+		if _, err := c.Delete(ctx, key(name+"-tx"), res.Revision); err != nil {
+			t.Fatalf("delete with a quorum standing: %v", err)
+		}
+		acked[name] = kv.Revision
+		t.Logf("create, update, get, txn and delete took %v", time.Since(start).Round(time.Millisecond))
+	}, func(t *testing.T, f testutil.ClusterFault) {
+		list, err := c.List(context.Background(), model.ResourceListOptions{Kind: "IPPool"})
+		if err != nil {
+			t.Fatalf("list after healing: %v", err)
+		}
+		have := map[string]int64{}
+		for _, kv := range list.KVPairs {
+			have[kv.Key.(model.ResourceKey).Name] = kv.Revision
+		}
+		for name, rev := range acked {
+			if have[name] != rev {
+				t.Errorf("%s acknowledged at revision %d, now at %d", name, rev, have[name])
+			}
+		}
+	})
+}
+
+// TestListChanged: values only for the keys the caller does not hold at
+// their revision, all read at one revision.
+func TestListChanged(t *testing.T) {
+	srv := testutil.StartEtcd(t)
+	c, err := etcd.New(etcd.Config{Endpoints: []string{srv.Endpoint}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	ctx := context.Background()
+	key := func(n string) model.Key { return model.ResourceKey{Kind: "IPPool", Name: n} }
+	revs := map[string]int64{}
+	for _, n := range []string{"a", "b", "c"} {
+		kv, err := c.Apply(ctx, &backend.KVPair{Key: key(n), Value: []byte(`{"n":"` + n + `"}`)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		p, _ := key(n).Path()
+		revs[p] = kv.Revision
+	}
+	pa, _ := key("a").Path()
+	held := map[string]int64{pa: revs[pa]} // the caller holds a only
+	asked := 0
+	l, err := c.ListChanged(ctx, model.ResourceListOptions{Kind: "IPPool"}, func(p string, rev int64) bool {
+		asked++
+		return held[p] == rev
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if asked != 3 || len(l.KVPairs) != 3 {
+		t.Fatalf("asked %d times, listed %d", asked, len(l.KVPairs))
+	}
+	for _, kv := range l.KVPairs {
+		p, _ := kv.Key.Path()
+		switch {
+		case kv.Revision != revs[p]:
+			t.Errorf("%s at revision %d, want %d", p, kv.Revision, revs[p])
+		case p == pa && kv.Value != nil:
+			t.Errorf("%s held, yet its value was sent", p)
+		case p != pa && !strings.Contains(string(kv.Value), `"n"`):
+			t.Errorf("%s changed, yet its value is %q", p, kv.Value)
+		}
+	}
+	if l.Revision < revs[pa] {
+		t.Errorf("list revision %d", l.Revision)
+	}
+}

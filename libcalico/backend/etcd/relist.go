@@ -1,0 +1,75 @@
+package etcd
+
+import (
+	"context"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+
+	"github.com/calico-etcd/calico/libcalico/backend"
+	"github.com/calico-etcd/calico/libcalico/model"
+)
+
+var _ backend.ChangeLister = (*Client)(nil)
+
+// ListChanged implements backend.ChangeLister: the prefix's keys and
+// revisions only, then, at that same revision, the values of the keys
+// that changed, MaxTxnOps to a transaction. A relist that finds little
+// changed costs etcd about a tenth of a full one (keys and revisions are
+// a small part of Calico's values).
+func (c *Client) ListChanged(ctx context.Context, opts model.ListOptions, unchanged func(path string, revision int64) bool) (*backend.KVList, error) {
+	prefix, err := opts.Prefix()
+	if err != nil {
+		return nil, err
+	}
+	cctx, cancel := c.call(leaderCtx(ctx))
+	defer cancel()
+	var resp *clientv3.GetResponse
+	err = attempts(cctx, func(actx context.Context, _ bool) (err error) {
+		st := c.ident.start()
+		if resp, err = c.cli.Get(actx, prefix, clientv3.WithPrefix(), clientv3.WithKeysOnly()); err == nil {
+			c.ident.observe(resp.Header, st, true)
+		}
+		return err
+	})
+	if err != nil {
+		return nil, c.wrap(ctx, "list "+prefix, err)
+	}
+	rev := resp.Header.Revision
+	out := &backend.KVList{Revision: rev, KVPairs: make([]*backend.KVPair, 0, len(resp.Kvs))}
+	var fetch []int // indexes into out.KVPairs
+	for _, kv := range resp.Kvs {
+		k := model.ParseKey(string(kv.Key))
+		if k == nil || !opts.Matches(k) {
+			continue
+		}
+		if !unchanged(string(kv.Key), kv.ModRevision) {
+			fetch = append(fetch, len(out.KVPairs))
+		}
+		out.KVPairs = append(out.KVPairs, &backend.KVPair{Key: k, Revision: kv.ModRevision})
+	}
+	for len(fetch) > 0 {
+		n := min(len(fetch), backend.MaxTxnOps)
+		gets := make([]clientv3.Op, n)
+		for i, j := range fetch[:n] {
+			p, _ := out.KVPairs[j].Key.Path() // parsed from a path
+			gets[i] = clientv3.OpGet(p, clientv3.WithRev(rev))
+		}
+		var tr *clientv3.TxnResponse
+		err := attempts(cctx, func(actx context.Context, _ bool) (err error) {
+			tr, err = c.cli.Txn(actx).Then(gets...).Commit()
+			return err
+		})
+		if err != nil {
+			return nil, c.wrap(ctx, "list "+prefix, err)
+		}
+		for i, j := range fetch[:n] {
+			// Present at rev by the keys-only read; compacted away since
+			// only if rev was, which fails the whole read instead.
+			if kvs := tr.Responses[i].GetResponseRange().GetKvs(); len(kvs) == 1 {
+				out.KVPairs[j].Value = kvs[0].Value
+			}
+		}
+		fetch = fetch[n:]
+	}
+	return out, nil
+}
