@@ -11,15 +11,17 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"net/netip"
 	"slices"
 	"strings"
 	"time"
 
+	"github.com/containernetworking/plugins/pkg/netlinksafe"
 	"github.com/sirupsen/logrus"
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
+
+	"github.com/calico-etcd/calico/libcalico/netaddr"
 )
 
 // Event is a change of one workload route.
@@ -46,6 +48,10 @@ type Watcher struct {
 	opts   Options
 	routes map[netip.Prefix]tracked
 	links  map[int]string
+	// nl lists in the calling thread's namespace, retrying interrupted
+	// dumps. A route dump still interrupted is an error, not a short
+	// list (netlinksafe's package function would return nothing).
+	nl netlinksafe.Handle
 }
 
 type tracked struct {
@@ -58,7 +64,8 @@ func New(opts Options) *Watcher {
 	if opts.ResyncInterval <= 0 {
 		opts.ResyncInterval = 90 * time.Second
 	}
-	return &Watcher{opts: opts, routes: map[netip.Prefix]tracked{}, links: map[int]string{}}
+	return &Watcher{opts: opts, routes: map[netip.Prefix]tracked{}, links: map[int]string{},
+		nl: netlinksafe.Handle{Handle: &netlink.Handle{}}}
 }
 
 // Run sends batches of events to out until ctx ends. The first batch
@@ -159,18 +166,6 @@ func send(ctx context.Context, out chan<- []Event, batch []Event) bool {
 	}
 }
 
-func prefixOf(n *net.IPNet) (netip.Prefix, bool) {
-	if n == nil {
-		return netip.Prefix{}, false
-	}
-	a, ok := netip.AddrFromSlice(n.IP)
-	if !ok {
-		return netip.Prefix{}, false
-	}
-	ones, _ := n.Mask.Size()
-	return netip.PrefixFrom(a.Unmap(), ones).Masked(), true
-}
-
 // candidate returns the route's destination and interface if it is a
 // workload route.
 func (w *Watcher) candidate(r *netlink.Route) (netip.Prefix, tracked, bool) {
@@ -183,7 +178,7 @@ func (w *Watcher) candidate(r *netlink.Route) (netip.Prefix, tracked, bool) {
 	if r.Protocol == unix.RTPROT_KERNEL {
 		return netip.Prefix{}, tracked{}, false
 	}
-	dst, ok := prefixOf(r.Dst)
+	dst, ok := netaddr.Prefix(r.Dst)
 	if !ok || dst.Addr().IsLinkLocalUnicast() {
 		return netip.Prefix{}, tracked{}, false
 	}
@@ -198,7 +193,7 @@ func (w *Watcher) linkName(idx int) string {
 	if n, ok := w.links[idx]; ok {
 		return n
 	}
-	l, err := netlink.LinkByIndex(idx)
+	l, err := w.nl.LinkByIndex(idx)
 	if err != nil {
 		return ""
 	}
@@ -208,7 +203,7 @@ func (w *Watcher) linkName(idx int) string {
 
 func (w *Watcher) onRoute(u netlink.RouteUpdate) []Event {
 	if u.Type == unix.RTM_DELROUTE {
-		dst, ok := prefixOf(u.Route.Dst)
+		dst, ok := netaddr.Prefix(u.Route.Dst)
 		if !ok || (u.Route.Table != 0 && u.Route.Table != unix.RT_TABLE_MAIN) {
 			return nil
 		}
@@ -222,7 +217,7 @@ func (w *Watcher) onRoute(u netlink.RouteUpdate) []Event {
 	dst, t, ok := w.candidate(&u.Route)
 	if !ok {
 		// A route replaced by a non-workload route stops being one.
-		if d, okd := prefixOf(u.Route.Dst); okd && (u.Route.Table == 0 || u.Route.Table == unix.RT_TABLE_MAIN) {
+		if d, okd := netaddr.Prefix(u.Route.Dst); okd && (u.Route.Table == 0 || u.Route.Table == unix.RT_TABLE_MAIN) {
 			if old, had := w.routes[d]; had && int(u.Route.Protocol) != w.opts.IgnoreProtocol {
 				delete(w.routes, d)
 				return []Event{{Dst: d, Iface: old.iface, Deleted: true}}
@@ -259,7 +254,7 @@ func (w *Watcher) onLink(u netlink.LinkUpdate) []Event {
 // resync lists links and routes and reports the differences from what was
 // reported before (always at least one, possibly empty, batch).
 func (w *Watcher) resync(ctx context.Context, out chan<- []Event) error {
-	links, err := netlink.LinkList()
+	links, err := w.nl.LinkList()
 	if err != nil {
 		return fmt.Errorf("listing links: %w", err)
 	}
@@ -267,7 +262,7 @@ func (w *Watcher) resync(ctx context.Context, out chan<- []Event) error {
 	for _, l := range links {
 		w.links[l.Attrs().Index] = l.Attrs().Name
 	}
-	rs, err := netlink.RouteListFiltered(netlink.FAMILY_ALL, &netlink.Route{Table: unix.RT_TABLE_MAIN}, netlink.RT_FILTER_TABLE)
+	rs, err := w.nl.RouteListFiltered(netlink.FAMILY_ALL, &netlink.Route{Table: unix.RT_TABLE_MAIN}, netlink.RT_FILTER_TABLE)
 	if err != nil {
 		return fmt.Errorf("listing routes: %w", err)
 	}

@@ -3,18 +3,21 @@ package routetable
 import (
 	"errors"
 	"fmt"
-	"net"
 	"net/netip"
 	"sync"
 	"syscall"
 
+	"github.com/containernetworking/plugins/pkg/netlinksafe"
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
+
+	"github.com/calico-etcd/calico/libcalico/netaddr"
 )
 
 // Kernel is the real Netlink: the calling process's network namespace.
+// Its route dump is retried when interrupted (netlinksafe).
 type Kernel struct {
-	h *netlink.Handle
+	h netlinksafe.Handle
 
 	mu    sync.Mutex
 	index map[string]int // device name -> ifindex
@@ -24,7 +27,7 @@ var _ Netlink = (*Kernel)(nil)
 
 // NewKernel opens a netlink handle in the current namespace.
 func NewKernel() (*Kernel, error) {
-	h, err := netlink.NewHandle(unix.NETLINK_ROUTE)
+	h, err := netlinksafe.NewHandle(unix.NETLINK_ROUTE)
 	if err != nil {
 		return nil, fmt.Errorf("opening netlink: %w", err)
 	}
@@ -33,22 +36,6 @@ func NewKernel() (*Kernel, error) {
 
 // Close releases the handle.
 func (k *Kernel) Close() { k.h.Close() }
-
-func prefixOf(n *net.IPNet) (netip.Prefix, bool) {
-	if n == nil {
-		return netip.Prefix{}, false
-	}
-	a, ok := netip.AddrFromSlice(n.IP)
-	if !ok {
-		return netip.Prefix{}, false
-	}
-	ones, _ := n.Mask.Size()
-	return netip.PrefixFrom(a.Unmap(), ones), true
-}
-
-func ipNet(p netip.Prefix) *net.IPNet {
-	return &net.IPNet{IP: p.Addr().AsSlice(), Mask: net.CIDRMask(p.Bits(), p.Addr().BitLen())}
-}
 
 // List implements Netlink.
 func (k *Kernel) List(proto int) ([]Route, error) {
@@ -60,14 +47,12 @@ func (k *Kernel) List(proto int) ([]Route, error) {
 	names := map[int]string{}
 	out := make([]Route, 0, len(rs))
 	for _, r := range rs {
-		dst, ok := prefixOf(r.Dst)
+		dst, ok := netaddr.Prefix(r.Dst)
 		if !ok {
 			continue
 		}
 		rt := Route{Dst: dst, Blackhole: r.Type == unix.RTN_BLACKHOLE, OnLink: r.Flags&int(netlink.FLAG_ONLINK) != 0, Metric: r.Priority}
-		if gw, ok := netip.AddrFromSlice(r.Gw); ok {
-			rt.Gw = gw.Unmap()
-		}
+		rt.Gw, _ = netaddr.Addr(r.Gw)
 		if r.LinkIndex > 0 && !rt.Blackhole {
 			name, ok := names[r.LinkIndex]
 			if !ok {
@@ -103,7 +88,7 @@ func (k *Kernel) ifindex(dev string) (int, error) {
 
 // Replace implements Netlink.
 func (k *Kernel) Replace(r Route, proto int) error {
-	nr := &netlink.Route{Dst: ipNet(r.Dst), Table: unix.RT_TABLE_MAIN, Protocol: netlink.RouteProtocol(proto), Priority: r.Metric}
+	nr := &netlink.Route{Dst: netaddr.IPNet(r.Dst), Table: unix.RT_TABLE_MAIN, Protocol: netlink.RouteProtocol(proto), Priority: r.Metric}
 	if r.Blackhole {
 		nr.Type = unix.RTN_BLACKHOLE
 	} else {
@@ -133,7 +118,7 @@ func (k *Kernel) Replace(r Route, proto int) error {
 
 // Delete implements Netlink.
 func (k *Kernel) Delete(dst netip.Prefix, proto int) error {
-	err := k.h.RouteDel(&netlink.Route{Dst: ipNet(dst), Table: unix.RT_TABLE_MAIN, Protocol: netlink.RouteProtocol(proto)})
+	err := k.h.RouteDel(&netlink.Route{Dst: netaddr.IPNet(dst), Table: unix.RT_TABLE_MAIN, Protocol: netlink.RouteProtocol(proto)})
 	if err != nil && (errors.Is(err, syscall.ESRCH) || errors.Is(err, syscall.ENOENT)) {
 		return nil
 	}
@@ -150,10 +135,7 @@ func (k *Kernel) Lookup(addr netip.Addr) (netip.Addr, string, error) {
 		return netip.Addr{}, "", fmt.Errorf("no route to %s", addr)
 	}
 	r := rs[0]
-	var gw netip.Addr
-	if g, ok := netip.AddrFromSlice(r.Gw); ok {
-		gw = g.Unmap()
-	}
+	gw, _ := netaddr.Addr(r.Gw)
 	dev := ""
 	if r.LinkIndex > 0 {
 		l, err := k.h.LinkByIndex(r.LinkIndex)

@@ -3,7 +3,6 @@ package speaker
 import (
 	"context"
 	"fmt"
-	"net"
 	"net/netip"
 	"time"
 
@@ -12,6 +11,7 @@ import (
 	"github.com/osrg/gobgp/v3/pkg/packet/bgp"
 
 	"github.com/calico-etcd/calico/libcalico/bgpconfig"
+	"github.com/calico-etcd/calico/libcalico/netaddr"
 )
 
 // Advertise originates prefix with next hop nh and the given communities
@@ -190,18 +190,10 @@ func toPath(p *api.Path) (Path, bool) {
 	for _, a := range attrs {
 		switch a := a.(type) {
 		case *bgp.PathAttributeNextHop:
-			out.NextHop = addrOf(a.Value)
+			out.NextHop, _ = netaddr.Addr(a.Value)
 		case *bgp.PathAttributeMpReachNLRI:
-			out.NextHop = addrOf(a.Nexthop)
+			out.NextHop, _ = netaddr.Addr(a.Nexthop)
 		}
 	}
 	return out, true
-}
-
-func addrOf(ip net.IP) netip.Addr {
-	a, ok := netip.AddrFromSlice(ip)
-	if !ok {
-		return netip.Addr{}
-	}
-	return a.Unmap()
 }

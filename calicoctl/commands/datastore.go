@@ -233,7 +233,7 @@ func (env *Env) runImport(ctx context.Context, file string) error {
 	if err := migrate.CheckEmpty(ctx, c.Backend()); err != nil {
 		return failf(err, "datastore already has Calico resources: %v. Import needs an empty datastore: remove everything under /calico/ first", err)
 	}
-	if err := prevalidate(ctx, c, applyVerb.verb, rs, false, env.skipCorrupt); err != nil {
+	if err := env.prevalidate(ctx, c, applyVerb.verb, rs, false); err != nil {
 		err = env.reportWrite(applyVerb, rs, nil, err)
 		return failf(err, "failed to import v3 resources: %v", err)
 	}

@@ -218,15 +218,15 @@ func readOnlyError(verb string, r v3.Resource) error {
 }
 
 // prevalidate checks every resource before anything is written, so a file
-// with one bad resource writes none: read-only kinds, defaults and field
-// validation, pool overlaps (with the datastore and within the file),
-// policy tiers, and, for create and replace, existence and
-// resourceVersion. Stored values that do not decode are left out of the
-// checks (see corrupt.go); warn is told about them.
-func prevalidate(ctx context.Context, c *client.Client, verb string, rs []v3.Resource, skipExists bool, warn func(error) error) error {
-	var pools []*v3.IPPool
-	priorPools := map[string]*v3.IPPool{}
-	tiers := map[string]bool{client.DefaultTier: true}
+// with one bad resource writes none: read-only kinds, then libcalico's
+// checks (client.Validate, and a client.Checker for pool overlaps and
+// policy tiers, which sees the file's earlier resources as written) and,
+// for create and replace, existence and resourceVersion. Stored values
+// that do not decode are left out of the checks, with a warning (see
+// corrupt.go).
+func (env *Env) prevalidate(ctx context.Context, c *client.Client, verb string, rs []v3.Resource, skipExists bool) error {
+	chk := c.NewChecker(rs)
+	chk.Skipped = env.warnCorrupt
 	existing := map[string]v3.Resource{}
 	listed := map[string]bool{}
 	for i, r := range rs {
@@ -235,19 +235,13 @@ func prevalidate(ctx context.Context, c *client.Client, verb string, rs []v3.Res
 		if info, _ := kinds.ByKind(kind); info.ReadOnly {
 			return fail(readOnlyError(verb, r))
 		}
-		if kind == v3.KindProfile && r.GetObjectMeta().Name == client.DefaultAllowProfile {
-			return fail(builtIn(r))
-		}
-		// Defaulting in place is harmless: the client defaults again.
-		d := r
-		d.Default()
-		if err := d.Validate(); err != nil {
+		if err := client.Validate(r); err != nil {
 			return fail(err)
 		}
 		if verb == "create" || verb == "replace" {
 			if !listed[kind] {
 				items, _, err := c.List(ctx, kind, client.ListOptions{})
-				if err = warn(err); err != nil {
+				if err = env.skipCorrupt(err); err != nil {
 					return fail(err)
 				}
 				for _, it := range items {
@@ -267,77 +261,9 @@ func prevalidate(ctx context.Context, c *client.Client, verb string, rs []v3.Res
 					ident(r), r.GetObjectMeta().ResourceVersion, cur.GetObjectMeta().ResourceVersion))
 			}
 		}
-		switch d := d.(type) {
-		case *v3.IPPool:
-			if err := checkPools(ctx, c, d, &pools, &priorPools, rs, warn); err != nil {
-				return fail(err)
-			}
-		case *v3.Tier:
-			tiers[d.Name] = true
-		case *v3.NetworkPolicy:
-			if err := checkTier(ctx, c, d.Spec.Tier, tiers); err != nil {
-				return fail(err)
-			}
-		case *v3.GlobalNetworkPolicy:
-			if err := checkTier(ctx, c, d.Spec.Tier, tiers); err != nil {
-				return fail(err)
-			}
+		if err := chk.Check(ctx, r); err != nil {
+			return fail(err)
 		}
 	}
 	return nil
-}
-
-func builtIn(r v3.Resource) error {
-	return &cerrors.Validation{Fields: []cerrors.FieldError{{Field: "Metadata.Name", Value: r.GetObjectMeta().Name,
-		Reason: fmt.Sprintf("%s %s is built in and cannot be changed or deleted", r.GetTypeMeta().Kind, r.GetObjectMeta().Name)}}}
-}
-
-// checkPools checks p against the stored pools (fetched once into *seen)
-// other than those the file rewrites, and against the file's earlier
-// pools; a pool the file rewrites must keep its CIDR and block size.
-func checkPools(ctx context.Context, c *client.Client, p *v3.IPPool, seen *[]*v3.IPPool, prior *map[string]*v3.IPPool, rs []v3.Resource, warn func(error) error) error {
-	if *seen == nil {
-		inFile := map[string]bool{}
-		for _, r := range rs {
-			if r.GetTypeMeta().Kind == v3.KindIPPool {
-				inFile[r.GetObjectMeta().Name] = true
-			}
-		}
-		stored, _, err := c.List(ctx, v3.KindIPPool, client.ListOptions{})
-		if err = warn(err); err != nil {
-			return err
-		}
-		*seen = []*v3.IPPool{}
-		for _, s := range stored {
-			if !inFile[s.GetObjectMeta().Name] {
-				*seen = append(*seen, s.(*v3.IPPool))
-			} else {
-				(*prior)[s.GetObjectMeta().Name] = s.(*v3.IPPool)
-			}
-		}
-	}
-	if old, ok := (*prior)[p.Name]; ok {
-		if err := v3.ValidateIPPoolUpdate(old, p); err != nil {
-			return err
-		}
-	}
-	if err := v3.CheckPoolOverlap(p, *seen); err != nil {
-		return err
-	}
-	*seen = append(*seen, p)
-	return nil
-}
-
-func checkTier(ctx context.Context, c *client.Client, tier string, known map[string]bool) error {
-	if tier == "" || known[tier] {
-		return nil
-	}
-	_, err := c.Get(ctx, v3.KindTier, "", tier)
-	if errors.Is(err, cerrors.ErrNotFound) {
-		return &cerrors.Validation{Fields: []cerrors.FieldError{{Field: "Spec.Tier", Value: tier, Reason: "tier does not exist"}}}
-	}
-	if err == nil {
-		known[tier] = true
-	}
-	return err
 }

@@ -7,7 +7,6 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/calico-etcd/calico/calicoctl/internal/kinds"
-	v3 "github.com/calico-etcd/calico/libcalico/api/v3"
 	"github.com/calico-etcd/calico/libcalico/client"
 )
 
@@ -52,13 +51,8 @@ func (env *Env) runValidate(ff *fileFlags) error {
 	var errs []error
 	for i, r := range rs {
 		err := setNamespace(r, ff.namespace, false)
-		if err == nil && r.GetTypeMeta().Kind == v3.KindProfile && r.GetObjectMeta().Name == client.DefaultAllowProfile {
-			err = builtIn(r)
-		}
 		if err == nil {
-			d := v3.Clone(r)
-			d.Default()
-			err = d.Validate()
+			err = client.Validate(r)
 		}
 		if err != nil {
 			errs = append(errs, &resourceError{index: i, r: r, err: err})

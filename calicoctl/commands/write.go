@@ -5,10 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"strings"
-	"sync"
 	"sync/atomic"
 
 	"github.com/spf13/cobra"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/calico-etcd/calico/calicoctl/internal/kinds"
 	v3 "github.com/calico-etcd/calico/libcalico/api/v3"
@@ -25,36 +25,14 @@ type writeVerb struct {
 	// brackets says whether errors print as Calico's [err] lists.
 	brackets bool
 	do       func(ctx context.Context, c *client.Client, r v3.Resource) (v3.Resource, error)
-	// prepare and commit split do in two, when r allows (else prepare
-	// returns nil): writing one at a time, the next resource is prepared
-	// while a write is in flight.
-	prepare func(ctx context.Context, c *client.Client, r v3.Resource) (*client.Prepared, error)
-	commit  func(ctx context.Context, c *client.Client, p *client.Prepared) (v3.Resource, error)
 }
 
 var (
 	createVerb = writeVerb{verb: "create", past: "created", hitError: "Hit error", brackets: true,
 		do: func(ctx context.Context, c *client.Client, r v3.Resource) (v3.Resource, error) {
 			return c.Create(ctx, r)
-		},
-		prepare: func(ctx context.Context, c *client.Client, r v3.Resource) (*client.Prepared, error) {
-			return c.PrepareCreate(ctx, r)
-		},
-		commit: func(ctx context.Context, c *client.Client, p *client.Prepared) (v3.Resource, error) {
-			return c.CreatePrepared(ctx, p)
-		},
-	}
-	applyVerb = writeVerb{verb: "apply", past: "applied", hitError: "Hit error(s)", brackets: true, do: applyOne,
-		prepare: func(ctx context.Context, c *client.Client, r v3.Resource) (*client.Prepared, error) {
-			if r.GetObjectMeta().ResourceVersion != "" {
-				return nil, nil // a checked replace: applyOne
-			}
-			return c.PrepareApply(ctx, r)
-		},
-		commit: func(ctx context.Context, c *client.Client, p *client.Prepared) (v3.Resource, error) {
-			return c.ApplyPrepared(ctx, p)
-		},
-	}
+		}}
+	applyVerb   = writeVerb{verb: "apply", past: "applied", hitError: "Hit error(s)", brackets: true, do: applyOne}
 	replaceVerb = writeVerb{verb: "replace", past: "replaced", hitError: "Hit error", brackets: false,
 		do: func(ctx context.Context, c *client.Client, r v3.Resource) (v3.Resource, error) {
 			return c.Update(ctx, r)
@@ -164,7 +142,7 @@ func (env *Env) runWrite(ctx context.Context, ff *fileFlags, v writeVerb, skipEx
 	if err != nil {
 		return err
 	}
-	if err := prevalidate(ctx, c, v.verb, rs, skipExists, env.skipCorrupt); err != nil {
+	if err := env.prevalidate(ctx, c, v.verb, rs, skipExists); err != nil {
 		return env.reportWrite(v, rs, nil, err)
 	}
 	env.warnUnsupported(rs)
@@ -181,81 +159,105 @@ func (env *Env) warnUnsupported(rs []v3.Resource) {
 		if !ok {
 			continue
 		}
+		fc = v3.Clone(fc) // as stored: defaulted
+		fc.Default()
 		for _, ref := range felixparams.Refusals(&fc.Spec) {
 			fmt.Fprintf(env.Stderr, "Warning: FelixConfiguration %q: %s\n", fc.Name, ref)
 		}
 	}
 }
 
-// writeAll writes rs with up to inflight writes at a time, keeping the
-// order that matters: a Tier is written alone, after everything before it
-// and before everything after it (its policies need it), and a key that
-// appears twice is written in file order. It stops starting writes at the
-// first failure and returns the indexes written, in order, and the
-// failures.
+// writeAll writes rs in input order, one at a time, and stops at the
+// first failure. It returns the indexes written, in order, and the
+// failures. With inflight > 1 it hands over to writeConcurrent.
 func writeAll(ctx context.Context, c *client.Client, rs []v3.Resource, v writeVerb, skipExists bool, inflight int) ([]int, error) {
-	inflight = max(inflight, 1)
-	errs := make([]error, len(rs))
-	started := make([]bool, len(rs))
-	sem := make(chan struct{}, inflight)
-	var wg sync.WaitGroup
-	var failed atomic.Bool
-	wave := map[string]bool{}
-	drain := func() {
-		wg.Wait()
-		clear(wave)
+	if inflight > 1 {
+		return writeConcurrent(ctx, c, rs, v, skipExists, inflight)
 	}
-	for i, r := range rs {
-		isTier := r.GetTypeMeta().Kind == v3.KindTier
-		if isTier || wave[ident(r)] {
-			drain()
-		}
-		// One write at a time: prepare this one while the last is in
-		// flight. Not an IPPool, whose overlap check must see the last.
-		var p *client.Prepared
-		var prepErr error
-		if inflight == 1 && v.prepare != nil && r.GetTypeMeta().Kind != v3.KindIPPool {
-			p, prepErr = v.prepare(ctx, c, r)
-		}
-		sem <- struct{}{} // wait for a slot before looking for failures
-		if failed.Load() {
-			<-sem
-			break
-		}
-		wave[ident(r)] = true
-		started[i] = true
-		wg.Add(1)
-		go func() {
-			defer func() { <-sem; wg.Done() }()
-			var err error
-			switch {
-			case prepErr != nil:
-				err = prepErr
-			case p != nil:
-				_, err = v.commit(ctx, c, p)
-			default:
-				_, err = v.do(ctx, c, r)
-			}
-			if skipExists && errors.Is(err, cerrors.ErrExists) {
-				err = nil
-			}
-			if err != nil {
-				errs[i] = &resourceError{index: i, r: r, err: err}
-				failed.Store(true)
-			}
-		}()
-		if isTier {
-			drain()
-		}
-	}
-	wg.Wait()
 	var written []int
 	for i := range rs {
-		if started[i] && errs[i] == nil {
+		if err := writeOne(ctx, c, v, skipExists, i, rs[i]); err != nil {
+			return written, err
+		}
+		written = append(written, i)
+	}
+	return written, nil
+}
+
+// writeOne writes r, the i-th resource; the client validates it again
+// first.
+func writeOne(ctx context.Context, c *client.Client, v writeVerb, skipExists bool, i int, r v3.Resource) error {
+	_, err := v.do(ctx, c, r)
+	if err == nil || skipExists && errors.Is(err, cerrors.ErrExists) {
+		return nil
+	}
+	return &resourceError{index: i, r: r, err: err}
+}
+
+// writeConcurrent is writeAll with up to inflight writes at a time. Where
+// order matters rs is cut into runs written one after the other: a Tier
+// is a run of its own (its policies need it), and a resource already in
+// the current run starts a new one (the later copy must win). No write
+// starts once one has failed; those in flight finish.
+func writeConcurrent(ctx context.Context, c *client.Client, rs []v3.Resource, v writeVerb, skipExists bool, inflight int) ([]int, error) {
+	errs := make([]error, len(rs))
+	done := make([]bool, len(rs))
+	var failed atomic.Bool
+	for _, run := range orderedRuns(rs) {
+		var g errgroup.Group
+		g.SetLimit(inflight)
+		for _, i := range run {
+			g.Go(func() error { // waits for a free slot
+				if failed.Load() {
+					return nil
+				}
+				if errs[i] = writeOne(ctx, c, v, skipExists, i, rs[i]); errs[i] != nil {
+					failed.Store(true)
+					return errs[i]
+				}
+				done[i] = true
+				return nil
+			})
+		}
+		if g.Wait() != nil {
+			break
+		}
+	}
+	var written []int
+	for i := range rs {
+		if done[i] {
 			written = append(written, i)
 		}
 	}
 	return written, errors.Join(errs...)
+}
+
+// orderedRuns cuts the indexes of rs into runs whose writes may happen in
+// any order (see writeConcurrent).
+func orderedRuns(rs []v3.Resource) [][]int {
+	var runs [][]int
+	var cur []int
+	inRun := map[string]bool{}
+	cut := func() {
+		if len(cur) > 0 {
+			runs = append(runs, cur)
+		}
+		cur = nil
+		clear(inRun)
+	}
+	for i, r := range rs {
+		isTier := r.GetTypeMeta().Kind == v3.KindTier
+		if isTier || inRun[ident(r)] {
+			cut()
+		}
+		cur = append(cur, i)
+		inRun[ident(r)] = true
+		if isTier {
+			cut()
+		}
+	}
+	cut()
+	return runs
 }
 
 // reportWrite prints Calico's messages: success, failure of all, or a

@@ -153,25 +153,18 @@ func parseRevision(rv string) (int64, error) {
 	return n, nil
 }
 
-// prepare defaults, validates and cross-checks a resource before a write.
-// It works on a copy, so the caller's object is never half-changed.
-func (c *Client) prepare(ctx context.Context, in v3.Resource) (v3.Resource, error) {
-	if in == nil {
-		return nil, errors.New("nil resource")
-	}
-	r := v3.Clone(in)
-	info, ok := v3.LookupKind(r.GetTypeMeta().Kind)
-	if !ok {
-		return nil, fmt.Errorf("unknown resource kind %q", r.GetTypeMeta().Kind)
-	}
-	if info.Namespaced && r.GetObjectMeta().Namespace == "" {
-		r.GetObjectMeta().Namespace = "default"
-	}
-	r.Default()
-	if err := r.Validate(); err != nil {
+// prepare defaults, validates and cross-checks a resource before a write
+// (with k, or a new Checker when k is nil). It works on a copy, so the
+// caller's object is never half-changed.
+func (c *Client) prepare(ctx context.Context, in v3.Resource, k *Checker) (v3.Resource, error) {
+	r, err := validated(in)
+	if err != nil {
 		return nil, err
 	}
-	if err := c.crossCheck(ctx, r); err != nil {
+	if k == nil {
+		k = c.NewChecker(nil)
+	}
+	if err := k.check(ctx, r); err != nil {
 		return nil, err
 	}
 	return r, nil
@@ -179,49 +172,14 @@ func (c *Client) prepare(ctx context.Context, in v3.Resource) (v3.Resource, erro
 
 // Create stores a new resource; cerrors.ErrExists if the name is taken.
 func (c *Client) Create(ctx context.Context, in v3.Resource) (v3.Resource, error) {
-	p, err := c.PrepareCreate(ctx, in)
+	r, err := c.forCreate(ctx, in, nil)
 	if err != nil {
 		return nil, err
 	}
-	return c.CreatePrepared(ctx, p)
-}
-
-// Prepared is a resource checked and encoded for a write that has not
-// happened yet (see PrepareCreate and PrepareApply).
-type Prepared struct {
-	r   v3.Resource // as a create stores it
-	val []byte
-	in  v3.Resource // Apply's input, without resourceVersion
-}
-
-// PrepareCreate does what Create does before its write: a caller writing
-// resources one at a time can prepare the next while a write is in
-// flight. The checks that read the datastore (a policy's tier, an
-// IPPool's overlap with the others) see it as it is now, so a resource
-// must not be prepared before the writes it depends on are done.
-func (c *Client) PrepareCreate(ctx context.Context, in v3.Resource) (*Prepared, error) {
-	r, err := c.forCreate(ctx, in)
-	if err != nil {
-		return nil, err
-	}
-	val, err := encode(r)
-	if err != nil {
-		return nil, err
-	}
-	return &Prepared{r: r, val: val}, nil
-}
-
-// CreatePrepared is Create's write of a resource PrepareCreate prepared.
-func (c *Client) CreatePrepared(ctx context.Context, p *Prepared) (v3.Resource, error) {
 	if err := c.EnsureInitialized(ctx); err != nil {
 		return nil, err
 	}
-	kv, err := c.be.Create(ctx, &backend.KVPair{Key: KeyFor(p.r), Value: p.val})
-	if err != nil {
-		return nil, err
-	}
-	p.r.GetObjectMeta().ResourceVersion = strconv.FormatInt(kv.Revision, 10)
-	return p.r, nil
+	return c.write(ctx, r, c.be.Create)
 }
 
 // CreateOp prepares in for creation inside another transaction (an IPAM
@@ -232,12 +190,15 @@ func (c *Client) CreatePrepared(ctx context.Context, p *Prepared) (v3.Resource, 
 // round trip). Once they commit at revision rev, Committed(r, rev) makes
 // r what Create would have returned.
 func (c *Client) CreateOp(ctx context.Context, in v3.Resource) (v3.Resource, []backend.TxnOp, error) {
-	p, err := c.PrepareCreate(ctx, in)
+	r, err := c.forCreate(ctx, in, nil)
 	if err != nil {
 		return nil, nil, err
 	}
-	r := p.r
-	ops := []backend.TxnOp{{Action: backend.TxnPut, Key: KeyFor(r), Value: p.val}}
+	val, err := encode(r)
+	if err != nil {
+		return nil, nil, err
+	}
+	ops := []backend.TxnOp{{Action: backend.TxnPut, Key: KeyFor(r), Value: val}}
 	if !c.initialized.Load() {
 		ci, tier := v3.NewClusterInformation(), v3.NewTier()
 		ci.Name, tier.Name = ClusterInformationName, DefaultTier
@@ -259,8 +220,8 @@ func ExistsOp(r v3.Resource) backend.TxnOp {
 }
 
 // forCreate is a checked copy of in with a new uid and creation time.
-func (c *Client) forCreate(ctx context.Context, in v3.Resource) (v3.Resource, error) {
-	r, err := c.prepare(ctx, in)
+func (c *Client) forCreate(ctx context.Context, in v3.Resource, k *Checker) (v3.Resource, error) {
+	r, err := c.prepare(ctx, in, k)
 	if err != nil {
 		return nil, err
 	}
@@ -294,7 +255,7 @@ func (c *Client) write(ctx context.Context, r v3.Resource, op func(context.Conte
 // it fails with cerrors.ErrConflict if the stored one has moved on; uid
 // and creationTimestamp are kept from the stored resource.
 func (c *Client) Update(ctx context.Context, in v3.Resource) (v3.Resource, error) {
-	r, err := c.prepare(ctx, in)
+	r, err := c.prepare(ctx, in, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -325,42 +286,18 @@ func (c *Client) Update(ctx context.Context, in v3.Resource) (v3.Resource, error
 // Apply creates the resource or replaces it whatever its revision,
 // keeping uid and creationTimestamp; it retries lost races.
 func (c *Client) Apply(ctx context.Context, in v3.Resource) (v3.Resource, error) {
-	p, err := c.PrepareApply(ctx, in)
-	if err != nil {
-		return nil, err
-	}
-	return c.ApplyPrepared(ctx, p)
-}
-
-// PrepareApply is PrepareCreate for Apply (see PrepareCreate for when it
-// may run ahead of other writes).
-func (c *Client) PrepareApply(ctx context.Context, in v3.Resource) (*Prepared, error) {
 	r := in // the writes copy what they store; in is left as it is
 	if in != nil && in.GetObjectMeta().ResourceVersion != "" {
 		r = v3.Clone(in)
 		r.GetObjectMeta().ResourceVersion = ""
 	}
-	p, err := c.PrepareCreate(ctx, r)
-	if err != nil {
-		return nil, err
-	}
-	p.in = r
-	return p, nil
-}
-
-// ApplyPrepared is Apply of a resource PrepareApply prepared: its create,
-// else a replace, retried as Apply retries.
-func (c *Client) ApplyPrepared(ctx context.Context, p *Prepared) (v3.Resource, error) {
-	if p.in == nil {
-		return nil, errors.New("resource not prepared for apply")
-	}
-	out, err := c.CreatePrepared(ctx, p)
+	out, err := c.Create(ctx, r)
 	for attempt := 0; errors.Is(err, cerrors.ErrExists); attempt++ {
-		out, err = c.Update(ctx, p.in)
+		out, err = c.Update(ctx, r)
 		if (!errors.Is(err, cerrors.ErrConflict) && !errors.Is(err, cerrors.ErrNotFound)) || attempt >= 4 {
 			break
 		}
-		out, err = c.Create(ctx, p.in)
+		out, err = c.Create(ctx, r)
 	}
 	return out, err
 }

@@ -333,35 +333,17 @@ func TestCreateOpInTransaction(t *testing.T) {
 	}
 }
 
-// A write prepared ahead commits as the one-step write would, and finds
-// what happened meanwhile: a create whose name was taken fails, an apply
-// whose name was taken replaces.
-func TestPreparedWrites(t *testing.T) {
+// Apply replaces a taken name keeping its uid, ignores the input's
+// resourceVersion and leaves the input as it was.
+func TestApplyKeepsUIDAndInput(t *testing.T) {
 	c, _ := newMemClient(t)
-	gns := func(name, cidr string) *v3.GlobalNetworkSet {
-		g := v3.NewGlobalNetworkSet()
-		g.Name, g.Spec.Nets = name, []string{cidr}
-		return g
-	}
-	p, err := c.PrepareCreate(ctx, gns("a", "10.1.0.0/16"))
-	if err != nil {
-		t.Fatal(err)
-	}
 	first, err := c.Create(ctx, gns("a", "10.2.0.0/16"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := c.CreatePrepared(ctx, p); !errors.Is(err, cerrors.ErrExists) {
-		t.Fatalf("create prepared over a taken name: %v, want exists", err)
-	}
-
 	in := gns("a", "10.3.0.0/16")
-	in.ResourceVersion = "12345" // apply ignores it, and leaves in alone
-	p, err = c.PrepareApply(ctx, in)
-	if err != nil {
-		t.Fatal(err)
-	}
-	out, err := c.ApplyPrepared(ctx, p)
+	in.ResourceVersion = "12345"
+	out, err := c.Apply(ctx, in)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -371,23 +353,68 @@ func TestPreparedWrites(t *testing.T) {
 	}
 	g := got.(*v3.GlobalNetworkSet)
 	if g.Spec.Nets[0] != "10.3.0.0/16" || g.UID != first.GetObjectMeta().UID || out.GetObjectMeta().ResourceVersion != g.ResourceVersion {
-		t.Fatalf("apply prepared stored %+v, returned %+v", g, out)
+		t.Fatalf("apply stored %+v, returned %+v", g, out)
 	}
 	if in.ResourceVersion != "12345" || in.UID != "" {
 		t.Fatalf("apply changed its input: %+v", in.ObjectMeta)
 	}
+	if out, err := c.Apply(ctx, gns("b", "10.4.0.0/16")); err != nil || out.GetObjectMeta().UID == "" {
+		t.Fatalf("apply of a new name: %+v, %v", out, err)
+	}
+}
 
-	p, err = c.PrepareApply(ctx, gns("b", "10.4.0.0/16"))
-	if err != nil {
+// Validate needs no datastore, names the field and the value, refuses
+// built-ins and leaves its input alone.
+func TestValidate(t *testing.T) {
+	if err := client.Validate(gns("a", "10.1.0.0/16")); err != nil {
 		t.Fatal(err)
 	}
-	if out, err := c.ApplyPrepared(ctx, p); err != nil || out.GetObjectMeta().UID == "" {
-		t.Fatalf("apply prepared of a new name: %+v, %v", out, err)
+	bad := pool("bad", "10.300.0.0/16")
+	err := client.Validate(bad)
+	if !errors.Is(err, cerrors.ErrValidation) || !strings.Contains(err.Error(), "IPPool.Spec.CIDR") || !strings.Contains(err.Error(), "10.300.0.0/16") {
+		t.Fatalf("bad pool: %v", err)
 	}
-	if _, err := c.PrepareApply(ctx, gns("c", "not-a-cidr")); !errors.Is(err, cerrors.ErrValidation) {
-		t.Fatalf("prepare of an invalid resource: %v, want validation error", err)
+	if bad.Spec.BlockSize != 0 {
+		t.Fatal("Validate defaulted its input")
 	}
-	if _, err := c.ApplyPrepared(ctx, &client.Prepared{}); err == nil {
-		t.Fatal("apply of an unprepared value succeeded")
+	prof := v3.NewProfile()
+	prof.Name = client.DefaultAllowProfile
+	if err := client.Validate(prof); !errors.Is(err, cerrors.ErrValidation) {
+		t.Fatalf("built-in profile: %v", err)
 	}
+}
+
+// A Checker sees the resources checked before it as written: a tier
+// earlier in the batch exists, pools in the batch must not overlap, and a
+// stored pool written again is checked as an update.
+func TestCheckerBatch(t *testing.T) {
+	c, _ := newMemClient(t)
+	if _, err := c.Create(ctx, pool("stored", "10.0.0.0/16")); err != nil {
+		t.Fatal(err)
+	}
+	tier := v3.NewTier()
+	tier.Name = "security"
+	gnp := v3.NewGlobalNetworkPolicy()
+	gnp.Name, gnp.Spec.Tier = "security.block", "security"
+	sgnp := v3.NewStagedGlobalNetworkPolicy()
+	sgnp.Name, sgnp.Spec.Tier = "other.block", "other"
+	moved := pool("stored", "10.9.0.0/16")
+	batch := []v3.Resource{tier, gnp, pool("p1", "10.1.0.0/16"), pool("p2", "10.1.128.0/17"), moved, sgnp}
+	k := c.NewChecker(batch)
+	for i, want := range []string{"", "", "", "IPPool(p2) CIDR overlaps with IPPool(p1)", "IPPool.Spec.CIDR = '10.9.0.0/16' (IPPool CIDR cannot be modified)", "Spec.Tier = 'other' (tier does not exist)"} {
+		err := k.Check(ctx, batch[i])
+		if want == "" && err != nil || want != "" && (err == nil || !strings.Contains(err.Error(), want)) {
+			t.Errorf("check %d: %v, want %q", i, err, want)
+		}
+	}
+	// Without the batch, the stored pool is one a new pool must not overlap.
+	if err := c.NewChecker(nil).Check(ctx, pool("new", "10.0.1.0/24")); err == nil || !strings.Contains(err.Error(), "IPPool(stored)") {
+		t.Fatalf("overlap with a stored pool: %v", err)
+	}
+}
+
+func gns(name, cidr string) *v3.GlobalNetworkSet {
+	g := v3.NewGlobalNetworkSet()
+	g.Name, g.Spec.Nets = name, []string{cidr}
+	return g
 }

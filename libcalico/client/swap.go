@@ -49,9 +49,12 @@ func (c *Client) Swap(ctx context.Context, dels, adds []v3.Resource) ([]v3.Resou
 		ops = append(ops, backend.TxnOp{Action: backend.TxnDelete, Key: k, Revision: rev})
 	}
 	out := make([]v3.Resource, 0, len(adds))
-	var pools []*v3.IPPool
+	// Checked against the datastore as it will be: without dels, with
+	// the adds before each.
+	k := c.NewChecker(nil)
+	k.gone = gone
 	for _, in := range adds {
-		r, err := c.prepareSwapped(ctx, in, gone, &pools)
+		r, err := c.forCreate(ctx, in, k)
 		if err != nil {
 			return nil, err
 		}
@@ -76,39 +79,4 @@ func (c *Client) Swap(ctx context.Context, dels, adds []v3.Resource) ([]v3.Resou
 		r.GetObjectMeta().ResourceVersion = strconv.FormatInt(res.Revision, 10)
 	}
 	return out, nil
-}
-
-// prepareSwapped is forCreate for Swap: the IPPool overlap check leaves
-// out the pools the swap deletes and includes the pools it adds (pools
-// collects them).
-func (c *Client) prepareSwapped(ctx context.Context, in v3.Resource, gone map[model.ResourceKey]bool, pools *[]*v3.IPPool) (v3.Resource, error) {
-	p, ok := in.(*v3.IPPool)
-	if !ok {
-		return c.forCreate(ctx, in)
-	}
-	r := v3.Clone(p)
-	r.Default()
-	if err := r.Validate(); err != nil {
-		return nil, err
-	}
-	if r.ResourceVersion != "" {
-		return nil, &cerrors.Validation{Fields: []cerrors.FieldError{{Field: "Metadata.ResourceVersion", Value: r.ResourceVersion, Reason: "must not be set on create"}}}
-	}
-	stored, _, err := c.List(ctx, v3.KindIPPool, ListOptions{})
-	if _, err := cerrors.Skipped(err); err != nil {
-		return nil, err
-	}
-	others := append([]*v3.IPPool(nil), *pools...)
-	for _, s := range stored {
-		if !gone[KeyFor(s)] {
-			others = append(others, s.(*v3.IPPool))
-		}
-	}
-	if err := v3.CheckPoolOverlap(r, others); err != nil {
-		return nil, err
-	}
-	r.UID = newUID()
-	r.CreationTimestamp = v3.Now()
-	*pools = append(*pools, r)
-	return r, nil
 }

@@ -132,8 +132,8 @@ func checkRoutes(l netlink.Link, want []netip.Prefix, viaGateway bool) error {
 				continue
 			}
 			if viaGateway && w != netip.PrefixFrom(IPv4Gateway, 32) {
-				gw, _ := netip.AddrFromSlice(r.Gw)
-				if gw.Unmap() != gatewayFor(w) {
+				gw, _ := netaddr.Addr(r.Gw)
+				if gw != gatewayFor(w) {
 					continue
 				}
 			}

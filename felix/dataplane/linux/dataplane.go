@@ -36,6 +36,7 @@ import (
 	"github.com/calico-etcd/calico/felix/dataplane/rules"
 	"github.com/calico-etcd/calico/felix/dataplane/runner"
 	"github.com/calico-etcd/calico/felix/dpapi"
+	"github.com/calico-etcd/calico/libcalico/netaddr"
 )
 
 // Dataplane converges the Linux kernel to felix's desired state.
@@ -509,7 +510,7 @@ func (d *Dataplane) resolveHostEndpoint(ips []netip.Addr) []string {
 	if len(ips) == 0 {
 		return nil
 	}
-	addrs, err := d.nl.AddrList(nil, netlink.FAMILY_ALL)
+	addrs, err := routes.NewKernel(d.nl).AddrList(nil, netlink.FAMILY_ALL) // retried if interrupted
 	if err != nil {
 		d.log.WithError(err).Warn("cannot list addresses to place host endpoints")
 		return nil
@@ -521,8 +522,8 @@ func (d *Dataplane) resolveHostEndpoint(ips []netip.Addr) []string {
 	seen := map[string]bool{}
 	var out []string
 	for _, a := range addrs {
-		ip, ok := netip.AddrFromSlice(a.IP)
-		if !ok || !want[ip.Unmap()] {
+		ip, ok := netaddr.Addr(a.IP)
+		if !ok || !want[ip] {
 			continue
 		}
 		l, err := d.nl.LinkByIndex(a.LinkIndex)

@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/containernetworking/plugins/pkg/netlinksafe"
 	"github.com/sirupsen/logrus"
 	"github.com/vishvananda/netlink"
 
@@ -140,7 +141,7 @@ func (f *mtuFile) update(nl *netlink.Handle, s *dpapi.State, cfg dpapi.Config) {
 		return
 	}
 	if f.hostMTU == 0 {
-		links, err := nl.LinkList()
+		links, err := netlinksafe.Handle{Handle: nl}.LinkList()
 		if err != nil {
 			f.log.WithError(err).Warn("cannot list links to detect the host MTU")
 			return

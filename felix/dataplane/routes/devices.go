@@ -11,6 +11,8 @@ import (
 	"github.com/sirupsen/logrus"
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
+
+	"github.com/calico-etcd/calico/libcalico/netaddr"
 )
 
 // applyVXLAN converges both VXLAN devices.
@@ -114,7 +116,7 @@ func (m *Manager) ensureAddr(l netlink.Link, addr netip.Prefix, v6 bool) error {
 	}
 	found := false
 	for _, a := range addrs {
-		p, ok := prefixOf(a.IPNet)
+		p, ok := netaddr.Prefix(a.IPNet)
 		if ok && p.Addr().IsLinkLocalUnicast() {
 			continue
 		}
@@ -129,7 +131,7 @@ func (m *Manager) ensureAddr(l netlink.Link, addr netip.Prefix, v6 bool) error {
 		}
 	}
 	if !found && addr.IsValid() {
-		na := &netlink.Addr{IPNet: ipNet(addr)}
+		na := &netlink.Addr{IPNet: netaddr.IPNet(addr)}
 		if v6 {
 			// No duplicate address detection: the address is IPAM's, and a
 			// tentative address would not be usable as a source for a second.

@@ -12,6 +12,8 @@ import (
 	"github.com/sirupsen/logrus"
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
+
+	"github.com/calico-etcd/calico/libcalico/netaddr"
 )
 
 // ManagerConfig configures a Manager.
@@ -20,6 +22,8 @@ type ManagerConfig struct {
 	// Netlink is the handle to program with (one opened in a network
 	// namespace for tests); nil uses the current namespace.
 	Netlink *netlink.Handle
+	// Kernel, when set, is used instead of Netlink (a fake in tests).
+	Kernel Kernel
 	// InNetNS runs f with the calling thread in the target namespace, for
 	// the /proc/sys writes; nil runs f directly.
 	InNetNS func(f func() error) error
@@ -40,7 +44,7 @@ var ErrIPIPUnsupported = errors.New("kernel lacks IPIP support (ipip module not 
 // Manager converges routes, neighbours, sysctls and tunnel devices.
 type Manager struct {
 	cfg       ManagerConfig
-	h         *netlink.Handle
+	h         Kernel
 	log       *logrus.Entry
 	firstSeen map[string]time.Time
 	sysctlsOn map[string]int // iface -> ifindex whose sysctls are set
@@ -65,9 +69,9 @@ func NewManager(cfg ManagerConfig) *Manager {
 	if cfg.Log == nil {
 		cfg.Log = logrus.NewEntry(logrus.StandardLogger())
 	}
-	h := cfg.Netlink
+	h := cfg.Kernel
 	if h == nil {
-		h = &netlink.Handle{}
+		h = NewKernel(cfg.Netlink)
 	}
 	return &Manager{cfg: cfg, h: h, log: cfg.Log, firstSeen: map[string]time.Time{},
 		sysctlsOn: map[string]int{}, dirty: true, now: time.Now}
@@ -150,7 +154,7 @@ func (m *Manager) parent(local netip.Addr) netlink.Link {
 		return nil
 	}
 	for _, a := range addrs {
-		if ip, ok := netip.AddrFromSlice(a.IP); ok && ip.Unmap() == local {
+		if ip, ok := netaddr.Addr(a.IP); ok && ip == local {
 			l, err := m.h.LinkByIndex(a.LinkIndex)
 			if err == nil {
 				return l
@@ -189,15 +193,6 @@ func (m *Manager) owned(r *netlink.Route, linkName string) bool {
 		return true
 	}
 	return proto == m.cfg.RouteProtocol || proto == DefaultClusterProtocol
-}
-
-func prefixOf(n *net.IPNet) (netip.Prefix, bool) {
-	a, ok := netip.AddrFromSlice(n.IP)
-	if !ok {
-		return netip.Prefix{}, false
-	}
-	ones, _ := n.Mask.Size()
-	return netip.PrefixFrom(a.Unmap(), ones).Masked(), true
 }
 
 func (m *Manager) applyRoutes(d *Desired, links map[string]netlink.Link) error {
@@ -261,7 +256,7 @@ func (m *Manager) applyRoutes(d *Desired, links map[string]netlink.Link) error {
 		}
 		nr := &netlink.Route{
 			LinkIndex: l.Attrs().Index,
-			Dst:       ipNet(r.Dst),
+			Dst:       netaddr.IPNet(r.Dst),
 			Protocol:  netlink.RouteProtocol(proto),
 			Table:     unix.RT_TABLE_MAIN,
 		}
@@ -288,7 +283,7 @@ func (m *Manager) applyRoutes(d *Desired, links map[string]netlink.Link) error {
 		if er.Dst == nil {
 			continue
 		}
-		dst, ok := prefixOf(er.Dst)
+		dst, ok := netaddr.Prefix(er.Dst)
 		if !ok {
 			continue
 		}
@@ -372,10 +367,6 @@ func family(a netip.Addr) int {
 func sameRoute(a, b *netlink.Route) bool {
 	return a.LinkIndex == b.LinkIndex && a.Protocol == b.Protocol && a.Scope == b.Scope && a.Src.Equal(b.Src) &&
 		a.Gw.Equal(b.Gw) && (a.Flags&int(netlink.FLAG_ONLINK)) == (b.Flags&int(netlink.FLAG_ONLINK))
-}
-
-func ipNet(p netip.Prefix) *net.IPNet {
-	return &net.IPNet{IP: p.Addr().AsSlice(), Mask: net.CIDRMask(p.Bits(), p.Addr().BitLen())}
 }
 
 // Metrics are the felix_route_table_* collectors.
