@@ -12,13 +12,16 @@
 //
 // The graph does no I/O beyond logging. Work is split so that one change
 // costs what it touches: an endpoint or network set change re-evaluates
-// the active selectors against that one item; a policy change reconverts
-// that policy; the per-endpoint policy lists of the (few) local endpoints
-// are recomputed in full when a policy, tier, profile or local endpoint
-// changes.
+// the active selectors against that one item and patches the IP sets it
+// joins or leaves; a policy change reconverts that policy and evaluates
+// its selector against the (few) local endpoints; a local endpoint change
+// evaluates every policy's selector against it. Only the local endpoints
+// whose matching policies changed have their policy lists rebuilt (all of
+// them when a tier changes).
 package calc
 
 import (
+	"cmp"
 	"errors"
 	"net/netip"
 	"slices"
@@ -59,17 +62,28 @@ type Graph struct {
 	blocks  map[netip.Prefix]string // block → affine host
 	affs    map[model.BlockAffinityKey]bool
 	// remote holds other hosts' workload addresses, and remoteList their
-	// sorted form, rebuilt only after a change (nil when stale).
-	remote     map[dpapi.WorkloadID]remoteWorkload
-	remoteList []dpapi.RemoteBlock
+	// sorted form as of the last State; remoteAdd and remoteDrop are the
+	// entries to add to it and take from it.
+	remote                map[dpapi.WorkloadID]remoteWorkload
+	remoteList            []dpapi.RemoteBlock
+	remoteAdd, remoteDrop []dpapi.RemoteBlock
 	// services are the service ranges BGPConfiguration "default" advertises.
 	services []netip.Prefix
 	numWEPs  int
 	numHEPs  int
 	inSync   bool
-	dirty    bool // local endpoint policy lists need recomputing
+	dirty    bool // resolve is due
 	updates  uint64
 	resolved resolved
+	// applies holds, per local endpoint (by item key), the policies whose
+	// selector matches it. rematchEP and rematchPol name the endpoints and
+	// policies changed since it was brought up to date, stale the local
+	// endpoints whose policy lists need rebuilding (allStale: all).
+	applies    map[string]map[dpapi.PolicyID]*policy
+	rematchEP  map[string]bool
+	rematchPol map[dpapi.PolicyID]bool
+	stale      map[string]bool
+	allStale   bool
 }
 
 // remoteWorkload is another host's workload endpoint, for routes to it.
@@ -110,6 +124,14 @@ func New(hostname string, log *logrus.Entry) *Graph {
 		affs:     map[model.BlockAffinityKey]bool{},
 		remote:   map[dpapi.WorkloadID]remoteWorkload{},
 		dirty:    true,
+		resolved: resolved{
+			workloads: map[dpapi.WorkloadID]*dpapi.Workload{},
+			hostEPs:   map[string]*dpapi.HostEndpoint{},
+		},
+		applies:    map[string]map[dpapi.PolicyID]*policy{},
+		rematchEP:  map[string]bool{},
+		rematchPol: map[dpapi.PolicyID]bool{},
+		stale:      map[string]bool{},
 	}
 	g.putProfile(DefaultAllowProfile, nil)
 	return g
@@ -172,6 +194,7 @@ func (g *Graph) onResource(k model.ResourceKey, v any) {
 		if old, ok := g.polByKey[k]; ok {
 			delete(g.policies, old)
 			delete(g.polByKey, k)
+			g.rematchPol[old] = true
 		}
 		g.dirty = true
 		if v == nil {
@@ -184,9 +207,10 @@ func (g *Graph) onResource(k model.ResourceKey, v any) {
 		if p != nil {
 			g.policies[p.id] = p
 			g.polByKey[k] = p.id
+			g.rematchPol[p.id] = true
 		}
 	case v3.KindTier:
-		g.dirty = true
+		g.dirty, g.allStale = true, true
 		if t, ok := v.(*v3.Tier); ok {
 			g.tiers[k.Name] = tierOf(t)
 		} else {
@@ -234,13 +258,15 @@ func (g *Graph) onWorkload(k model.ResourceKey, v any) {
 	_, existed := g.idx.items[key]
 	if _, wasLocal := g.weps[id]; wasLocal {
 		delete(g.weps, id)
+		delete(g.applies, key)
 		g.dirty = true
 	}
-	if _, wasRemote := g.remote[id]; wasRemote {
-		delete(g.remote, id)
-		g.remoteList = nil
-	}
 	w, ok := v.(*v3.WorkloadEndpoint)
+	var it *item
+	if ok {
+		it = wepItem(w)
+	}
+	g.setRemote(id, w, it)
 	if !ok {
 		if existed {
 			g.numWEPs--
@@ -251,35 +277,91 @@ func (g *Graph) onWorkload(k model.ResourceKey, v any) {
 	if !existed {
 		g.numWEPs++
 	}
-	it := wepItem(w)
 	g.putItem(it)
 	if w.Spec.Node == g.hostname {
 		g.weps[id] = &endpoint{key: it.key, workload: workloadOf(w), profiles: w.Spec.Profiles}
+		g.rematchEP[it.key] = true
 		g.dirty = true
-	} else if len(it.nets) > 0 && w.Spec.Node != "" {
-		g.remote[id] = remoteWorkload{host: w.Spec.Node, nets: it.nets}
-		g.remoteList = nil
 	}
 }
 
+// setRemote records workload id's addresses if it is another host's (w
+// nil: deleted), and the change to the remote list.
+func (g *Graph) setRemote(id dpapi.WorkloadID, w *v3.WorkloadEndpoint, it *item) {
+	old, had := g.remote[id]
+	var now remoteWorkload
+	is := w != nil && w.Spec.Node != g.hostname && w.Spec.Node != "" && len(it.nets) > 0
+	if is {
+		now = remoteWorkload{host: w.Spec.Node, nets: it.nets}
+	}
+	if had == is && old.host == now.host && slices.Equal(old.nets, now.nets) {
+		return
+	}
+	for _, n := range old.nets {
+		g.remoteDrop = append(g.remoteDrop, dpapi.RemoteBlock{CIDR: n, Host: old.host})
+	}
+	for _, n := range now.nets {
+		g.remoteAdd = append(g.remoteAdd, dpapi.RemoteBlock{CIDR: n, Host: now.host})
+	}
+	if is {
+		g.remote[id] = now
+	} else {
+		delete(g.remote, id)
+	}
+}
+
+// cmpRemote orders remote blocks by address, host, then prefix length.
+func cmpRemote(a, b dpapi.RemoteBlock) int {
+	return cmp.Or(a.CIDR.Addr().Compare(b.CIDR.Addr()), strings.Compare(a.Host, b.Host), cmp.Compare(a.CIDR.Bits(), b.CIDR.Bits()))
+}
+
 // remoteWorkloads returns the sorted remote workload addresses, shared
-// between States until the next change.
+// between States until the next change. A few changes are merged into
+// the last list; many rebuild it.
 func (g *Graph) remoteWorkloads() []dpapi.RemoteBlock {
-	if g.remoteList != nil || len(g.remote) == 0 {
+	add, drop := g.remoteAdd, g.remoteDrop
+	if len(add)+len(drop) == 0 {
 		return g.remoteList
 	}
-	out := make([]dpapi.RemoteBlock, 0, len(g.remote))
-	for _, r := range g.remote {
-		for _, n := range r.nets {
-			out = append(out, dpapi.RemoteBlock{CIDR: n, Host: r.host})
+	g.remoteAdd, g.remoteDrop = nil, nil
+	var out []dpapi.RemoteBlock
+	if len(add)+len(drop) > 64+len(g.remoteList)/8 {
+		for _, r := range g.remote {
+			for _, n := range r.nets {
+				out = append(out, dpapi.RemoteBlock{CIDR: n, Host: r.host})
+			}
 		}
+		slices.SortFunc(out, cmpRemote)
+	} else {
+		// Dropped entries are either added since the last list or in it.
+		dropped := map[dpapi.RemoteBlock]int{}
+		for _, b := range drop {
+			dropped[b]++
+		}
+		add = slices.DeleteFunc(add, func(b dpapi.RemoteBlock) bool {
+			if dropped[b] > 0 {
+				dropped[b]--
+				return true
+			}
+			return false
+		})
+		slices.SortFunc(add, cmpRemote)
+		out = make([]dpapi.RemoteBlock, 0, len(g.remoteList)+len(add))
+		for _, b := range g.remoteList {
+			for len(add) > 0 && cmpRemote(add[0], b) < 0 {
+				out, add = append(out, add[0]), add[1:]
+			}
+			if dropped[b] > 0 {
+				dropped[b]--
+				continue
+			}
+			out = append(out, b)
+		}
+		out = append(out, add...)
 	}
-	slices.SortFunc(out, func(a, b dpapi.RemoteBlock) int {
-		if c := a.CIDR.Addr().Compare(b.CIDR.Addr()); c != 0 {
-			return c
-		}
-		return strings.Compare(a.Host, b.Host)
-	})
+	if len(out) == 0 {
+		out = nil
+	}
 	g.remoteList = out
 	return out
 }
@@ -289,6 +371,7 @@ func (g *Graph) onHostEndpoint(k model.ResourceKey, v any) {
 	_, existed := g.idx.items[key]
 	if _, wasLocal := g.heps[k.Name]; wasLocal {
 		delete(g.heps, k.Name)
+		delete(g.applies, key)
 		g.dirty = true
 	}
 	h, ok := v.(*v3.HostEndpoint)
@@ -306,6 +389,7 @@ func (g *Graph) onHostEndpoint(k model.ResourceKey, v any) {
 	g.putItem(it)
 	if h.Spec.Node == g.hostname {
 		g.heps[k.Name] = &endpoint{key: it.key, host: hostEndpointOf(h), profiles: h.Spec.Profiles}
+		g.rematchEP[it.key] = true
 		g.dirty = true
 	}
 }
@@ -354,6 +438,11 @@ func (g *Graph) putProfile(name string, r *v3.Profile) {
 		if it.inherits(name) {
 			cp := *it
 			g.putItem(&cp)
+		}
+	}
+	for _, ep := range g.localEndpoints() {
+		if g.idx.items[ep.key].inherits(name) {
+			g.rematchEP[ep.key] = true
 		}
 	}
 }

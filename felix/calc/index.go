@@ -57,16 +57,23 @@ type selEntry struct {
 	ref     setRef
 	hint    kvHint
 	matches map[string]*item
-	cached  *dpapi.IPSet // nil when dirty
+	// cached is the set as last built (nil before the first build), and
+	// recheck the members that may have come or gone since, by the net
+	// they come from.
+	cached  *dpapi.IPSet
+	recheck map[string]netip.Prefix
 }
 
 // index keeps, for every active IP set, the items it contains. An item
 // change re-evaluates the sets that may hold it; a new set is evaluated
 // against the items that may match it. "May" comes from an inverted index
 // of label values: a selector that requires k == v (or k in {...}) only
-// looks at items with that label value.
+// looks at items with that label value. A set's members are patched
+// after item changes: byNet finds the other items that may still supply
+// a member one item took away.
 type index struct {
 	items    map[string]*item
+	byNet    map[netip.Prefix][]string // net → keys of the items that have it
 	sets     map[string]*selEntry
 	byLabel  map[string]map[string]map[string]*item // key → value → item key → item
 	hinted   map[string]map[string]map[string]*selEntry
@@ -77,6 +84,7 @@ type index struct {
 func newIndex() *index {
 	return &index{
 		items:    map[string]*item{},
+		byNet:    map[netip.Prefix][]string{},
 		sets:     map[string]*selEntry{},
 		byLabel:  map[string]map[string]map[string]*item{},
 		hinted:   map[string]map[string]map[string]*selEntry{},
@@ -164,24 +172,43 @@ func (x *index) leave(e *selEntry, key string) {
 	}
 }
 
+func (x *index) indexNets(it *item, add bool) {
+	for _, n := range it.nets {
+		keys := x.byNet[n]
+		switch i := slices.Index(keys, it.key); {
+		case add && i < 0:
+			x.byNet[n] = append(keys, it.key)
+		case !add && i >= 0:
+			if keys = slices.Delete(keys, i, i+1); len(keys) == 0 {
+				delete(x.byNet, n)
+			} else {
+				x.byNet[n] = keys
+			}
+		}
+	}
+}
+
 // upsertItem adds or replaces an item (its labels already computed).
 func (x *index) upsertItem(it *item) {
 	old := x.items[it.key]
 	if old != nil {
 		x.indexLabels(old, false)
+		x.indexNets(old, false)
 	}
 	x.items[it.key] = it
 	x.indexLabels(it, true)
+	x.indexNets(it, true)
 	for _, e := range x.candidateSets(it) {
-		_, had := e.matches[it.key]
+		prev, had := e.matches[it.key]
 		if e.wants(it) {
 			x.join(e, it)
-			if !had || old == nil || !sameMembers(old, it) {
-				e.cached = nil
+			if !had || !sameMembers(prev, it) {
+				e.noteChange(prev)
+				e.noteChange(it)
 			}
 		} else if had {
 			x.leave(e, it.key)
-			e.cached = nil
+			e.noteChange(prev)
 		}
 	}
 }
@@ -192,11 +219,24 @@ func (x *index) deleteItem(key string) {
 		return
 	}
 	x.indexLabels(it, false)
+	x.indexNets(it, false)
 	delete(x.items, key)
 	for _, e := range x.memberOf[key] {
 		x.leave(e, key)
-		e.cached = nil
+		e.noteChange(it)
 	}
+}
+
+// noteChange records that the members it (nil: none) supplies to e may
+// have come or gone.
+func (e *selEntry) noteChange(it *item) {
+	if it == nil || e.cached == nil {
+		return // nothing to patch: the next build is a full one
+	}
+	if e.recheck == nil {
+		e.recheck = map[string]netip.Prefix{}
+	}
+	e.members(it, func(m string, n netip.Prefix) { e.recheck[m] = n })
 }
 
 func sameMembers(a, b *item) bool {
@@ -248,44 +288,99 @@ func (x *index) setActive(want map[string]setRef) {
 	}
 }
 
-// ipSet returns the set's current content, building it if dirty. The
-// result is never modified afterwards.
-func (e *selEntry) ipSet() *dpapi.IPSet {
-	if e.cached != nil {
-		return e.cached
-	}
-	s := &dpapi.IPSet{ID: e.ref.id, Type: dpapi.IPSetNet}
-	seen := map[string]struct{}{}
-	add := func(m string) {
-		if _, ok := seen[m]; !ok {
-			seen[m] = struct{}{}
-			s.Members = append(s.Members, m)
+// members calls add with each member it supplies to e, and the net the
+// member comes from.
+func (e *selEntry) members(it *item, add func(m string, n netip.Prefix)) {
+	if e.ref.np == nil {
+		for _, n := range it.nets {
+			add(n.String(), n)
 		}
+		return
 	}
-	for _, it := range e.matches {
-		if e.ref.np == nil {
-			for _, n := range it.nets {
-				add(n.String())
-			}
+	for _, p := range it.ports {
+		if p.name != e.ref.np.name || p.proto != e.ref.np.proto {
 			continue
 		}
-		s.Type = dpapi.IPSetIPPort
-		for _, p := range it.ports {
-			if p.name != e.ref.np.name || p.proto != e.ref.np.proto {
-				continue
-			}
-			for _, n := range it.nets {
-				if n.IsSingleIP() {
-					add(n.Addr().String() + "," + p.proto + ":" + strconv.Itoa(int(p.port)))
-				}
+		for _, n := range it.nets {
+			if n.IsSingleIP() {
+				add(n.Addr().String()+","+p.proto+":"+strconv.Itoa(int(p.port)), n)
 			}
 		}
 	}
+}
+
+// supplies reports whether some item e holds supplies member m, of net n.
+func (x *index) supplies(e *selEntry, m string, n netip.Prefix) bool {
+	for _, key := range x.byNet[n] {
+		it := e.matches[key]
+		if it == nil {
+			continue
+		}
+		found := false
+		e.members(it, func(m2 string, _ netip.Prefix) { found = found || m2 == m })
+		if found {
+			return true
+		}
+	}
+	return false
+}
+
+// ipSet returns the set's current content: the last one if unchanged,
+// else a new one (patched from the last when few members may differ).
+// The result is never modified afterwards.
+func (x *index) ipSet(e *selEntry) *dpapi.IPSet {
+	if e.cached != nil && len(e.recheck) == 0 {
+		return e.cached
+	}
+	if e.cached == nil || len(e.recheck) > 64+len(e.cached.Members)/8 {
+		e.cached, e.recheck = e.build(), nil
+		return e.cached
+	}
+	old := e.cached.Members
+	var add []string
+	drop := map[string]bool{}
+	for m, n := range e.recheck {
+		_, had := slices.BinarySearch(old, m)
+		switch now := x.supplies(e, m, n); {
+		case now && !had:
+			add = append(add, m)
+		case !now && had:
+			drop[m] = true
+		}
+	}
+	e.recheck = nil
+	if len(add) == 0 && len(drop) == 0 {
+		return e.cached
+	}
+	slices.Sort(add)
+	members := make([]string, 0, len(old)+len(add)-len(drop))
+	for _, m := range old {
+		for len(add) > 0 && add[0] < m {
+			members, add = append(members, add[0]), add[1:]
+		}
+		if !drop[m] {
+			members = append(members, m)
+		}
+	}
+	members = append(members, add...)
+	if len(members) == 0 {
+		members = nil // as build leaves an empty set
+	}
+	e.cached = &dpapi.IPSet{ID: e.cached.ID, Type: e.cached.Type, Members: members}
+	return e.cached
+}
+
+// build computes the set's content from the items it holds.
+func (e *selEntry) build() *dpapi.IPSet {
+	s := &dpapi.IPSet{ID: e.ref.id, Type: dpapi.IPSetNet}
 	if e.ref.np != nil {
 		s.Type = dpapi.IPSetIPPort
 	}
+	for _, it := range e.matches {
+		e.members(it, func(m string, _ netip.Prefix) { s.Members = append(s.Members, m) })
+	}
 	slices.Sort(s.Members)
-	e.cached = s
+	s.Members = slices.Compact(s.Members)
 	return s
 }
 

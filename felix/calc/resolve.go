@@ -10,14 +10,6 @@ import (
 	v3 "github.com/calico-etcd/calico/libcalico/api/v3"
 )
 
-// orderedTier is a tier with its policies sorted.
-type orderedTier struct {
-	name          string
-	defaultAction string
-	order         *float64
-	pols          []*policy
-}
-
 // cmpOrder sorts by order, nil last, then by name.
 func cmpOrder(a, b *float64, an, bn string) int {
 	switch {
@@ -31,29 +23,17 @@ func cmpOrder(a, b *float64, an, bn string) int {
 	return strings.Compare(an, bn)
 }
 
-// orderedTiers sorts the tiers that hold policies and their policies.
-func (g *Graph) orderedTiers() []*orderedTier {
-	byName := map[string]*orderedTier{}
-	for _, p := range g.policies {
-		t := byName[p.id.Tier]
-		if t == nil {
-			t = &orderedTier{name: p.id.Tier, defaultAction: string(v3.Deny)}
-			if ti, ok := g.tiers[p.id.Tier]; ok {
-				t.order, t.defaultAction = ti.order, ti.defaultAction
-			} else if p.id.Tier == v3.DefaultTierName {
-				o := v3.DefaultTierOrder
-				t.order = &o
-			}
-			byName[p.id.Tier] = t
-		}
-		t.pols = append(t.pols, p)
+// tierInfo returns a tier's order and default action; a tier that does
+// not exist denies, and orders last unless it is the default tier.
+func (g *Graph) tierInfo(name string) (*float64, string) {
+	if t, ok := g.tiers[name]; ok {
+		return t.order, t.defaultAction
 	}
-	out := slices.Collect(maps.Values(byName))
-	slices.SortFunc(out, func(a, b *orderedTier) int { return cmpOrder(a.order, b.order, a.name, b.name) })
-	for _, t := range out {
-		slices.SortFunc(t.pols, func(a, b *policy) int { return cmpOrder(a.order, b.order, a.sortName, b.sortName) })
+	if name == v3.DefaultTierName {
+		o := v3.DefaultTierOrder
+		return &o, string(v3.Deny)
 	}
-	return out
+	return nil, string(v3.Deny)
 }
 
 // policyKind says which of a host endpoint's lists a policy goes to.
@@ -66,44 +46,72 @@ const (
 	kindForward
 )
 
+// keeps reports whether a policy goes to a list of the given kind.
+func (p *policy) keeps(k policyKind) bool {
+	switch k {
+	case kindUntracked:
+		return p.untracked
+	case kindPreDNAT:
+		return p.preDNAT && !p.untracked
+	case kindForward:
+		return p.applyOnForward && !p.preDNAT && !p.untracked
+	}
+	return !p.preDNAT && !p.untracked
+}
+
 // tierLists builds the per-tier lists of the policies (of one kind) that
-// select an endpoint.
-func tierLists(tiers []*orderedTier, it *item, keep func(*policy) bool, used map[dpapi.PolicyID]*policy) []dpapi.TierPolicies {
-	var out []dpapi.TierPolicies
-	for _, t := range tiers {
-		var tp dpapi.TierPolicies
-		for _, p := range t.pols {
-			if !keep(p) || !p.sel.matches(it.namespace, it.labels) {
-				continue
-			}
-			if p.ingress {
-				tp.Ingress = append(tp.Ingress, p.id)
-			}
-			if p.egress {
-				tp.Egress = append(tp.Egress, p.id)
-			}
-			if p.ingress || p.egress {
-				used[p.id] = p
-			}
+// apply to an endpoint: tiers in order, and policies in order within them.
+func (g *Graph) tierLists(applies map[dpapi.PolicyID]*policy, k policyKind) []dpapi.TierPolicies {
+	type entry struct {
+		p      *policy
+		tOrder *float64
+		action string
+	}
+	var pols []entry
+	for _, p := range applies {
+		if p.keeps(k) && (p.ingress || p.egress) {
+			o, a := g.tierInfo(p.id.Tier)
+			pols = append(pols, entry{p, o, a})
 		}
-		if len(tp.Ingress)+len(tp.Egress) > 0 {
-			tp.Name, tp.DefaultAction = t.name, t.defaultAction
-			out = append(out, tp)
+	}
+	slices.SortFunc(pols, func(a, b entry) int {
+		if a.p.id.Tier != b.p.id.Tier {
+			return cmpOrder(a.tOrder, b.tOrder, a.p.id.Tier, b.p.id.Tier)
+		}
+		return cmpOrder(a.p.order, b.p.order, a.p.sortName, b.p.sortName)
+	})
+	var out []dpapi.TierPolicies
+	for _, e := range pols {
+		if len(out) == 0 || out[len(out)-1].Name != e.p.id.Tier {
+			out = append(out, dpapi.TierPolicies{Name: e.p.id.Tier, DefaultAction: e.action})
+		}
+		tp := &out[len(out)-1]
+		if e.p.ingress {
+			tp.Ingress = append(tp.Ingress, e.p.id)
+		}
+		if e.p.egress {
+			tp.Egress = append(tp.Egress, e.p.id)
 		}
 	}
 	return out
 }
 
-// endpointProfiles lists an endpoint's profiles in order, each once. A
-// profile that does not exist stays in its place as a deny profile
-// (denyProfile): skipping it would let a later profile allow what it
-// might have denied.
-func (g *Graph) endpointProfiles(names []string, used map[string]*profile) []string {
+// profileList lists an endpoint's profiles in order, each once.
+func profileList(names []string) []string {
 	var out []string
 	for _, n := range names {
-		if slices.Contains(out, n) {
-			continue
+		if !slices.Contains(out, n) {
+			out = append(out, n)
 		}
+	}
+	return out
+}
+
+// useProfiles adds an endpoint's profiles to used. A profile that does
+// not exist stays in its place as a deny profile (denyProfile): skipping
+// it would let a later profile allow what it might have denied.
+func (g *Graph) useProfiles(names []string, used map[string]*profile) {
+	for _, n := range names {
 		p, ok := g.profiles[n]
 		if !ok {
 			if p, ok = g.missing[n]; !ok {
@@ -112,54 +120,127 @@ func (g *Graph) endpointProfiles(names []string, used map[string]*profile) []str
 				g.log.WithField("profile", n).Warn("Local endpoint lists a profile that does not exist; denying in its place")
 			}
 		}
-		out = append(out, n)
 		used[n] = p
+	}
+}
+
+// localEndpoints returns the local workload and host endpoints.
+func (g *Graph) localEndpoints() []*endpoint {
+	out := make([]*endpoint, 0, len(g.weps)+len(g.heps))
+	for _, ep := range g.weps {
+		out = append(out, ep)
+	}
+	for _, ep := range g.heps {
+		out = append(out, ep)
 	}
 	return out
 }
 
-// resolve recomputes the local endpoints' policy lists and the active
-// policies, profiles and IP sets.
-func (g *Graph) resolve() {
-	tiers := g.orderedTiers()
-	usedPols := map[dpapi.PolicyID]*policy{}
-	usedProfs := map[string]*profile{}
-	r := resolved{
-		workloads: make(map[dpapi.WorkloadID]*dpapi.Workload, len(g.weps)),
-		hostEPs:   make(map[string]*dpapi.HostEndpoint, len(g.heps)),
-	}
-	wlKeep := func(p *policy) bool { return !p.preDNAT && !p.untracked }
-	for id, ep := range g.weps {
+// matchPolicies brings applies up to date: a local endpoint that is new
+// or changed is matched against every policy, a changed policy against
+// every local endpoint. Endpoints whose policies changed become stale.
+func (g *Graph) matchPolicies() {
+	eps := g.localEndpoints()
+	for _, ep := range eps {
+		if !g.rematchEP[ep.key] {
+			continue
+		}
 		it := g.idx.items[ep.key]
+		m := map[dpapi.PolicyID]*policy{}
+		for id, p := range g.policies {
+			if p.sel.matches(it.namespace, it.labels) {
+				m[id] = p
+			}
+		}
+		g.applies[ep.key] = m
+		g.stale[ep.key] = true
+	}
+	for id := range g.rematchPol {
+		p := g.policies[id]
+		for _, ep := range eps {
+			if g.rematchEP[ep.key] {
+				continue
+			}
+			m := g.applies[ep.key]
+			_, had := m[id]
+			it := g.idx.items[ep.key]
+			if p != nil && p.sel.matches(it.namespace, it.labels) {
+				m[id] = p
+				g.stale[ep.key] = true
+			} else if had {
+				delete(m, id)
+				g.stale[ep.key] = true
+			}
+		}
+	}
+	clear(g.rematchEP)
+	clear(g.rematchPol)
+}
+
+// resolve recomputes the policy lists of the stale local endpoints, and
+// the active policies, profiles and IP sets.
+func (g *Graph) resolve() {
+	g.matchPolicies()
+	r := &g.resolved
+	for id := range r.workloads {
+		if _, ok := g.weps[id]; !ok {
+			delete(r.workloads, id)
+		}
+	}
+	for name := range r.hostEPs {
+		if _, ok := g.heps[name]; !ok {
+			delete(r.hostEPs, name)
+		}
+	}
+	for id, ep := range g.weps {
+		if _, ok := r.workloads[id]; ok && !g.allStale && !g.stale[ep.key] {
+			continue
+		}
 		w := *ep.workload
-		w.Tiers = tierLists(tiers, it, wlKeep, usedPols)
-		w.Profiles = g.endpointProfiles(ep.profiles, usedProfs)
+		w.Tiers = g.tierLists(g.applies[ep.key], kindNormal)
+		w.Profiles = profileList(ep.profiles)
 		r.workloads[id] = &w
 	}
 	for name, ep := range g.heps {
-		it := g.idx.items[ep.key]
-		h := *ep.host
-		kind := func(k policyKind) func(*policy) bool {
-			return func(p *policy) bool {
-				switch k {
-				case kindUntracked:
-					return p.untracked
-				case kindPreDNAT:
-					return p.preDNAT && !p.untracked
-				case kindForward:
-					return p.applyOnForward && !p.preDNAT && !p.untracked
-				}
-				return !p.preDNAT && !p.untracked
-			}
+		if _, ok := r.hostEPs[name]; ok && !g.allStale && !g.stale[ep.key] {
+			continue
 		}
-		h.Tiers = tierLists(tiers, it, kind(kindNormal), usedPols)
-		h.PreDNATTiers = tierLists(tiers, it, kind(kindPreDNAT), usedPols)
-		h.UntrackedTiers = tierLists(tiers, it, kind(kindUntracked), usedPols)
-		h.ForwardTiers = tierLists(tiers, it, kind(kindForward), usedPols)
-		h.Profiles = g.endpointProfiles(ep.profiles, usedProfs)
+		h := *ep.host
+		applies := g.applies[ep.key]
+		h.Tiers = g.tierLists(applies, kindNormal)
+		h.PreDNATTiers = g.tierLists(applies, kindPreDNAT)
+		h.UntrackedTiers = g.tierLists(applies, kindUntracked)
+		h.ForwardTiers = g.tierLists(applies, kindForward)
+		h.Profiles = profileList(ep.profiles)
 		r.hostEPs[name] = &h
 	}
-	want := map[string]setRef{}
+	clear(g.stale)
+	g.allStale = false
+
+	// The active policies and profiles are those the lists name.
+	usedPols := make(map[dpapi.PolicyID]*policy, len(r.policies))
+	usePols := func(lists ...[]dpapi.TierPolicies) {
+		for _, l := range lists {
+			for _, tp := range l {
+				for _, id := range tp.Ingress {
+					usedPols[id] = g.policies[id]
+				}
+				for _, id := range tp.Egress {
+					usedPols[id] = g.policies[id]
+				}
+			}
+		}
+	}
+	usedProfs := map[string]*profile{}
+	for _, w := range r.workloads {
+		usePols(w.Tiers)
+		g.useProfiles(w.Profiles, usedProfs)
+	}
+	for _, h := range r.hostEPs {
+		usePols(h.Tiers, h.PreDNATTiers, h.UntrackedTiers, h.ForwardTiers)
+		g.useProfiles(h.Profiles, usedProfs)
+	}
+	want := make(map[string]setRef, len(g.idx.sets))
 	r.policies = make(map[dpapi.PolicyID]*dpapi.Policy, len(usedPols))
 	for id, p := range usedPols {
 		r.policies[id] = p.out
@@ -176,7 +257,6 @@ func (g *Graph) resolve() {
 		}
 	}
 	g.idx.setActive(want)
-	g.resolved = r
 }
 
 // State returns the desired dataplane state. Each call returns new maps;
@@ -201,7 +281,7 @@ func (g *Graph) State() *dpapi.State {
 	}
 	st.RemoteWorkloads = g.remoteWorkloads()
 	for id, e := range g.idx.sets {
-		st.IPSets[id] = e.ipSet()
+		st.IPSets[id] = g.idx.ipSet(e)
 	}
 	seen := map[string]bool{}
 	for cidr, host := range g.blocks {

@@ -20,6 +20,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"strconv"
 	"time"
@@ -45,10 +46,11 @@ import (
 var ErrRestartNeeded = errors.New("configuration changed; restart needed")
 
 // Dataplane is what the daemon drives (the Linux dataplane in production,
-// a fake in tests). It may also implement Runner and MetricsSource.
+// a fake in tests). It may also implement Runner, MetricsSource and
+// io.Closer; Close is called once felix stops, after Run has returned.
 type Dataplane interface {
 	// Apply converges the dataplane to s; see dpapi.Dataplane.
-	Apply(s *dpapi.State) error
+	Apply(ctx context.Context, s *dpapi.State) error
 }
 
 // Runner is a dataplane with background work (periodic refresh); Run
@@ -158,6 +160,13 @@ func Run(ctx context.Context, cfg *config.Config, deps Deps) error {
 	dp, err := deps.NewDataplane(dcfg)
 	if err != nil {
 		return fmt.Errorf("starting dataplane: %w", err)
+	}
+	if c, ok := dp.(io.Closer); ok {
+		defer func() {
+			if err := c.Close(); err != nil {
+				log.WithError(err).Warn("Closing the dataplane failed")
+			}
+		}()
 	}
 	var extra []prometheus.Collector
 	if ms, ok := dp.(MetricsSource); ok {

@@ -33,9 +33,31 @@ type fakeDP struct {
 	fail    int
 	calls   int
 	applied chan *dpapi.State
+	// created, running and closed trace the daemon's use of the
+	// dataplane's life cycle.
+	created, running, closed bool
+	closedWhileRunning       bool
 }
 
-func (f *fakeDP) Apply(s *dpapi.State) error {
+func (f *fakeDP) Run(ctx context.Context) error {
+	f.mu.Lock()
+	f.running = true
+	f.mu.Unlock()
+	<-ctx.Done()
+	f.mu.Lock()
+	f.running = false
+	f.mu.Unlock()
+	return nil
+}
+
+func (f *fakeDP) Close() error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.closed, f.closedWhileRunning = true, f.running
+	return nil
+}
+
+func (f *fakeDP) Apply(ctx context.Context, s *dpapi.State) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.calls++
@@ -46,8 +68,12 @@ func (f *fakeDP) Apply(s *dpapi.State) error {
 		f.fail--
 		return errors.New("injected failure")
 	}
-	f.applied <- s
-	return nil
+	select {
+	case f.applied <- s:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 }
 
 type harness struct {
@@ -82,11 +108,16 @@ func start(t *testing.T, be backend.Client, env ...string) *harness {
 	ctx, cancel := context.WithCancel(context.Background())
 	h.cancel = cancel
 	deps := Deps{
-		NewDataplane: func(dpapi.Config) (Dataplane, error) { return h.dp, nil },
-		Backend:      be,
-		Log:          log,
-		Notify:       func(s string) { h.notes <- s },
-		Ready:        func(a, b net.Addr) { h.addrs <- [2]net.Addr{a, b} },
+		NewDataplane: func(dpapi.Config) (Dataplane, error) {
+			h.dp.mu.Lock()
+			h.dp.created = true
+			h.dp.mu.Unlock()
+			return h.dp, nil
+		},
+		Backend: be,
+		Log:     log,
+		Notify:  func(s string) { h.notes <- s },
+		Ready:   func(a, b net.Addr) { h.addrs <- [2]net.Addr{a, b} },
 	}
 	go func() { h.done <- Run(ctx, cfg, deps) }()
 	t.Cleanup(func() {
@@ -95,6 +126,12 @@ func start(t *testing.T, be backend.Client, env ...string) *harness {
 		case <-h.done:
 		case <-time.After(10 * time.Second):
 			t.Error("Run did not return after cancel")
+			return
+		}
+		h.dp.mu.Lock()
+		defer h.dp.mu.Unlock()
+		if h.dp.created && (!h.dp.closed || h.dp.closedWhileRunning) {
+			t.Errorf("dataplane closed %v, while running %v; want closed after its Run returned", h.dp.closed, h.dp.closedWhileRunning)
 		}
 	})
 	return h

@@ -172,7 +172,10 @@ func (l *loop) run(ctx context.Context) error {
 			wg.Go(func() { rep.Run(ctx) })
 		}
 		if st == syncer.InSync && dirty && !time.Now().Before(retryAt) {
-			if err := l.apply(); err != nil {
+			if err := l.apply(ctx); err != nil {
+				if ctx.Err() != nil {
+					continue // stopping
+				}
 				retryDelay = min(max(2*retryDelay, retryFirst), retryMax)
 				l.log.WithError(err).WithField("retryIn", retryDelay).Warn("Applying dataplane state failed; will retry")
 				l.m.applyFailures.Inc()
@@ -276,7 +279,7 @@ func messageType(u syncer.Update) string {
 }
 
 // apply computes the state and hands it to the dataplane.
-func (l *loop) apply() error {
+func (l *loop) apply(ctx context.Context) error {
 	l.m.batchSize.Observe(float64(l.pending))
 	l.pending = 0
 	t := time.Now()
@@ -285,7 +288,7 @@ func (l *loop) apply() error {
 	l.m.setStats(l.graph.Stats())
 	l.m.outputEvents.Inc()
 	t = time.Now()
-	if err := l.dp.Apply(s); err != nil {
+	if err := l.dp.Apply(ctx, s); err != nil {
 		return err
 	}
 	l.log.WithFields(logrus.Fields{"workloads": len(s.Workloads), "policies": len(s.Policies), "ipsets": len(s.IPSets),

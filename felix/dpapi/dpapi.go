@@ -8,7 +8,10 @@
 // State again at any time. Nothing here does I/O.
 package dpapi
 
-import "net/netip"
+import (
+	"context"
+	"net/netip"
+)
 
 // State is everything felix programs on one host.
 type State struct {
@@ -227,6 +230,7 @@ type Dataplane interface {
 	// Apply programs s and returns when the kernel matches it or with the
 	// first error; it is idempotent and safe to call again with the same
 	// or a newer State. A State with InSync false must not change the
-	// kernel.
-	Apply(s *State) error
+	// kernel. When ctx ends it returns ctx's error promptly, leaving no
+	// ruleset half written; a later Apply completes the State.
+	Apply(ctx context.Context, s *State) error
 }

@@ -122,7 +122,7 @@ func BenchmarkColdStart(b *testing.B) {
 		b.StartTimer()
 
 		start := time.Now()
-		must(b, dp.Apply(s))
+		must(b, dp.Apply(b.Context(), s))
 		applyTotal += time.Since(start)
 
 		b.StopTimer()
@@ -176,7 +176,7 @@ func BenchmarkPolicyChange(b *testing.B) {
 	dp, err := New(dpapi.Config{Hostname: "host1", Log: testLog(b)}, WithNetNS(ns.Name))
 	must(b, err)
 	defer dp.Close()
-	must(b, dp.Apply(s))
+	must(b, dp.Apply(b.Context(), s))
 	const changes = 100
 	var lat []time.Duration
 	b.ResetTimer()
@@ -191,7 +191,7 @@ func BenchmarkPolicyChange(b *testing.B) {
 			id := benchPolicyID((n*changes + i) % benchPolicies)
 			next.Policies[id] = benchPolicy(i, uint16(1000+n*changes+i))
 			start := time.Now()
-			must(b, dp.Apply(&next))
+			must(b, dp.Apply(b.Context(), &next))
 			lat = append(lat, time.Since(start))
 		}
 	}

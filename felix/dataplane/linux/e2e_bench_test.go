@@ -78,7 +78,7 @@ func BenchmarkFelixEndToEnd(b *testing.B) {
 		}
 		g.OnStatusUpdated(syncer.InSync)
 		st := g.State()
-		must(b, dp.Apply(st))
+		must(b, dp.Apply(b.Context(), st))
 		coldTotal += time.Since(start)
 
 		b.StopTimer()
@@ -151,7 +151,7 @@ func BenchmarkFelixEndToEnd(b *testing.B) {
 			b.StartTimer()
 			start := time.Now()
 			g.OnUpdates([]syncer.Update{up})
-			must(b, dp.Apply(g.State()))
+			must(b, dp.Apply(b.Context(), g.State()))
 			lat = append(lat, time.Since(start))
 			b.StopTimer()
 			if in, _, _ := restoreCalls(rec); len(in) == 0 {

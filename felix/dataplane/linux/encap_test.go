@@ -28,7 +28,7 @@ func TestKernelVXLANDeviceAndRemoteBlockRoutes(t *testing.T) {
 		{CIDR: mustPrefix("10.66.1.0/26"), Host: "host2"}, // CrossSubnet, other subnet: encapsulated
 		{CIDR: mustPrefix("10.66.2.0/26"), Host: "host3"}, // CrossSubnet, same subnet: direct
 	}
-	must(t, h.dp.Apply(s))
+	must(t, h.dp.Apply(t.Context(), s))
 
 	link, err := h.ns.Output("ip", "-d", "link", "show", "vxlan.calico")
 	must(t, err)
@@ -65,7 +65,7 @@ func TestKernelVXLANDeviceAndRemoteBlockRoutes(t *testing.T) {
 	// host2 leaves: its routes, neighbour and FDB entry go.
 	delete(s.Hosts, "host2")
 	s.RemoteBlocks = s.RemoteBlocks[2:]
-	must(t, h.dp.Apply(s))
+	must(t, h.dp.Apply(t.Context(), s))
 	rt, _ = h.ns.Output("ip", "route")
 	fdb, _ = h.ns.Output("bridge", "fdb", "show", "dev", "vxlan.calico")
 	neigh, _ = h.ns.Output("ip", "neigh", "show", "dev", "vxlan.calico")
@@ -75,7 +75,7 @@ func TestKernelVXLANDeviceAndRemoteBlockRoutes(t *testing.T) {
 
 	// No VXLAN pool any more: the device goes.
 	s.Pools["pool1"].VXLAN, s.Pools["pool2"].VXLAN = dpapi.EncapNever, dpapi.EncapNever
-	must(t, h.dp.Apply(s))
+	must(t, h.dp.Apply(t.Context(), s))
 	if out, err := h.ns.Output("ip", "link", "show", "vxlan.calico"); err == nil {
 		t.Errorf("vxlan.calico still exists:\n%s", out)
 	}
@@ -91,7 +91,7 @@ func TestKernelIPIPWithoutModuleIsNonFatal(t *testing.T) {
 	s.Hosts["host1"].IPIPTunnelAddr = netip.MustParseAddr("10.65.0.1")
 	s.Hosts["host2"] = &dpapi.Host{Name: "host2", IPv4: mustPrefix("192.168.91.2/24")}
 	s.RemoteBlocks = []dpapi.RemoteBlock{{CIDR: mustPrefix("10.65.1.0/26"), Host: "host2"}}
-	if err := h.dp.Apply(s); err != nil {
+	if err := h.dp.Apply(t.Context(), s); err != nil {
 		t.Fatalf("Apply failed because of IPIP: %v", err)
 	}
 	if _, err := h.ns.Output("ip", "link", "show", "tunl0"); err == nil {
@@ -122,7 +122,7 @@ func TestKernelNATOutgoing(t *testing.T) {
 			s := baseState()
 			s.Pools["pool1"].NATOutgoing = true
 			s.Pools["nonat"] = &dpapi.Pool{Name: "nonat", CIDR: mustPrefix("10.70.0.0/16")}
-			must(t, h.dp.Apply(s))
+			must(t, h.dp.Apply(t.Context(), s))
 			out, err := h.ns.Output("iptables-"+h.dp.Backend(), "-t", "nat", "-S", "cali-nat-outgoing")
 			must(t, err)
 			if !strings.Contains(out, tc.want) {
@@ -136,7 +136,7 @@ func TestKernelNATOutgoing(t *testing.T) {
 			}
 			// No NAT-outgoing pool: the chain empties.
 			s.Pools["pool1"].NATOutgoing = false
-			must(t, h.dp.Apply(s))
+			must(t, h.dp.Apply(t.Context(), s))
 			out, _ = h.ns.Output("iptables-"+h.dp.Backend(), "-t", "nat", "-S", "cali-nat-outgoing")
 			if strings.Contains(out, "MASQUERADE") || strings.Contains(out, "SNAT") {
 				t.Fatalf("NAT rule remains:\n%s", out)
@@ -151,7 +151,7 @@ func TestKernelIPv6WorkloadRouteAndChains(t *testing.T) {
 	w2 := addWorkload(t, h.ns, "calib2", "10.65.0.3", "fd00:65::3")
 	s := baseState(w1.endpoint("allow-all"), w2.endpoint("allow-all"))
 	s.Pools["pool6"] = &dpapi.Pool{Name: "pool6", CIDR: mustPrefix("fd00:65::/64"), NATOutgoing: true}
-	must(t, h.dp.Apply(s))
+	must(t, h.dp.Apply(t.Context(), s))
 
 	rt, err := h.ns.Output("ip", "-6", "route", "show", "proto", "boot")
 	must(t, err)
@@ -185,7 +185,7 @@ func TestKernelIPv6WorkloadRouteAndChains(t *testing.T) {
 	deny := dpapi.PolicyID{Tier: "default", Name: "deny"}
 	s.Policies[deny] = &dpapi.Policy{Inbound: []dpapi.Rule{{Action: dpapi.Deny}}}
 	s.Workloads[dpapi.WorkloadID("ns/calib2")].Tiers = []dpapi.TierPolicies{{Name: "default", Ingress: []dpapi.PolicyID{deny}}}
-	must(t, h.dp.Apply(s))
+	must(t, h.dp.Apply(t.Context(), s))
 	if w1.canConnect(t, w2.ip6, 8080) {
 		t.Fatal("IPv6 connection despite a deny policy")
 	}

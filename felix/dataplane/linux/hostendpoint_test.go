@@ -51,7 +51,7 @@ func TestKernelHostEndpointDenyAllKeepsFailsafe(t *testing.T) {
 	h := attach(t, ns, dpapi.Config{FailsafeInbound: []dpapi.ProtoPort{{Protocol: "tcp", Port: 22}}})
 	s := baseState()
 	s.HostEndpoints["host1-eth1"] = &dpapi.HostEndpoint{Name: "host1-eth1", Iface: "eth1"}
-	must(t, h.dp.Apply(s))
+	must(t, h.dp.Apply(t.Context(), s))
 	if !client.canConnect(t, "192.168.91.1", 22) {
 		t.Fatalf("failsafe port 22 closed by a deny-all host endpoint\n%s", h.diag(t))
 	}
@@ -63,7 +63,7 @@ func TestKernelHostEndpointDenyAllKeepsFailsafe(t *testing.T) {
 	s.Policies[allow] = &dpapi.Policy{Inbound: []dpapi.Rule{{Action: dpapi.Allow, Protocol: "tcp",
 		DstPorts: []dpapi.PortRange{{Min: 8080, Max: 8080}}}}}
 	s.HostEndpoints["host1-eth1"].Tiers = []dpapi.TierPolicies{{Name: "default", Ingress: []dpapi.PolicyID{allow}}}
-	must(t, h.dp.Apply(s))
+	must(t, h.dp.Apply(t.Context(), s))
 	if !client.canConnect(t, "192.168.91.1", 8080) {
 		t.Fatal("port 8080 closed despite an allow policy")
 	}
@@ -152,7 +152,7 @@ func TestKernelRichStateIsAccepted(t *testing.T) {
 				FailsafeInbound:  []dpapi.ProtoPort{{Protocol: "tcp", Port: 22}, {Protocol: "udp", Port: 68, Net: "10.0.0.0/8"}},
 				FailsafeOutbound: []dpapi.ProtoPort{{Protocol: "udp", Port: 53}, {Protocol: "tcp", Port: 179, Net: "fd00::/8"}}})
 			s := richState()
-			must(t, h.dp.Apply(s))
+			must(t, h.dp.Apply(t.Context(), s))
 			v4, v6 := h.save(t, 4), h.save(t, 6)
 			for _, want := range []string{"cali-from-wl-dispatch-a", "cali-thfw-eth0", "cali-fh-any-interface-at-all",
 				"NOTRACK", "--to-destination 10.65.0.10", "cali40n:http", "cali40s:frontend"} {
@@ -169,7 +169,7 @@ func TestKernelRichStateIsAccepted(t *testing.T) {
 			h.dp.ipt4.Invalidate()
 			h.dp.ipt6.Invalidate()
 			h.dp.ipsets.Invalidate()
-			must(t, h.dp.Apply(s))
+			must(t, h.dp.Apply(t.Context(), s))
 			if in := restoreInputs(h.rec); len(in) != 0 {
 				t.Fatalf("re-reading the kernel found differences to rewrite:\n%s", strings.Join(in, "\n"))
 			}

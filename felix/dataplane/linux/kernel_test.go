@@ -22,7 +22,7 @@ func testAllowThenDeny(t *testing.T, backend string) {
 	w2 := addWorkload(t, h.ns, "calib2", "10.65.0.3", "")
 	ep1, ep2 := w1.endpoint("allow-all"), w2.endpoint("allow-all")
 	s := baseState(ep1, ep2)
-	must(t, h.dp.Apply(s))
+	must(t, h.dp.Apply(t.Context(), s))
 
 	w1.listen(t, 8080)
 	w2.listen(t, 8080)
@@ -39,7 +39,7 @@ func testAllowThenDeny(t *testing.T, backend string) {
 	s2.Policies[deny] = &dpapi.Policy{Inbound: []dpapi.Rule{{Action: dpapi.Deny}}}
 	s2.Workloads[ep2.ID].Tiers = []dpapi.TierPolicies{{Name: "default", Ingress: []dpapi.PolicyID{deny}}}
 	h.rec.Reset()
-	must(t, h.dp.Apply(s2))
+	must(t, h.dp.Apply(t.Context(), s2))
 	if w1.canConnect(t, w2.ip4, 8080) {
 		t.Fatal("connected to a workload whose ingress policy denies everything")
 	}
@@ -61,7 +61,7 @@ func testAllowThenDeny(t *testing.T, backend string) {
 
 	// And back: the policy chain is deleted, connectivity returns.
 	h.rec.Reset()
-	must(t, h.dp.Apply(baseState(ep1, w2.endpoint("allow-all"))))
+	must(t, h.dp.Apply(t.Context(), baseState(ep1, w2.endpoint("allow-all"))))
 	if !w1.canConnect(t, w2.ip4, 8080) {
 		t.Fatal("cannot connect after the deny policy was removed")
 	}
@@ -76,7 +76,7 @@ func TestKernelWorkloadWithoutProfileDenied(t *testing.T) {
 	w1 := addWorkload(t, h.ns, "calia1", "10.65.0.2", "")
 	w2 := addWorkload(t, h.ns, "calib2", "10.65.0.3", "")
 	w3 := addWorkload(t, h.ns, "calic3", "10.65.0.4", "")
-	must(t, h.dp.Apply(baseState(w1.endpoint("allow-all"), w2.endpoint(), w3.endpoint("allow-all"))))
+	must(t, h.dp.Apply(t.Context(), baseState(w1.endpoint("allow-all"), w2.endpoint(), w3.endpoint("allow-all"))))
 	w2.listen(t, 8080)
 	w3.listen(t, 8080)
 	eventually(t, 5*time.Second, "connectivity to a workload with a profile", func() bool { return w1.canConnect(t, w3.ip4, 8080) })

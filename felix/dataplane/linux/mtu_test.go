@@ -89,12 +89,12 @@ func TestKernelMTUFile(t *testing.T) {
 	if _, err := os.Stat(file); err == nil {
 		t.Fatal("MTU file written before the first Apply")
 	}
-	must(t, h.dp.Apply(s))
+	must(t, h.dp.Apply(t.Context(), s))
 	if got := read(); got != "1400" {
 		t.Fatalf("no encapsulation: MTU file %q, want 1400 (eth0's)", got)
 	}
 	s.Pools["pool1"].VXLAN = dpapi.EncapAlways
-	must(t, h.dp.Apply(s))
+	must(t, h.dp.Apply(t.Context(), s))
 	if got := read(); got != "1350" {
 		t.Fatalf("VXLAN: MTU file %q, want 1350", got)
 	}
@@ -106,18 +106,18 @@ func TestKernelMTUFile(t *testing.T) {
 	// The same State again writes nothing.
 	before := info.ModTime()
 	time.Sleep(20 * time.Millisecond)
-	must(t, h.dp.Apply(s))
+	must(t, h.dp.Apply(t.Context(), s))
 	if info, _ := os.Stat(file); !info.ModTime().Equal(before) {
 		t.Error("MTU file rewritten without a change")
 	}
 	// A felix that restarts finds the file right and leaves it.
 	h2 := attach(t, ns, dpapi.Config{MTUFile: file})
-	must(t, h2.dp.Apply(s))
+	must(t, h2.dp.Apply(t.Context(), s))
 	if info, _ := os.Stat(file); !info.ModTime().Equal(before) || read() != "1350" {
 		t.Error("restart rewrote an up-to-date MTU file")
 	}
 	s.Pools["pool1"].VXLAN = dpapi.EncapNever
-	must(t, h.dp.Apply(s))
+	must(t, h.dp.Apply(t.Context(), s))
 	if got := read(); got != "1400" {
 		t.Fatalf("VXLAN off: MTU file %q, want 1400", got)
 	}

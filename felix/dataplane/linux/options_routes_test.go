@@ -28,7 +28,7 @@ func TestKernelRouteTableRanges(t *testing.T) {
 			}
 			must(t, ns.Exec("ip", "rule", "add", "priority", "99", "not", "fwmark", "0x100000/0x100000", "table", tc.tidy[0]))
 			h := attach(t, ns, dpapi.Config{RouteTableRanges: tc.ranges})
-			must(t, h.dp.Apply(baseState()))
+			must(t, h.dp.Apply(t.Context(), baseState()))
 			for _, table := range tc.tidy {
 				if rt, _ := ns.Output("ip", "route", "show", "table", table); strings.Contains(rt, "10.200.0.0/16") {
 					t.Errorf("table %s not emptied:\n%s", table, rt)
@@ -59,7 +59,7 @@ func TestKernelRemoveExternalRoutes(t *testing.T) {
 			must(t, ns.Exec("ip", "route", "add", "10.65.0.99/32", "dev", "calia1", "proto", "static"))
 			must(t, ns.Exec("ip", "route", "add", "10.65.9.0/24", "via", "192.168.90.77", "dev", "eth0", "proto", "boot"))
 			h := attach(t, ns, dpapi.Config{KeepExternalRoutes: !remove}, WithRouteCleanupGrace(-1))
-			must(t, h.dp.Apply(baseState(w.endpoint("allow-all"))))
+			must(t, h.dp.Apply(t.Context(), baseState(w.endpoint("allow-all"))))
 			rt, _ := ns.Output("ip", "route")
 			if strings.Contains(rt, "10.65.0.99") == remove {
 				t.Errorf("RemoveExternalRoutes %v: another program's route on calia1:\n%s", remove, rt)
@@ -83,8 +83,8 @@ func TestKernelRouteSourceWorkloadIPs(t *testing.T) {
 	wb := addWorkload(t, hs.b.ns, "calib1", "10.65.1.2", "")
 	sa := vxlanState(dpapi.EncapAlways, wa.endpoint("allow-all"))
 	sa.RemoteWorkloads = []dpapi.RemoteBlock{{CIDR: mustPrefix("10.65.1.2/32"), Host: "hostb"}}
-	must(t, hs.a.dp.Apply(sa))
-	must(t, hs.b.dp.Apply(vxlanState(dpapi.EncapAlways, wb.endpoint("allow-all"))))
+	must(t, hs.a.dp.Apply(t.Context(), sa))
+	must(t, hs.b.dp.Apply(t.Context(), vxlanState(dpapi.EncapAlways, wb.endpoint("allow-all"))))
 	rt, _ := hs.a.ns.Output("ip", "route", "show", "proto", "80")
 	if !strings.Contains(rt, "10.65.1.2 via 10.65.1.1 dev vxlan.calico onlink") || strings.Contains(rt, "10.65.1.0/26") {
 		t.Fatalf("routes to host B:\n%s", rt)
@@ -102,7 +102,7 @@ func TestKernelDeviceRouteSourceAddress(t *testing.T) {
 	h := attach(t, ns, dpapi.Config{IPv6Support: true, DeviceRouteSourceAddress: "192.168.90.1", DeviceRouteSourceAddressV6: "fd00:90::1"})
 	s := baseState(w.endpoint("allow-all"))
 	s.Pools["pool6"] = &dpapi.Pool{Name: "pool6", CIDR: mustPrefix("fd00:65::/64")}
-	must(t, h.dp.Apply(s))
+	must(t, h.dp.Apply(t.Context(), s))
 	rt4, _ := ns.Output("ip", "route", "show", "dev", "calia1")
 	rt6, _ := ns.Output("ip", "-6", "route", "show", "dev", "calia1")
 	if !strings.Contains(rt4, "10.65.0.2 scope link src 192.168.90.1") || !strings.Contains(rt6, "fd00:65::2 src fd00:90::1") {
@@ -124,7 +124,7 @@ func TestKernelIPForwarding(t *testing.T) {
 			ns := newHostNS(t)
 			must(t, ns.Exec("sysctl", "-qw", "net.ipv4.ip_forward=0"))
 			h := attach(t, ns, dpapi.Config{IPForwardingDisabled: disabled})
-			must(t, h.dp.Apply(baseState()))
+			must(t, h.dp.Apply(t.Context(), baseState()))
 			out, err := ns.Output("sysctl", "-n", "net.ipv4.ip_forward")
 			must(t, err)
 			if want := map[bool]string{false: "1", true: "0"}[disabled]; strings.TrimSpace(out) != want {
@@ -142,7 +142,7 @@ func TestKernelMaxIpsetSize(t *testing.T) {
 	s.IPSets["s:web"] = &dpapi.IPSet{ID: "s:web", Type: dpapi.IPSetNet, Members: []string{"10.65.0.2", "10.65.0.3"}}
 	for _, size := range []int{1000, 2000} {
 		h := attach(t, ns, dpapi.Config{MaxIPSetSize: size})
-		must(t, h.dp.Apply(s))
+		must(t, h.dp.Apply(t.Context(), s))
 		out, err := ns.Output("ipset", "save")
 		must(t, err)
 		for _, set := range []string{"cali40s:web", "cali40all-ipam-pools"} {
@@ -163,7 +163,7 @@ func TestKernelEncapOverrides(t *testing.T) {
 	ns := newHostNS(t)
 	s := baseState()
 	h := attach(t, ns, dpapi.Config{VXLANEnabled: &yes})
-	must(t, h.dp.Apply(s))
+	must(t, h.dp.Apply(t.Context(), s))
 	if _, err := ns.Output("ip", "link", "show", "vxlan.calico"); err != nil {
 		t.Errorf("VXLANEnabled true without a VXLAN pool: no vxlan.calico: %v", err)
 	}
@@ -172,7 +172,7 @@ func TestKernelEncapOverrides(t *testing.T) {
 	}
 	s.Pools["pool1"].VXLAN = dpapi.EncapAlways
 	h = attach(t, ns, dpapi.Config{VXLANEnabled: &no})
-	must(t, h.dp.Apply(s))
+	must(t, h.dp.Apply(t.Context(), s))
 	if _, err := ns.Output("ip", "link", "show", "vxlan.calico"); err == nil {
 		t.Error("VXLANEnabled false with a VXLAN pool: vxlan.calico remains")
 	}
@@ -181,7 +181,7 @@ func TestKernelEncapOverrides(t *testing.T) {
 	}
 	h = attach(t, ns, dpapi.Config{IPIPEnabled: &no})
 	s.Pools["pool1"].VXLAN, s.Pools["pool1"].IPIP = dpapi.EncapNever, dpapi.EncapAlways
-	must(t, h.dp.Apply(s))
+	must(t, h.dp.Apply(t.Context(), s))
 	if strings.Contains(h.save(t, 4), "IPIP packets") {
 		t.Error("IpInIpEnabled false: IPIP rules remain")
 	}

@@ -31,7 +31,7 @@ func TestKernelChainInsertMode(t *testing.T) {
 				FailsafeInbound: []dpapi.ProtoPort{{Protocol: "tcp", Port: 9090}}})
 			s := baseState(w.endpoint()) // no profile: the workload's policy denies everything
 			s.HostEndpoints["host1-eth1"] = &dpapi.HostEndpoint{Name: "host1-eth1", Iface: "eth1"}
-			must(t, h.dp.Apply(s))
+			must(t, h.dp.Apply(t.Context(), s))
 
 			sv := h.save(t, 4)
 			operatorFirst := strings.Index(sv, "-A INPUT -i eth1") < strings.Index(sv, "-j cali-INPUT") &&
@@ -50,7 +50,7 @@ func TestKernelChainInsertMode(t *testing.T) {
 			}
 			// A second Apply leaves the hooks where they are.
 			before := len(restoreInputs(h.rec))
-			must(t, h.dp.Apply(s))
+			must(t, h.dp.Apply(t.Context(), s))
 			if n := len(restoreInputs(h.rec)); n != before {
 				t.Errorf("second Apply rewrote the hooks:\n%s", strings.Join(restoreInputs(h.rec)[before:], "\n"))
 			}
@@ -86,7 +86,7 @@ func TestKernelAllowActions(t *testing.T) {
 			s.HostEndpoints["host1-eth1"] = &dpapi.HostEndpoint{Name: "host1-eth1", Iface: "eth1",
 				Tiers:        []dpapi.TierPolicies{{Name: "default", Ingress: []dpapi.PolicyID{normal}}},
 				PreDNATTiers: []dpapi.TierPolicies{{Name: "default", Ingress: []dpapi.PolicyID{pre}}}}
-			must(t, h.dp.Apply(s))
+			must(t, h.dp.Apply(t.Context(), s))
 			// The operator's rules, after felix's jumps.
 			must(t, ns.Exec("iptables-nft", "-A", "INPUT", "-i", "eth1", "-p", "tcp", "--dport", "8080", "-j", "DROP"))
 			must(t, ns.Exec("iptables-nft", "-t", "mangle", "-A", "PREROUTING", "-i", "eth1", "-p", "tcp", "--dport", "8081", "-j", "DROP"))
@@ -111,7 +111,7 @@ func TestKernelFilterDenyAction(t *testing.T) {
 			w := addWorkload(t, ns, "calia1", "10.65.0.2", "")
 			w.listen(t, 8080)
 			h := attach(t, ns, dpapi.Config{FilterDenyAction: action})
-			must(t, h.dp.Apply(baseState(w.endpoint()))) // no profile: denied
+			must(t, h.dp.Apply(t.Context(), baseState(w.endpoint()))) // no profile: denied
 			err := dial(c.ns, "10.65.0.2", 8080)
 			if err == nil {
 				t.Fatalf("denied connection succeeded\n%s", h.diag(t))
@@ -139,7 +139,7 @@ func TestKernelFloatingIPs(t *testing.T) {
 	s := baseState(ep)
 
 	h := attach(t, ns, dpapi.Config{FloatingIPs: true})
-	must(t, h.dp.Apply(s))
+	must(t, h.dp.Apply(t.Context(), s))
 	if nat := h.natRules(t); !strings.Contains(nat, "-A cali-fip-dnat") || !strings.Contains(nat, "--to-destination 10.65.0.2") {
 		t.Fatalf("no DNAT with FloatingIPs Enabled:\n%s", nat)
 	}
@@ -148,7 +148,7 @@ func TestKernelFloatingIPs(t *testing.T) {
 	}
 
 	h2 := attach(t, ns, dpapi.Config{}) // felix restarted with the default, Disabled
-	must(t, h2.dp.Apply(s))
+	must(t, h2.dp.Apply(t.Context(), s))
 	if nat := h2.natRules(t); strings.Contains(nat, "-A cali-fip-dnat") || strings.Contains(nat, "-A cali-fip-snat") ||
 		strings.Contains(nat, "172.16.0.2") {
 		t.Fatalf("floating IP rules remain with FloatingIPs Disabled:\n%s", nat)
@@ -183,7 +183,7 @@ func TestKernelServiceLoopPrevention(t *testing.T) {
 			must(t, ns.Exec("iptables-nft", "-t", "mangle", "-A", "POSTROUTING", "-o", "eth0", "-d", "10.96.0.0/12"))
 			s := baseState()
 			s.ServiceCIDRs = []netip.Prefix{mustPrefix("10.96.0.0/12"), mustPrefix("fd00:96::/112")}
-			must(t, h.dp.Apply(s))
+			must(t, h.dp.Apply(t.Context(), s))
 
 			err := dial(c.ns, "10.96.0.10", 80)
 			var block, leaked int
@@ -227,7 +227,7 @@ func TestKernelInterfaceExclude(t *testing.T) {
 			h := attach(t, ns, cfg)
 			s := baseState()
 			s.HostEndpoints["host1-ipvs"] = &dpapi.HostEndpoint{Name: "host1-ipvs", Expected: []netip.Addr{netip.MustParseAddr("192.168.92.1")}}
-			must(t, h.dp.Apply(s))
+			must(t, h.dp.Apply(t.Context(), s))
 			chain := strings.Contains(h.save(t, 4), "cali-fh-kube-ipvs0")
 			reached := dial(c.ns, "192.168.92.1", 8080) == nil
 			if chain == excluded || reached != excluded {
@@ -245,7 +245,7 @@ func TestKernelInterfaceRefreshInterval(t *testing.T) {
 	h := attach(t, ns, dpapi.Config{InterfaceRefreshInterval: 200 * time.Millisecond, RouteRefreshInterval: time.Hour,
 		IptablesRefreshInterval: time.Hour, IPSetsRefreshInterval: time.Hour}, WithoutLinkWatch())
 	w := &workload{iface: "calia1", ip4: netip.MustParseAddr("10.65.0.2")}
-	must(t, h.dp.Apply(baseState(w.endpoint("allow-all"))))
+	must(t, h.dp.Apply(t.Context(), baseState(w.endpoint("allow-all"))))
 	if rt, _ := ns.Output("ip", "route"); strings.Contains(rt, "10.65.0.2") {
 		t.Fatalf("route before the interface exists:\n%s", rt)
 	}
@@ -282,7 +282,7 @@ func TestKernelNonDefaultOptionsAreAccepted(t *testing.T) {
 				p.Inbound = append(p.Inbound, dpapi.Rule{Action: dpapi.Log, Annotations: []string{"team=net ops", "ticket=OPS-1"}},
 					dpapi.Rule{Action: dpapi.Deny})
 			}
-			must(t, h.dp.Apply(s))
+			must(t, h.dp.Apply(t.Context(), s))
 			v4, v6 := h.save(t, 4), h.save(t, 6)
 			for _, want := range [][]string{{"-j REJECT"}, {"-j cali-cidr-block"}, {"-A cali-cidr-block", "-d 10.96.0.0/12", "-j REJECT"},
 				{"-A cali-rpf-skip", "-s 10.99.0.0/24", "-j ACCEPT"}, {"--to-source 192.168.90.1:32768-65535"}, {"-o eth+", "-j SNAT"},
@@ -304,7 +304,7 @@ func TestKernelNonDefaultOptionsAreAccepted(t *testing.T) {
 				t.Logf("IPv4:\n%s\nIPv6:\n%s", v4, v6)
 			}
 			before := len(restoreInputs(h.rec))
-			must(t, h.dp.Apply(s))
+			must(t, h.dp.Apply(t.Context(), s))
 			if len(restoreInputs(h.rec)) != before {
 				t.Error("a second Apply wrote again")
 			}
@@ -325,7 +325,7 @@ func TestKernelDefaultEndpointToHostAction(t *testing.T) {
 			w := addWorkload(t, ns, "calia1", "10.65.0.2", "")
 			listenIn(t, ns, 8080)
 			h := attach(t, ns, dpapi.Config{IptablesBackend: "nft", DefaultEndpointToHostAction: tc.action})
-			must(t, h.dp.Apply(baseState(w.endpoint("allow-all"))))
+			must(t, h.dp.Apply(t.Context(), baseState(w.endpoint("allow-all"))))
 			must(t, ns.Exec("iptables-nft", "-A", "INPUT", "-i", "cali+", "-p", "tcp", "--dport", "8080", "-j", "DROP"))
 			if got := w.canConnect(t, netip.MustParseAddr("192.168.90.1"), 8080); got != tc.reaches {
 				t.Errorf("%s: workload reached the host %v, want %v\n%s", tc.action, got, tc.reaches, h.diag(t))

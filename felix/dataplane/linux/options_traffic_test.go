@@ -32,7 +32,7 @@ func TestKernelNATOutgoingExclusionsAndPortRange(t *testing.T) {
 			s := baseState(w.endpoint("allow-all"))
 			s.Pools["pool1"].NATOutgoing = true
 			s.Hosts["host2"] = &dpapi.Host{Name: "host2", IPv4: mustPrefix("192.168.91.2/24")}
-			must(t, h.dp.Apply(s))
+			must(t, h.dp.Apply(t.Context(), s))
 			seen := listenRecord(t, other.ns, 8080)
 			for i := 0; i < 3; i++ {
 				if !w.canConnect(t, other.ip, 8080) {
@@ -92,7 +92,7 @@ func TestKernelDisableConntrackInvalidCheck(t *testing.T) {
 			c := addClient(t, ns, "eth1", "192.168.91.1", "192.168.91.2")
 			w := addWorkload(t, ns, "calia1", "10.65.0.2", "")
 			h := attach(t, ns, dpapi.Config{DisableConntrackInvalidCheck: disabled})
-			must(t, h.dp.Apply(baseState(w.endpoint("allow-all"))))
+			must(t, h.dp.Apply(t.Context(), baseState(w.endpoint("allow-all"))))
 			const synFin = 0x03
 			sendTCPFlags(t, c.ns, c.ip, w.ip4, 8080, synFin)
 			var dropped, toPolicy int
@@ -163,7 +163,7 @@ func TestKernelEncapFromWorkloads(t *testing.T) {
 			other := addClient(t, ns, "eth1", "192.168.91.1", "192.168.91.2")
 			w := addWorkload(t, ns, "calia1", "10.65.0.2", "")
 			h := attach(t, ns, dpapi.Config{AllowVXLANPacketsFromWorkloads: allow, AllowIPIPPacketsFromWorkloads: allow})
-			must(t, h.dp.Apply(baseState(w.endpoint("allow-all"))))
+			must(t, h.dp.Apply(t.Context(), baseState(w.endpoint("allow-all"))))
 			vxlan := recvUDP(t, other.ns, 4789)
 			ipip := countIPIP(t, other.ns)
 			sendUDP(t, w.ns, netip.Addr{}, other.ip.String(), 4789)
@@ -191,7 +191,7 @@ func TestKernelExternalNodesCIDRList(t *testing.T) {
 			h := attach(t, ns, cfg)
 			s := baseState()
 			s.Pools["pool1"].VXLAN = dpapi.EncapAlways
-			must(t, h.dp.Apply(s))
+			must(t, h.dp.Apply(t.Context(), s))
 			sendUDP(t, ext.ns, netip.Addr{}, "192.168.91.1", 4789)
 			var allowed, dropped int
 			eventuallyOK(3*time.Second, func() bool { // until the packet is counted somewhere
@@ -222,7 +222,7 @@ func TestKernelAllowSpoofedSourcePrefixes(t *testing.T) {
 			h := attach(t, ns, dpapi.Config{WorkloadSourceSpoofing: spoofing})
 			ep := w.endpoint("allow-all")
 			ep.AllowSpoofedSourcePrefixes = []netip.Prefix{mustPrefix("10.99.0.0/24")}
-			must(t, h.dp.Apply(baseState(ep)))
+			must(t, h.dp.Apply(t.Context(), baseState(ep)))
 			got := recvUDP(t, other.ns, 9999)
 			sendUDP(t, w.ns, netip.MustParseAddr("10.99.0.5"), other.ip.String(), 9999)
 			from, ok := received(got)
@@ -252,7 +252,7 @@ func TestKernelLogRateLimitAndPrefix(t *testing.T) {
 	ep := w.endpoint()
 	ep.Tiers = []dpapi.TierPolicies{{Name: "default", Ingress: []dpapi.PolicyID{pol}}}
 	s.Workloads[ep.ID] = ep
-	must(t, h.dp.Apply(s))
+	must(t, h.dp.Apply(t.Context(), s))
 	sv := h.save(t, 4)
 	if !hasRule(sv, "-m limit --limit 1/min --limit-burst 2", `--log-prefix "np-default-prod/web: "`) {
 		t.Fatalf("no rate-limited Log rule:\n%s", sv)

@@ -41,7 +41,7 @@ func TestKernelMissingProfileDeniesBeforeLaterAllow(t *testing.T) {
 		calctest.Put(calcWEP(w3, "w3", "allow")),
 	})
 	g.OnStatusUpdated(syncer.InSync)
-	must(t, h.dp.Apply(g.State()))
+	must(t, h.dp.Apply(t.Context(), g.State()))
 	for _, w := range []*workload{w1, w2, w3} {
 		w.listen(t, 8080)
 	}
@@ -57,7 +57,7 @@ func TestKernelMissingProfileDeniesBeforeLaterAllow(t *testing.T) {
 
 	// Once the profile exists (allowing), its rules apply in its place.
 	g.OnUpdates([]syncer.Update{calctest.Put(calctest.Profile("missing", nil, allow, allow))})
-	must(t, h.dp.Apply(g.State()))
+	must(t, h.dp.Apply(t.Context(), g.State()))
 	if !w1.canConnect(t, w2.ip4, 8080) || !w2.canConnect(t, w1.ip4, 8080) {
 		t.Errorf("no connectivity once the profile exists\n%s", h.diag(t))
 	}

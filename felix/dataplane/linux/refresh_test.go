@@ -41,7 +41,7 @@ func testRefreshRepairs(t *testing.T, backend string) {
 	w2 := addWorkload(t, h.ns, "calib2", "10.65.0.3", "")
 	s := baseState(w1.endpoint("allow-all"), w2.endpoint("allow-all"))
 	s.Pools["pool1"].NATOutgoing = true
-	must(t, h.dp.Apply(s))
+	must(t, h.dp.Apply(t.Context(), s))
 	want := ourLines(h.save(t, 4))
 	wantSets, err := h.ns.Output("ipset", "save", "cali40masq-ipam-pools")
 	must(t, err)
@@ -104,7 +104,7 @@ func TestKernelFirstApplyRemovesStaleState(t *testing.T) {
 		must(t, ns.Exec(c[0], c[1:]...))
 	}
 	h := attach(t, ns, dpapi.Config{IptablesBackend: "nft"}, WithRouteCleanupGrace(-1))
-	must(t, h.dp.Apply(baseState(w1.endpoint("allow-all"))))
+	must(t, h.dp.Apply(t.Context(), baseState(w1.endpoint("allow-all"))))
 
 	sv := h.save(t, 4)
 	for _, gone := range []string{"cali-stale", "cali-old-nat"} {
@@ -137,7 +137,7 @@ func TestKernelNotInSyncLeavesKernelAlone(t *testing.T) {
 	must(t, err)
 	s := baseState(w1.endpoint("allow-all"))
 	s.InSync = false
-	must(t, h.dp.Apply(s))
+	must(t, h.dp.Apply(t.Context(), s))
 	if calls := beyondDetection(h.rec.Calls()); len(calls) != 0 {
 		t.Fatalf("ran %d commands for a state that is not in sync: %v", len(calls), calls[0].Name)
 	}
@@ -183,7 +183,7 @@ func TestKernelProgramsRoutesWhenInterfaceAppears(t *testing.T) {
 	h := newHost(t, dpapi.Config{RouteRefreshInterval: time.Hour})
 	ep := &dpapi.Workload{ID: "ns/late", Iface: "calilate", Profiles: []string{"allow-all"}}
 	ep.IPv4 = append(ep.IPv4, mustPrefix("10.65.0.5/32"))
-	must(t, h.dp.Apply(baseState(ep)))
+	must(t, h.dp.Apply(t.Context(), baseState(ep)))
 
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)

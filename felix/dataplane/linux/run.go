@@ -120,13 +120,15 @@ func (d *Dataplane) relevantLink(u ifaces.Update) bool {
 // refresh invalidates part of the kernel view and re-applies the last
 // State, if the kernel has been touched at all.
 func (d *Dataplane) refresh(ctx context.Context, what string, invalidate func()) {
-	d.mu.Lock()
+	if d.mu.lockCtx(ctx) != nil {
+		return
+	}
 	defer d.mu.Unlock()
 	if !d.started || d.last == nil {
 		return
 	}
 	invalidate()
-	if err := d.applyLocked(ctx); err != nil {
+	if err := d.applyLocked(ctx); err != nil && ctx.Err() == nil {
 		d.log.WithError(err).WithField("refresh", what).Warn("dataplane refresh failed; will retry")
 	}
 }

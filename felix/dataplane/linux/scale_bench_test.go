@@ -64,7 +64,7 @@ func BenchmarkFelixScale(b *testing.B) {
 		}
 		g.OnStatusUpdated(syncer.InSync)
 		st := g.State()
-		must(b, dp.Apply(st))
+		must(b, dp.Apply(b.Context(), st))
 		coldTotal += time.Since(start)
 
 		b.StopTimer()
@@ -103,7 +103,7 @@ func BenchmarkFelixScale(b *testing.B) {
 			b.StartTimer()
 			t0 := time.Now()
 			g.OnUpdates([]syncer.Update{up})
-			must(b, dp.Apply(g.State()))
+			must(b, dp.Apply(b.Context(), g.State()))
 			policyLat = append(policyLat, time.Since(t0))
 			b.StopTimer()
 			if in, _, _ := restoreCalls(rec); len(in) == 0 {
@@ -118,7 +118,7 @@ func BenchmarkFelixScale(b *testing.B) {
 			b.StartTimer()
 			t0 := time.Now()
 			g.OnUpdates([]syncer.Update{up})
-			must(b, dp.Apply(g.State()))
+			must(b, dp.Apply(b.Context(), g.State()))
 			ipsetLat = append(ipsetLat, time.Since(t0))
 			b.StopTimer()
 			if _, in, _ := restoreCalls(rec); len(in) == 0 {

@@ -124,8 +124,8 @@ func TestKernelVXLANTrafficBetweenHosts(t *testing.T) {
 	hs := newTwoHosts(t)
 	wa := addWorkload(t, hs.a.ns, "calia1", "10.65.0.2", "fd00:65::2")
 	wb := addWorkload(t, hs.b.ns, "calib1", "10.65.1.2", "fd00:65::1:2")
-	must(t, hs.a.dp.Apply(vxlanState(dpapi.EncapAlways, wa.endpoint("allow-all"))))
-	must(t, hs.b.dp.Apply(vxlanState(dpapi.EncapAlways, wb.endpoint("allow-all"))))
+	must(t, hs.a.dp.Apply(t.Context(), vxlanState(dpapi.EncapAlways, wa.endpoint("allow-all"))))
+	must(t, hs.b.dp.Apply(t.Context(), vxlanState(dpapi.EncapAlways, wb.endpoint("allow-all"))))
 	for _, p := range []struct {
 		h *host
 		w *workload
@@ -185,7 +185,7 @@ func TestKernelVXLANTrafficBetweenHosts(t *testing.T) {
 
 	// VXLAN off: the devices go, so does the traffic.
 	off := vxlanState(dpapi.EncapNever, wa.endpoint("allow-all"))
-	must(t, hs.a.dp.Apply(off))
+	must(t, hs.a.dp.Apply(t.Context(), off))
 	for _, dev := range []string{"vxlan.calico", "vxlan-v6.calico"} {
 		if out, err := hs.a.ns.Output("ip", "link", "show", dev); err == nil {
 			t.Errorf("%s still exists:\n%s", dev, out)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"sync"
+	"time"
 
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
@@ -16,54 +17,79 @@ const authenticateMethod = "/etcdserverpb.Auth/Authenticate"
 // authenticator gets and renews the token of a username and password.
 // clientv3 would fetch the token inside clientv3.New, which then blocks
 // (with no bound at all unless a dial timeout is set) while etcd is down;
-// here it is fetched by the first call that needs it, within that call's
-// own timeout, so New never blocks.
+// here it is fetched when the first call needs it, so New never blocks.
+//
+// The Authenticate request runs on its own deadline (authTimeout), not the
+// call's: etcd checks the password with bcrypt, which on a loaded host can
+// take longer than a short call timeout, and a request given up with each
+// call would never finish. Calls wait for it within their own deadline, and
+// later calls join the one in flight.
 type authenticator struct {
 	user, pass string
-	sem        chan struct{} // one Authenticate at a time
 
-	mu   sync.Mutex
-	tok  string
-	have bool // tok is known; "" when etcd has auth disabled
+	mu       sync.Mutex
+	tok      string
+	have     bool // tok is known; "" when etcd has auth disabled
+	inflight *authAttempt
 }
 
+// authAttempt is one Authenticate request; done is closed when it ends.
+type authAttempt struct {
+	done chan struct{}
+	tok  string
+	err  error
+}
+
+// authTimeout bounds one Authenticate request.
+const authTimeout = 30 * time.Second
+
 func newAuthenticator(user, pass string) *authenticator {
-	return &authenticator{user: user, pass: pass, sem: make(chan struct{}, 1)}
+	return &authenticator{user: user, pass: pass}
 }
 
 // token returns the current token, authenticating first if there is none
 // or if it is stale (rejected by etcd).
 func (a *authenticator) token(ctx context.Context, cc grpc.ClientConnInterface, stale *string) (string, error) {
-	current := func() (string, bool) {
-		a.mu.Lock()
-		defer a.mu.Unlock()
-		return a.tok, a.have && (stale == nil || a.tok != *stale)
-	}
-	if t, ok := current(); ok {
+	a.mu.Lock()
+	if a.have && (stale == nil || a.tok != *stale) {
+		t := a.tok
+		a.mu.Unlock()
 		return t, nil
 	}
+	at := a.inflight
+	if at == nil {
+		at = &authAttempt{done: make(chan struct{})}
+		a.inflight = at
+		go a.authenticate(at, cc)
+	}
+	a.mu.Unlock()
 	select {
-	case a.sem <- struct{}{}:
+	case <-at.done:
+		return at.tok, at.err
 	case <-ctx.Done():
 		return "", ctx.Err()
 	}
-	defer func() { <-a.sem }()
-	if t, ok := current(); ok {
-		return t, nil
-	}
+}
+
+// authenticate runs attempt at and records its token.
+func (a *authenticator) authenticate(at *authAttempt, cc grpc.ClientConnInterface) {
+	ctx, cancel := context.WithTimeout(context.Background(), authTimeout)
+	defer cancel()
 	resp, err := pb.NewAuthClient(cc).Authenticate(ctx, &pb.AuthenticateRequest{Name: a.user, Password: a.pass}, grpc.WaitForReady(true))
-	tok := ""
 	switch {
 	case err == nil:
-		tok = resp.Token
+		at.tok = resp.Token
 	case errors.Is(rpctypes.Error(err), rpctypes.ErrAuthNotEnabled):
 	default:
-		return "", err
+		at.err = err
 	}
 	a.mu.Lock()
-	a.tok, a.have = tok, true
+	if at.err == nil {
+		a.tok, a.have = at.tok, true
+	}
+	a.inflight = nil
 	a.mu.Unlock()
-	return tok, nil
+	close(at.done)
 }
 
 // unary is a gRPC interceptor, run for each attempt of each call: it adds
