@@ -83,7 +83,7 @@ func benchBGPScale(b *testing.B, n int, rr bool) {
 	converged := func(i int) error {
 		for j := range n {
 			if j != i && !hasRoute(nls[i], block(j)) {
-				return fmt.Errorf("h%d has no route to h%d's block", i+1, j+1)
+				return fmt.Errorf("h%d has no route to h%d's block (%s)", i+1, j+1, sessionsDown(l, l.hosts[i]))
 			}
 		}
 		return nil
@@ -92,7 +92,7 @@ func benchBGPScale(b *testing.B, n int, rr bool) {
 	for _, h := range l.hosts {
 		h.start()
 	}
-	waitFor(b, 10*time.Minute, "convergence", func() error {
+	waitFor(b, 3*time.Minute, "convergence", func() error {
 		for i := range n {
 			if err := converged(i); err != nil {
 				return err
@@ -160,4 +160,41 @@ func procRSSMB(pid int) float64 {
 		}
 	}
 	return 0
+}
+
+// sessionsDown describes h's sessions that are not Established, and the
+// first such peer's view of h.
+func sessionsDown(l *lab, h *host) string {
+	st, err := h.status()
+	if err != nil {
+		return "status: " + err.Error()
+	}
+	var down []string
+	for _, p := range st.Peers4 {
+		if p.Info != "Established" {
+			down = append(down, fmt.Sprintf("%s %s/%s", p.Address, p.State, p.Info))
+		}
+	}
+	other := ""
+	for _, p := range st.Peers4 {
+		if p.Info == "Established" {
+			continue
+		}
+		for _, o := range l.hosts {
+			if o.ip.Addr().String() != p.Address {
+				continue
+			}
+			ost, err := o.status()
+			other = fmt.Sprintf("; %s: %v, %d peers, none is %s", o.name, err, len(ost.Peers4), h.name)
+			if err == nil {
+				for _, q := range ost.Peers4 {
+					if q.Address == h.ip.Addr().String() {
+						other = fmt.Sprintf("; %s sees %s as %s/%s since %s", o.name, h.name, q.State, q.Info, q.Since)
+					}
+				}
+			}
+		}
+		break
+	}
+	return fmt.Sprintf("%d of %d sessions not established: %s%s", len(down), len(st.Peers4), strings.Join(down, ", "), other)
 }
