@@ -5,11 +5,13 @@ package testutil
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"net/url"
 	"os"
 	"path/filepath"
+	"syscall"
 	"testing"
 	"time"
 
@@ -67,21 +69,34 @@ func StartEtcdServer(dir string, opts ...EtcdOption) (*Etcd, error) {
 		}
 		scheme = "https"
 	}
-	cp, err := FreePort()
-	if err != nil {
-		return nil, err
+	// A free port can be taken by another process before etcd binds it:
+	// then try other ports, on fresh data (unless there was data before).
+	member := filepath.Join(dir, "member")
+	_, statErr := os.Stat(member)
+	fresh := os.IsNotExist(statErr)
+	for attempt := 1; ; attempt++ {
+		cp, err := FreePort()
+		if err != nil {
+			return nil, err
+		}
+		pp, err := FreePort()
+		if err != nil {
+			return nil, err
+		}
+		e.clientURL = url.URL{Scheme: scheme, Host: fmt.Sprintf("127.0.0.1:%d", cp)}
+		e.peerURL = url.URL{Scheme: "http", Host: fmt.Sprintf("127.0.0.1:%d", pp)}
+		e.Endpoint = e.clientURL.String()
+		err = e.Start()
+		if err == nil {
+			return e, nil
+		}
+		if !fresh || attempt == 5 || !errors.Is(err, syscall.EADDRINUSE) {
+			return nil, err
+		}
+		if err := os.RemoveAll(member); err != nil {
+			return nil, err
+		}
 	}
-	pp, err := FreePort()
-	if err != nil {
-		return nil, err
-	}
-	e.clientURL = url.URL{Scheme: scheme, Host: fmt.Sprintf("127.0.0.1:%d", cp)}
-	e.peerURL = url.URL{Scheme: "http", Host: fmt.Sprintf("127.0.0.1:%d", pp)}
-	e.Endpoint = e.clientURL.String()
-	if err := e.Start(); err != nil {
-		return nil, err
-	}
-	return e, nil
 }
 
 // Start (re)starts the server on its original ports and data.
