@@ -102,13 +102,13 @@ func fromEnv(get func(string) string, version int, cidr string) (*v3.IPPool, err
 		p.Spec.BlockSize = n
 	}
 	if version == 4 {
-		m, err := mode(get(prefix + "IPIP"))
+		m, err := EncapMode(get(prefix + "IPIP"))
 		if err != nil {
 			errs = append(errs, fmt.Errorf("%sIPIP: %w", prefix, err))
 		}
 		p.Spec.IPIPMode = v3.IPIPMode(m)
 	}
-	m, err := mode(get(prefix + "VXLAN"))
+	m, err := EncapMode(get(prefix + "VXLAN"))
 	if err != nil {
 		errs = append(errs, fmt.Errorf("%sVXLAN: %w", prefix, err))
 	}
@@ -130,8 +130,9 @@ func fromEnv(get func(string) string, version int, cidr string) (*v3.IPPool, err
 	return p, nil
 }
 
-// mode reads an encapsulation mode as calico-node does.
-func mode(s string) (string, error) {
+// EncapMode reads an IPIP or VXLAN mode as calico-node does (any case;
+// "" and "off" are Never).
+func EncapMode(s string) (string, error) {
 	switch strings.ToLower(s) {
 	case "", "off", "never":
 		return "Never", nil

@@ -14,6 +14,7 @@ import (
 
 	"github.com/calico-etcd/calico/deploy/lab/internal/lab"
 	"github.com/calico-etcd/calico/libcalico/buildinfo"
+	"github.com/calico-etcd/calico/libcalico/defaultpools"
 	"github.com/calico-etcd/calico/libcalico/testutil/kubeapi"
 )
 
@@ -76,6 +77,9 @@ func newUp(f *flags, out io.Writer) *cobra.Command {
 		Short: "Start the lab and keep it running until Ctrl-C",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := checkUp(hosts, net); err != nil {
+				return err
+			}
 			ctx, cancel := signalContext()
 			defer cancel()
 			if kubernetes && kubeBin == "" {
@@ -128,6 +132,21 @@ func newUp(f *flags, out io.Writer) *cobra.Command {
 	cmd.Flags().IntVar(&net.EtcdMembers, "etcd-members", 1, "run etcd as a cluster of this many members, each in a namespace of its own")
 	cmd.Flags().StringVar(&net.PoolCIDR, "pool-cidr", "", "the default IPv4 pool (CALICO_IPV4POOL_CIDR; default "+lab.DemoPool+", "+lab.KubePool+" with --kubernetes; none for no pool)")
 	return cmd
+}
+
+// checkUp refuses up's flag values that the lab would otherwise bend to
+// fit (lab.Up checks --hosts).
+func checkUp(hosts int, o lab.Options) error {
+	switch {
+	case o.Subnets < 1 || o.Subnets > hosts:
+		return fmt.Errorf("--subnets must be between 1 and --hosts (%d), not %d", hosts, o.Subnets)
+	case o.EtcdMembers < 1 || o.EtcdMembers > 9:
+		return fmt.Errorf("--etcd-members must be between 1 and 9, not %d", o.EtcdMembers)
+	}
+	if _, err := defaultpools.EncapMode(o.VXLAN); err != nil {
+		return fmt.Errorf("--vxlan: %w", err)
+	}
+	return nil
 }
 
 func newDown(f *flags, out io.Writer) *cobra.Command {
