@@ -90,12 +90,15 @@ func TestEtcdCluster(t *testing.T) {
 	if err := c.WaitReady(ctx()); err != nil {
 		t.Fatal(err)
 	}
-	err = f.withClient(ctx(), func(ctx context.Context, cli *clientv3.Client) error {
-		resp, err := cli.Get(ctx, "/t/partitioned")
-		if err == nil && len(resp.Kvs) != 1 {
-			err = fmt.Errorf("the healed member has %d keys", len(resp.Kvs))
-		}
-		return err
+	// The healed member answers once it has caught up with the leader.
+	err = retry(ctx(), func(ctx context.Context) error {
+		return f.withClient(ctx, func(ctx context.Context, cli *clientv3.Client) error {
+			resp, err := cli.Get(ctx, "/t/partitioned")
+			if err == nil && len(resp.Kvs) != 1 {
+				err = fmt.Errorf("the healed member has %d keys", len(resp.Kvs))
+			}
+			return err
+		})
 	})
 	if err != nil {
 		t.Fatal(err)
