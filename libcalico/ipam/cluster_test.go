@@ -85,8 +85,7 @@ func TestClusterFaultsNoDuplicates(t *testing.T) {
 }
 
 // allocate is one CNI worker: ADD (assign, then the endpoint) and DEL of
-// the oldest once it holds more than keep, until ctx ends, then DEL of
-// everything it holds.
+// the oldest once it holds more than keep, until ctx ends.
 func allocate(ctx context.Context, e *env, host string, w, keep int, mu *sync.Mutex, holder map[netip.Addr]string, dups *[]string, adds, failed *int) {
 	type held struct {
 		ip     netip.Addr

@@ -21,13 +21,23 @@ import (
 // lossyDialer's connections lose the answer to the first request that
 // carries marker: the request reaches etcd, and the connection breaks
 // before the answer is read, as when a member dies right after committing.
+// With down set, it also refuses every connection for that long after
+// the break, so that no later attempt is answered within the call's time.
 type lossyDialer struct {
-	marker []byte
-	mu     sync.Mutex
-	fired  bool
+	marker    []byte
+	down      time.Duration
+	mu        sync.Mutex
+	fired     bool
+	downUntil time.Time
 }
 
 func (d *lossyDialer) dial(ctx context.Context, network, addr string) (net.Conn, error) {
+	d.mu.Lock()
+	refuse := time.Now().Before(d.downUntil)
+	d.mu.Unlock()
+	if refuse {
+		return nil, errors.New("lossyDialer: refusing connections")
+	}
 	c, err := (&net.Dialer{}).DialContext(ctx, network, addr)
 	if err != nil {
 		return nil, err
@@ -43,7 +53,21 @@ func (d *lossyDialer) arm(marker string) {
 
 type lossyConn struct {
 	net.Conn
-	d *lossyDialer
+	d    *lossyDialer
+	mu   sync.Mutex
+	lost bool // the marker was sent: nothing read from now on is delivered
+}
+
+func (c *lossyConn) Read(b []byte) (int, error) {
+	for {
+		n, err := c.Conn.Read(b)
+		c.mu.Lock()
+		lost := c.lost
+		c.mu.Unlock()
+		if !lost || err != nil {
+			return n, err
+		}
+	}
 }
 
 func (c *lossyConn) Write(b []byte) (int, error) {
@@ -55,10 +79,16 @@ func (c *lossyConn) Write(b []byte) (int, error) {
 	}
 	c.d.mu.Unlock()
 	if hit {
+		c.mu.Lock()
+		c.lost = true
+		c.mu.Unlock()
 		// Give etcd time to commit, then break the connection without
 		// reading the answer.
 		go func() {
 			time.Sleep(300 * time.Millisecond)
+			c.d.mu.Lock()
+			c.d.downUntil = time.Now().Add(c.d.down)
+			c.d.mu.Unlock()
 			c.Conn.Close()
 		}()
 	}
@@ -129,6 +159,53 @@ func TestLostAnswerIsNotAFailure(t *testing.T) {
 	}
 	if _, err := c.Get(ctx, key("b")); !errors.Is(err, cerrors.ErrNotFound) {
 		t.Fatalf("get after delete: %v", err)
+	}
+}
+
+// TestAnswerLostPastTheTimeoutIsSettled: a write committed whose answer
+// is lost, with no member reachable again until the call's time is over,
+// is settled once one is: reported committed (Create, Txn), not failed
+// while it stands in the store.
+func TestAnswerLostPastTheTimeoutIsSettled(t *testing.T) {
+	srv := testutil.StartEtcd(t)
+	d := &lossyDialer{down: 1900 * time.Millisecond}
+	c, err := etcd.New(etcd.Config{Endpoints: []string{srv.Endpoint}, Dialer: d.dial, Timeout: 2 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	ctx := context.Background()
+	key := func(n string) model.Key { return model.ResourceKey{Kind: "IPPool", Name: n} }
+	if _, err := c.Get(ctx, key("none")); !errors.Is(err, cerrors.ErrNotFound) {
+		t.Fatalf("get before the test: %v", err)
+	}
+
+	d.arm("settled-create")
+	start := time.Now()
+	created, err := c.Create(ctx, &backend.KVPair{Key: key("a"), Value: []byte(`{"v":"settled-create"}`)})
+	if err != nil {
+		t.Fatalf("create whose answers were lost past the timeout: %v", err)
+	}
+	if !d.fired {
+		t.Fatal("the answer was not lost: the test proves nothing")
+	}
+	if took := time.Since(start); took < 2*time.Second {
+		t.Fatalf("create answered in %v, before the connection came back: the test proves nothing", took)
+	}
+	if got, err := c.Get(ctx, key("a")); err != nil || got.Revision != created.Revision {
+		t.Fatalf("get after create = %v, %v; want revision %d", got, err, created.Revision)
+	}
+
+	d.arm(`"settled-txn"`)
+	res, err := c.Txn(ctx, []backend.TxnOp{
+		{Action: backend.TxnPut, Key: key("a"), Revision: created.Revision, Value: []byte(`{"v":"settled-txn"}`)},
+		{Action: backend.TxnPut, Key: key("b"), Value: []byte(`{"v":"settled-txn"}`)},
+	})
+	if err != nil {
+		t.Fatalf("txn whose answers were lost past the timeout: %v", err)
+	}
+	if got, err := c.Get(ctx, key("b")); err != nil || got.Revision != res.Revision {
+		t.Fatalf("get after txn = %v, %v; want revision %d", got, err, res.Revision)
 	}
 }
 

@@ -3,8 +3,9 @@
 // key's version or mod revision, so concurrent writers never lose data.
 //
 // New never talks to etcd: it starts the connection in the background and
-// returns. Every call is bounded by the client's timeout and fails with a
-// cerrors.Unavailable naming the endpoints:
+// returns. Every call is bounded by the client's timeout (a write that
+// time left with an unknown outcome, by twice that: retry.go) and fails
+// with a cerrors.Unavailable naming the endpoints:
 //   - while etcd is down or slow, after the timeout, with gRPC's last
 //     connection error when there is one;
 //   - at once when the connection cannot come up for a reason waiting will
@@ -244,11 +245,9 @@ func (c *Client) Create(ctx context.Context, kv *backend.KVPair) (*backend.KVPai
 	if err != nil {
 		return nil, err
 	}
-	cctx, cancel := c.call(leaderCtx(ctx))
-	defer cancel()
 	var rev int64
 	var outcome error
-	err = attempts(cctx, func(actx context.Context, retried bool) error {
+	err = c.write(ctx, func(actx context.Context, retried bool) error {
 		opts, err := c.putOpts(actx, kv)
 		if err != nil {
 			return err
@@ -311,15 +310,13 @@ func (c *Client) Update(ctx context.Context, kv *backend.KVPair) (*backend.KVPai
 	if err != nil {
 		return nil, err
 	}
-	cctx, cancel := c.call(leaderCtx(ctx))
-	defer cancel()
 	cmp := clientv3.Compare(clientv3.Version(p), ">", 0)
 	if kv.Revision != 0 {
 		cmp = clientv3.Compare(clientv3.ModRevision(p), "=", kv.Revision)
 	}
 	var rev int64
 	var outcome error
-	err = attempts(cctx, func(actx context.Context, retried bool) error {
+	err = c.write(ctx, func(actx context.Context, retried bool) error {
 		opts, err := c.putOpts(actx, kv)
 		if err != nil {
 			return err
@@ -360,10 +357,8 @@ func (c *Client) Apply(ctx context.Context, kv *backend.KVPair) (*backend.KVPair
 	if err != nil {
 		return nil, err
 	}
-	cctx, cancel := c.call(leaderCtx(ctx))
-	defer cancel()
 	var rev int64
-	err = attempts(cctx, func(actx context.Context, _ bool) error {
+	err = c.write(ctx, func(actx context.Context, _ bool) error {
 		opts, err := c.putOpts(actx, kv)
 		if err != nil {
 			return err
@@ -391,15 +386,13 @@ func (c *Client) Delete(ctx context.Context, key model.Key, revision int64) (*ba
 	if err != nil {
 		return nil, err
 	}
-	cctx, cancel := c.call(leaderCtx(ctx))
-	defer cancel()
 	cmp := clientv3.Compare(clientv3.Version(p), ">", 0)
 	if revision != 0 {
 		cmp = clientv3.Compare(clientv3.ModRevision(p), "=", revision)
 	}
 	var prev *backend.KVPair
 	var outcome error
-	err = attempts(cctx, func(actx context.Context, retried bool) error {
+	err = c.write(ctx, func(actx context.Context, retried bool) error {
 		st := c.ident.start()
 		resp, err := c.cli.Txn(actx).If(cmp).
 			Then(clientv3.OpDelete(p, clientv3.WithPrevKV())).

@@ -9,6 +9,7 @@ import (
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/connectivity"
 	"google.golang.org/grpc/status"
 )
 
@@ -74,3 +75,55 @@ func attempts(ctx context.Context, attempt func(ctx context.Context, retried boo
 
 // leaderCtx asks for a member with a leader.
 func leaderCtx(ctx context.Context) context.Context { return clientv3.WithRequireLeader(ctx) }
+
+// write runs a write's attempts within the call's time, and settles a
+// write whose outcome that time left unknown.
+//
+// A write sent while the connection was up and never answered may yet be
+// committed, after its caller was told it failed: an address assigned
+// after the CNI DEL that followed found nothing to release, leaked for
+// ever. So when the call's time ends that way, write goes on, detached
+// from ctx, for up to one more timeout, until an attempt is answered.
+// Every attempt is guarded, and a second one (retried) finds the first
+// committed or commits itself, so an answered attempt tells the outcome;
+// and once one is answered, a stray earlier attempt can no longer commit
+// (its guard fails). Only a write etcd stays silent on for both timeouts
+// is left unknown, and reported as failed.
+func (c *Client) write(ctx context.Context, attempt func(ctx context.Context, retried bool) error) error {
+	cctx, cancel := c.call(leaderCtx(ctx))
+	defer cancel()
+	unsure := false
+	err := attempts(cctx, func(actx context.Context, retried bool) error {
+		sent := c.cli.ActiveConnection().GetState() == connectivity.Ready
+		err := attempt(actx, retried)
+		unsure = unsure || (sent && unanswered(err))
+		return err
+	})
+	if err == nil || !unsure {
+		return err
+	}
+	sctx, scancel := c.call(leaderCtx(context.WithoutCancel(ctx)))
+	defer scancel()
+	if attempts(sctx, func(actx context.Context, _ bool) error { return attempt(actx, true) }) != nil {
+		return err
+	}
+	return nil
+}
+
+// unanswered reports whether err leaves a sent write's outcome unknown:
+// the connection broke, the member gave up waiting for the commit or lost
+// its leadership, or the call's time ended first. A member without a
+// leader refuses a write before proposing it.
+func unanswered(err error) bool {
+	switch {
+	case err == nil || errors.Is(err, rpctypes.ErrNoLeader):
+		return false
+	case errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled):
+		return true
+	}
+	switch status.Code(err) {
+	case codes.Unavailable, codes.DeadlineExceeded, codes.Canceled, codes.Unknown:
+		return true
+	}
+	return false
+}

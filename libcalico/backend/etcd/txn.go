@@ -131,11 +131,9 @@ func (c *Client) Txn(ctx context.Context, ops []backend.TxnOp) (*backend.TxnResu
 		}
 		elses = append(elses, clientv3.OpGet(p))
 	}
-	cctx, cancel := c.call(leaderCtx(ctx))
-	defer cancel()
 	var resp *clientv3.TxnResponse
 	var retried bool
-	err := attempts(cctx, func(actx context.Context, again bool) (err error) {
+	err := c.write(ctx, func(actx context.Context, again bool) (err error) {
 		st := c.ident.start()
 		retried = again
 		if resp, err = c.cli.Txn(actx).If(cmps...).Then(thens...).Else(elses...).Commit(); err == nil {
