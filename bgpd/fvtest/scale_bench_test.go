@@ -2,6 +2,7 @@ package fvtest
 
 import (
 	"fmt"
+	"net"
 	"net/netip"
 	"os"
 	"strconv"
@@ -57,6 +58,7 @@ func benchBGPScale(b *testing.B, n int, rr bool) {
 		l.affinity(h.name, block(i).String())
 		nls = append(nls, netlinkOf(b, h))
 	}
+	staticNeighbours(b, l.hosts, nls)
 	if rr {
 		off := false
 		cfg := v3.NewBGPConfiguration()
@@ -197,4 +199,34 @@ func sessionsDown(l *lab, h *host) string {
 		break
 	}
 	return fmt.Sprintf("%d of %d sessions not established: %s%s", len(down), len(st.Peers4), strings.Join(down, ", "), other)
+}
+
+// staticNeighbours gives every host a permanent neighbour entry for every
+// other host. The kernel keeps one ARP table for all namespaces and counts
+// its learned entries against one limit (gc_thresh3, 1024 by default):
+// 50 hosts that each talk to 49 others need 2,450, and past the limit a
+// new entry is refused, so sessions cannot connect for a reason no real
+// host has. Permanent entries do not count.
+func staticNeighbours(b *testing.B, hosts []*host, nls []*netlink.Handle) {
+	macs := make([]net.HardwareAddr, len(hosts))
+	links := make([]int, len(hosts))
+	for i, nh := range nls {
+		link, err := nh.LinkByName("eth0")
+		if err != nil {
+			b.Fatalf("%s: %v", hosts[i].name, err)
+		}
+		macs[i], links[i] = link.Attrs().HardwareAddr, link.Attrs().Index
+	}
+	for i, nh := range nls {
+		for j, h := range hosts {
+			if i == j {
+				continue
+			}
+			n := &netlink.Neigh{LinkIndex: links[i], Family: netlink.FAMILY_V4, State: netlink.NUD_PERMANENT,
+				IP: h.ip.Addr().AsSlice(), HardwareAddr: macs[j]}
+			if err := nh.NeighSet(n); err != nil {
+				b.Fatalf("%s: neighbour %s: %v", hosts[i].name, h.name, err)
+			}
+		}
+	}
 }

@@ -203,6 +203,9 @@ func (l *Lab) build(ctx context.Context, o Options) error {
 			return err
 		}
 		ns, err := makeHost(l.State.BridgeNS, h, i)
+		if err == nil {
+			err = neighbours(h.NetNS, i, o.Hosts, o.Subnets, o.IPv6)
+		}
 		if err != nil {
 			return err
 		}
