@@ -46,13 +46,15 @@ type Graph struct {
 	hostname string
 	log      *logrus.Entry
 
-	idx      *index
-	weps     map[dpapi.WorkloadID]*endpoint // local
-	heps     map[string]*endpoint           // local
-	policies map[dpapi.PolicyID]*policy
-	polByKey map[model.ResourceKey]dpapi.PolicyID // the tier is in the value, not the key
-	tiers    map[string]*tier
-	profiles map[string]*profile
+	idx *index
+	// labelSets shares equal label maps between items.
+	labelSets *labelSets
+	weps      map[dpapi.WorkloadID]*endpoint // local
+	heps      map[string]*endpoint           // local
+	policies  map[dpapi.PolicyID]*policy
+	polByKey  map[model.ResourceKey]dpapi.PolicyID // the tier is in the value, not the key
+	tiers     map[string]*tier
+	profiles  map[string]*profile
 	// missing holds the deny profiles that stand in for profiles local
 	// endpoints list but that do not exist (see denyProfile), so that
 	// each State hands the dataplane the same objects.
@@ -108,22 +110,23 @@ func New(hostname string, log *logrus.Entry) *Graph {
 		log = logrus.NewEntry(l)
 	}
 	g := &Graph{
-		hostname: hostname,
-		log:      log,
-		idx:      newIndex(),
-		weps:     map[dpapi.WorkloadID]*endpoint{},
-		heps:     map[string]*endpoint{},
-		policies: map[dpapi.PolicyID]*policy{},
-		polByKey: map[model.ResourceKey]dpapi.PolicyID{},
-		tiers:    map[string]*tier{},
-		profiles: map[string]*profile{},
-		missing:  map[string]*profile{},
-		pools:    map[string]*dpapi.Pool{},
-		nodes:    map[string]*dpapi.Host{},
-		blocks:   map[netip.Prefix]string{},
-		affs:     map[model.BlockAffinityKey]bool{},
-		remote:   map[dpapi.WorkloadID]remoteWorkload{},
-		dirty:    true,
+		hostname:  hostname,
+		log:       log,
+		idx:       newIndex(),
+		labelSets: newLabelSets(),
+		weps:      map[dpapi.WorkloadID]*endpoint{},
+		heps:      map[string]*endpoint{},
+		policies:  map[dpapi.PolicyID]*policy{},
+		polByKey:  map[model.ResourceKey]dpapi.PolicyID{},
+		tiers:     map[string]*tier{},
+		profiles:  map[string]*profile{},
+		missing:   map[string]*profile{},
+		pools:     map[string]*dpapi.Pool{},
+		nodes:     map[string]*dpapi.Host{},
+		blocks:    map[netip.Prefix]string{},
+		affs:      map[model.BlockAffinityKey]bool{},
+		remote:    map[dpapi.WorkloadID]remoteWorkload{},
+		dirty:     true,
 		resolved: resolved{
 			workloads: map[dpapi.WorkloadID]*dpapi.Workload{},
 			hostEPs:   map[string]*dpapi.HostEndpoint{},
@@ -403,7 +406,9 @@ func (g *Graph) profileLabels(name string) map[string]string {
 
 func (g *Graph) putItem(it *item) {
 	computeLabels(it, g.profileLabels)
+	g.labelSets.shareItem(it)
 	g.idx.upsertItem(it)
+	g.labelSets.sweep(g.idx.items)
 }
 
 // putProfile stores (or with r nil deletes) a profile, and relabels the

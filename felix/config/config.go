@@ -219,6 +219,17 @@ type Config struct {
 	// default is NoClientCert).
 	PrometheusMetricsClientAuth string `config:"oneof(RequireAndVerifyClientCert,RequireAnyClientCert,VerifyClientCertIfGiven,NoClientCert);;local"`
 
+	// GoGCThreshold: the Go GC threshold (percent heap growth; -1 turns
+	// the collector off, for use with GoMemoryLimitMB). The GOGC
+	// environment variable, when set, wins.
+	GoGCThreshold int `config:"int(-1,1000000);40;live"`
+	// GoMemoryLimitMB: the Go runtime's soft memory limit (-1: none). The
+	// GOMEMLIMIT environment variable, when set, wins.
+	GoMemoryLimitMB int `config:"int(-1,100000000);-1;live"`
+	// GoMaxProcs: the CPUs the Go runtime uses at once (-1: the system's
+	// default). The GOMAXPROCS environment variable, when set, wins.
+	GoMaxProcs int `config:"int(-1,100000);-1;live"`
+
 	FailsafeInboundHostPorts  []dpapi.ProtoPort `config:"port-list;tcp:22,udp:68,tcp:179,tcp:2379,tcp:2380,tcp:5473,tcp:6443,tcp:6666,tcp:6667"`
 	FailsafeOutboundHostPorts []dpapi.ProtoPort `config:"port-list;udp:53,udp:67,tcp:179,tcp:2379,tcp:2380,tcp:5473,tcp:6443,tcp:6666,tcp:6667"`
 
@@ -235,6 +246,10 @@ type Config struct {
 	// Datastore is the libcalico datastore spec from ETCD_* env, used
 	// when EtcdEndpoints is not set.
 	Datastore *apiconfig.Spec
+	// GoRuntimeEnv names those of GOGC, GOMEMLIMIT and GOMAXPROCS the
+	// environment sets: they win over GoGCThreshold, GoMemoryLimitMB and
+	// GoMaxProcs.
+	GoRuntimeEnv []string
 
 	// sources records where each parameter's value came from.
 	sources map[string]Source

@@ -299,6 +299,11 @@ func (l *Loader) Config() *Config {
 	}
 	c.ConfigFile, c.NodenameFile, c.RunDir, c.Datastore = l.configFile, l.nodenameFile, l.runDir, l.datastore
 	c.MTUFile = l.mtuFile
+	for _, name := range []string{"GOGC", "GOMEMLIMIT", "GOMAXPROCS"} {
+		if l.getenv(name) != "" {
+			c.GoRuntimeEnv = append(c.GoRuntimeEnv, name)
+		}
+	}
 	c.refusals = l.refusals()
 	c.loader = l
 	return c

@@ -83,6 +83,10 @@ type Deps struct {
 	// (LogSeverityScreen, LogFilePath, LogSeverityFile, LogSeveritySys);
 	// nil sets the Logger's level from LogSeverityScreen.
 	ConfigureLogging func(cfg *config.Config)
+	// GoRuntime applies GoGCThreshold, GoMemoryLimitMB and GoMaxProcs
+	// to the process, at start and after every change: the felix binary
+	// sets it; tests that run daemons in their own process leave it off.
+	GoRuntime bool
 	// Collectors are more metrics to serve (the log outputs').
 	Collectors []prometheus.Collector
 }
@@ -148,6 +152,9 @@ func Run(ctx context.Context, cfg *config.Config, deps Deps) error {
 		return fmt.Errorf("invalid configuration after merging FelixConfiguration: %w", err)
 	}
 	applyLogLevel(log, cfg, deps.ConfigureLogging)
+	if deps.GoRuntime {
+		applyGoRuntime(log, cfg)
+	}
 	if cfg.DataplaneWatchdogTimeout > 0 && cfg.DataplaneWatchdogTimeout != liveTimeout {
 		agg.Register("felix", cfg.DataplaneWatchdogTimeout)
 		agg.Report("felix", true, false)
@@ -202,6 +209,7 @@ func Run(ctx context.Context, cfg *config.Config, deps Deps) error {
 	}
 	l := newLoop(cfg, global, node, be, dp, m, agg, notify, start, log)
 	l.configureLogging = deps.ConfigureLogging
+	l.goRuntime = deps.GoRuntime
 	if cfg.EndpointReportingEnabled {
 		l.epStatus = status.NewEndpointReporter(be, cfg.FelixHostname, cfg.EndpointReportingDelaySecs, log.WithField("component", "endpoint-status"))
 		running++

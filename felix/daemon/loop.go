@@ -91,6 +91,7 @@ type loop struct {
 	in               *inbox
 	epStatus         *status.EndpointReporter
 	configureLogging func(*config.Config)
+	goRuntime        bool
 	// pending counts the updates taken in since the last Apply.
 	pending int
 	// local workload endpoints' status keys, for endpoint status.
@@ -256,6 +257,9 @@ func (l *loop) onUpdates(ups []syncer.Update) error {
 		return ErrRestartNeeded
 	}
 	applyLogLevel(l.log, next, l.configureLogging)
+	if l.goRuntime {
+		applyGoRuntime(l.log, next)
+	}
 	l.cfg = next
 	return nil
 }

@@ -77,7 +77,6 @@ const (
 	rXDP       = "XDP acceleration is not implemented; untracked policy is enforced in the raw table"
 	rIptLock   = "felix waits up to 10 s for the xtables lock and does not re-check after writing"
 	rNode      = "felix takes tunnel addresses and MACs from the Node resource"
-	rGo        = "Go runtime tuning is not implemented; use GOGC, GOMEMLIMIT, GOMAXPROCS"
 	rRoutePrio = "route priorities and live migration are not implemented"
 )
 
@@ -235,9 +234,6 @@ var list = []Unsupported{
 	u("IPv6NormalRoutePriority", "1024", rRoutePrio),
 	u("IPv6ElevatedRoutePriority", "512", rRoutePrio),
 	u("LiveMigrationRouteConvergenceTime", "30", rRoutePrio),
-	u("GoGCThreshold", "40", rGo),
-	u("GoMemoryLimitMB", "-1", rGo),
-	u("GoMaxProcs", "-1", rGo),
 	u("RequireMTUFile", "false", "felix writes the MTU file itself and never waits for one"),
 	local("PrometheusMetricsCertFile"),
 	local("PrometheusMetricsKeyFile"),

@@ -35,16 +35,33 @@ var Issue22Scale = Scale{Local: 250, Remote: 100_000, Policies: 5000, Apps: 1000
 // interface "caliw<i>".
 func ScaleUpdates(local string, sc Scale) []syncer.Update {
 	ups := make([]syncer.Update, 0, 10+sc.Local+sc.Remote+sc.Policies)
+	ScaleBatches(local, sc, 1000, func(b []syncer.Update) { ups = append(ups, b...) })
+	return ups
+}
+
+// ScaleBatches hands ScaleUpdates' updates to f, n at a time, making each
+// batch only when it is due: the caller holds one batch at a time, as
+// felix holds one syncer batch.
+func ScaleBatches(local string, sc Scale, n int, f func([]syncer.Update)) {
+	batch := make([]syncer.Update, 0, n)
+	add := func(u syncer.Update) {
+		if batch = append(batch, u); len(batch) == n {
+			f(batch)
+			batch = make([]syncer.Update, 0, n)
+		}
+	}
 	for i := range 10 {
-		ups = append(ups, Put(Profile(fmt.Sprintf("kns.ns%d", i), Labels("pcns.team", fmt.Sprint(i%3)), nil, nil)))
+		add(Put(Profile(fmt.Sprintf("kns.ns%d", i), Labels("pcns.team", fmt.Sprint(i%3)), nil, nil)))
 	}
 	for i := range sc.Local + sc.Remote {
-		ups = append(ups, Put(ScaleWEP(local, sc, i, 0)))
+		add(Put(ScaleWEP(local, sc, i, 0)))
 	}
 	for i := range sc.Policies {
-		ups = append(ups, Put(ScalePolicy(sc, i, 0)))
+		add(Put(ScalePolicy(sc, i, 0)))
 	}
-	return ups
+	if len(batch) > 0 {
+		f(batch)
+	}
 }
 
 // ScaleWEP is endpoint i of ScaleUpdates; gen moves it to another group.

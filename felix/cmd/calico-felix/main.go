@@ -75,6 +75,7 @@ func run(args, environ []string, stdout, stderr io.Writer) int {
 	err = daemon.Run(ctx, cfg, daemon.Deps{
 		Log:              log,
 		ConfigureLogging: configureLogging,
+		GoRuntime:        true,
 		Collectors:       outs.Collectors(),
 		NewDataplane: func(c dpapi.Config) (daemon.Dataplane, error) {
 			return linux.New(c)
