@@ -78,7 +78,7 @@ type index struct {
 	byLabel  map[string]map[string]map[string]*item // key → value → item key → item
 	hinted   map[string]map[string]map[string]*selEntry
 	unhinted map[string]*selEntry
-	memberOf map[string]map[string]*selEntry // item key → sets holding it
+	memberOf map[string][]*selEntry // item key → sets holding it (a few: a slice costs less than a map)
 }
 
 func newIndex() *index {
@@ -89,7 +89,7 @@ func newIndex() *index {
 		byLabel:  map[string]map[string]map[string]*item{},
 		hinted:   map[string]map[string]map[string]*selEntry{},
 		unhinted: map[string]*selEntry{},
-		memberOf: map[string]map[string]*selEntry{},
+		memberOf: map[string][]*selEntry{},
 	}
 }
 
@@ -144,9 +144,9 @@ func (x *index) indexLabels(it *item, add bool) {
 // candidateSets returns the sets that may hold it: those holding it now,
 // the unhinted ones and those whose hint its labels satisfy.
 func (x *index) candidateSets(it *item) map[string]*selEntry {
-	out := maps.Clone(x.memberOf[it.key])
-	if out == nil {
-		out = map[string]*selEntry{}
+	out := make(map[string]*selEntry, len(x.memberOf[it.key])+len(x.unhinted))
+	for _, e := range x.memberOf[it.key] {
+		out[e.ref.id] = e
 	}
 	maps.Copy(out, x.unhinted)
 	for k, v := range it.labels {
@@ -159,15 +159,19 @@ func (x *index) candidateSets(it *item) map[string]*selEntry {
 
 func (x *index) join(e *selEntry, it *item) {
 	e.matches[it.key] = it
-	nested(x.memberOf, it.key)[e.ref.id] = e
+	if in := x.memberOf[it.key]; !slices.Contains(in, e) {
+		x.memberOf[it.key] = append(in, e)
+	}
 }
 
 func (x *index) leave(e *selEntry, key string) {
 	delete(e.matches, key)
-	if m := x.memberOf[key]; m != nil {
-		delete(m, e.ref.id)
-		if len(m) == 0 {
+	in := x.memberOf[key]
+	if i := slices.Index(in, e); i >= 0 {
+		if in = slices.Delete(in, i, i+1); len(in) == 0 {
 			delete(x.memberOf, key)
+		} else {
+			x.memberOf[key] = in
 		}
 	}
 }
@@ -221,7 +225,7 @@ func (x *index) deleteItem(key string) {
 	x.indexLabels(it, false)
 	x.indexNets(it, false)
 	delete(x.items, key)
-	for _, e := range x.memberOf[key] {
+	for _, e := range slices.Clone(x.memberOf[key]) {
 		x.leave(e, key)
 		e.noteChange(it)
 	}

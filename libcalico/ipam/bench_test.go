@@ -140,7 +140,7 @@ func BenchmarkAllocation(b *testing.B) {
 	e.pool("bench", "10.128.0.0/12", 26)
 	var conc []*Client
 	for range hosts {
-		c, err := New(benchBackend(b, srv), testLog(b), Options{})
+		c, err := New(benchBackend(b, srv), testLog(b), Options{Cache: NewCache()})
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -178,7 +178,7 @@ func BenchmarkAllocation(b *testing.B) {
 		before = cnt.n.Load()
 		var hint netip.Prefix
 		for j := range cold {
-			c, err := New(cnt, testLog(b), Options{})
+			c, err := New(cnt, testLog(b), Options{Cache: NewCache()})
 			if err != nil {
 				b.Fatal(err)
 			}

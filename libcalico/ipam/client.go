@@ -8,7 +8,6 @@ import (
 	"maps"
 	"math/rand/v2"
 	"net/netip"
-	"sync"
 	"time"
 
 	"github.com/sirupsen/logrus"
@@ -39,41 +38,32 @@ type Options struct {
 	ReclaimAge time.Duration
 	// Now overrides the clock (tests).
 	Now func() time.Time
+	// Cache, when set, keeps what the Client learns of hosts for their
+	// next requests (see Cache); nil keeps nothing between calls.
+	Cache *Cache
 }
 
-// Client is Calico block IPAM over a datastore. It keeps no state between
-// calls, so any number of Clients, in any number of processes and hosts,
-// may share one etcd (with each other and with Calico itself).
+// Client is Calico block IPAM over a datastore. Its only state is the
+// Cache its caller may give it (Options.Cache), so any number of Clients,
+// in any number of processes and hosts, may share one etcd (with each
+// other and with Calico itself).
 type Client struct {
-	be   backend.Client
-	tx   backend.Transactor
-	log  *logrus.Entry
-	opts Options
-	// hints remembers, per host, the block it last assigned from, so that
-	// the next request reads it with its first read and tries it first.
-	// Only a guess: it is used only if the affinities read with it say
-	// the block is still the host's.
-	hints sync.Map // host -> netip.Prefix
-	// warm holds, per host, what the warm path needs (warm.go).
-	warm sync.Map // host -> *warmHost
+	be    backend.Client
+	tx    backend.Transactor
+	log   *logrus.Entry
+	opts  Options
+	cache *Cache // nil: none
 }
 
-// Hint returns the block the client will try first for host, if any.
-func (c *Client) Hint(host string) netip.Prefix {
-	if v, ok := c.hints.Load(host); ok {
-		return v.(netip.Prefix)
-	}
-	return netip.Prefix{}
-}
+// Hint returns the block the client will try first for host, if any
+// (none without a Cache).
+func (c *Client) Hint(host string) netip.Prefix { return c.cache.hint(host) }
 
 // SetHint makes p the block to try first for host's next request, as if
 // this client had last assigned from it: a short-lived process passes on
 // what the previous one learnt. A wrong hint costs nothing but a read.
-func (c *Client) SetHint(host string, p netip.Prefix) {
-	if p.IsValid() {
-		c.hints.Store(host, p.Masked())
-	}
-}
+// Without a Cache it does nothing.
+func (c *Client) SetHint(host string, p netip.Prefix) { c.cache.setHint(host, p) }
 
 // New returns a Client over be, which must implement backend.Transactor
 // (the etcd and memory backends do).
@@ -99,7 +89,7 @@ func New(be backend.Client, log *logrus.Entry, opts Options) (*Client, error) {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
-	return &Client{be: be, tx: tx, log: log, opts: opts}, nil
+	return &Client{be: be, tx: tx, log: log, opts: opts, cache: opts.Cache}, nil
 }
 
 // ErrMaxAttempts means a write kept losing revision races.

@@ -30,7 +30,7 @@ func TestClusterFaultsNoDuplicates(t *testing.T) {
 			t.Fatal(err)
 		}
 		t.Cleanup(func() { be.Close() })
-		c, err := New(be, testLog(t), Options{})
+		c, err := New(be, testLog(t), Options{Cache: NewCache()})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -23,16 +23,17 @@
 //     contention costs no extra read. Retries are bounded and jittered.
 //   - Reads are batched: an assignment from an affine block with room is
 //     two round trips (state with the hinted block, write), three without
-//     a hint. A client remembers the block it last used (Hint, SetHint: the
-//     CNI plugin passes it on in its lock file).
-//   - A long-lived client serves a host's next assignment from what it
-//     cached, in one round trip: a transaction that also guards the Node,
-//     the block's pool and every IPReservation (and the block by value as
-//     well as revision), and falls back to the full path if any of them
-//     moved (warm.go). Its own releases by handle keep the cache current.
-//     The cache can be saved and loaded into another client (SaveWarm,
-//     LoadWarm): the CNI plugin keeps it in its lock file, so each plugin
-//     process assigns in one round trip too.
+//     a hint.
+//   - A Client keeps no state of its own. Its caller may give it a Cache
+//     (Options.Cache, cache.go), which remembers per host the block last
+//     used (the hint above) and serves the host's next assignment in one
+//     round trip: a transaction that also guards the Node, the block's
+//     pool and every IPReservation (and the block by value as well as
+//     revision), and falls back to the full path if any of them moved
+//     (warm.go). The client's own releases keep the Cache current. The CNI
+//     plugin carries its Cache across processes in its lock file (Hint,
+//     SetHint, SaveWarm, LoadWarm), so each plugin process assigns in one
+//     round trip too.
 //   - An assignment can be planned and committed in two steps (Plan,
 //     Plan.Commit; AutoAssign is both): from a cached state the plan
 //     names its addresses without any I/O, and the caller's own writes

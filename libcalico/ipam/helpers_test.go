@@ -36,8 +36,13 @@ type env struct {
 	ipam *Client
 }
 
+// newEnv's client has a Cache of its own unless opts gives one, as a
+// long-lived process's would.
 func newEnv(t testing.TB, be backend.Client, opts Options) *env {
 	t.Helper()
+	if opts.Cache == nil {
+		opts.Cache = NewCache()
+	}
 	c, err := New(be, testLog(t), opts)
 	if err != nil {
 		t.Fatal(err)

@@ -65,9 +65,8 @@ func (c *Client) loadHost(ctx context.Context, host, handle string) (*hostState,
 	if handle != "" {
 		ops = append(ops, backend.ReadOp{Key: model.HandleKey{HandleID: handle}})
 	}
-	var hint netip.Prefix
-	if v, ok := c.hints.Load(host); ok {
-		hint = v.(netip.Prefix)
+	hint := c.cache.hint(host)
+	if hint.IsValid() {
 		ops = append(ops, backend.ReadOp{Key: model.BlockKey{CIDR: hint}})
 	}
 	read, err := c.tx.Read(ctx, backend.Serializable, ops) // fewer than MaxTxnOps
@@ -134,9 +133,7 @@ func (c *Client) newHostState(host string, res [][]*backend.KVPair, rev int64) (
 // remember records the block the request assigned from as the hint for
 // the host's next request.
 func (c *Client) remember(st *hostState) {
-	if st.lastUsed.IsValid() {
-		c.hints.Store(st.host, st.lastUsed)
-	}
+	c.cache.setHint(st.host, st.lastUsed)
 }
 
 func validHost(host string) error {

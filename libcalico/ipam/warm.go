@@ -39,7 +39,7 @@ type warmHost struct {
 // keepWarm caches st after a request that completed, when every version
 // it served came from a single confirmed affine block of the host.
 func (c *Client) keepWarm(st *hostState) {
-	if len(st.used) == 0 {
+	if c.cache == nil || len(st.used) == 0 {
 		return
 	}
 	w := &warmHost{st: st, blocks: map[int]*blockKV{}}
@@ -64,7 +64,7 @@ func (c *Client) keepWarm(st *hostState) {
 		w.blocks[version] = bk
 		w.guards = append(w.guards, backend.TxnOp{Action: backend.TxnCheck, Key: model.ResourceKey{Kind: v3.KindIPPool, Name: p.Name}, Revision: poolRev})
 	}
-	c.warm.Store(st.host, w)
+	c.cache.putWarm(st.host, w)
 }
 
 // warmPlan is an assignment decided from a host's cached state, to be
@@ -86,11 +86,10 @@ type warmPlan struct {
 // nil when the full path must run (nothing cached, or the cache cannot
 // serve args).
 func (c *Client) planWarm(args AutoAssignArgs) *warmPlan {
-	v, ok := c.warm.Load(args.Hostname)
-	if !ok {
+	w := c.cache.warmOf(args.Hostname)
+	if w == nil {
 		return nil
 	}
-	w := v.(*warmHost)
 	wp := &warmPlan{from: w, out: map[int]*Assignments{}, next: map[int]*blockKV{}, handleAt: -1}
 	h := &handleKV{id: args.HandleID, h: model.IPAMHandle{Block: map[string]int{}}}
 	for _, want := range []struct{ version, num int }{{4, args.Num4}, {6, args.Num6}} {
@@ -152,7 +151,7 @@ func (c *Client) commitWarm(ctx context.Context, args AutoAssignArgs, wp *warmPl
 	}
 	if err != nil {
 		// Stale, or its outcome unknown: the cache goes.
-		c.warm.CompareAndDelete(args.Hostname, wp.from)
+		c.cache.dropWarm(args.Hostname, wp.from)
 	}
 	if isConflict(err) {
 		return nil, false, nil
@@ -172,8 +171,8 @@ func (c *Client) commitWarm(ctx context.Context, args AutoAssignArgs, wp *warmPl
 		nw.blocks[version] = nb
 		last = nb.cidr
 	}
-	c.hints.Store(args.Hostname, last)
-	c.warm.CompareAndSwap(args.Hostname, wp.from, nw)
+	c.cache.setHint(args.Hostname, last)
+	c.cache.swapWarm(args.Hostname, wp.from, nw)
 	return out, true, nil
 }
 
@@ -226,7 +225,7 @@ func (st *hostState) confirmedAffinity(block netip.Prefix) *backend.KVPair {
 // forgetWarm drops every cached host state: called by writes of this
 // client that change blocks, so that the next request does not spend a
 // round trip on a guard bound to fail.
-func (c *Client) forgetWarm() { c.warm.Clear() }
+func (c *Client) forgetWarm() { c.cache.clearWarm() }
 
 // A warm state can outlive its process: SaveWarm encodes a host's cached
 // state and LoadWarm gives it to another client, as the CNI plugin does
@@ -273,14 +272,10 @@ func (s savedKV) kv() (*backend.KVPair, error) {
 }
 
 // SaveWarm returns host's cached state, encoded for LoadWarm, or nil when
-// there is none.
+// there is none (always without a Cache).
 func (c *Client) SaveWarm(host string) []byte {
-	v, ok := c.warm.Load(host)
-	if !ok {
-		return nil
-	}
-	w := v.(*warmHost)
-	if len(w.st.read) != hostReads {
+	w := c.cache.warmOf(host)
+	if w == nil || len(w.st.read) != hostReads {
 		return nil
 	}
 	s := savedWarm{Host: host, Rev: w.st.readRev, Blocks: map[int]savedKV{}}
@@ -317,8 +312,12 @@ func (c *Client) SaveWarm(host string) []byte {
 }
 
 // LoadWarm caches a state SaveWarm encoded, replacing the host's. It fails
-// on data it cannot decode or a state the warm path could not use.
+// on data it cannot decode or a state the warm path could not use, and
+// without a Cache.
 func (c *Client) LoadWarm(data []byte) error {
+	if c.cache == nil {
+		return errors.New("loading saved IPAM state: the client has no Cache (ipam.Options.Cache)")
+	}
 	var s savedWarm
 	if err := json.Unmarshal(data, &s); err != nil {
 		return fmt.Errorf("decoding saved IPAM state: %w", err)
@@ -359,9 +358,9 @@ func (c *Client) LoadWarm(data []byte) error {
 		}
 		st.noteConfirmed(k, r.Rev)
 	}
-	c.warm.Delete(s.Host)
+	c.cache.dropWarm(s.Host, nil)
 	c.keepWarm(st)
-	if _, ok := c.warm.Load(s.Host); !ok {
+	if c.cache.warmOf(s.Host) == nil {
 		return errors.New("saved IPAM state cannot serve an assignment")
 	}
 	c.remember(st)
@@ -372,21 +371,19 @@ func (c *Client) LoadWarm(data []byte) error {
 // client released addresses in it: bk as committed at rev, or nil when
 // the block is gone. Releases by others still fail the block's guard.
 func (c *Client) releasedFrom(cidr netip.Prefix, bk *blockKV, rev int64) {
-	c.warm.Range(func(host, v any) bool {
-		w := v.(*warmHost)
+	c.cache.eachWarm(func(host string, w *warmHost) {
 		for version, wb := range w.blocks {
 			if wb.cidr != cidr {
 				continue
 			}
 			if bk == nil {
-				c.warm.CompareAndDelete(host, w)
-				return true
+				c.cache.dropWarm(host, w)
+				return
 			}
 			nw := &warmHost{st: w.st, guards: w.guards, blocks: maps.Clone(w.blocks)}
 			nw.blocks[version] = &blockKV{cidr: cidr, rev: rev, b: bk.b.Clone()}
-			c.warm.CompareAndSwap(host, w, nw)
-			return true
+			c.cache.swapWarm(host, w, nw)
+			return
 		}
-		return true
 	})
 }

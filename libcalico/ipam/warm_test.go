@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"strings"
 	"sync"
 	"testing"
 
@@ -453,4 +454,38 @@ func TestPlanAbandoned(t *testing.T) {
 		t.Fatal("planned -1 addresses")
 	}
 	readState(t, e.be).mustCheck(t)
+}
+
+// TestNoCacheKeepsNothing: a Client without a Cache keeps nothing between
+// calls: no hint, no warm state to save, none loaded.
+func TestNoCacheKeepsNothing(t *testing.T) {
+	e := memEnv(t)
+	e.pool("p", "10.40.0.0/24", 28)
+	e.node("h1", nil)
+	c, err := New(e.be, testLog(t), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	if _, _, err := c.AutoAssign(ctx, AutoAssignArgs{Num4: 1, HandleID: "net.a", Hostname: "h1"}); err != nil {
+		t.Fatal(err)
+	}
+	if h := c.Hint("h1"); h.IsValid() {
+		t.Errorf("hint %s kept without a Cache", h)
+	}
+	if c.SaveWarm("h1") != nil {
+		t.Error("warm state kept without a Cache")
+	}
+	// The same assignment through a client with a Cache saves a state;
+	// one without refuses to load it.
+	if _, _, err := e.ipam.AutoAssign(ctx, AutoAssignArgs{Num4: 1, HandleID: "net.b", Hostname: "h1"}); err != nil {
+		t.Fatal(err)
+	}
+	saved := e.ipam.SaveWarm("h1")
+	if saved == nil {
+		t.Fatal("the client with a Cache saved nothing")
+	}
+	if err := c.LoadWarm(saved); err == nil || !strings.Contains(err.Error(), "no Cache") {
+		t.Errorf("LoadWarm without a Cache: %v", err)
+	}
 }

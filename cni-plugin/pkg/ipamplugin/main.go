@@ -64,7 +64,9 @@ func New(conf *netconf.NetConf, getenv func(string) string, stderr io.Writer) (*
 		return nil, nil, err
 	}
 	log, node, be := o.Log, o.Node, o.Backend
-	ic, err := ipam.New(be, log, ipam.Options{})
+	// The process's IPAM cache, loaded from and saved to the lock file
+	// (ipamplugin), so that each plugin process assigns in one round trip.
+	ic, err := ipam.New(be, log, ipam.Options{Cache: ipam.NewCache()})
 	if err != nil {
 		closeAll()
 		return nil, nil, err

@@ -41,7 +41,7 @@ func newPlugin(t *testing.T, pools ...string) *Plugin {
 	}
 	l := logrus.New()
 	l.SetLevel(logrus.WarnLevel)
-	ic, err := ipam.New(be, logrus.NewEntry(l), ipam.Options{})
+	ic, err := ipam.New(be, logrus.NewEntry(l), ipam.Options{Cache: ipam.NewCache()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -175,7 +175,7 @@ func TestLockFileCarriesBlockHint(t *testing.T) {
 	}
 
 	// A fresh process: a new IPAM client on the same datastore and lock file.
-	fresh, err := ipam.New(p.Client.Backend(), p.Log, ipam.Options{})
+	fresh, err := ipam.New(p.Client.Backend(), p.Log, ipam.Options{Cache: ipam.NewCache()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -194,7 +194,7 @@ func TestLockFileCarriesBlockHint(t *testing.T) {
 	}
 	for i := range 3 {
 		n := *p
-		if n.IPAM, err = ipam.New(p.Client.Backend(), p.Log, ipam.Options{}); err != nil {
+		if n.IPAM, err = ipam.New(p.Client.Backend(), p.Log, ipam.Options{Cache: ipam.NewCache()}); err != nil {
 			t.Fatal(err)
 		}
 		r, err := n.Add(ctx, c, &skel.CmdArgs{ContainerID: fmt.Sprint("d", i), IfName: "eth0", Netns: "/x"})
@@ -217,13 +217,13 @@ func TestLockFileCarriesBlockHint(t *testing.T) {
 		t.Fatal(err)
 	}
 	damaged := next
-	damaged.IPAM, _ = ipam.New(p.Client.Backend(), p.Log, ipam.Options{})
+	damaged.IPAM, _ = ipam.New(p.Client.Backend(), p.Log, ipam.Options{Cache: ipam.NewCache()})
 	damaged.lock(context.Background())()
 	if damaged.IPAM.SaveWarm("node1") != nil || damaged.IPAM.Hint("node1") != block {
 		t.Fatal("a damaged saved state was taken, or the hint beside it lost")
 	}
 	other := next
-	other.IPAM, _ = ipam.New(p.Client.Backend(), p.Log, ipam.Options{})
+	other.IPAM, _ = ipam.New(p.Client.Backend(), p.Log, ipam.Options{Cache: ipam.NewCache()})
 	other.Nodename = "node2"
 	other.lock(context.Background())()
 	if got := other.IPAM.Hint("node2"); got.IsValid() {
@@ -357,7 +357,7 @@ func TestPlanCommitsOpsAndUndoes(t *testing.T) {
 	// A fresh client each time, as each plugin process has.
 	fresh := func() *Plugin {
 		n := *p
-		n.IPAM, _ = ipam.New(p.Client.Backend(), p.Log, ipam.Options{})
+		n.IPAM, _ = ipam.New(p.Client.Backend(), p.Log, ipam.Options{Cache: ipam.NewCache()})
 		return &n
 	}
 	if _, err := fresh().Add(ctx, c, &skel.CmdArgs{ContainerID: "c0", IfName: "eth0"}); err != nil {

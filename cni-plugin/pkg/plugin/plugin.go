@@ -157,7 +157,9 @@ func New(conf *Config, getenv func(string) string, stderr io.Writer) (*Plugin, f
 			return nil, nil, err
 		}
 	}
-	ic, err := ipam.New(be, log, ipam.Options{})
+	// The process's IPAM cache, loaded from and saved to the lock file
+	// (ipamplugin), so that each plugin process assigns in one round trip.
+	ic, err := ipam.New(be, log, ipam.Options{Cache: ipam.NewCache()})
 	if err != nil {
 		closeAll()
 		return nil, nil, err

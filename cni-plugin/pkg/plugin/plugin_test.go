@@ -53,7 +53,7 @@ func newEnv(t *testing.T, confJSON, poolCIDR string) *env {
 	log := logrus.NewEntry(l)
 	be := memory.New()
 	c := client.New(be)
-	ic, err := ipam.New(be, log, ipam.Options{})
+	ic, err := ipam.New(be, log, ipam.Options{Cache: ipam.NewCache()})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -88,7 +88,8 @@ func leaderCtx(ctx context.Context) context.Context { return clientv3.WithRequir
 // committed or commits itself, so an answered attempt tells the outcome;
 // and once one is answered, a stray earlier attempt can no longer commit
 // (its guard fails). Only a write etcd stays silent on for both timeouts
-// is left unknown, and reported as failed.
+// is left unknown, and reported as failed; so is one whose caller
+// cancelled ctx (a daemon shutting down is not held up).
 func (c *Client) write(ctx context.Context, attempt func(ctx context.Context, retried bool) error) error {
 	cctx, cancel := c.call(leaderCtx(ctx))
 	defer cancel()
@@ -99,7 +100,7 @@ func (c *Client) write(ctx context.Context, attempt func(ctx context.Context, re
 		unsure = unsure || (sent && unanswered(err))
 		return err
 	})
-	if err == nil || !unsure {
+	if err == nil || !unsure || errors.Is(ctx.Err(), context.Canceled) {
 		return err
 	}
 	sctx, scancel := c.call(leaderCtx(context.WithoutCancel(ctx)))

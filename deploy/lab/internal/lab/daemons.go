@@ -225,7 +225,7 @@ func startOne(binDir, dir string, h *HostState, d daemon, env []string) (*exec.C
 }
 
 // stopDaemons sends SIGTERM to every recorded daemon, then SIGKILL to any
-// still alive after grace.
+// still alive after grace, and waits (up to 5 s more) until they are gone.
 func stopDaemons(h *HostState, grace time.Duration) {
 	for _, pid := range h.PIDs {
 		if alive(pid) {
@@ -239,6 +239,12 @@ func stopDaemons(h *HostState, grace time.Duration) {
 		}
 		if alive(pid) {
 			_ = syscall.Kill(pid, syscall.SIGKILL)
+		}
+	}
+	deadline = time.Now().Add(5 * time.Second)
+	for _, pid := range h.PIDs {
+		for alive(pid) && time.Now().Before(deadline) {
+			time.Sleep(50 * time.Millisecond)
 		}
 	}
 }
