@@ -209,6 +209,33 @@ func TestAnswerLostPastTheTimeoutIsSettled(t *testing.T) {
 	}
 }
 
+// TestCancelledWriteIsNotSettled: a caller that cancels a write whose
+// answer was lost gets its cancellation back, not a write settled after
+// it (a daemon shutting down is not held up by one).
+func TestCancelledWriteIsNotSettled(t *testing.T) {
+	srv := testutil.StartEtcd(t)
+	d := &lossyDialer{down: 1900 * time.Millisecond}
+	c, err := etcd.New(etcd.Config{Endpoints: []string{srv.Endpoint}, Dialer: d.dial, Timeout: 2 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	key := model.ResourceKey{Kind: "IPPool", Name: "a"}
+	if _, err := c.Get(context.Background(), key); !errors.Is(err, cerrors.ErrNotFound) {
+		t.Fatalf("get before the test: %v", err)
+	}
+	d.arm("cancelled-create")
+	ctx, cancel := context.WithCancel(context.Background())
+	time.AfterFunc(time.Second, cancel)
+	_, err = c.Create(ctx, &backend.KVPair{Key: key, Value: []byte(`{"v":"cancelled-create"}`)})
+	if !d.fired {
+		t.Fatal("the answer was not lost: the test proves nothing")
+	}
+	if !errors.Is(err, context.Canceled) {
+		t.Fatalf("create cancelled while its answer was lost: %v, want context.Canceled", err)
+	}
+}
+
 // TestClusterFaults runs the backend through a 3-member cluster's faults:
 // every operation succeeds while a quorum stands (the second attempt of a
 // write sent to a member that died or was cut off included), fails with

@@ -103,8 +103,15 @@ func (c *Client) write(ctx context.Context, attempt func(ctx context.Context, re
 	if err == nil || !unsure || errors.Is(ctx.Err(), context.Canceled) {
 		return err
 	}
+	// Past ctx's deadline, but not past its cancellation.
 	sctx, scancel := c.call(leaderCtx(context.WithoutCancel(ctx)))
 	defer scancel()
+	stop := context.AfterFunc(ctx, func() {
+		if errors.Is(ctx.Err(), context.Canceled) {
+			scancel()
+		}
+	})
+	defer stop()
 	if attempts(sctx, func(actx context.Context, _ bool) error { return attempt(actx, true) }) != nil {
 		return err
 	}
