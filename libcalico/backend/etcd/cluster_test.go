@@ -162,23 +162,31 @@ func TestLostAnswerIsNotAFailure(t *testing.T) {
 	}
 }
 
-// TestAnswerLostPastTheTimeoutIsSettled: a write committed whose answer
-// is lost, with no member reachable again until the call's time is over,
-// is settled once one is: reported committed (Create, Txn), not failed
-// while it stands in the store.
-func TestAnswerLostPastTheTimeoutIsSettled(t *testing.T) {
+// outageClient is a client (2 s timeout) whose armed write loses its
+// answer, after which no connection is made for 1.9 s: past the call's
+// time. It has talked to etcd once, so its connection is up.
+func outageClient(t *testing.T) (*etcd.Client, *lossyDialer) {
 	srv := testutil.StartEtcd(t)
 	d := &lossyDialer{down: 1900 * time.Millisecond}
 	c, err := etcd.New(etcd.Config{Endpoints: []string{srv.Endpoint}, Dialer: d.dial, Timeout: 2 * time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer c.Close()
-	ctx := context.Background()
-	key := func(n string) model.Key { return model.ResourceKey{Kind: "IPPool", Name: n} }
-	if _, err := c.Get(ctx, key("none")); !errors.Is(err, cerrors.ErrNotFound) {
+	t.Cleanup(func() { c.Close() })
+	if _, err := c.Get(context.Background(), model.ResourceKey{Kind: "IPPool", Name: "none"}); !errors.Is(err, cerrors.ErrNotFound) {
 		t.Fatalf("get before the test: %v", err)
 	}
+	return c, d
+}
+
+// TestAnswerLostPastTheTimeoutIsSettled: a write committed whose answer
+// is lost, with no member reachable again until the call's time is over,
+// is settled once one is: reported committed (Create, Txn), not failed
+// while it stands in the store.
+func TestAnswerLostPastTheTimeoutIsSettled(t *testing.T) {
+	c, d := outageClient(t)
+	ctx := context.Background()
+	key := func(n string) model.Key { return model.ResourceKey{Kind: "IPPool", Name: n} }
 
 	d.arm("settled-create")
 	start := time.Now()
@@ -213,21 +221,12 @@ func TestAnswerLostPastTheTimeoutIsSettled(t *testing.T) {
 // answer was lost gets its cancellation back, not a write settled after
 // it (a daemon shutting down is not held up by one).
 func TestCancelledWriteIsNotSettled(t *testing.T) {
-	srv := testutil.StartEtcd(t)
-	d := &lossyDialer{down: 1900 * time.Millisecond}
-	c, err := etcd.New(etcd.Config{Endpoints: []string{srv.Endpoint}, Dialer: d.dial, Timeout: 2 * time.Second})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
+	c, d := outageClient(t)
 	key := model.ResourceKey{Kind: "IPPool", Name: "a"}
-	if _, err := c.Get(context.Background(), key); !errors.Is(err, cerrors.ErrNotFound) {
-		t.Fatalf("get before the test: %v", err)
-	}
 	d.arm("cancelled-create")
 	ctx, cancel := context.WithCancel(context.Background())
 	time.AfterFunc(time.Second, cancel)
-	_, err = c.Create(ctx, &backend.KVPair{Key: key, Value: []byte(`{"v":"cancelled-create"}`)})
+	_, err := c.Create(ctx, &backend.KVPair{Key: key, Value: []byte(`{"v":"cancelled-create"}`)})
 	if !d.fired {
 		t.Fatal("the answer was not lost: the test proves nothing")
 	}
