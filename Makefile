@@ -1,6 +1,6 @@
 # One target per job, looping over the workspace modules (./... does not
 # cross module boundaries).
-MODULES := libcalico felix confd bgpd calicoctl cni-plugin kube-controllers deploy/lab
+MODULES := libcalico testutil felix confd bgpd calicoctl cni-plugin kube-controllers deploy/lab
 BINARIES := felix/cmd/calico-felix confd/cmd/calico-confd bgpd/cmd/calico-bgpd \
 	calicoctl/cmd/calicoctl cni-plugin/cmd/calico cni-plugin/cmd/calico-ipam \
 	kube-controllers/cmd/calico-kube-controllers deploy/lab/cmd/calico-lab deploy/lab/cmd/labnet

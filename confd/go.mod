@@ -4,6 +4,7 @@ go 1.26.0
 
 require (
 	github.com/calico-etcd/calico/libcalico v0.0.0
+	github.com/calico-etcd/calico/testutil v0.0.0
 	github.com/sirupsen/logrus v1.10.2
 )
 
@@ -69,3 +70,5 @@ require (
 )
 
 replace github.com/calico-etcd/calico/libcalico => ../libcalico
+
+replace github.com/calico-etcd/calico/testutil => ../testutil

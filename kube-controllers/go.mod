@@ -4,6 +4,7 @@ go 1.26.0
 
 require (
 	github.com/calico-etcd/calico/libcalico v0.0.0
+	github.com/calico-etcd/calico/testutil v0.0.0
 	github.com/prometheus/client_golang v1.23.2
 	github.com/sirupsen/logrus v1.10.2
 	go.etcd.io/etcd/api/v3 v3.7.3
@@ -99,3 +100,5 @@ require (
 )
 
 replace github.com/calico-etcd/calico/libcalico => ../libcalico
+
+replace github.com/calico-etcd/calico/testutil => ../testutil

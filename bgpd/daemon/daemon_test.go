@@ -19,7 +19,7 @@ import (
 	"github.com/calico-etcd/calico/bgpd/speaker"
 	"github.com/calico-etcd/calico/libcalico/bgpconfig"
 	"github.com/calico-etcd/calico/libcalico/bgpstatus"
-	"github.com/calico-etcd/calico/libcalico/testutil"
+	"github.com/calico-etcd/calico/testutil"
 )
 
 func quiet() *logrus.Entry {

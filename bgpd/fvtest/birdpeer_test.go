@@ -8,7 +8,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/calico-etcd/calico/libcalico/testutil"
+	"github.com/calico-etcd/calico/testutil"
 )
 
 // birdPeer is a BIRD 2 daemon inside a namespace of the lab.

@@ -13,7 +13,7 @@ import (
 	"github.com/calico-etcd/calico/libcalico/bgpstatus"
 	"github.com/calico-etcd/calico/libcalico/cerrors"
 	"github.com/calico-etcd/calico/libcalico/model"
-	"github.com/calico-etcd/calico/libcalico/testutil"
+	"github.com/calico-etcd/calico/testutil"
 )
 
 // TestEtcdCluster runs two hosts' confd and bgpd on a 3-member etcd

@@ -14,7 +14,7 @@ import (
 	"time"
 
 	"github.com/calico-etcd/calico/libcalico/bgpstatus"
-	"github.com/calico-etcd/calico/libcalico/testutil"
+	"github.com/calico-etcd/calico/testutil"
 )
 
 const echoPort = 7777

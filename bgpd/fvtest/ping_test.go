@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/calico-etcd/calico/libcalico/testutil"
+	"github.com/calico-etcd/calico/testutil"
 )
 
 // pingStream sends an ICMP echo request every interval from inside a

@@ -14,7 +14,7 @@ import (
 
 	"github.com/calico-etcd/calico/libcalico/bgpconfig"
 	"github.com/calico-etcd/calico/libcalico/bgpstatus"
-	"github.com/calico-etcd/calico/libcalico/testutil"
+	"github.com/calico-etcd/calico/testutil"
 )
 
 func mustAddr(s string) netip.Addr { return netip.MustParseAddr(s) }

@@ -15,7 +15,7 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/calico-etcd/calico/libcalico/ipam"
-	"github.com/calico-etcd/calico/libcalico/testutil"
+	"github.com/calico-etcd/calico/testutil"
 )
 
 // target is a CLI over a second, empty etcd: where an export is imported.

@@ -7,7 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/calico-etcd/calico/libcalico/testutil"
+	"github.com/calico-etcd/calico/testutil"
 )
 
 func poolYAML(name, cidr string) string {

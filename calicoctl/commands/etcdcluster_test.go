@@ -6,7 +6,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/calico-etcd/calico/libcalico/testutil"
+	"github.com/calico-etcd/calico/testutil"
 )
 
 // TestEtcdCluster runs calicoctl with ETCD_ENDPOINTS listing a 3-member

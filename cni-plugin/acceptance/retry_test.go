@@ -14,7 +14,7 @@ import (
 	"time"
 
 	"github.com/calico-etcd/calico/libcalico/client"
-	"github.com/calico-etcd/calico/libcalico/testutil"
+	"github.com/calico-etcd/calico/testutil"
 
 	"github.com/calico-etcd/calico/cni-plugin/internal/nettest"
 )

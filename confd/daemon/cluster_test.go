@@ -13,7 +13,7 @@ import (
 	"github.com/calico-etcd/calico/libcalico/bgpconfig"
 	"github.com/calico-etcd/calico/libcalico/client"
 	"github.com/calico-etcd/calico/libcalico/nodeinfo"
-	"github.com/calico-etcd/calico/libcalico/testutil"
+	"github.com/calico-etcd/calico/testutil"
 )
 
 // TestClusterFaults runs confd against a 3-member cluster (its config

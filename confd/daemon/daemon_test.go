@@ -21,7 +21,7 @@ import (
 	"github.com/calico-etcd/calico/libcalico/client"
 	"github.com/calico-etcd/calico/libcalico/model"
 	"github.com/calico-etcd/calico/libcalico/nodeinfo"
-	"github.com/calico-etcd/calico/libcalico/testutil"
+	"github.com/calico-etcd/calico/testutil"
 )
 
 func testLog(t *testing.T) *logrus.Entry {

@@ -4,6 +4,7 @@ go 1.26.0
 
 require (
 	github.com/calico-etcd/calico/libcalico v0.0.0
+	github.com/calico-etcd/calico/testutil v0.0.0
 	github.com/containernetworking/cni v1.3.0
 	github.com/google/go-containerregistry v0.22.1
 	github.com/sirupsen/logrus v1.10.2
@@ -76,3 +77,5 @@ require (
 )
 
 replace github.com/calico-etcd/calico/libcalico => ../../libcalico
+
+replace github.com/calico-etcd/calico/testutil => ../../testutil

@@ -18,8 +18,8 @@ import (
 
 	"github.com/calico-etcd/calico/libcalico/backend/etcd"
 	"github.com/calico-etcd/calico/libcalico/client"
-	"github.com/calico-etcd/calico/libcalico/testutil"
-	"github.com/calico-etcd/calico/libcalico/testutil/kubeapi"
+	"github.com/calico-etcd/calico/testutil"
+	"github.com/calico-etcd/calico/testutil/kubeapi"
 
 	"github.com/calico-etcd/calico/kube-controllers/config"
 	"github.com/calico-etcd/calico/kube-controllers/daemon"

@@ -7,7 +7,7 @@ import (
 	"time"
 
 	v3 "github.com/calico-etcd/calico/libcalico/api/v3"
-	"github.com/calico-etcd/calico/libcalico/internal/fixtures"
+	"github.com/calico-etcd/calico/testutil/fixtures"
 )
 
 // Every entry names a FelixConfiguration field that exists (or none), no

@@ -9,8 +9,8 @@ import (
 
 	"github.com/calico-etcd/calico/libcalico/backend"
 	"github.com/calico-etcd/calico/libcalico/backend/memory"
-	"github.com/calico-etcd/calico/libcalico/internal/fixtures"
 	"github.com/calico-etcd/calico/libcalico/model"
+	"github.com/calico-etcd/calico/testutil/fixtures"
 )
 
 type fixtureKV struct {

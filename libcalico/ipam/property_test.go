@@ -14,7 +14,7 @@ import (
 	"time"
 
 	"github.com/calico-etcd/calico/libcalico/backend/etcd"
-	"github.com/calico-etcd/calico/libcalico/testutil"
+	"github.com/calico-etcd/calico/testutil"
 )
 
 // propertyAllocations is how many addresses the property test allocates

@@ -4,7 +4,7 @@ import (
 	"context"
 	"testing"
 
-	"github.com/calico-etcd/calico/libcalico/testutil"
+	"github.com/calico-etcd/calico/testutil"
 )
 
 // TestKernelDetectionMethods runs every detection method against the

@@ -16,8 +16,8 @@ import (
 	"github.com/calico-etcd/calico/libcalico/backend/etcd"
 	"github.com/calico-etcd/calico/libcalico/cerrors"
 	"github.com/calico-etcd/calico/libcalico/model"
-	"github.com/calico-etcd/calico/libcalico/testutil"
-	"github.com/calico-etcd/calico/libcalico/testutil/etcdrestore"
+	"github.com/calico-etcd/calico/testutil"
+	"github.com/calico-etcd/calico/testutil/etcdrestore"
 )
 
 // etcdBackend returns a backend client for srv, closed at cleanup.

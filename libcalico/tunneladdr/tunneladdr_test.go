@@ -16,7 +16,7 @@ import (
 	"github.com/calico-etcd/calico/libcalico/ipam"
 	"github.com/calico-etcd/calico/libcalico/nodedelete"
 	"github.com/calico-etcd/calico/libcalico/nodeinfo"
-	"github.com/calico-etcd/calico/libcalico/testutil"
+	"github.com/calico-etcd/calico/testutil"
 )
 
 var ctx = context.Background()

@@ -20,7 +20,7 @@ import (
 	v3 "github.com/calico-etcd/calico/libcalico/api/v3"
 	"github.com/calico-etcd/calico/libcalico/client"
 	"github.com/calico-etcd/calico/libcalico/ipam"
-	"github.com/calico-etcd/calico/libcalico/testutil"
+	"github.com/calico-etcd/calico/testutil"
 )
 
 var binDir string

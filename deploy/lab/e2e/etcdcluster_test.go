@@ -8,7 +8,7 @@ import (
 
 	"github.com/calico-etcd/calico/deploy/lab/internal/lab"
 	v3 "github.com/calico-etcd/calico/libcalico/api/v3"
-	"github.com/calico-etcd/calico/libcalico/testutil"
+	"github.com/calico-etcd/calico/testutil"
 )
 
 // TestLabEtcdCluster: `calico-lab up --etcd-members 3` (the members are

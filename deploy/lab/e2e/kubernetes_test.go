@@ -8,8 +8,8 @@ import (
 
 	"github.com/calico-etcd/calico/deploy/lab/internal/lab"
 	"github.com/calico-etcd/calico/libcalico/ipam"
-	"github.com/calico-etcd/calico/libcalico/testutil"
-	"github.com/calico-etcd/calico/libcalico/testutil/kubeapi"
+	"github.com/calico-etcd/calico/testutil"
+	"github.com/calico-etcd/calico/testutil/kubeapi"
 	"github.com/sirupsen/logrus"
 )
 

@@ -20,7 +20,7 @@ import (
 	"github.com/calico-etcd/calico/libcalico/backend"
 	"github.com/calico-etcd/calico/libcalico/client"
 	"github.com/calico-etcd/calico/libcalico/model"
-	"github.com/calico-etcd/calico/libcalico/testutil/kubeapi"
+	"github.com/calico-etcd/calico/testutil/kubeapi"
 )
 
 // BenchmarkPodRunningAndReachable: a pod created with kubectl until it is

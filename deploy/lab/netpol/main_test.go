@@ -17,8 +17,8 @@ import (
 
 	"github.com/calico-etcd/calico/deploy/lab/internal/lab"
 	"github.com/calico-etcd/calico/libcalico/client"
-	"github.com/calico-etcd/calico/libcalico/testutil"
-	"github.com/calico-etcd/calico/libcalico/testutil/kubeapi"
+	"github.com/calico-etcd/calico/testutil"
+	"github.com/calico-etcd/calico/testutil/kubeapi"
 )
 
 // The model: upstream's namespaces and pods, pod <name> on hosts[<name>].

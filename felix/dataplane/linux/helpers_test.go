@@ -13,7 +13,7 @@ import (
 
 	"github.com/calico-etcd/calico/felix/dataplane/runner"
 	"github.com/calico-etcd/calico/felix/dpapi"
-	"github.com/calico-etcd/calico/libcalico/testutil"
+	"github.com/calico-etcd/calico/testutil"
 )
 
 // host is a test host: a namespace with an uplink-like interface so

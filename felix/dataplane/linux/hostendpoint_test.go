@@ -9,7 +9,7 @@ import (
 	"time"
 
 	"github.com/calico-etcd/calico/felix/dpapi"
-	"github.com/calico-etcd/calico/libcalico/testutil"
+	"github.com/calico-etcd/calico/testutil"
 )
 
 // peer is a namespace on the other end of a host interface.

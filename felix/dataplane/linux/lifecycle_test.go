@@ -10,7 +10,7 @@ import (
 
 	"github.com/calico-etcd/calico/felix/dataplane/runner"
 	"github.com/calico-etcd/calico/felix/dpapi"
-	"github.com/calico-etcd/calico/libcalico/testutil"
+	"github.com/calico-etcd/calico/testutil"
 )
 
 // fxctxNS makes a namespace named fxctx-<random>, deleted at cleanup

@@ -1,7 +1,7 @@
 package linux
 
 import (
-	"github.com/calico-etcd/calico/libcalico/testutil"
+	"github.com/calico-etcd/calico/testutil"
 	"regexp"
 	"strings"
 	"testing"

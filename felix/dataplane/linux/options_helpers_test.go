@@ -11,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/calico-etcd/calico/libcalico/testutil"
+	"github.com/calico-etcd/calico/testutil"
 )
 
 // client is a namespace joined to the host by a veth: the host end is

@@ -9,7 +9,7 @@ import (
 	"time"
 
 	"github.com/calico-etcd/calico/felix/dpapi"
-	"github.com/calico-etcd/calico/libcalico/testutil"
+	"github.com/calico-etcd/calico/testutil"
 )
 
 // NATOutgoingExclusions IPPoolsAndHostIPs leaves traffic to other Calico

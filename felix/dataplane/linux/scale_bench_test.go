@@ -17,7 +17,7 @@ import (
 	"github.com/calico-etcd/calico/felix/dataplane/runner"
 	"github.com/calico-etcd/calico/felix/dpapi"
 	"github.com/calico-etcd/calico/libcalico/syncer"
-	"github.com/calico-etcd/calico/libcalico/testutil"
+	"github.com/calico-etcd/calico/testutil"
 )
 
 // scaleChanges is how many single changes each kind is timed over.

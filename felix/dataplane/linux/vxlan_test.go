@@ -12,7 +12,7 @@ import (
 
 	"github.com/calico-etcd/calico/felix/dpapi"
 	"github.com/calico-etcd/calico/libcalico/nodeinfo"
-	"github.com/calico-etcd/calico/libcalico/testutil"
+	"github.com/calico-etcd/calico/testutil"
 )
 
 // twoHosts are two host namespaces whose eth0s are the two ends of one

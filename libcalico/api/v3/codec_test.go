@@ -7,7 +7,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/calico-etcd/calico/libcalico/internal/fixtures"
+	"github.com/calico-etcd/calico/testutil/fixtures"
 )
 
 func TestNewCoversAllKinds(t *testing.T) {

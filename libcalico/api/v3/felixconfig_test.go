@@ -3,12 +3,13 @@ package v3
 import (
 	"encoding/json"
 	"fmt"
-	"github.com/calico-etcd/calico/libcalico/internal/fixtures"
 	"reflect"
 	"regexp"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/calico-etcd/calico/testutil/fixtures"
 )
 
 func infraFelix(name string, mod func(s *FelixConfigurationSpec)) *FelixConfiguration {

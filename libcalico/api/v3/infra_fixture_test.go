@@ -4,12 +4,12 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"github.com/calico-etcd/calico/libcalico/internal/fixtures"
 	"reflect"
 	"strings"
 	"testing"
 
 	"github.com/calico-etcd/calico/libcalico/cerrors"
+	"github.com/calico-etcd/calico/testutil/fixtures"
 )
 
 // fixtureName is the etcd dump written by Calico v3.34.

@@ -5,12 +5,12 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"github.com/calico-etcd/calico/libcalico/internal/fixtures"
 	"reflect"
 	"strings"
 	"testing"
 
 	"github.com/calico-etcd/calico/libcalico/cerrors"
+	"github.com/calico-etcd/calico/testutil/fixtures"
 )
 
 // polFixtureKinds maps the plurals this file covers to a constructor.

@@ -12,7 +12,7 @@ import (
 	"github.com/calico-etcd/calico/libcalico/backend/etcd"
 	"github.com/calico-etcd/calico/libcalico/cerrors"
 	"github.com/calico-etcd/calico/libcalico/model"
-	"github.com/calico-etcd/calico/libcalico/testutil"
+	"github.com/calico-etcd/calico/testutil"
 )
 
 // enableAuth creates user root (password s3cret, role root) and turns

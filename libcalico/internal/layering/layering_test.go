@@ -73,6 +73,31 @@ func moduleOf(mods []string, rel string) string {
 // forbidden are imports the API types must not have.
 var forbidden = []string{"go.etcd.io/", "github.com/vishvananda/netlink", "github.com/spf13/cobra", "github.com/coreos/go-iptables"}
 
+// importRule says why module from may not import another module to (""
+// if it may); test is whether the importing file is test code.
+func importRule(from, to string, test bool) string {
+	switch {
+	case from == "testutil":
+		return "testutil imports no other module"
+	case to == "libcalico":
+		return ""
+	case to != "testutil":
+		return "modules import only libcalico, testutil and themselves"
+	case from == "libcalico" && !test:
+		return "libcalico's own code does not import testutil (the etcd server stays out of the daemons' builds)"
+	case !test && from != "deploy/lab":
+		return "only tests (and the lab, which embeds etcd for operators) import testutil"
+	}
+	return ""
+}
+
+// testCode is whether a file is test code: a _test.go file, or a file
+// of a test-helper package named like net/http/httptest (cni-plugin's
+// internal/nettest).
+func testCode(rel, pkg string) bool {
+	return strings.HasSuffix(rel, "_test.go") || strings.HasSuffix(pkg, "test")
+}
+
 func TestImportDirection(t *testing.T) {
 	root, mods := workspace(t)
 	fset := token.NewFileSet()
@@ -110,8 +135,11 @@ func TestImportDirection(t *testing.T) {
 					continue
 				}
 				target := moduleOf(mods, strings.TrimPrefix(path, prefix))
-				if target != m && target != "libcalico" {
-					t.Errorf("%s (module %s) imports %s (module %s): modules import only libcalico and themselves", rel, m, path, target)
+				if target == m {
+					continue
+				}
+				if why := importRule(m, target, testCode(rel, f.Name.Name)); why != "" {
+					t.Errorf("%s (module %s) imports %s (module %s): %s", rel, m, path, target, why)
 				}
 			}
 			return nil

@@ -19,7 +19,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/calico-etcd/calico/libcalico/testutil/kubeapi"
+	"github.com/calico-etcd/calico/testutil/kubeapi"
 )
 
 // HostAPIAddr is where each host reaches the API server (a forward into

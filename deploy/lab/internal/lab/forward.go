@@ -5,7 +5,7 @@ import (
 	"net"
 	"sync"
 
-	"github.com/calico-etcd/calico/libcalico/testutil"
+	"github.com/calico-etcd/calico/testutil"
 )
 
 // forward listens on listenAddr inside ns and relays each connection to

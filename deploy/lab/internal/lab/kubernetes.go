@@ -15,7 +15,7 @@ import (
 
 	"github.com/calico-etcd/calico/deploy/lab/internal/images"
 	"github.com/calico-etcd/calico/deploy/lab/internal/kube"
-	"github.com/calico-etcd/calico/libcalico/testutil"
+	"github.com/calico-etcd/calico/testutil"
 )
 
 // KubeState is what the Kubernetes side of a lab made.

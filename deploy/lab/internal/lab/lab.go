@@ -16,7 +16,7 @@ import (
 	"github.com/calico-etcd/calico/deploy/lab/internal/kube"
 	"github.com/calico-etcd/calico/libcalico/backend/etcd"
 	"github.com/calico-etcd/calico/libcalico/client"
-	"github.com/calico-etcd/calico/libcalico/testutil"
+	"github.com/calico-etcd/calico/testutil"
 )
 
 // Lab is a running (or recorded) lab.

@@ -24,7 +24,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/calico-etcd/calico/libcalico/testutil"
+	"github.com/calico-etcd/calico/testutil"
 )
 
 // Token is the bearer token of the harness's admin user.

@@ -71,7 +71,7 @@ func EtcdBinary() (string, error) {
 	return bin, nil
 }
 
-// etcdVersion is the etcd server module's version that libcalico's go.mod
+// etcdVersion is the etcd server module's version that testutil's go.mod
 // requires (test binaries carry no dependency versions), or "devel".
 func etcdVersion() string {
 	if b, err := os.ReadFile(filepath.Join(moduleDir(), "go.mod")); err == nil {
@@ -91,14 +91,14 @@ func etcdVersion() string {
 	return "devel"
 }
 
-// moduleDir is the libcalico module's source directory (this file's
-// parent's parent), where the etcd server module is required.
+// moduleDir is the testutil module's source directory (this file's
+// directory), where the etcd server module is required.
 func moduleDir() string {
 	_, file, _, ok := runtime.Caller(0)
 	if !ok {
 		return "."
 	}
-	return filepath.Dir(filepath.Dir(file))
+	return filepath.Dir(file)
 }
 
 func goTool() string {

@@ -15,7 +15,7 @@ import (
 	"go.etcd.io/etcd/etcdutl/v3/snapshot"
 	"go.uber.org/zap"
 
-	"github.com/calico-etcd/calico/libcalico/testutil"
+	"github.com/calico-etcd/calico/testutil"
 )
 
 // DefaultClusterToken is the token the embedded etcd is bootstrapped with.

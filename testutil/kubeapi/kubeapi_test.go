@@ -6,8 +6,8 @@ import (
 	"net/http"
 	"testing"
 
-	"github.com/calico-etcd/calico/libcalico/testutil"
-	"github.com/calico-etcd/calico/libcalico/testutil/kubeapi"
+	"github.com/calico-etcd/calico/testutil"
+	"github.com/calico-etcd/calico/testutil/kubeapi"
 )
 
 // The server serves the API with the harness's token, and comes back on

@@ -3,7 +3,7 @@ package testutil
 import (
 	"testing"
 
-	"github.com/calico-etcd/calico/libcalico/internal/fixtures"
+	"github.com/calico-etcd/calico/testutil/fixtures"
 )
 
 // FixturePath finds testdata/fixtures/<name> of the checkout (or in
