@@ -7,11 +7,13 @@ import (
 	"github.com/calico-etcd/calico/felix/dpapi"
 )
 
-// ChainCache keeps rendered policy chains from one Render to the next,
-// keyed by the *dpapi.Policy they came from: calc never changes a Policy
-// it has handed over, so a policy that did not change is not rendered
-// again. Entries not used by the latest Render of an IP version are
-// dropped. Safe for concurrent Renders of different IP versions.
+// ChainCache keeps rendered policy and workload chains from one Render to
+// the next, keyed by the *dpapi.Policy or *dpapi.Workload they came from:
+// calc never changes an object it has handed over, so one that did not
+// change is not rendered again (nor, by the iptables layer, re-hashed).
+// Entries not used by the latest Render of an IP version are dropped. Safe
+// for concurrent Renders of different IP versions. A cache serves one
+// Config.
 type ChainCache struct {
 	mu   sync.Mutex
 	gens map[int]*cacheGen
@@ -29,7 +31,18 @@ type cachedChain struct {
 	sets  map[string]string // IP sets the chain refers to (ID -> type)
 }
 
-type cacheGen struct{ prev, cur map[cacheKey]cachedChain }
+// cachedWorkload is a workload's chains and the policy and profile chains
+// they jump to.
+type cachedWorkload struct {
+	chains []*iptables.Chain
+	pols   map[string]map[string]polRef
+	profs  map[string]map[string]profRef
+}
+
+type cacheGen struct {
+	prev, cur     map[cacheKey]cachedChain
+	wlPrev, wlCur map[*dpapi.Workload]cachedWorkload
+}
 
 // begin starts a Render of ipVersion and returns its generation.
 func (c *ChainCache) begin(ipVersion int) *cacheGen {
@@ -44,11 +57,12 @@ func (c *ChainCache) begin(ipVersion int) *cacheGen {
 		c.gens[ipVersion] = g
 	}
 	g.cur = map[cacheKey]cachedChain{}
+	g.wlCur = make(map[*dpapi.Workload]cachedWorkload, len(g.wlPrev))
 	return g
 }
 
 // end keeps only what this Render used.
-func (g *cacheGen) end() { g.prev, g.cur = g.cur, nil }
+func (g *cacheGen) end() { g.prev, g.cur, g.wlPrev, g.wlCur = g.cur, nil, g.wlCur, nil }
 
 func (g *cacheGen) get(k cacheKey) (cachedChain, bool) {
 	if v, ok := g.cur[k]; ok {
@@ -92,4 +106,35 @@ func (r *renderer) noteSet(id, typ string) {
 	if prev, ok := r.sets[id]; !ok || prev == "" {
 		r.sets[id] = typ
 	}
+}
+
+// cachedWorkloadChains renders a workload's chains, or reuses the last
+// rendering of the same workload object, and records the policy and
+// profile chains they jump to.
+func (r *renderer) cachedWorkloadChains(w *dpapi.Workload) []*iptables.Chain {
+	if r.cache == nil {
+		return r.workloadChains(w)
+	}
+	v, ok := r.cache.wlCur[w]
+	if !ok {
+		v, ok = r.cache.wlPrev[w]
+	}
+	if !ok {
+		outerPols, outerProfs := r.polRefs, r.profRefs
+		r.polRefs, r.profRefs = map[string]map[string]polRef{}, map[string]map[string]profRef{}
+		v = cachedWorkload{chains: r.workloadChains(w), pols: r.polRefs, profs: r.profRefs}
+		r.polRefs, r.profRefs = outerPols, outerProfs
+	}
+	r.cache.wlCur[w] = v
+	for table, refs := range v.pols {
+		for chain, ref := range refs {
+			r.refPolicy(table, chain, ref.id, ref.ingress)
+		}
+	}
+	for table, refs := range v.profs {
+		for chain, ref := range refs {
+			r.refProfile(table, chain, ref.name, ref.ingress)
+		}
+	}
+	return v.chains
 }

@@ -56,3 +56,43 @@ func TestChainCacheReusesUnchangedPolicies(t *testing.T) {
 		t.Fatal("a changed policy was served from the cache")
 	}
 }
+
+func TestChainCacheReusesUnchangedWorkloads(t *testing.T) {
+	cfg, err := NewConfig(dpapi.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	plain := cfg
+	cfg.Cache = &ChainCache{}
+	s := smallState()
+	if len(s.Workloads) == 0 {
+		t.Fatal("smallState has no workloads")
+	}
+	first := Render(s, &cfg, 4, nil, nil)
+	second := Render(s, &cfg, 4, nil, nil)
+	if !reflect.DeepEqual(policyChains(second), policyChains(Render(s, &plain, 4, nil, nil))) ||
+		!reflect.DeepEqual(second.IPSets, first.IPSets) {
+		t.Fatal("a render from the cache differs from one without it")
+	}
+	var id dpapi.WorkloadID
+	var w *dpapi.Workload
+	for id, w = range s.Workloads {
+		break
+	}
+	to := "filter/" + EndpointChainName(WorkloadToEndpointPrefix, w.Iface)
+	if policyChains(first)[to] == nil || policyChains(second)[to] != policyChains(first)[to] {
+		t.Fatalf("chain %s of an unchanged workload was rendered again", to)
+	}
+	// A changed workload is a new object: its chains are rendered afresh,
+	// and the policy chains it no longer jumps to go.
+	cw := *w
+	cw.Tiers = nil
+	s.Workloads[id] = &cw
+	third := Render(s, &cfg, 4, nil, nil)
+	if policyChains(third)[to] == policyChains(first)[to] {
+		t.Fatalf("chain %s of a changed workload came from the cache", to)
+	}
+	if !reflect.DeepEqual(policyChains(third), policyChains(Render(s, &plain, 4, nil, nil))) {
+		t.Fatal("a changed workload's render differs from one without the cache")
+	}
+}

@@ -160,7 +160,7 @@ func Render(s *dpapi.State, cfg *Config, ipVersion int, heps map[string]*dpapi.H
 			continue
 		}
 		wlIfaces = append(wlIfaces, w.Iface)
-		*filter = append(*filter, r.workloadChains(w)...)
+		*filter = append(*filter, r.cachedWorkloadChains(w)...)
 	}
 	unknown := []iptables.Rule{{Action: cfg.deny("filter"), Comment: []string{"Unknown interface"}}}
 	*filter = append(*filter, dispatchChains(wlIfaces, WorkloadFromEndpointPrefix, WorkloadToEndpointPrefix,
