@@ -17,6 +17,7 @@ import (
 	"github.com/calico-etcd/calico/libcalico/cerrors"
 	"github.com/calico-etcd/calico/libcalico/client"
 	"github.com/calico-etcd/calico/libcalico/ipam"
+	"github.com/calico-etcd/calico/libcalico/ipam/ipamcheck"
 	"github.com/calico-etcd/calico/libcalico/model"
 )
 
@@ -91,7 +92,7 @@ type owner struct {
 	name string
 }
 
-// ipamState is what ipam check reads besides ipam.Check's report: for
+// ipamState is what ipam check reads besides ipamcheck.Check's report: for
 // the informational sections and the report file.
 type ipamState struct {
 	clusterInfo *v3.ClusterInformation
@@ -113,7 +114,7 @@ func (st *ipamState) partial(err error) error {
 }
 
 // loadIPAMState reads the cluster in the order that keeps the check
-// safe: handle revisions before ipam.Check (so a report never pairs a
+// safe: handle revisions before ipamcheck.Check (so a report never pairs a
 // leaked handle with a revision newer than the check saw), and endpoints
 // before allocations (so an address is not reported in use but
 // unallocated merely because its workload was created meanwhile).
@@ -213,7 +214,7 @@ func (env *Env) runIPAMCheck(ctx context.Context, f *ipamCheckFlags) error {
 	if err != nil {
 		return failf(err, "Failed to check IPAM: %v", err)
 	}
-	r, err := ic.Check(ctx, ipam.CheckOptions{MinLeakAge: f.minLeakAge})
+	r, err := ipamcheck.Check(ctx, ic, ipamcheck.Options{MinLeakAge: f.minLeakAge})
 	if err != nil {
 		return failf(err, "Failed to check IPAM: %v", err)
 	}
@@ -241,7 +242,7 @@ func (env *Env) runIPAMCheck(ctx context.Context, f *ipamCheckFlags) error {
 		return nil
 	}
 	if len(st.unreadable) > 0 {
-		return failf(ipam.ErrUnreadable, "Not repairing anything: %d stored values do not decode, so what they hold is unknown and a repair could free addresses in use. Remove or rewrite them (see the warnings above) and check again.", len(st.unreadable))
+		return failf(ipamcheck.ErrUnreadable, "Not repairing anything: %d stored values do not decode, so what they hold is unknown and a repair could free addresses in use. Remove or rewrite them (see the warnings above) and check again.", len(st.unreadable))
 	}
 	return env.releaseLeaks(ctx, c, ic, r, f.minLeakAge)
 }
@@ -256,7 +257,7 @@ type checkWriter struct {
 
 func (cw *checkWriter) printf(format string, a ...any) { fmt.Fprintf(cw.w, format, a...) }
 
-func (cw *checkWriter) write(st *ipamState, r *ipam.CheckReport) {
+func (cw *checkWriter) write(st *ipamState, r *ipamcheck.Report) {
 	cw.printf("Checking IPAM for inconsistencies...\n\n")
 
 	var blocks []ipam.BlockUsage
@@ -357,7 +358,7 @@ func (cw *checkWriter) write(st *ipamState, r *ipam.CheckReport) {
 	cw.printf("Found %d in-use IPs that are in active IP pools but have no corresponding IPAM allocation.\n\n", unallocated)
 
 	cw.printf("Scanning for IPAM handles with no matching IPs...\n")
-	var empty, miscounted []ipam.HandleProblem
+	var empty, miscounted []ipamcheck.HandleProblem
 	for _, p := range r.BadHandles {
 		if len(p.Actual) == 0 {
 			empty = append(empty, p)

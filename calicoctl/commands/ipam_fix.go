@@ -11,6 +11,7 @@ import (
 
 	"github.com/calico-etcd/calico/libcalico/client"
 	"github.com/calico-etcd/calico/libcalico/ipam"
+	"github.com/calico-etcd/calico/libcalico/ipam/ipamcheck"
 	"github.com/calico-etcd/calico/libcalico/nodedelete"
 )
 
@@ -19,21 +20,21 @@ const maxFixPasses = 3
 
 // releaseLeaks is --release-leaks. It removes what each deleted node of
 // before left behind, through the cascade of `delete node` (package
-// nodedelete), then repairs the rest (ipam.Check with Fix) and checks
+// nodedelete), then repairs the rest (ipamcheck.Check with Fix) and checks
 // again; while something the report before found remains (a repair
 // skips a handle that an earlier repair of the same pass rewrote), it
 // repairs again, up to maxFixPasses. Then it prints each problem of
 // before and whether it was repaired, and fails if any was not.
-func (env *Env) releaseLeaks(ctx context.Context, c *client.Client, ic *ipam.Client, before *ipam.CheckReport, minAge time.Duration) error {
+func (env *Env) releaseLeaks(ctx context.Context, c *client.Client, ic *ipam.Client, before *ipamcheck.Report, minAge time.Duration) error {
 	removed := map[string]*nodedelete.Result{}
 	deleted := before.DeletedNodes
 	for pass := 1; ; pass++ {
 		nodeErrs := env.cleanDeletedNodes(ctx, c, ic, deleted, removed)
-		fix, err := ic.Check(ctx, ipam.CheckOptions{Fix: true, MinLeakAge: minAge})
+		fix, err := ipamcheck.Check(ctx, ic, ipamcheck.Options{Fix: true, MinLeakAge: minAge})
 		if err != nil {
 			return failf(err, "Failed to repair IPAM: %v", err)
 		}
-		after, err := ic.Check(ctx, ipam.CheckOptions{MinLeakAge: minAge})
+		after, err := ipamcheck.Check(ctx, ic, ipamcheck.Options{MinLeakAge: minAge})
 		if err != nil {
 			return failf(err, "Failed to re-check IPAM after repairs: %v", err)
 		}
@@ -85,7 +86,7 @@ func (env *Env) cleanDeletedNodes(ctx context.Context, c *client.Client, ic *ipa
 // printFixes prints each problem of before and whether the re-check
 // after still finds it, then what removing deleted nodes removed besides
 // (host endpoints, BGP peers, configurations: no IPAM problem).
-func (env *Env) printFixes(before, after *ipam.CheckReport, removed map[string]*nodedelete.Result) {
+func (env *Env) printFixes(before, after *ipamcheck.Report, removed map[string]*nodedelete.Result) {
 	w := env.Stdout
 	fmt.Fprintf(w, "\nReleasing leaked IPs, bad handles and what deleted nodes left behind...\n")
 	fixed := 0
@@ -121,7 +122,7 @@ type leakID struct {
 // forEachFix calls f for each problem of before that --release-leaks
 // repairs, with whether after no longer has it and the sentences saying
 // it was, or could not be, repaired.
-func forEachFix(before, after *ipam.CheckReport, f func(ok bool, done, notDone string)) {
+func forEachFix(before, after *ipamcheck.Report, f func(ok bool, done, notDone string)) {
 	leaks := map[leakID]bool{}
 	for _, a := range after.Leaked {
 		leaks[leakID{a.IP, a.SequenceNumber}] = true
@@ -163,7 +164,7 @@ func forEachFix(before, after *ipam.CheckReport, f func(ok bool, done, notDone s
 		ip := fmt.Sprintf("IP %s%s of deleted node %s.", a.IP, handleNote(a.Handle), a.Attrs[ipam.AttributeNode])
 		f(!inUse[leakID{a.IP, a.SequenceNumber}], "Released "+ip, "release "+ip)
 	}
-	orphans := map[ipam.OrphanedEndpoint]bool{}
+	orphans := map[ipamcheck.OrphanedEndpoint]bool{}
 	for _, o := range after.OrphanedEndpoints {
 		orphans[o] = true
 	}

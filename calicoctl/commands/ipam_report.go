@@ -16,6 +16,7 @@ import (
 	"github.com/calico-etcd/calico/libcalico/cerrors"
 	"github.com/calico-etcd/calico/libcalico/client"
 	"github.com/calico-etcd/calico/libcalico/ipam"
+	"github.com/calico-etcd/calico/libcalico/ipam/ipamcheck"
 	"github.com/calico-etcd/calico/libcalico/model"
 )
 
@@ -69,7 +70,7 @@ func newReportAllocation(a ipam.Allocation, inUse bool, owners []string) reportA
 
 // buildIPAMReport turns a check into a report. Leaks come from the
 // check's own consistent read; the other allocations from st.
-func buildIPAMReport(st *ipamState, r *ipam.CheckReport, inUse map[netip.Addr][]string) *ipamReport {
+func buildIPAMReport(st *ipamState, r *ipamcheck.Report, inUse map[netip.Addr][]string) *ipamReport {
 	rep := &ipamReport{Version: buildinfo.Version, Allocations: map[string][]reportAllocation{}}
 	if ci := st.clusterInfo; ci != nil {
 		rep.ClusterGUID, rep.ClusterType, rep.ClusterInfoRevision = ci.Spec.ClusterGUID, ci.Spec.ClusterType, ci.ResourceVersion

@@ -25,6 +25,7 @@ import (
 	"github.com/calico-etcd/calico/libcalico/backend/etcd"
 	"github.com/calico-etcd/calico/libcalico/client"
 	"github.com/calico-etcd/calico/libcalico/ipam"
+	"github.com/calico-etcd/calico/libcalico/ipam/ipamcheck"
 	"github.com/calico-etcd/calico/testutil"
 
 	"github.com/calico-etcd/calico/cni-plugin/internal/nettest"
@@ -328,7 +329,7 @@ func (h *hostEnv) assertClean() {
 	if n := h.countKeys("/calico/ipam/v2/handle/"); n != 0 {
 		h.t.Errorf("%d IPAM handles left", n)
 	}
-	rep, err := h.ic.Check(ctx, ipam.CheckOptions{})
+	rep, err := ipamcheck.Check(ctx, h.ic, ipamcheck.Options{})
 	if err != nil || !rep.OK() {
 		h.t.Errorf("ipam check: %+v (%v)", rep, err)
 	}

@@ -20,7 +20,7 @@ import (
 
 	v3 "github.com/calico-etcd/calico/libcalico/api/v3"
 	"github.com/calico-etcd/calico/libcalico/client"
-	"github.com/calico-etcd/calico/libcalico/ipam"
+	"github.com/calico-etcd/calico/libcalico/ipam/ipamcheck"
 	"github.com/calico-etcd/calico/testutil"
 	"github.com/calico-etcd/calico/testutil/kubeapi"
 
@@ -306,7 +306,7 @@ func TestKubernetesModeWithControllers(t *testing.T) {
 		allocs, err2 := k.ic.Allocations(ctx)
 		return err == nil && err2 == nil && len(weps) == 0 && len(allocs) == 0
 	})
-	rep, err := k.ic.Check(ctx, ipam.CheckOptions{})
+	rep, err := ipamcheck.Check(ctx, k.ic, ipamcheck.Options{})
 	if err != nil || !rep.OK() {
 		t.Errorf("ipam check: %+v (%v)", rep, err)
 	}

@@ -11,6 +11,7 @@ import (
 	"github.com/calico-etcd/calico/libcalico/client"
 	"github.com/calico-etcd/calico/libcalico/defaultpools"
 	"github.com/calico-etcd/calico/libcalico/ipam"
+	"github.com/calico-etcd/calico/libcalico/ipam/ipamcheck"
 	"github.com/calico-etcd/calico/libcalico/nodeinfo"
 	"github.com/calico-etcd/calico/libcalico/tunneladdr"
 )
@@ -62,7 +63,7 @@ func TestStartupDuties(t *testing.T) {
 	}
 	clean := func(what string) {
 		t.Helper()
-		rep, err := ic.Check(context.Background(), ipam.CheckOptions{})
+		rep, err := ipamcheck.Check(context.Background(), ic, ipamcheck.Options{})
 		if err != nil || !rep.OK() {
 			t.Fatalf("%s: ipam check %+v, %v", what, rep, err)
 		}

@@ -15,6 +15,7 @@ import (
 	v3 "github.com/calico-etcd/calico/libcalico/api/v3"
 	"github.com/calico-etcd/calico/libcalico/cerrors"
 	"github.com/calico-etcd/calico/libcalico/ipam"
+	"github.com/calico-etcd/calico/libcalico/ipam/ipamcheck"
 )
 
 // Deleting a Kubernetes Node removes its Calico node with its endpoints
@@ -97,7 +98,7 @@ func TestNodeDeletionCascade(t *testing.T) {
 	}
 	eventually(t, 20*time.Second, "deleted node's Calico node removed", gone("host-a"))
 	eventually(t, 10*time.Second, "ipam check clean", func() error {
-		rep, err := ic.Check(ctx, ipam.CheckOptions{})
+		rep, err := ipamcheck.Check(ctx, ic, ipamcheck.Options{})
 		if err != nil {
 			return err
 		}

@@ -23,11 +23,11 @@ func TestAutoAssignDualStackAndRelease(t *testing.T) {
 		t.Fatalf("got %v %v", v4.IPs, v6.IPs)
 	}
 	s := readState(t, e.be)
-	s.mustCheck(t)
-	if len(s.blocks) != 2 || len(s.affs) != 2 {
-		t.Fatalf("blocks %v affinities %v", s.blocks, s.affs)
+	s.MustCheck(t)
+	if len(s.Blocks) != 2 || len(s.Affs) != 2 {
+		t.Fatalf("blocks %v affinities %v", s.Blocks, s.Affs)
 	}
-	for k, st := range s.affs {
+	for k, st := range s.Affs {
 		if k.Host != "node1" || st != model.AffinityConfirmed {
 			t.Fatalf("affinity %v = %s", k, st)
 		}
@@ -47,9 +47,9 @@ func TestAutoAssignDualStackAndRelease(t *testing.T) {
 		t.Fatalf("second release = %v, want not found", err)
 	}
 	s = readState(t, e.be)
-	s.mustCheck(t)
-	if len(s.owner) != 0 || len(s.handles) != 0 || len(s.blocks) != 2 {
-		t.Fatalf("after release: owners %v handles %v blocks %d", s.owner, s.handles, len(s.blocks))
+	s.MustCheck(t)
+	if len(s.Owner) != 0 || len(s.Handles) != 0 || len(s.Blocks) != 2 {
+		t.Fatalf("after release: owners %v handles %v blocks %d", s.Owner, s.Handles, len(s.Blocks))
 	}
 }
 
@@ -79,7 +79,7 @@ func TestFIFOReuseOfFreedOrdinals(t *testing.T) {
 			t.Fatalf("reuse order %v, want %v", next, want)
 		}
 	}
-	readState(t, e.be).mustCheck(t)
+	readState(t, e.be).MustCheck(t)
 }
 
 func nth(a netip.Addr, n int) netip.Addr {
@@ -105,9 +105,9 @@ func TestFullPoolFailsAtOnce(t *testing.T) {
 	}
 	t.Logf("full pool error: %v", err)
 	s := readState(t, e.be)
-	s.mustCheck(t)
-	if len(s.owner) != 8 || s.handles["one-too-many"] != nil {
-		t.Fatalf("state after failure: %d owners, handles %v", len(s.owner), s.handles)
+	s.MustCheck(t)
+	if len(s.Owner) != 8 || s.Handles["one-too-many"] != nil {
+		t.Fatalf("state after failure: %d owners, handles %v", len(s.Owner), s.Handles)
 	}
 }
 
@@ -133,9 +133,9 @@ func TestStrictAffinityWithoutFreeBlock(t *testing.T) {
 		t.Fatalf("borrowing: %v %v", v4, err)
 	}
 	s := readState(t, e.be)
-	s.mustCheck(t)
-	if len(s.owner) != 8 {
-		t.Fatalf("%d allocated", len(s.owner))
+	s.MustCheck(t)
+	if len(s.Owner) != 8 {
+		t.Fatalf("%d allocated", len(s.Owner))
 	}
 }
 
@@ -165,7 +165,7 @@ func TestDisabledPoolAndNodeSelector(t *testing.T) {
 	if err != nil || !netip.MustParsePrefix("10.6.0.0/16").Contains(v4.IPs[0].Addr()) {
 		t.Fatalf("requested pool: %v %v", v4, err)
 	}
-	for a := range readState(t, e.be).owner {
+	for a := range readState(t, e.be).Owner {
 		if netip.MustParsePrefix("10.5.0.0/16").Contains(a) {
 			t.Fatalf("disabled pool used: %s", a)
 		}
@@ -190,7 +190,7 @@ func TestReservationsSkipped(t *testing.T) {
 			}
 		}
 	}
-	if _, ok := readState(t, e.be).blocks[netip.MustParsePrefix("10.8.0.16/28")]; ok {
+	if _, ok := readState(t, e.be).Blocks[netip.MustParsePrefix("10.8.0.16/28")]; ok {
 		t.Fatal("a wholly reserved block was claimed")
 	}
 }
@@ -217,15 +217,15 @@ func TestAssignIPAndConflicts(t *testing.T) {
 		t.Fatalf("release with wrong sequence number = %v", err)
 	}
 	s := readState(t, e.be)
-	s.mustCheck(t)
-	if s.owner[ip] != "fixed" {
-		t.Fatalf("owner = %q", s.owner[ip])
+	s.MustCheck(t)
+	if s.Owner[ip] != "fixed" {
+		t.Fatalf("owner = %q", s.Owner[ip])
 	}
 	na, err := e.ipam.ReleaseIPs(ctx, ReleaseOptions{Address: ip, Handle: "fixed"}, ReleaseOptions{Address: netip.MustParseAddr("10.9.0.78")})
 	if err != nil || len(na) != 1 || na[0] != netip.MustParseAddr("10.9.0.78") {
 		t.Fatalf("release = %v %v", na, err)
 	}
-	readState(t, e.be).mustCheck(t)
+	readState(t, e.be).MustCheck(t)
 }
 
 func TestReclaimEmptyBlockAfterMinAge(t *testing.T) {
@@ -251,12 +251,12 @@ func TestReclaimEmptyBlockAfterMinAge(t *testing.T) {
 		t.Fatalf("reclaim: %v", err)
 	}
 	s := readState(t, e.be)
-	s.mustCheck(t)
+	s.MustCheck(t)
 	cidr := netip.PrefixFrom(v4.IPs[0].Addr(), 30).Masked()
-	if s.blocks[cidr].Host() != "c" || s.affs[model.BlockAffinityKey{Host: "c", CIDR: cidr}] != model.AffinityConfirmed {
-		t.Fatalf("block %s host %s, affinities %v", cidr, s.blocks[cidr].Host(), s.affs)
+	if s.Blocks[cidr].Host() != "c" || s.Affs[model.BlockAffinityKey{Host: "c", CIDR: cidr}] != model.AffinityConfirmed {
+		t.Fatalf("block %s host %s, affinities %v", cidr, s.Blocks[cidr].Host(), s.Affs)
 	}
-	if _, ok := s.affs[model.BlockAffinityKey{Host: "b", CIDR: cidr}]; ok {
+	if _, ok := s.Affs[model.BlockAffinityKey{Host: "b", CIDR: cidr}]; ok {
 		t.Fatal("b kept its affinity")
 	}
 }
@@ -280,11 +280,11 @@ func TestReleaseHostAffinities(t *testing.T) {
 		t.Fatalf("second release: %v, %v", again, err)
 	}
 	s := readState(t, e.be)
-	s.mustCheck(t)
-	if len(s.affs) != 0 || len(s.blocks) != 1 || len(s.owner) != 1 {
-		t.Fatalf("affinities %v, %d blocks, %d owners", s.affs, len(s.blocks), len(s.owner))
+	s.MustCheck(t)
+	if len(s.Affs) != 0 || len(s.Blocks) != 1 || len(s.Owner) != 1 {
+		t.Fatalf("affinities %v, %d blocks, %d owners", s.Affs, len(s.Blocks), len(s.Owner))
 	}
-	for _, b := range s.blocks {
+	for _, b := range s.Blocks {
 		if b.Affinity != nil || b.AffinityClaimTime != "" {
 			t.Fatalf("block kept affinity %v", *b.Affinity)
 		}
@@ -293,8 +293,8 @@ func TestReleaseHostAffinities(t *testing.T) {
 	if err := e.ipam.ReleaseByHandle(ctx, "h2"); err != nil {
 		t.Fatal(err)
 	}
-	if s := readState(t, e.be); len(s.blocks) != 0 {
-		t.Fatalf("%d blocks left", len(s.blocks))
+	if s := readState(t, e.be); len(s.Blocks) != 0 {
+		t.Fatalf("%d blocks left", len(s.Blocks))
 	}
 }
 
@@ -318,5 +318,5 @@ func TestBlockLimitAndConfigRules(t *testing.T) {
 	if !errors.Is(err, ErrBlockLimit) || len(v4.IPs) != 8 {
 		t.Fatalf("block limit: %d IPs, %v", len(v4.IPs), err)
 	}
-	readState(t, e.be).mustCheck(t)
+	readState(t, e.be).MustCheck(t)
 }

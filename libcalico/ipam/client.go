@@ -65,6 +65,11 @@ func (c *Client) Hint(host string) netip.Prefix { return c.cache.hint(host) }
 // Without a Cache it does nothing.
 func (c *Client) SetHint(host string, p netip.Prefix) { c.cache.setHint(host, p) }
 
+// Transactor is the datastore c reads and writes, for a caller that
+// reads IPAM's keys together with others at one revision (package
+// ipamcheck).
+func (c *Client) Transactor() backend.Transactor { return c.tx }
+
 // New returns a Client over be, which must implement backend.Transactor
 // (the etcd and memory backends do).
 func New(be backend.Client, log *logrus.Entry, opts Options) (*Client, error) {
@@ -267,6 +272,22 @@ func (h *handleKV) op() (backend.TxnOp, error) {
 	}
 	v, err := json.Marshal(&h.h)
 	return backend.TxnOp{Action: backend.TxnPut, Key: k, Revision: h.rev, Value: v}, err
+}
+
+// SetHandleCounts stores counts (addresses per block CIDR) as handle id,
+// guarded by rev, the handle's revision as the caller read it; rev 0
+// means the handle must not exist. Empty counts delete the handle. A
+// handle that changed since gives an error matching cerrors.ErrConflict.
+// It is for repairs (package ipamcheck): IPAM's own writes keep every
+// handle equal to its allocations.
+func (c *Client) SetHandleCounts(ctx context.Context, id string, rev int64, counts map[string]int) error {
+	h := &handleKV{id: id, rev: rev, h: model.IPAMHandle{Block: counts}}
+	op, err := h.op()
+	if err != nil {
+		return err
+	}
+	_, err = c.txn(ctx, op)
+	return err
 }
 
 // blockOp returns the txn op that stores b (bumping its sequence number)

@@ -1,4 +1,4 @@
-package ipam
+package ipam_test
 
 import (
 	"context"
@@ -10,34 +10,45 @@ import (
 	"time"
 
 	v3 "github.com/calico-etcd/calico/libcalico/api/v3"
+	"github.com/calico-etcd/calico/libcalico/backend"
 	"github.com/calico-etcd/calico/libcalico/backend/etcd"
 	"github.com/calico-etcd/calico/libcalico/cerrors"
 	"github.com/calico-etcd/calico/libcalico/client"
+	"github.com/calico-etcd/calico/libcalico/ipam"
+	"github.com/calico-etcd/calico/libcalico/ipam/internal/ipamtest"
+	"github.com/calico-etcd/calico/libcalico/ipam/ipamcheck"
 	"github.com/calico-etcd/calico/testutil"
 )
+
+// hostClients are one host's clients.
+type hostClients struct {
+	be backend.Client
+	cl *client.Client
+	ic *ipam.Client
+}
 
 // TestClusterFaultsNoDuplicates: 4 hosts with 8 workers each allocate
 // through a 3-member cluster's faults as CNI ADD and DEL do (an address,
 // then its WorkloadEndpoint; a failed ADD releases its handle; DEL removes
 // the endpoint, then releases), each host with its own clients. No address
-// is ever held twice, and once the workers stop, ipam Check is clean.
+// is ever held twice, and once the workers stop, ipamcheck.Check is clean.
 func TestClusterFaultsNoDuplicates(t *testing.T) {
 	const hosts, workers, keep = 4, 8, 3
 	cl := testutil.StartEtcdCluster(t, 3)
-	newEnv := func() *env {
+	connect := func() *hostClients {
 		be, err := etcd.New(etcd.Config{Endpoints: cl.ClientURLs(), Dialer: cl.DialContext, Timeout: 3 * time.Second})
 		if err != nil {
 			t.Fatal(err)
 		}
 		t.Cleanup(func() { be.Close() })
-		c, err := New(be, testLog(t), Options{Cache: NewCache()})
+		c, err := ipam.New(be, ipamtest.Log(t), ipam.Options{Cache: ipam.NewCache()})
 		if err != nil {
 			t.Fatal(err)
 		}
-		return &env{t: t, be: be, cl: client.New(be), ipam: c}
+		return &hostClients{be: be, cl: client.New(be), ic: c}
 	}
-	admin := newEnv()
-	admin.pool("p", "10.30.0.0/20", 28)
+	admin := connect()
+	ipamtest.Pool(t, admin.cl, "p", "10.30.0.0/20", 28)
 	var mu sync.Mutex
 	holder := map[netip.Addr]string{} // address -> handle holding it
 	var dups []string
@@ -47,8 +58,8 @@ func TestClusterFaultsNoDuplicates(t *testing.T) {
 	var wg sync.WaitGroup
 	for h := range hosts {
 		host := fmt.Sprintf("h%d", h)
-		admin.node(host, nil)
-		e := newEnv()
+		ipamtest.Node(t, admin.cl, host, nil)
+		e := connect()
 		for w := range workers {
 			wg.Go(func() { allocate(ctx, e, host, w, keep, &mu, holder, &dups, &adds, &failedAdds) })
 		}
@@ -70,7 +81,7 @@ func TestClusterFaultsNoDuplicates(t *testing.T) {
 	if adds == 0 {
 		t.Fatal("no ADD succeeded")
 	}
-	r, err := admin.ipam.Check(context.Background(), CheckOptions{})
+	r, err := ipamcheck.Check(context.Background(), admin.ic, ipamcheck.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -80,13 +91,13 @@ func TestClusterFaultsNoDuplicates(t *testing.T) {
 	if r.Allocations != len(holder) {
 		t.Errorf("%d allocations stored, the workers hold %d", r.Allocations, len(holder))
 	}
-	readState(t, admin.be).mustCheck(t)
+	ipamtest.Read(t, admin.be).MustCheck(t)
 	t.Logf("%d ADDs (%d failed), %d addresses held at the end", adds, failedAdds, len(holder))
 }
 
 // allocate is one CNI worker: ADD (assign, then the endpoint) and DEL of
 // the oldest once it holds more than keep, until ctx ends.
-func allocate(ctx context.Context, e *env, host string, w, keep int, mu *sync.Mutex, holder map[netip.Addr]string, dups *[]string, adds, failed *int) {
+func allocate(ctx context.Context, e *hostClients, host string, w, keep int, mu *sync.Mutex, holder map[netip.Addr]string, dups *[]string, adds, failed *int) {
 	type held struct {
 		ip     netip.Addr
 		handle string
@@ -97,8 +108,8 @@ func allocate(ctx context.Context, e *env, host string, w, keep int, mu *sync.Mu
 	for i := 0; ctx.Err() == nil; i++ {
 		pod := fmt.Sprintf("w%dx%d", w, i)
 		handle := "net." + host + pod
-		v4, _, err := e.ipam.AutoAssign(bg, AutoAssignArgs{Num4: 1, HandleID: handle, Hostname: host, ReuseHandle: true,
-			Attrs: map[string]string{AttributeNode: host, AttributePod: pod}})
+		v4, _, err := e.ic.AutoAssign(bg, ipam.AutoAssignArgs{Num4: 1, HandleID: handle, Hostname: host, ReuseHandle: true,
+			Attrs: map[string]string{ipam.AttributeNode: host, ipam.AttributePod: pod}})
 		var wep *v3.WorkloadEndpoint
 		if err == nil {
 			wep = v3.NewWorkloadEndpoint()
@@ -140,7 +151,7 @@ func allocate(ctx context.Context, e *env, host string, w, keep int, mu *sync.Mu
 
 // del is a CNI DEL: remove the endpoint (if any), release the handle;
 // retried until both succeed, as runtimes do.
-func del(e *env, wep *v3.WorkloadEndpoint, handle string) {
+func del(e *hostClients, wep *v3.WorkloadEndpoint, handle string) {
 	for {
 		var err error
 		if wep != nil {
@@ -150,7 +161,7 @@ func del(e *env, wep *v3.WorkloadEndpoint, handle string) {
 			}
 		}
 		if err == nil {
-			err = e.ipam.ReleaseByHandle(context.Background(), handle)
+			err = e.ic.ReleaseByHandle(context.Background(), handle)
 			if errors.Is(err, cerrors.ErrNotFound) {
 				err = nil
 			}

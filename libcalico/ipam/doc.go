@@ -1,5 +1,11 @@
 // Package ipam is Calico's block IPAM over etcd, with Calico's keys and
 // JSON, so that it can share a datastore with the reference implementation.
+// It is the allocator (AutoAssign, AssignIP, Plan; releases by address,
+// handle or node; block affinities; usage) and the Cache its caller may
+// keep for it. Checking IPAM against the endpoints and nodes that use it,
+// and repairing it, is package ipamcheck's job, through what ipam exports
+// for it: DecodeAllocations, Transactor and the guarded writes ReleaseIPs,
+// SetHandleCounts and ReleaseHostAffinities.
 //
 // Pools are cut into blocks (/26 and /122 by default). A host claims
 // blocks and assigns addresses from them; each assignment is recorded in

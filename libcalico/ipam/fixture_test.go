@@ -101,24 +101,24 @@ func TestOperateOnCalicoState(t *testing.T) {
 	s, _ := loadFixture(t)
 	e := newEnv(t, s, Options{})
 	before := readState(t, s)
-	before.mustCheck(t)
+	before.MustCheck(t)
 	cidr := netip.MustParsePrefix("10.10.166.128/26")
-	seq := before.blocks[cidr].SequenceNumber
+	seq := before.Blocks[cidr].SequenceNumber
 
 	if err := e.ipam.ReleaseByHandle(ctx, "k8s-pod-network.aaaa1111"); err != nil {
 		t.Fatal(err)
 	}
 	after := readState(t, s)
-	after.mustCheck(t)
-	b := after.blocks[cidr]
+	after.MustCheck(t)
+	b := after.Blocks[cidr]
 	if len(b.Attributes) != 1 || *b.Attributes[0].HandleID != "k8s-pod-network.bbbb2222" || *b.Allocations[4] != 0 {
 		t.Fatalf("attributes not compacted: %+v", b.Attributes)
 	}
 	if u := b.Unallocated; len(u) != 63 || u[len(u)-2] != 0 || u[len(u)-1] != 1 || u[0] != 6 {
 		t.Fatalf("unallocated = %v", u)
 	}
-	if b.SequenceNumber != seq+1 || after.handles["k8s-pod-network.aaaa1111"] != nil {
-		t.Fatalf("sequence %d (was %d), handle %v", b.SequenceNumber, seq, after.handles["k8s-pod-network.aaaa1111"])
+	if b.SequenceNumber != seq+1 || after.Handles["k8s-pod-network.aaaa1111"] != nil {
+		t.Fatalf("sequence %d (was %d), handle %v", b.SequenceNumber, seq, after.Handles["k8s-pod-network.aaaa1111"])
 	}
 
 	// node1's next address is the head of its block's free list.
@@ -127,8 +127,8 @@ func TestOperateOnCalicoState(t *testing.T) {
 		t.Fatalf("assigned %v, want %v", got, want)
 	}
 	final := readState(t, s)
-	final.mustCheck(t)
-	if final.blocks[cidr].SequenceNumberForAllocation["6"] != seq+1 {
-		t.Fatalf("sequence for ordinal 6 = %d, want %d", final.blocks[cidr].SequenceNumberForAllocation["6"], seq+1)
+	final.MustCheck(t)
+	if final.Blocks[cidr].SequenceNumberForAllocation["6"] != seq+1 {
+		t.Fatalf("sequence for ordinal 6 = %d, want %d", final.Blocks[cidr].SequenceNumberForAllocation["6"], seq+1)
 	}
 }

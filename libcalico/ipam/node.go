@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/netip"
 
+	v3 "github.com/calico-etcd/calico/libcalico/api/v3"
 	"github.com/calico-etcd/calico/libcalico/backend"
 	"github.com/calico-etcd/calico/libcalico/model"
 )
@@ -127,4 +128,37 @@ func (c *Client) releaseNodeInBlock(ctx context.Context, bk *blockKV, node strin
 		return freed, nil
 	}
 	return nil, fmt.Errorf("releasing addresses of node %s from block %s: %w", node, cidr, ErrMaxAttempts)
+}
+
+// ParseAddr reads the address of an endpoint's ipNetworks entry or a
+// Node's tunnel address field: "10.0.0.1/32", "10.0.0.1" or, as some
+// writers store tunnel addresses, "10.0.0.1/26" (the address, not the
+// network).
+func ParseAddr(s string) (netip.Addr, bool) {
+	if p, err := netip.ParsePrefix(s); err == nil {
+		return p.Addr().Unmap(), true
+	}
+	a, err := netip.ParseAddr(s)
+	return a.Unmap(), err == nil && a.Zone() == ""
+}
+
+// TunnelAddrs returns the addresses a Node's tunnel fields hold (IPIP,
+// VXLAN v4 and v6, WireGuard v4 and v6): addresses IPAM allocated to it.
+func TunnelAddrs(n *v3.Node) []netip.Addr {
+	var out []netip.Addr
+	add := func(s string) {
+		if a, ok := ParseAddr(s); ok {
+			out = append(out, a)
+		}
+	}
+	if n.Spec.BGP != nil {
+		add(n.Spec.BGP.IPv4IPIPTunnelAddr)
+	}
+	add(n.Spec.IPv4VXLANTunnelAddr)
+	add(n.Spec.IPv6VXLANTunnelAddr)
+	if w := n.Spec.Wireguard; w != nil {
+		add(w.InterfaceIPv4Address)
+		add(w.InterfaceIPv6Address)
+	}
+	return out
 }

@@ -5,9 +5,6 @@ import (
 	"slices"
 	"sync"
 	"testing"
-	"time"
-
-	v3 "github.com/calico-etcd/calico/libcalico/api/v3"
 )
 
 func (e *env) assignIP(ip, host, handle string, attrs map[string]string) netip.Addr {
@@ -22,8 +19,8 @@ func (e *env) assignIP(ip, host, handle string, attrs map[string]string) netip.A
 func (e *env) owners() map[netip.Addr]string {
 	e.t.Helper()
 	s := readState(e.t, e.be)
-	s.mustCheck(e.t)
-	return s.owner
+	s.MustCheck(e.t)
+	return s.Owner
 }
 
 // TestReleaseNodeAllocations frees a node's addresses by attribute in
@@ -56,11 +53,11 @@ func TestReleaseNodeAllocations(t *testing.T) {
 		t.Fatalf("left %v", owners)
 	}
 	s := readState(t, e.be)
-	if _, ok := s.handles["net.w1"]; ok || len(s.handles) != 2 {
-		t.Fatalf("handles left %v", s.handles)
+	if _, ok := s.Handles["net.w1"]; ok || len(s.Handles) != 2 {
+		t.Fatalf("handles left %v", s.Handles)
 	}
-	if len(s.blocks) != 2 { // both blocks keep their affinity
-		t.Fatalf("blocks %v", s.blocks)
+	if len(s.Blocks) != 2 { // both blocks keep their affinity
+		t.Fatalf("blocks %v", s.Blocks)
 	}
 	if again, err := e.ipam.ReleaseNodeAllocations(ctx, "n1", []netip.Addr{bare}); err != nil || len(again) != 0 {
 		t.Fatalf("second release: %v %v", again, err)
@@ -104,65 +101,6 @@ func TestReleaseNodeAllocationsConcurrent(t *testing.T) {
 	owners := e.owners()
 	if len(owners) != 10 {
 		t.Fatalf("%d addresses left, want n2's 10", len(owners))
-	}
-}
-
-// TestCheckDeletedNodes reports the endpoints and in-use addresses of a
-// deleted node, spares a node with young ones, and leaves both to the
-// caller when fixing.
-func TestCheckDeletedNodes(t *testing.T) {
-	now := time.Date(2030, 1, 1, 12, 0, 0, 0, time.UTC)
-	e := newEnv(t, memEnv(t).be, Options{Now: func() time.Time { return now }})
-	e.pool("p", "10.32.0.0/24", 28)
-	e.node("live", nil)
-	wep := func(node, pod string, ip netip.Addr) {
-		t.Helper()
-		w := v3.NewWorkloadEndpoint()
-		w.Namespace, w.Name = "ns", node+"-k8s-"+pod+"-eth0"
-		w.Spec = v3.WorkloadEndpointSpec{Orchestrator: "k8s", Node: node, Pod: pod, Endpoint: "eth0", ContainerID: "c-" + pod,
-			InterfaceName: "cali0123456789a", IPNetworks: []string{ip.String() + "/32"}}
-		if _, err := e.cl.WorkloadEndpoints().Create(ctx, w); err != nil {
-			t.Fatal(err)
-		}
-	}
-	old := now.Add(-time.Hour).String()
-	attrs := func(node, ts string) map[string]string {
-		return map[string]string{AttributeNode: node, AttributeTimestamp: ts}
-	}
-	wep("live", "a", e.assignIP("10.32.0.1", "live", "net.a", attrs("live", old)))
-	inUse := e.assignIP("10.32.0.17", "gone", "net.b", attrs("gone", old))
-	wep("gone", "b", inUse)
-	e.assignIP("10.32.0.18", "gone", "net.c", attrs("gone", old)) // leaked
-	e.assignIP("10.32.0.33", "starting", "net.d", attrs("starting", now.Add(-time.Minute).String()))
-	wep("starting", "d", netip.MustParseAddr("10.32.0.33"))
-
-	r, err := e.ipam.Check(ctx, CheckOptions{MinLeakAge: 5 * time.Minute})
-	if err != nil {
-		t.Fatal(err)
-	}
-	// Endpoints were created "now" by the real clock, long before the
-	// test's clock: old.
-	if len(r.OrphanedEndpoints) != 1 || r.OrphanedEndpoints[0] != (OrphanedEndpoint{Namespace: "ns", Name: "gone-k8s-b-eth0", Node: "gone"}) {
-		t.Fatalf("orphans %+v", r.OrphanedEndpoints)
-	}
-	if len(r.DeletedNodeAllocations) != 1 || r.DeletedNodeAllocations[0].IP != inUse {
-		t.Fatalf("deleted-node allocations %+v", r.DeletedNodeAllocations)
-	}
-	if len(r.Leaked) != 1 || r.Leaked[0].Handle != "net.c" || !slices.Equal(r.DeletedNodes, []string{"gone"}) || r.OK() {
-		t.Fatalf("report %+v", r)
-	}
-	// With no minimum age, the starting node counts too.
-	r, err = e.ipam.Check(ctx, CheckOptions{})
-	if err != nil || !slices.Equal(r.DeletedNodes, []string{"gone", "starting"}) || len(r.OrphanedEndpoints) != 2 {
-		t.Fatalf("report %+v %v", r, err)
-	}
-	fixed, err := e.ipam.Check(ctx, CheckOptions{Fix: true, MinLeakAge: 5 * time.Minute})
-	if err != nil || len(fixed.FixErrors) != 0 {
-		t.Fatalf("fix %+v %v", fixed, err)
-	}
-	after, err := e.ipam.Check(ctx, CheckOptions{MinLeakAge: 5 * time.Minute})
-	if err != nil || len(after.Leaked)+len(after.StaleAffinities) != 0 || len(after.OrphanedEndpoints) != 1 || len(after.DeletedNodeAllocations) != 1 {
-		t.Fatalf("after fix %+v %v", after, err)
 	}
 }
 

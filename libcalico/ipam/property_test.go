@@ -81,7 +81,7 @@ func runProperty(t *testing.T, total int) {
 				return
 			case <-time.After(100 * time.Millisecond):
 			}
-			for _, e := range readState(t, envs[0].be).check() {
+			for _, e := range readState(t, envs[0].be).Check() {
 				fail("invariant: %s", e)
 			}
 			n++
@@ -167,12 +167,12 @@ func runProperty(t *testing.T, total int) {
 	close(stop)
 	checks := <-observed
 	final := readState(t, envs[0].be)
-	final.mustCheck(t)
-	if len(final.owner) != 0 || len(final.handles) != 0 {
-		t.Fatalf("after releasing everything: %d allocations, %d handles", len(final.owner), len(final.handles))
+	final.MustCheck(t)
+	if len(final.Owner) != 0 || len(final.Handles) != 0 {
+		t.Fatalf("after releasing everything: %d allocations, %d handles", len(final.Owner), len(final.Handles))
 	}
 	t.Logf("%d allocations by %d hosts x %d goroutines; %d blocks, %d affinities; %d whole-state invariant checks",
-		total, hosts, workers, len(final.blocks), len(final.affs), checks)
+		total, hosts, workers, len(final.Blocks), len(final.Affs), checks)
 	if errors.Is(ctx.Err(), context.DeadlineExceeded) {
 		t.Fatal("timed out")
 	}

@@ -29,9 +29,9 @@ func (e *env) assignReuse(c *Client, handle string, n4, n6 int) (*Assignments, *
 func (e *env) owned(handle string) []netip.Addr {
 	e.t.Helper()
 	st := readState(e.t, e.be)
-	st.mustCheck(e.t)
+	st.MustCheck(e.t)
 	var out []netip.Addr
-	for a, h := range st.owner {
+	for a, h := range st.Owner {
 		if h == handle {
 			out = append(out, a)
 		}

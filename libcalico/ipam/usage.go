@@ -130,6 +130,18 @@ func (c *Client) Allocations(ctx context.Context) ([]Allocation, error) {
 	return out, cerrors.PartialOf(skipped)
 }
 
+// DecodeAllocations decodes a stored block (a pair a
+// model.BlockListOptions read returns) into its assigned addresses. A
+// value that does not decode, or whose allocations do not fit its CIDR,
+// gives a *cerrors.Corrupt.
+func DecodeAllocations(kv *backend.KVPair) ([]Allocation, error) {
+	bk, err := decodeBlock(kv)
+	if err != nil {
+		return nil, err
+	}
+	return blockAllocations(bk), nil
+}
+
 func blockAllocations(bk *blockKV) []Allocation {
 	var out []Allocation
 	for ord, idx := range bk.b.Allocations {

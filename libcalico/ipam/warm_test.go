@@ -47,9 +47,9 @@ func TestWarmPathOneRoundTrip(t *testing.T) {
 		t.Fatalf("both requests got %v", addrOf(first))
 	}
 	st := readState(t, e.be)
-	st.mustCheck(t)
-	if st.owner[addrOf(second)] != "b" {
-		t.Fatalf("%v is owned by %q in the datastore, want b", addrOf(second), st.owner[addrOf(second)])
+	st.MustCheck(t)
+	if st.Owner[addrOf(second)] != "b" {
+		t.Fatalf("%v is owned by %q in the datastore, want b", addrOf(second), st.Owner[addrOf(second)])
 	}
 	// Another host is not served from h1's cache.
 	if n := rounds(cnt, func() { e.assign("h2", "c", 1, 0) }); n == 1 {
@@ -139,7 +139,7 @@ func TestWarmPathFallsBack(t *testing.T) {
 				t.Errorf("request took %d round trip(s); the stale cache must have been refused", n)
 			}
 			tc.check(t, e, got, err, next)
-			readState(t, e.be).mustCheck(t)
+			readState(t, e.be).MustCheck(t)
 		})
 	}
 }
@@ -165,7 +165,7 @@ func TestWarmPathSurvivesConfigChange(t *testing.T) {
 	if block := first.IPs[0].Masked(); !block.Contains(addrOf(second)) {
 		t.Errorf("second address %v is not in the host's block %v", addrOf(second), block)
 	}
-	readState(t, e.be).mustCheck(t)
+	readState(t, e.be).MustCheck(t)
 }
 
 // Releases by handle keep the cache up to date, so the next request still
@@ -192,7 +192,7 @@ func TestWarmPathAfterRelease(t *testing.T) {
 	if n := rounds(cnt, func() { e.assign("h1", "z", 1, 0) }); n != 1 {
 		t.Errorf("next request took %d round trips, want 1", n)
 	}
-	readState(t, e.be).mustCheck(t)
+	readState(t, e.be).MustCheck(t)
 }
 
 // A saved state serves another client's first request in one round trip,
@@ -234,9 +234,9 @@ func TestWarmStateSavedAndLoaded(t *testing.T) {
 		t.Errorf("request after a saved release took %d round trips, want 1", n)
 	}
 	st := readState(t, e.be)
-	st.mustCheck(t)
-	if len(st.owner) != 2 || st.owner[addrOf(first)] != "" && st.owner[addrOf(first)] != "c" {
-		t.Errorf("owners %v", st.owner)
+	st.MustCheck(t)
+	if len(st.Owner) != 2 || st.Owner[addrOf(first)] != "" && st.Owner[addrOf(first)] != "c" {
+		t.Errorf("owners %v", st.Owner)
 	}
 }
 
@@ -256,9 +256,9 @@ func TestWarmStateStaleOrBad(t *testing.T) {
 		t.Errorf("a stale state took %d round trips; its guard cannot have held", n)
 	}
 	st := readState(t, e.be)
-	st.mustCheck(t)
-	if st.owner[addrOf(got)] != "c" || len(st.owner) != 3 {
-		t.Errorf("owners %v after the stale request got %v", st.owner, addrOf(got))
+	st.MustCheck(t)
+	if st.Owner[addrOf(got)] != "c" || len(st.Owner) != 3 {
+		t.Errorf("owners %v after the stale request got %v", st.Owner, addrOf(got))
 	}
 	// Same revision, another value, as a save from before etcd was
 	// restored could have: the value guard fails and nothing is lost.
@@ -286,9 +286,9 @@ func TestWarmStateStaleOrBad(t *testing.T) {
 		t.Errorf("a state whose block value differs took %d round trips", n)
 	}
 	st = readState(t, e.be)
-	st.mustCheck(t)
-	if st.owner[addrOf(got)] != "e" || len(st.owner) != 5 {
-		t.Errorf("owners %v after the restored request got %v", st.owner, addrOf(got))
+	st.MustCheck(t)
+	if st.Owner[addrOf(got)] != "e" || len(st.Owner) != 5 {
+		t.Errorf("owners %v after the restored request got %v", st.Owner, addrOf(got))
 	}
 	for _, bad := range []string{"", "{", `{"host":"h1"}`, `{"host":"a/b"}`, `{"host":"h1","read":[[],[],[],[],[{"key":"/nope","rev":1}]]}`} {
 		c := newEnv(t, cnt, Options{})
@@ -334,9 +334,9 @@ func TestWarmStateConcurrentUse(t *testing.T) {
 	}
 	wg.Wait()
 	st := readState(t, e.be)
-	st.mustCheck(t)
-	if len(st.owner) != 1+4*5 {
-		t.Errorf("%d addresses assigned, want %d", len(st.owner), 1+4*5)
+	st.MustCheck(t)
+	if len(st.Owner) != 1+4*5 {
+		t.Errorf("%d addresses assigned, want %d", len(st.Owner), 1+4*5)
 	}
 }
 
@@ -419,9 +419,9 @@ func TestPlanCommitsOpsWithWarmAssignment(t *testing.T) {
 		t.Fatalf("refused ops' key changed: %v, %v", after, err)
 	}
 	st := readState(t, e.be)
-	st.mustCheck(t)
-	if st.owner[taken.res.V4.IPs[0].Addr()] != "c" {
-		t.Fatalf("%v is owned by %q, want c", taken.res.V4.IPs[0].Addr(), st.owner[taken.res.V4.IPs[0].Addr()])
+	st.MustCheck(t)
+	if st.Owner[taken.res.V4.IPs[0].Addr()] != "c" {
+		t.Fatalf("%v is owned by %q, want c", taken.res.V4.IPs[0].Addr(), st.Owner[taken.res.V4.IPs[0].Addr()])
 	}
 }
 
@@ -453,7 +453,7 @@ func TestPlanAbandoned(t *testing.T) {
 	if _, err := e.ipam.Plan(ctx, AutoAssignArgs{Num4: -1, Hostname: "h1"}); err == nil {
 		t.Fatal("planned -1 addresses")
 	}
-	readState(t, e.be).mustCheck(t)
+	readState(t, e.be).MustCheck(t)
 }
 
 // TestNoCacheKeepsNothing: a Client without a Cache keeps nothing between

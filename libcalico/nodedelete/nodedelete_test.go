@@ -19,6 +19,7 @@ import (
 	"github.com/calico-etcd/calico/libcalico/cerrors"
 	"github.com/calico-etcd/calico/libcalico/client"
 	"github.com/calico-etcd/calico/libcalico/ipam"
+	"github.com/calico-etcd/calico/libcalico/ipam/ipamcheck"
 	"github.com/calico-etcd/calico/libcalico/nodedelete"
 	"github.com/calico-etcd/calico/testutil"
 )
@@ -171,11 +172,11 @@ func (e *env) allocationsOf(node string) []ipam.Allocation {
 	return slices.DeleteFunc(all, func(a ipam.Allocation) bool { return a.Attrs[ipam.AttributeNode] != node })
 }
 
-// checkClean asserts that ipam.Client.Check finds nothing and that no
+// checkClean asserts that ipamcheck.Check finds nothing and that no
 // key or value mentions the node.
 func (e *env) checkClean(n node) {
 	e.t.Helper()
-	r, err := e.ic.Check(ctx, ipam.CheckOptions{})
+	r, err := ipamcheck.Check(ctx, e.ic, ipamcheck.Options{})
 	if err != nil {
 		e.t.Fatal(err)
 	}
@@ -202,7 +203,7 @@ func TestDeleteRemovesEverythingOfTheNodeOnly(t *testing.T) {
 	e := newEnv(t)
 	h1 := e.setup("h1", "192.168.1.")
 	h2 := e.setup("h2", "192.168.2.")
-	if r, err := e.ic.Check(ctx, ipam.CheckOptions{}); err != nil || !r.OK() {
+	if r, err := ipamcheck.Check(ctx, e.ic, ipamcheck.Options{}); err != nil || !r.OK() {
 		t.Fatalf("check before: %+v %v", r, err)
 	}
 	before := e.dump()
@@ -260,7 +261,7 @@ func TestDeleteIsIdempotent(t *testing.T) {
 	// The Node deleted on its own (as an old calicoctl did): the rest is
 	// found by node name and allocation attribute.
 	e.must(e.c.Nodes().Delete(ctx, "", "h2", ""))
-	if r, err := e.ic.Check(ctx, ipam.CheckOptions{}); err != nil || !slices.Equal(r.DeletedNodes, []string{"h2"}) ||
+	if r, err := ipamcheck.Check(ctx, e.ic, ipamcheck.Options{}); err != nil || !slices.Equal(r.DeletedNodes, []string{"h2"}) ||
 		len(r.OrphanedEndpoints) != 2 || len(r.DeletedNodeAllocations) != 2 || len(r.Leaked) != 2 {
 		t.Fatalf("check of leftovers: %+v %v", r, err)
 	}

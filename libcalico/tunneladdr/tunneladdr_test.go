@@ -14,6 +14,7 @@ import (
 	"github.com/calico-etcd/calico/libcalico/backend/etcd"
 	"github.com/calico-etcd/calico/libcalico/client"
 	"github.com/calico-etcd/calico/libcalico/ipam"
+	"github.com/calico-etcd/calico/libcalico/ipam/ipamcheck"
 	"github.com/calico-etcd/calico/libcalico/nodedelete"
 	"github.com/calico-etcd/calico/libcalico/nodeinfo"
 	"github.com/calico-etcd/calico/testutil"
@@ -88,7 +89,7 @@ func (h *host) applyPool(name, cidr string, mutate func(*v3.IPPool)) {
 // Node names each tunnel address), handles agree with blocks.
 func (h *host) checkClean(what string) {
 	h.t.Helper()
-	rep, err := h.ic.Check(ctx, ipam.CheckOptions{})
+	rep, err := ipamcheck.Check(ctx, h.ic, ipamcheck.Options{})
 	if err != nil {
 		h.t.Fatal(err)
 	}

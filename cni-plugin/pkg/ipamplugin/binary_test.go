@@ -22,6 +22,7 @@ import (
 	"github.com/calico-etcd/calico/libcalico/backend/etcd"
 	"github.com/calico-etcd/calico/libcalico/client"
 	"github.com/calico-etcd/calico/libcalico/ipam"
+	"github.com/calico-etcd/calico/libcalico/ipam/ipamcheck"
 	"github.com/calico-etcd/calico/testutil"
 )
 
@@ -185,7 +186,7 @@ func TestBinaryConcurrentAddsAcrossNodes(t *testing.T) {
 			}
 		}
 	}
-	report, err := ic.Check(ctx, ipam.CheckOptions{})
+	report, err := ipamcheck.Check(ctx, ic, ipamcheck.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -322,7 +323,7 @@ func TestBinaryAddIdempotentAfterKill(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	report, err := ic.Check(ctx, ipam.CheckOptions{})
+	report, err := ipamcheck.Check(ctx, ic, ipamcheck.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -338,7 +339,7 @@ func TestBinaryAddIdempotentAfterKill(t *testing.T) {
 			t.Fatalf("DEL %s: %v\n%s\n%s", id, err, out, stderr)
 		}
 	}
-	if report, err = ic.Check(ctx, ipam.CheckOptions{}); err != nil || report.Allocations != 0 || report.Handles != 0 || !report.OK() {
+	if report, err = ipamcheck.Check(ctx, ic, ipamcheck.Options{}); err != nil || report.Allocations != 0 || report.Handles != 0 || !report.OK() {
 		t.Fatalf("after DEL: %+v (%v)", report, err)
 	}
 }

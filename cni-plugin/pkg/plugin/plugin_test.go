@@ -22,6 +22,7 @@ import (
 	"github.com/calico-etcd/calico/libcalico/backend/memory"
 	"github.com/calico-etcd/calico/libcalico/client"
 	"github.com/calico-etcd/calico/libcalico/ipam"
+	"github.com/calico-etcd/calico/libcalico/ipam/ipamcheck"
 	"github.com/calico-etcd/calico/libcalico/model"
 
 	"github.com/calico-etcd/calico/cni-plugin/pkg/dataplane"
@@ -107,7 +108,7 @@ func (e *env) assertEmpty() {
 	if err != nil || len(allocs) != 0 {
 		e.t.Errorf("allocations left: %+v (%v)", allocs, err)
 	}
-	rep, err := e.ic.Check(ctx, ipam.CheckOptions{})
+	rep, err := ipamcheck.Check(ctx, e.ic, ipamcheck.Options{})
 	if err != nil || !rep.OK() {
 		e.t.Errorf("ipam check: %+v (%v)", rep, err)
 	}

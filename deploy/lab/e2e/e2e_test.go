@@ -20,6 +20,7 @@ import (
 	v3 "github.com/calico-etcd/calico/libcalico/api/v3"
 	"github.com/calico-etcd/calico/libcalico/client"
 	"github.com/calico-etcd/calico/libcalico/ipam"
+	"github.com/calico-etcd/calico/libcalico/ipam/ipamcheck"
 	"github.com/calico-etcd/calico/testutil"
 )
 
@@ -192,7 +193,7 @@ func TestLabEndToEnd(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		rep, err := im.Check(ctx, ipam.CheckOptions{})
+		rep, err := ipamcheck.Check(ctx, im, ipamcheck.Options{})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -8,6 +8,7 @@ import (
 
 	"github.com/calico-etcd/calico/deploy/lab/internal/lab"
 	"github.com/calico-etcd/calico/libcalico/ipam"
+	"github.com/calico-etcd/calico/libcalico/ipam/ipamcheck"
 	"github.com/calico-etcd/calico/testutil"
 	"github.com/calico-etcd/calico/testutil/kubeapi"
 	"github.com/sirupsen/logrus"
@@ -53,7 +54,7 @@ func TestKubernetesLabDemo(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if rep, err := ic.Check(ctx, ipam.CheckOptions{}); err != nil || !rep.OK() {
+	if rep, err := ipamcheck.Check(ctx, ic, ipamcheck.Options{}); err != nil || !rep.OK() {
 		t.Errorf("ipam check after the demo: %+v %v", rep, err)
 	}
 }

@@ -27,6 +27,7 @@ import (
 	v3 "github.com/calico-etcd/calico/libcalico/api/v3"
 	"github.com/calico-etcd/calico/libcalico/client"
 	"github.com/calico-etcd/calico/libcalico/ipam"
+	"github.com/calico-etcd/calico/libcalico/ipam/ipamcheck"
 	"github.com/calico-etcd/calico/testutil"
 	"github.com/sirupsen/logrus"
 )
@@ -271,7 +272,7 @@ func leaks(ctx context.Context, t *testing.T, l *lab.Lab, c *client.Client) int 
 	if err != nil {
 		t.Fatal(err)
 	}
-	rep, err := ic.Check(ctx, ipam.CheckOptions{})
+	rep, err := ipamcheck.Check(ctx, ic, ipamcheck.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}

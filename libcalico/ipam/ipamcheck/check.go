@@ -1,4 +1,4 @@
-package ipam
+package ipamcheck
 
 import (
 	"context"
@@ -12,17 +12,20 @@ import (
 	v3 "github.com/calico-etcd/calico/libcalico/api/v3"
 	"github.com/calico-etcd/calico/libcalico/backend"
 	"github.com/calico-etcd/calico/libcalico/cerrors"
+	"github.com/calico-etcd/calico/libcalico/ipam"
 	"github.com/calico-etcd/calico/libcalico/model"
 )
 
-// CheckOptions tune Check.
-type CheckOptions struct {
+// Options tune Check.
+type Options struct {
 	// Fix releases leaked addresses, deletes handles without allocations,
 	// corrects handle counts and releases the affinities of deleted nodes.
 	Fix bool
 	// MinLeakAge spares allocations younger than this (by their timestamp
 	// attribute): a CNI ADD may not have written its endpoint yet.
 	MinLeakAge time.Duration
+	// Now overrides the clock (tests).
+	Now func() time.Time
 }
 
 // HandleProblem is a handle whose counts disagree with the blocks.
@@ -44,11 +47,11 @@ type OrphanedEndpoint struct {
 	Namespace, Name, Node string
 }
 
-// CheckReport is what Check found (and, with Fix, fixed).
-type CheckReport struct {
+// Report is what Check found (and, with Fix, fixed).
+type Report struct {
 	Blocks, Handles, Allocations int
 	// Leaked are allocations no WorkloadEndpoint and no node tunnel uses.
-	Leaked []Allocation
+	Leaked []ipam.Allocation
 	// BadHandles have no allocation, or counts that disagree.
 	BadHandles []HandleProblem
 	// MissingHandles are handles named by allocations but not stored.
@@ -60,7 +63,7 @@ type CheckReport struct {
 	// DeletedNodeAllocations are allocations whose node attribute names a
 	// deleted node and that something still uses (those nothing uses are
 	// in Leaked).
-	DeletedNodeAllocations []Allocation
+	DeletedNodeAllocations []ipam.Allocation
 	// DeletedNodes, sorted, are the nodes that do not exist but that
 	// endpoints, allocations (by their node attribute) or affinities still
 	// name: what removing the node (package nodedelete) would clean up.
@@ -81,16 +84,16 @@ type CheckReport struct {
 }
 
 // OK reports whether the check found nothing wrong.
-func (r *CheckReport) OK() bool {
+func (r *Report) OK() bool {
 	return len(r.Leaked)+len(r.BadHandles)+len(r.MissingHandles)+len(r.StaleAffinities)+
 		len(r.OrphanedEndpoints)+len(r.DeletedNodeAllocations)+len(r.Unreadable) == 0
 }
 
-// ErrUnreadable is in CheckReport.FixErrors when Fix repaired nothing
+// ErrUnreadable is in Report.FixErrors when Fix repaired nothing
 // because some values do not decode.
 var ErrUnreadable = errors.New("not repairing IPAM while stored values do not decode: what they hold is unknown, so a repair could free addresses in use")
 
-// timestampLayout is how the CNI plugin writes AttributeTimestamp (Go's
+// timestampLayout is how the CNI plugin writes ipam.AttributeTimestamp (Go's
 // time.Time.String, as Calico's does).
 const timestampLayout = "2006-01-02 15:04:05.999999999 -0700 MST"
 
@@ -103,8 +106,8 @@ const timestampLayout = "2006-01-02 15:04:05.999999999 -0700 MST"
 // node's leftovers is package nodedelete's job, which needs the typed
 // client (calicoctl ipam check --release-leaks calls it for
 // DeletedNodes).
-func (c *Client) Check(ctx context.Context, opts CheckOptions) (*CheckReport, error) {
-	res, err := c.read(ctx, []backend.ReadOp{
+func Check(ctx context.Context, ic *ipam.Client, opts Options) (*Report, error) {
+	read, err := ic.Transactor().Read(ctx, backend.Linearizable, []backend.ReadOp{
 		{List: model.BlockListOptions{}},
 		{List: model.HandleListOptions{}},
 		{List: model.BlockAffinityListOptions{}, KeysOnly: true},
@@ -114,10 +117,8 @@ func (c *Client) Check(ctx context.Context, opts CheckOptions) (*CheckReport, er
 	if err != nil {
 		return nil, fmt.Errorf("reading IPAM state: %w", err)
 	}
-	blocks, unreadable, err := decodeBlocks(res[0])
-	if err != nil {
-		return nil, err
-	}
+	res := read.Results
+	var unreadable []*cerrors.Corrupt
 	// corrupt records a value that does not decode; other errors stop
 	// the check.
 	corrupt := func(err error) bool {
@@ -127,6 +128,19 @@ func (c *Client) Check(ctx context.Context, opts CheckOptions) (*CheckReport, er
 			return true
 		}
 		return false
+	}
+	var blocks int
+	var allocs []ipam.Allocation
+	for _, kv := range res[0] {
+		as, err := ipam.DecodeAllocations(kv)
+		if corrupt(err) {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		blocks++
+		allocs = append(allocs, as...)
 	}
 	nodes, inUse := map[string]bool{}, map[netip.Addr]bool{}
 	for _, kv := range res[3] {
@@ -140,12 +154,15 @@ func (c *Client) Check(ctx context.Context, opts CheckOptions) (*CheckReport, er
 		}
 		n := v.(*v3.Node)
 		nodes[n.Name] = true
-		for _, a := range TunnelAddrs(n) {
+		for _, a := range ipam.TunnelAddrs(n) {
 			inUse[a] = true
 		}
 	}
-	now := c.opts.Now()
-	r := &CheckReport{Blocks: len(blocks), Handles: len(res[1])}
+	now := time.Now()
+	if opts.Now != nil {
+		now = opts.Now()
+	}
+	r := &Report{Blocks: blocks, Handles: len(res[1]), Allocations: len(allocs)}
 	// gone are the deleted nodes something names; young those of them
 	// with an endpoint or allocation younger than MinLeakAge.
 	gone, young := map[string]bool{}, map[string]bool{}
@@ -159,7 +176,7 @@ func (c *Client) Check(ctx context.Context, opts CheckOptions) (*CheckReport, er
 		}
 		w := v.(*v3.WorkloadEndpoint)
 		for _, s := range w.Spec.IPNetworks {
-			if a, ok := ParseAddr(s); ok {
+			if a, ok := ipam.ParseAddr(s); ok {
 				inUse[a] = true
 			}
 		}
@@ -173,41 +190,39 @@ func (c *Client) Check(ctx context.Context, opts CheckOptions) (*CheckReport, er
 	}
 
 	actual := map[string]map[string]int{}
-	for _, bk := range blocks {
-		for _, a := range blockAllocations(bk) {
-			r.Allocations++
-			if a.Handle != "" {
-				if actual[a.Handle] == nil {
-					actual[a.Handle] = map[string]int{}
-				}
-				actual[a.Handle][bk.cidr.String()]++
+	for _, a := range allocs {
+		if a.Handle != "" {
+			if actual[a.Handle] == nil {
+				actual[a.Handle] = map[string]int{}
 			}
-			isYoung := false
-			if ts, err := time.Parse(timestampLayout, a.Attrs[AttributeTimestamp]); err == nil && now.Sub(ts) < opts.MinLeakAge {
-				isYoung = true
-			}
-			n := a.Attrs[AttributeNode]
-			deleted := n != "" && !nodes[n]
-			if deleted {
-				gone[n] = true
-				if isYoung {
-					young[n] = true
-				}
-			}
-			switch {
-			case a.Handle == WindowsReservedHandle || isYoung:
-			case !inUse[a.IP]:
-				r.Leaked = append(r.Leaked, a)
-			case deleted:
-				r.DeletedNodeAllocations = append(r.DeletedNodeAllocations, a)
+			actual[a.Handle][a.Block.String()]++
+		}
+		isYoung := false
+		if ts, err := time.Parse(timestampLayout, a.Attrs[ipam.AttributeTimestamp]); err == nil && now.Sub(ts) < opts.MinLeakAge {
+			isYoung = true
+		}
+		n := a.Attrs[ipam.AttributeNode]
+		deleted := n != "" && !nodes[n]
+		if deleted {
+			gone[n] = true
+			if isYoung {
+				young[n] = true
 			}
 		}
+		switch {
+		case a.Handle == ipam.WindowsReservedHandle || isYoung:
+		case !inUse[a.IP]:
+			r.Leaked = append(r.Leaked, a)
+		case deleted:
+			r.DeletedNodeAllocations = append(r.DeletedNodeAllocations, a)
+		}
 	}
-	handles := map[string]*handleKV{}
+	// revs are the revisions of the handles that decode.
+	revs := map[string]int64{}
 	unreadableHandles := map[string]bool{}
 	for _, kv := range res[1] {
 		id := kv.Key.(model.HandleKey).HandleID
-		h, err := decodeHandle(id, kv)
+		v, err := model.Decode(kv.Key, kv.Value, kv.Revision)
 		if corrupt(err) {
 			unreadableHandles[id] = true
 			continue
@@ -215,13 +230,17 @@ func (c *Client) Check(ctx context.Context, opts CheckOptions) (*CheckReport, er
 		if err != nil {
 			return nil, err
 		}
-		handles[id] = h
-		if !maps.Equal(h.h.Block, actual[id]) {
-			r.BadHandles = append(r.BadHandles, HandleProblem{Handle: id, Recorded: maps.Clone(h.h.Block), Actual: maps.Clone(actual[id])})
+		revs[id] = kv.Revision
+		recorded := v.(*model.IPAMHandle).Block
+		if recorded == nil {
+			recorded = map[string]int{}
+		}
+		if !maps.Equal(recorded, actual[id]) {
+			r.BadHandles = append(r.BadHandles, HandleProblem{Handle: id, Recorded: recorded, Actual: maps.Clone(actual[id])})
 		}
 	}
 	for _, id := range slices.Sorted(maps.Keys(actual)) {
-		if handles[id] == nil && !unreadableHandles[id] {
+		if _, ok := revs[id]; !ok && !unreadableHandles[id] {
 			r.MissingHandles = append(r.MissingHandles, id)
 		}
 	}
@@ -232,7 +251,7 @@ func (c *Client) Check(ctx context.Context, opts CheckOptions) (*CheckReport, er
 		}
 	}
 	r.OrphanedEndpoints = slices.DeleteFunc(r.OrphanedEndpoints, func(o OrphanedEndpoint) bool { return young[o.Node] })
-	r.DeletedNodeAllocations = slices.DeleteFunc(r.DeletedNodeAllocations, func(a Allocation) bool { return young[a.Attrs[AttributeNode]] })
+	r.DeletedNodeAllocations = slices.DeleteFunc(r.DeletedNodeAllocations, func(a ipam.Allocation) bool { return young[a.Attrs[ipam.AttributeNode]] })
 	for _, n := range slices.Sorted(maps.Keys(gone)) {
 		if !young[n] {
 			r.DeletedNodes = append(r.DeletedNodes, n)
@@ -243,52 +262,19 @@ func (c *Client) Check(ctx context.Context, opts CheckOptions) (*CheckReport, er
 	case opts.Fix && len(unreadable) > 0:
 		r.FixErrors = append(r.FixErrors, ErrUnreadable)
 	case opts.Fix:
-		c.fix(ctx, r, handles, actual)
+		fix(ctx, ic, r, revs, actual)
 	}
 	return r, nil
 }
 
-// ParseAddr reads the address of an endpoint's ipNetworks entry or a
-// Node's tunnel address field: "10.0.0.1/32", "10.0.0.1" or, as some
-// writers store tunnel addresses, "10.0.0.1/26" (the address, not the
-// network).
-func ParseAddr(s string) (netip.Addr, bool) {
-	if p, err := netip.ParsePrefix(s); err == nil {
-		return p.Addr().Unmap(), true
-	}
-	a, err := netip.ParseAddr(s)
-	return a.Unmap(), err == nil && a.Zone() == ""
-}
-
-// TunnelAddrs returns the addresses a Node's tunnel fields hold (IPIP,
-// VXLAN v4 and v6, WireGuard v4 and v6): addresses IPAM allocated to it.
-func TunnelAddrs(n *v3.Node) []netip.Addr {
-	var out []netip.Addr
-	add := func(s string) {
-		if a, ok := ParseAddr(s); ok {
-			out = append(out, a)
-		}
-	}
-	if n.Spec.BGP != nil {
-		add(n.Spec.BGP.IPv4IPIPTunnelAddr)
-	}
-	add(n.Spec.IPv4VXLANTunnelAddr)
-	add(n.Spec.IPv6VXLANTunnelAddr)
-	if w := n.Spec.Wireguard; w != nil {
-		add(w.InterfaceIPv4Address)
-		add(w.InterfaceIPv6Address)
-	}
-	return out
-}
-
 // fix repairs what r lists. Leaked addresses are released only if their
 // handle and sequence number still match; handles are rewritten only at
-// the revision the check read.
-func (c *Client) fix(ctx context.Context, r *CheckReport, handles map[string]*handleKV, actual map[string]map[string]int) {
+// the revision the check read (revs).
+func fix(ctx context.Context, ic *ipam.Client, r *Report, revs map[string]int64, actual map[string]map[string]int) {
 	fail := func(err error) { r.FixErrors = append(r.FixErrors, err) }
 	for _, a := range r.Leaked {
 		seq := a.SequenceNumber
-		if _, err := c.ReleaseIPs(ctx, ReleaseOptions{Address: a.IP, Handle: a.Handle, SequenceNumber: &seq}); err != nil {
+		if _, err := ic.ReleaseIPs(ctx, ipam.ReleaseOptions{Address: a.IP, Handle: a.Handle, SequenceNumber: &seq}); err != nil {
 			fail(fmt.Errorf("releasing leaked %s: %w", a.IP, err))
 			continue
 		}
@@ -300,25 +286,13 @@ func (c *Client) fix(ctx context.Context, r *CheckReport, handles map[string]*ha
 		r.Fixed++
 	}
 	for _, p := range r.BadHandles {
-		h := handles[p.Handle]
-		if h == nil {
-			continue
-		}
+		rev := revs[p.Handle]
 		// Releasing leaks above changed some handles; re-read those.
-		kv, err := c.getKV(ctx, model.HandleKey{HandleID: p.Handle})
-		if err != nil || kv == nil || kv.Revision != h.rev {
+		res, err := ic.Transactor().Read(ctx, backend.Linearizable, []backend.ReadOp{{Key: model.HandleKey{HandleID: p.Handle}}})
+		if err != nil || len(res.Results[0]) == 0 || res.Results[0][0].Revision != rev {
 			continue
 		}
-		fixed := h.clone()
-		fixed.h.Block = maps.Clone(p.Actual)
-		if fixed.h.Block == nil {
-			fixed.h.Block = map[string]int{}
-		}
-		op, err := fixed.op()
-		if err == nil {
-			_, err = c.txn(ctx, op)
-		}
-		if err != nil {
+		if err := ic.SetHandleCounts(ctx, p.Handle, rev, p.Actual); err != nil {
 			fail(fmt.Errorf("fixing handle %s: %w", p.Handle, err))
 			continue
 		}
@@ -328,12 +302,7 @@ func (c *Client) fix(ctx context.Context, r *CheckReport, handles map[string]*ha
 		if len(actual[id]) == 0 {
 			continue // its addresses were leaks, released above
 		}
-		h := &handleKV{id: id, h: model.IPAMHandle{Block: maps.Clone(actual[id])}}
-		op, err := h.op()
-		if err == nil {
-			_, err = c.txn(ctx, op)
-		}
-		if err != nil && !isConflict(err) {
+		if err := ic.SetHandleCounts(ctx, id, 0, actual[id]); err != nil && !errors.Is(err, cerrors.ErrConflict) {
 			fail(fmt.Errorf("recreating handle %s: %w", id, err))
 			continue
 		}
@@ -344,7 +313,7 @@ func (c *Client) fix(ctx context.Context, r *CheckReport, handles map[string]*ha
 		hosts[s.Host] = true
 	}
 	for _, host := range slices.Sorted(maps.Keys(hosts)) {
-		if _, err := c.ReleaseHostAffinities(ctx, host, false); err != nil && !errors.Is(err, errBlockNotEmpty) {
+		if _, err := ic.ReleaseHostAffinities(ctx, host, false); err != nil {
 			fail(fmt.Errorf("releasing affinities of deleted node %s: %w", host, err))
 			continue
 		}
