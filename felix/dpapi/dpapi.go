@@ -231,6 +231,9 @@ type Dataplane interface {
 	// first error; it is idempotent and safe to call again with the same
 	// or a newer State. A State with InSync false must not change the
 	// kernel. When ctx ends it returns ctx's error promptly, leaving no
-	// ruleset half written; a later Apply completes the State.
+	// ruleset half written; a later Apply completes the State. The objects
+	// a State points to (workloads, policies, IP sets, ...) must not be
+	// modified once passed: a changed one is a new object, and the
+	// dataplane reuses what it built from an object it has seen.
 	Apply(ctx context.Context, s *State) error
 }

@@ -246,3 +246,51 @@ func TestConverterReusesUnchangedSets(t *testing.T) {
 		t.Errorf("refresh did not repair the emptied set:\n%s", r.restores[1])
 	}
 }
+
+func TestConverterPatchesChangedSets(t *testing.T) {
+	state := func(members ...string) *dpapi.State {
+		return &dpapi.State{IPSets: map[string]*dpapi.IPSet{"s:a": {ID: "s:a", Type: dpapi.IPSetNet, Members: members}}}
+	}
+	var c Converter
+	r := &fakeRunner{}
+	m := New(Config{Runner: r})
+	ctx := context.Background()
+	apply := func(s *dpapi.State) *Set {
+		t.Helper()
+		sets := c.FromState(s, 4)
+		if err := m.ApplyUpdates(ctx, sets); err != nil {
+			t.Fatal(err)
+		}
+		want := FromState(s, 4)["cali40s:a"]
+		if got := sets["cali40s:a"]; strings.Join(got.SortedMembers(), ",") != strings.Join(want.SortedMembers(), ",") {
+			t.Fatalf("patched members %v, converted afresh %v", got.SortedMembers(), want.SortedMembers())
+		}
+		return sets["cali40s:a"]
+	}
+	first := apply(state("10.0.0.1/32", "10.0.0.2/32", "10.0.1.0/24", "fd00::1/128"))
+	// One member replaced, one prefix added: only they are written.
+	second := apply(state("10.0.0.1/32", "10.0.0.3/32", "10.0.1.0/24", "10.0.2.0/24", "fd00::1/128"))
+	if second.delta == nil || second.delta.from != first {
+		t.Fatal("a changed set was not patched from its last version")
+	}
+	if first.delta != nil {
+		t.Error("the earlier set still refers back")
+	}
+	if got := r.restores[len(r.restores)-1]; got != "del cali40s:a 10.0.0.2\nadd cali40s:a 10.0.0.3\nadd cali40s:a 10.0.2.0/24\n" {
+		t.Fatalf("restore input for the patch:\n%s", got)
+	}
+	// Two members with one kernel form: converted afresh, and removing
+	// one of them keeps the address.
+	apply(state("10.0.0.1", "10.0.0.1/32", "10.0.0.3/32"))
+	third := apply(state("10.0.0.1/32", "10.0.0.3/32"))
+	if third.delta != nil {
+		t.Error("a set whose members share a kernel form was patched")
+	}
+	if _, ok := third.Members["10.0.0.1"]; !ok {
+		t.Error("10.0.0.1 lost with one of its two spellings")
+	}
+	// Unsorted members (not calc's): converted afresh.
+	if apply(state("10.0.0.9/32", "10.0.0.3/32")).delta != nil {
+		t.Error("unsorted members were patched")
+	}
+}

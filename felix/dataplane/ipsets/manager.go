@@ -254,6 +254,11 @@ func (m *Manager) planUpdates(desired map[string]*Set) ([]update, func()) {
 			up.tmp = m.nextTemp(want.Family)
 		case have.src == want:
 			continue // written from this very set: nothing to diff
+		case want.delta != nil && have.src == want.delta.from:
+			if len(want.delta.adds)+len(want.delta.dels) == 0 {
+				continue
+			}
+			up.adds, up.dels = want.delta.adds, want.delta.dels
 		default:
 			for mem := range want.Members {
 				if _, ok := have.members[mem]; !ok {

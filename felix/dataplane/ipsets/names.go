@@ -10,6 +10,7 @@
 package ipsets
 
 import (
+	"maps"
 	"net/netip"
 	"slices"
 	"strings"
@@ -61,6 +62,15 @@ type Set struct {
 	Type    string // TypeNet or TypeIPPort
 	Family  string // "inet" or "inet6"
 	Members map[string]struct{}
+	// delta, when set, is how Members differ from an earlier Set's: a
+	// Manager that last wrote that Set writes these and diffs nothing.
+	delta *delta
+}
+
+// delta is a Set's members less those of the Set it came from.
+type delta struct {
+	from       *Set
+	adds, dels []string // sorted
 }
 
 // SortedMembers returns the members in order.
@@ -83,12 +93,23 @@ func FromState(s *dpapi.State, ipVersion int) map[string]*Set {
 	return new(Converter).FromState(s, ipVersion)
 }
 
-// Converter is FromState with memory: a *dpapi.IPSet it converted in the
+// Converter is FromState with memory. A *dpapi.IPSet it converted in the
 // previous call for the same IP version gives the same *Set again, without
-// re-parsing its members (calc never modifies a set it handed out). The
-// Manager then skips diffing a set it already wrote from that *Set.
+// re-parsing its members (calc never modifies a set it handed out), and
+// the Manager skips a set it already wrote from that *Set. A new version
+// of a set (same ID, members sorted, as calc makes them) is converted from
+// the last one by the members that changed, and carries them as its delta.
 type Converter struct {
-	last [2]map[*dpapi.IPSet]*Set // by IP version 4, 6
+	last [2]map[string]converted // by IP version 4, 6; by set ID
+}
+
+// converted is a calc set and its kernel form.
+type converted struct {
+	src *dpapi.IPSet
+	set *Set
+	// oneToOne: each kernel member comes from exactly one member of src,
+	// so removing a member from src removes its kernel form.
+	oneToOne bool
 }
 
 // FromState is the package's FromState, reusing unchanged sets.
@@ -98,19 +119,26 @@ func (c *Converter) FromState(s *dpapi.State, ipVersion int) map[string]*Set {
 	if ipVersion == 6 {
 		slot = 1
 	}
-	prev, next := c.last[slot], make(map[*dpapi.IPSet]*Set, len(s.IPSets))
+	prev, next := c.last[slot], make(map[string]converted, len(s.IPSets))
 	c.last[slot] = next
 	out := make(map[string]*Set, len(s.IPSets)+3)
 	for id, set := range s.IPSets {
 		if set == nil {
 			continue
 		}
-		ks := prev[set]
-		if ks == nil {
-			ks = convert(id, set, ipVersion, fam)
+		if id == "" {
+			id = set.ID
 		}
-		next[set] = ks
-		out[ks.Name] = ks
+		cv, ok := prev[id]
+		switch {
+		case ok && cv.src == set:
+		case ok && cv.oneToOne && cv.src.Type == set.Type:
+			cv = patch(cv, set, id, ipVersion, fam)
+		default:
+			cv = convert(id, set, ipVersion, fam)
+		}
+		next[id] = cv
+		out[cv.set.Name] = cv.set
 	}
 	all := newSet(Name(ipVersion, AllPoolsID), TypeNet, fam)
 	masq := newSet(Name(ipVersion, MasqPoolsID), TypeNet, fam)
@@ -143,21 +171,74 @@ func (c *Converter) FromState(s *dpapi.State, ipVersion int) map[string]*Set {
 }
 
 // convert makes the kernel set of one calc set for one IP version.
-func convert(id string, set *dpapi.IPSet, ipVersion int, fam string) *Set {
-	if id == "" {
-		id = set.ID
-	}
+func convert(id string, set *dpapi.IPSet, ipVersion int, fam string) converted {
 	typ := TypeNet
 	if set.Type == dpapi.IPSetIPPort {
 		typ = TypeIPPort
 	}
 	ks := newSet(Name(ipVersion, id), typ, fam)
+	n := 0
 	for _, m := range set.Members {
 		for _, c := range CanonicalMembers(typ, ipVersion, m) {
 			ks.Members[c] = struct{}{}
+			n++
 		}
 	}
-	return ks
+	return converted{src: set, set: ks, oneToOne: n == len(ks.Members)}
+}
+
+// patch converts set, a new version of cv.src, from cv by the members
+// that changed. It converts afresh when the members are not sorted or two
+// would share a kernel form. The earlier Set gives up its own delta, so
+// that a Set refers back one version only.
+func patch(cv converted, set *dpapi.IPSet, id string, ipVersion int, fam string) converted {
+	if !slices.IsSorted(set.Members) || !slices.IsSorted(cv.src.Members) {
+		return convert(id, set, ipVersion, fam)
+	}
+	typ := cv.set.Type
+	added, removed := sortedDiff(cv.src.Members, set.Members)
+	d := &delta{from: cv.set}
+	members := maps.Clone(cv.set.Members)
+	for _, m := range removed {
+		for _, k := range CanonicalMembers(typ, ipVersion, m) {
+			delete(members, k)
+			d.dels = append(d.dels, k)
+		}
+	}
+	for _, m := range added {
+		for _, k := range CanonicalMembers(typ, ipVersion, m) {
+			if _, dup := members[k]; dup {
+				return convert(id, set, ipVersion, fam)
+			}
+			members[k] = struct{}{}
+			d.adds = append(d.adds, k)
+		}
+	}
+	slices.Sort(d.adds)
+	slices.Sort(d.dels)
+	cv.set.delta = nil
+	return converted{src: set, oneToOne: true,
+		set: &Set{Name: cv.set.Name, Type: typ, Family: fam, Members: members, delta: d}}
+}
+
+// sortedDiff returns the members of sorted b not in sorted a, and those
+// of a not in b.
+func sortedDiff(a, b []string) (added, removed []string) {
+	i, j := 0, 0
+	for i < len(a) || j < len(b) {
+		switch {
+		case j == len(b) || (i < len(a) && a[i] < b[j]):
+			removed = append(removed, a[i])
+			i++
+		case i == len(a) || b[j] < a[i]:
+			added = append(added, b[j])
+			j++
+		default:
+			i++
+			j++
+		}
+	}
+	return added, removed
 }
 
 func familyOf(a netip.Addr) int {

@@ -184,7 +184,9 @@ func TestKernelIPv6WorkloadRouteAndChains(t *testing.T) {
 	// A deny policy applies to IPv6 as well.
 	deny := dpapi.PolicyID{Tier: "default", Name: "deny"}
 	s.Policies[deny] = &dpapi.Policy{Inbound: []dpapi.Rule{{Action: dpapi.Deny}}}
-	s.Workloads[dpapi.WorkloadID("ns/calib2")].Tiers = []dpapi.TierPolicies{{Name: "default", Ingress: []dpapi.PolicyID{deny}}}
+	denied := *s.Workloads[dpapi.WorkloadID("ns/calib2")] // a changed workload is a new object
+	denied.Tiers = []dpapi.TierPolicies{{Name: "default", Ingress: []dpapi.PolicyID{deny}}}
+	s.Workloads[denied.ID] = &denied
 	must(t, h.dp.Apply(t.Context(), s))
 	if w1.canConnect(t, w2.ip6, 8080) {
 		t.Fatal("IPv6 connection despite a deny policy")
