@@ -141,7 +141,7 @@ func loadIPAMState(ctx context.Context, c *client.Client, ic *ipam.Client) (*ipa
 		return nil, fmt.Errorf("listing nodes: %w", err)
 	}
 	for _, n := range nodes {
-		for _, a := range nodeTunnelAddrs(n) {
+		for _, a := range ipam.TunnelAddrs(n) {
 			st.nodeIPs = append(st.nodeIPs, owner{a, "Node(" + n.Name + ")"})
 		}
 	}
@@ -151,7 +151,7 @@ func loadIPAMState(ctx context.Context, c *client.Client, ic *ipam.Client) (*ipa
 	}
 	for _, w := range weps {
 		for _, s := range w.Spec.IPNetworks {
-			if a, ok := parseAddrOrCIDR(s); ok {
+			if a, ok := ipam.ParseAddr(s); ok {
 				st.wepIPs = append(st.wepIPs, owner{a, "Workload(" + w.Namespace + "/" + w.Name + ")"})
 			}
 		}
@@ -166,31 +166,6 @@ func loadIPAMState(ctx context.Context, c *client.Client, ic *ipam.Client) (*ipa
 	}
 	slices.SortFunc(st.allocs, func(a, b ipam.Allocation) int { return a.IP.Compare(b.IP) })
 	return st, nil
-}
-
-func parseAddrOrCIDR(s string) (netip.Addr, bool) {
-	if p, err := netip.ParsePrefix(s); err == nil {
-		return p.Addr().Unmap(), true
-	}
-	a, err := netip.ParseAddr(s)
-	return a.Unmap(), err == nil
-}
-
-func nodeTunnelAddrs(n *v3.Node) []netip.Addr {
-	cands := []string{n.Spec.IPv4VXLANTunnelAddr, n.Spec.IPv6VXLANTunnelAddr}
-	if n.Spec.BGP != nil {
-		cands = append(cands, n.Spec.BGP.IPv4IPIPTunnelAddr)
-	}
-	if w := n.Spec.Wireguard; w != nil {
-		cands = append(cands, w.InterfaceIPv4Address, w.InterfaceIPv6Address)
-	}
-	var out []netip.Addr
-	for _, s := range cands {
-		if a, ok := parseAddrOrCIDR(s); ok {
-			out = append(out, a)
-		}
-	}
-	return out
 }
 
 // allocNode is the node an allocation belongs to: its node attribute,
