@@ -110,6 +110,8 @@ type converted struct {
 	// oneToOne: each kernel member comes from exactly one member of src,
 	// so removing a member from src removes its kernel form.
 	oneToOne bool
+	// sorted: src's members are in order.
+	sorted bool
 }
 
 // FromState is the package's FromState, reusing unchanged sets.
@@ -132,7 +134,7 @@ func (c *Converter) FromState(s *dpapi.State, ipVersion int) map[string]*Set {
 		cv, ok := prev[id]
 		switch {
 		case ok && cv.src == set:
-		case ok && cv.oneToOne && cv.src.Type == set.Type:
+		case ok && cv.oneToOne && cv.sorted && cv.src.Type == set.Type:
 			cv = patch(cv, set, id, ipVersion, fam)
 		default:
 			cv = convert(id, set, ipVersion, fam)
@@ -184,7 +186,7 @@ func convert(id string, set *dpapi.IPSet, ipVersion int, fam string) converted {
 			n++
 		}
 	}
-	return converted{src: set, set: ks, oneToOne: n == len(ks.Members)}
+	return converted{src: set, set: ks, oneToOne: n == len(ks.Members), sorted: slices.IsSorted(set.Members)}
 }
 
 // patch converts set, a new version of cv.src, from cv by the members
@@ -192,7 +194,7 @@ func convert(id string, set *dpapi.IPSet, ipVersion int, fam string) converted {
 // would share a kernel form. The earlier Set gives up its own delta, so
 // that a Set refers back one version only.
 func patch(cv converted, set *dpapi.IPSet, id string, ipVersion int, fam string) converted {
-	if !slices.IsSorted(set.Members) || !slices.IsSorted(cv.src.Members) {
+	if !slices.IsSorted(set.Members) {
 		return convert(id, set, ipVersion, fam)
 	}
 	typ := cv.set.Type
@@ -217,7 +219,7 @@ func patch(cv converted, set *dpapi.IPSet, id string, ipVersion int, fam string)
 	slices.Sort(d.adds)
 	slices.Sort(d.dels)
 	cv.set.delta = nil
-	return converted{src: set, oneToOne: true,
+	return converted{src: set, oneToOne: true, sorted: true,
 		set: &Set{Name: cv.set.Name, Type: typ, Family: fam, Members: members, delta: d}}
 }
 
