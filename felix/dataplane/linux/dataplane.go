@@ -108,13 +108,21 @@ func WithRouteCleanupGrace(d time.Duration) Option { return func(o *options) { o
 // only InterfaceRefreshInterval finds new interfaces. For tests.
 func WithoutLinkWatch() Option { return func(o *options) { o.noLinkWatch = true } }
 
-// DefaultRunner returns the runner New uses: direct exec, or under
-// "ip netns exec NAME" when netnsName is set.
+// DefaultRunner returns the runner New uses: direct exec, and when
+// netnsName is set, started from a thread inside that network namespace
+// (as "ip netns exec" would run them, without its extra process).
 func DefaultRunner(netnsName string) *runner.Exec {
 	if netnsName == "" {
 		return &runner.Exec{}
 	}
-	return &runner.Exec{Prefix: []string{"ip", "netns", "exec", netnsName}}
+	return &runner.Exec{Within: func(start func() error) error {
+		h, err := netns.GetFromName(netnsName)
+		if err != nil {
+			return fmt.Errorf("opening network namespace %s: %w", netnsName, err)
+		}
+		defer h.Close()
+		return inNetNS(h, netnsName, start)
+	}}
 }
 
 func withDefaults(c dpapi.Config) dpapi.Config {
@@ -230,33 +238,37 @@ func (d *Dataplane) openNetNS(name string) error {
 		return fmt.Errorf("opening netlink in network namespace %s: %w", name, err)
 	}
 	d.nsh, d.nl = &h, nl
-	d.inNetNS = func(f func() error) error {
-		errCh := make(chan error, 1)
-		go func() {
-			// A dedicated thread: it is left locked (and so discarded)
-			// if switching back fails.
-			runtime.LockOSThread()
-			orig, err := netns.Get()
-			if err != nil {
-				errCh <- fmt.Errorf("reading current network namespace: %w", err)
-				return
-			}
-			defer orig.Close()
-			if err := netns.Set(h); err != nil {
-				errCh <- fmt.Errorf("entering network namespace %s: %w", name, err)
-				return
-			}
-			ferr := f()
-			if err := netns.Set(orig); err != nil {
-				errCh <- errors.Join(ferr, fmt.Errorf("leaving network namespace %s: %w", name, err))
-				return
-			}
-			runtime.UnlockOSThread()
-			errCh <- ferr
-		}()
-		return <-errCh
-	}
+	d.inNetNS = func(f func() error) error { return inNetNS(h, name, f) }
 	return nil
+}
+
+// inNetNS runs f on a thread of its own inside network namespace h (name
+// is for errors); a process f starts is in h too.
+func inNetNS(h netns.NsHandle, name string, f func() error) error {
+	errCh := make(chan error, 1)
+	go func() {
+		// A dedicated thread: it is left locked (and so discarded) if
+		// switching back fails.
+		runtime.LockOSThread()
+		orig, err := netns.Get()
+		if err != nil {
+			errCh <- fmt.Errorf("reading current network namespace: %w", err)
+			return
+		}
+		defer orig.Close()
+		if err := netns.Set(h); err != nil {
+			errCh <- fmt.Errorf("entering network namespace %s: %w", name, err)
+			return
+		}
+		ferr := f()
+		if err := netns.Set(orig); err != nil {
+			errCh <- errors.Join(ferr, fmt.Errorf("leaving network namespace %s: %w", name, err))
+			return
+		}
+		runtime.UnlockOSThread()
+		errCh <- ferr
+	}()
+	return <-errCh
 }
 
 // Close stops the backend detection New started and releases the netlink

@@ -1,11 +1,16 @@
 package linux
 
 import (
+	"fmt"
+	"io"
+	"os"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
 	"github.com/calico-etcd/calico/felix/dpapi"
+	"github.com/calico-etcd/calico/testutil"
 )
 
 // Two workloads with an allow-all profile reach each other; a deny policy
@@ -82,5 +87,32 @@ func TestKernelWorkloadWithoutProfileDenied(t *testing.T) {
 	eventually(t, 5*time.Second, "connectivity to a workload with a profile", func() bool { return w1.canConnect(t, w3.ip4, 8080) })
 	if w1.canConnect(t, w2.ip4, 8080) {
 		t.Fatal("reached a workload with no profile and no policy")
+	}
+}
+
+// The default runner starts its commands inside the namespace: they see
+// its network namespace, not the test's.
+func TestDefaultRunnerRunsInTheNamespace(t *testing.T) {
+	ns := testutil.NewNetNS(t)
+	var st syscall.Stat_t // /run/netns/<name> is the namespace's file
+	must(t, syscall.Stat("/run/netns/"+ns.Name, &st))
+	want := fmt.Sprintf("net:[%d]", st.Ino)
+	mine, err := os.Readlink("/proc/self/ns/net")
+	must(t, err)
+	for _, stream := range []bool{false, true} {
+		r := DefaultRunner(ns.Name)
+		var out []byte
+		if stream {
+			out, err = r.Stream(t.Context(), func(io.Writer) error { return nil }, "readlink", "/proc/self/ns/net")
+		} else {
+			out, err = r.Run(t.Context(), nil, "readlink", "/proc/self/ns/net")
+		}
+		must(t, err)
+		if got := strings.TrimSpace(string(out)); got != want || got == mine {
+			t.Fatalf("command ran in %s, want %s (the test is in %s)", got, want, mine)
+		}
+	}
+	if _, err := DefaultRunner("no-such-ns-x").Run(t.Context(), nil, "true"); err == nil {
+		t.Fatal("a command ran for a namespace that does not exist")
 	}
 }

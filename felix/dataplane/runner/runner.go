@@ -52,6 +52,10 @@ func Stream(ctx context.Context, r Runner, write func(io.Writer) error, name str
 // []string{"ip", "netns", "exec", "ns1"}). The zero value runs them directly.
 type Exec struct {
 	Prefix []string
+	// Within, when set, is given each command's start to run: from a
+	// thread in another network namespace, say, which the command then
+	// inherits.
+	Within func(start func() error) error
 	// Observe, when set, is told how long each command took.
 	Observe func(name string, d time.Duration)
 }
@@ -64,7 +68,19 @@ func (e *Exec) Run(ctx context.Context, stdin []byte, name string, args ...strin
 	if stdin != nil {
 		cmd.Stdin = bytes.NewReader(stdin)
 	}
-	return e.finish(cmd, cmd.Run, name, args)
+	return e.finish(cmd, func() error {
+		if err := e.start(cmd); err != nil {
+			return err
+		}
+		return cmd.Wait()
+	}, name, args)
+}
+
+func (e *Exec) start(cmd *exec.Cmd) error {
+	if e.Within != nil {
+		return e.Within(cmd.Start)
+	}
+	return cmd.Start()
 }
 
 // Stream implements Streamer.
@@ -77,7 +93,7 @@ func (e *Exec) Stream(ctx context.Context, write func(io.Writer) error, name str
 		return nil, err
 	}
 	return e.finish(cmd, func() error {
-		if err := cmd.Start(); err != nil {
+		if err := e.start(cmd); err != nil {
 			return err
 		}
 		w := bufio.NewWriterSize(in, 64<<10)
