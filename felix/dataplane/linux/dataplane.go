@@ -91,9 +91,9 @@ type options struct {
 type Option func(*options)
 
 // WithNetNS makes the dataplane program the named network namespace
-// (/var/run/netns/NAME) instead of the current one: tools run under
-// "ip netns exec NAME", netlink goes through a handle opened there and
-// sysctls are written from a thread inside it. For tests.
+// (/var/run/netns/NAME) instead of the current one: tools are started,
+// netlink goes through a handle opened there and sysctls are written
+// from a thread inside it. For tests.
 func WithNetNS(name string) Option { return func(o *options) { o.netnsName = name } }
 
 // WithRunner replaces how kernel tools are executed (e.g. a

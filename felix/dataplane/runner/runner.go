@@ -1,7 +1,7 @@
 // Package runner execs the kernel's command-line tools (iptables-restore,
 // ipset, ...) for the dataplane managers. It is the seam that lets tests run
-// every tool inside a network namespace (a prefix of "ip netns exec NAME")
-// and lets benchmarks capture what the managers wrote.
+// every tool inside a network namespace (Exec.Within) and lets benchmarks
+// capture what the managers wrote.
 package runner
 
 import (
