@@ -18,6 +18,7 @@ import (
 	"strings"
 	"time"
 
+	jsoniter "github.com/json-iterator/go"
 	"github.com/sirupsen/logrus"
 	"github.com/spf13/cobra"
 
@@ -143,7 +144,7 @@ func DefaultClientFactory(cfg ClientConfig) (*client.Client, error) {
 	if err != nil {
 		return nil, err
 	}
-	return client.NewFromSpec(spec, cfg.Timeout)
+	return client.NewFromSpec(spec, cfg.Timeout, client.WithUnmarshal(jsoniter.ConfigCompatibleWithStandardLibrary.Unmarshal))
 }
 
 func loadSpec(cfg ClientConfig) (*apiconfig.Spec, error) {

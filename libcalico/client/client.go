@@ -33,20 +33,33 @@ import (
 // Client is the typed datastore client. It is safe for concurrent use.
 type Client struct {
 	be          backend.Client
+	unmarshal   model.Unmarshal
 	initialized atomic.Bool
 }
 
+// Option configures a Client.
+type Option func(*Client)
+
+// WithUnmarshal decodes stored values with u (see model.Unmarshal).
+func WithUnmarshal(u model.Unmarshal) Option { return func(c *Client) { c.unmarshal = u } }
+
 // New wraps a backend.
-func New(be backend.Client) *Client { return &Client{be: be} }
+func New(be backend.Client, opts ...Option) *Client {
+	c := &Client{be: be}
+	for _, o := range opts {
+		o(c)
+	}
+	return c
+}
 
 // NewFromSpec connects to the etcd the spec names; every call is bounded
 // by timeout (etcd.DefaultTimeout when zero).
-func NewFromSpec(spec *apiconfig.Spec, timeout time.Duration) (*Client, error) {
+func NewFromSpec(spec *apiconfig.Spec, timeout time.Duration, opts ...Option) (*Client, error) {
 	be, err := etcd.New(spec.EtcdConfig(timeout))
 	if err != nil {
 		return nil, err
 	}
-	return New(be), nil
+	return New(be, opts...), nil
 }
 
 // Backend returns the raw datastore, for IPAM and the syncer.
@@ -73,8 +86,8 @@ func encode(r v3.Resource) ([]byte, error) {
 	return b, err
 }
 
-func decode(kv *backend.KVPair) (v3.Resource, error) {
-	v, err := model.Decode(kv.Key, kv.Value, kv.Revision)
+func (c *Client) decode(kv *backend.KVPair) (v3.Resource, error) {
+	v, err := model.DecodeWith(c.unmarshal, kv.Key, kv.Value, kv.Revision)
 	if err != nil {
 		return nil, err
 	}
@@ -89,14 +102,14 @@ func decode(kv *backend.KVPair) (v3.Resource, error) {
 // not the etcd read, dominates the cost of a large List. Values that do
 // not decode are left out and returned in skipped; any other error fails
 // the whole list.
-func decodeAll(kvs []*backend.KVPair) (_ []v3.Resource, skipped []*cerrors.Corrupt, _ error) {
+func (c *Client) decodeAll(kvs []*backend.KVPair) (_ []v3.Resource, skipped []*cerrors.Corrupt, _ error) {
 	out := make([]v3.Resource, len(kvs), len(kvs)+1)
 	errs := make([]error, len(kvs))
 	const chunk = 512
 	workers := min(runtime.GOMAXPROCS(0), (len(kvs)+chunk-1)/chunk)
 	if workers <= 1 {
 		for i, kv := range kvs {
-			out[i], errs[i] = decode(kv)
+			out[i], errs[i] = c.decode(kv)
 		}
 	} else {
 		var (
@@ -113,7 +126,7 @@ func decodeAll(kvs []*backend.KVPair) (_ []v3.Resource, skipped []*cerrors.Corru
 						return
 					}
 					for i := lo; i < min(lo+chunk, len(kvs)); i++ {
-						out[i], errs[i] = decode(kvs[i])
+						out[i], errs[i] = c.decode(kvs[i])
 					}
 				}
 			}()
@@ -318,7 +331,7 @@ func (c *Client) Delete(ctx context.Context, kind, namespace, name, resourceVers
 	if err != nil {
 		return nil, err
 	}
-	r, err := decode(kv)
+	r, err := c.decode(kv)
 	if errors.Is(err, cerrors.ErrCorrupt) {
 		if r, err = v3.New(kind); err == nil {
 			m := r.GetObjectMeta()
@@ -337,7 +350,7 @@ func (c *Client) Get(ctx context.Context, kind, namespace, name string) (v3.Reso
 	if err != nil {
 		return nil, err
 	}
-	return decode(kv)
+	return c.decode(kv)
 }
 
 // ListOptions narrows a List.
@@ -358,7 +371,7 @@ func (c *Client) List(ctx context.Context, kind string, opts ListOptions) ([]v3.
 	if err != nil {
 		return nil, 0, err
 	}
-	out, skipped, err := decodeAll(l.KVPairs)
+	out, skipped, err := c.decodeAll(l.KVPairs)
 	if err != nil {
 		return nil, 0, err
 	}

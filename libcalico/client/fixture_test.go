@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 
+	jsoniter "github.com/json-iterator/go"
+
 	"github.com/calico-etcd/calico/libcalico/backend/etcd"
 	"github.com/calico-etcd/calico/libcalico/client"
 	"github.com/calico-etcd/calico/libcalico/model"
@@ -114,3 +116,33 @@ func TestCalicoFixtureRoundTrip(t *testing.T) {
 }
 
 func js(v any) string { b, _ := json.Marshal(v); return string(b) }
+
+// json-iterator, which felix, confd and calicoctl decode with
+// (client.WithUnmarshal, syncer.Config.Unmarshal), gives what
+// encoding/json gives for every value Calico wrote, and fails where it
+// fails.
+func TestFixtureDecodesAlikeWithJSONIterator(t *testing.T) {
+	var kvs []fixtureKV
+	if err := json.Unmarshal(testutil.Fixture(t, "calico-etcd-state.json"), &kvs); err != nil {
+		t.Fatal(err)
+	}
+	fast := jsoniter.ConfigCompatibleWithStandardLibrary.Unmarshal
+	compared := 0
+	for _, kv := range kvs {
+		k := model.ParseKey(kv.Key)
+		if k == nil {
+			continue
+		}
+		for _, data := range [][]byte{kv.Value, kv.Value[:len(kv.Value)/2], []byte(`{"metadata":{"name":7}}`), []byte(`[]`)} {
+			want, werr := model.Decode(k, data, 5)
+			got, gerr := model.DecodeWith(fast, k, data, 5)
+			if (werr == nil) != (gerr == nil) || !reflect.DeepEqual(got, want) {
+				t.Errorf("%s %.40q: json-iterator gave %#v (%v), encoding/json %#v (%v)", kv.Key, data, got, gerr, want, werr)
+			}
+			compared++
+		}
+	}
+	if compared < 100 {
+		t.Fatalf("compared only %d values", compared)
+	}
+}

@@ -9,16 +9,28 @@ import (
 	"github.com/calico-etcd/calico/libcalico/cerrors"
 )
 
+// Unmarshal decodes JSON as encoding/json's Unmarshal does. A program
+// that decodes many values (felix, confd, calicoctl) may pass a faster one
+// that behaves the same, json-iterator's ConfigCompatibleWithStandardLibrary
+// (about twice as fast on a List of 10,000); nil is encoding/json's.
+type Unmarshal func(data []byte, v any) error
+
 // Decode turns a stored value into its Go type: a v3 resource (leniently,
 // so fields written by newer Calico versions do not break readers) with
 // resourceVersion set to rev, an IPAM struct, or json.RawMessage for
 // felix status reports. A value that does not decode gives a
 // *cerrors.Corrupt naming the etcd key.
-func Decode(k Key, data []byte, rev int64) (any, error) {
+func Decode(k Key, data []byte, rev int64) (any, error) { return DecodeWith(nil, k, data, rev) }
+
+// DecodeWith is Decode with unmarshal (nil: encoding/json's).
+func DecodeWith(unmarshal Unmarshal, k Key, data []byte, rev int64) (any, error) {
+	if unmarshal == nil {
+		unmarshal = json.Unmarshal
+	}
 	var out any
 	switch k := k.(type) {
 	case ResourceKey:
-		r, err := v3.DecodeLenient(k.Kind, data)
+		r, err := v3.DecodeLenientWith(unmarshal, k.Kind, data)
 		if err != nil {
 			return nil, Corrupt(k, err)
 		}
@@ -46,7 +58,7 @@ func Decode(k Key, data []byte, rev int64) (any, error) {
 	default:
 		return nil, fmt.Errorf("no value type for key %v", k)
 	}
-	if err := json.Unmarshal(data, out); err != nil {
+	if err := unmarshal(data, out); err != nil {
 		return nil, Corrupt(k, err)
 	}
 	return out, nil

@@ -160,6 +160,9 @@ type Config struct {
 	// MaxListing caps the prefixes listed at once (default 2), so that a
 	// relist of every prefix is a queue, not a burst.
 	MaxListing int
+	// Unmarshal decodes stored values (nil: encoding/json; see
+	// model.Unmarshal).
+	Unmarshal model.Unmarshal
 }
 
 func (c Config) withDefaults() Config {
@@ -529,7 +532,7 @@ func (l *loop) apply(p *prefixState, ev backend.WatchEvent) {
 // upsert decodes kv and reports it as New or Updated; a value that does
 // not decode is skipped, and reported Deleted if the consumer had it.
 func (l *loop) upsert(p *prefixState, path string, kv *backend.KVPair) {
-	v, err := model.Decode(kv.Key, kv.Value, kv.Revision)
+	v, err := model.DecodeWith(l.s.cfg.Unmarshal, kv.Key, kv.Value, kv.Revision)
 	if err != nil {
 		p.log.WithError(err).WithFields(logrus.Fields{"key": kv.Key, "revision": kv.Revision}).
 			Warn("Skipping value that does not decode")
