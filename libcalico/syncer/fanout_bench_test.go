@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	jsoniter "github.com/json-iterator/go"
+
 	v3 "github.com/calico-etcd/calico/libcalico/api/v3"
 	"github.com/calico-etcd/calico/libcalico/backend/etcd"
 	"github.com/calico-etcd/calico/libcalico/model"
@@ -206,7 +208,8 @@ func startHosts(b *testing.B, cl *testutil.EtcdCluster, gate *dialGate, n int) [
 			b.Fatal(err)
 		}
 		w := &watcher{}
-		s := New(be, Config{Prefixes: prefixes}, w, nil)
+		// As felix and confd configure theirs.
+		s := New(be, Config{Prefixes: prefixes, Unmarshal: jsoniter.ConfigCompatibleWithStandardLibrary.Unmarshal}, w, nil)
 		wg.Go(func() {
 			_ = s.Run(ctx)
 			be.Close()
