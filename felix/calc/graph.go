@@ -100,6 +100,8 @@ type resolved struct {
 	hostEPs   map[string]*dpapi.HostEndpoint
 	policies  map[dpapi.PolicyID]*dpapi.Policy
 	profiles  map[string]*dpapi.Profile
+	// sets are the IP sets the used policies and profiles refer to.
+	sets usedSets
 }
 
 // New returns an empty graph for the host named hostname. log may be nil.
@@ -130,6 +132,7 @@ func New(hostname string, log *logrus.Entry) *Graph {
 		resolved: resolved{
 			workloads: map[dpapi.WorkloadID]*dpapi.Workload{},
 			hostEPs:   map[string]*dpapi.HostEndpoint{},
+			sets:      newUsedSets(),
 		},
 		applies:    map[string]map[dpapi.PolicyID]*policy{},
 		rematchEP:  map[string]bool{},

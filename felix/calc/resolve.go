@@ -240,23 +240,77 @@ func (g *Graph) resolve() {
 		usePols(h.Tiers, h.PreDNATTiers, h.UntrackedTiers, h.ForwardTiers)
 		g.useProfiles(h.Profiles, usedProfs)
 	}
-	want := make(map[string]setRef, len(g.idx.sets))
 	r.policies = make(map[dpapi.PolicyID]*dpapi.Policy, len(usedPols))
 	for id, p := range usedPols {
 		r.policies[id] = p.out
-		maps.Copy(want, p.sets)
 	}
 	r.profiles = make(map[string]*dpapi.Profile, len(usedProfs))
 	for n, p := range usedProfs {
 		r.profiles[n] = p.out
-		maps.Copy(want, p.sets)
 	}
 	for n := range g.missing {
 		if _, exists := g.profiles[n]; exists || usedProfs[n] == nil {
 			delete(g.missing, n)
 		}
 	}
-	g.idx.setActive(want)
+	r.sets.update(usedPols, usedProfs)
+	g.idx.setActive(r.sets.refs)
+}
+
+// usedSets counts, for each IP set, the used policies and profiles that
+// refer to it, so that a change updates the counts of what changed
+// rather than merging every used policy's sets again. A policy or
+// profile that changes is a new object (policyOf, profileOf).
+type usedSets struct {
+	pols  map[dpapi.PolicyID]*policy
+	profs map[string]*profile
+	count map[string]int
+	refs  map[string]setRef // the sets with a count
+}
+
+func newUsedSets() usedSets {
+	return usedSets{pols: map[dpapi.PolicyID]*policy{}, profs: map[string]*profile{},
+		count: map[string]int{}, refs: map[string]setRef{}}
+}
+
+// update makes the counts those of pols and profs.
+func (u *usedSets) update(pols map[dpapi.PolicyID]*policy, profs map[string]*profile) {
+	updateUsers(u, u.pols, pols, func(p *policy) map[string]setRef { return p.sets })
+	updateUsers(u, u.profs, profs, func(p *profile) map[string]setRef { return p.sets })
+}
+
+// updateUsers moves have to want (by object), adding and removing their
+// sets from the counts.
+func updateUsers[K comparable, T comparable](u *usedSets, have, want map[K]T, sets func(T) map[string]setRef) {
+	var zero T
+	for k, old := range have {
+		if want[k] != old {
+			if old != zero {
+				u.add(sets(old), -1)
+			}
+			delete(have, k)
+		}
+	}
+	for k, p := range want {
+		if _, ok := have[k]; !ok {
+			if p != zero {
+				u.add(sets(p), 1)
+			}
+			have[k] = p
+		}
+	}
+}
+
+func (u *usedSets) add(sets map[string]setRef, d int) {
+	for id, ref := range sets {
+		switch u.count[id] += d; {
+		case u.count[id] <= 0:
+			delete(u.count, id)
+			delete(u.refs, id)
+		case d > 0:
+			u.refs[id] = ref
+		}
+	}
 }
 
 // State returns the desired dataplane state. Each call returns new maps;

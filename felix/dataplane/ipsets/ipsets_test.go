@@ -294,3 +294,16 @@ func TestConverterPatchesChangedSets(t *testing.T) {
 		t.Error("unsorted members were patched")
 	}
 }
+
+func TestConverterNameOf(t *testing.T) {
+	var c Converter
+	long := "s:" + strings.Repeat("x", 40)
+	c.FromState(&dpapi.State{IPSets: map[string]*dpapi.IPSet{long: {ID: long, Type: dpapi.IPSetNet}}}, 4)
+	for _, id := range []string{long, "s:short", "s:" + strings.Repeat("y", 40)} {
+		for _, v := range []int{4, 6} {
+			if got, want := c.NameOf(v, id), Name(v, id); got != want {
+				t.Errorf("NameOf(%d, %s) = %s, want %s", v, id, got, want)
+			}
+		}
+	}
+}

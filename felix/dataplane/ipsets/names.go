@@ -103,6 +103,19 @@ type Converter struct {
 	last [2]map[string]converted // by IP version 4, 6; by set ID
 }
 
+// NameOf is Name(ipVersion, id), from the last FromState's sets when it
+// had that one (no hashing).
+func (c *Converter) NameOf(ipVersion int, id string) string {
+	slot := 0
+	if ipVersion == 6 {
+		slot = 1
+	}
+	if cv, ok := c.last[slot][id]; ok {
+		return cv.set.Name
+	}
+	return Name(ipVersion, id)
+}
+
 // converted is a calc set and its kernel form.
 type converted struct {
 	src *dpapi.IPSet

@@ -440,7 +440,7 @@ func (d *Dataplane) applyRulesAndSets(ctx context.Context, s *dpapi.State) error
 	}
 	out4 := rules.Render(s, &d.rulesCfg, 4, heps, d.log)
 	sets := d.setConv.FromState(s, 4)
-	addReferencedSets(sets, out4.IPSets, 4)
+	addReferencedSets(sets, out4.IPSets, 4, &d.setConv)
 	addExternalNodes(sets, d.cfg.ExternalNodes, 4)
 	var out6 *rules.Output
 	if d.ipt6 != nil {
@@ -448,7 +448,7 @@ func (d *Dataplane) applyRulesAndSets(ctx context.Context, s *dpapi.State) error
 		for name, set := range d.setConv.FromState(s, 6) {
 			sets[name] = set
 		}
-		addReferencedSets(sets, out6.IPSets, 6)
+		addReferencedSets(sets, out6.IPSets, 6, &d.setConv)
 		addExternalNodes(sets, d.cfg.ExternalNodes, 6)
 	}
 	if err := d.ipsets.ApplyUpdates(ctx, sets); err != nil {
@@ -470,13 +470,13 @@ func (d *Dataplane) applyRulesAndSets(ctx context.Context, s *dpapi.State) error
 
 // addReferencedSets adds an empty set for each set the rules use that the
 // State did not provide, so iptables-restore never meets a missing set.
-func addReferencedSets(sets map[string]*ipsets.Set, refs map[string]string, ipVersion int) {
+func addReferencedSets(sets map[string]*ipsets.Set, refs map[string]string, ipVersion int, conv *ipsets.Converter) {
 	fam := "inet"
 	if ipVersion == 6 {
 		fam = "inet6"
 	}
 	for id, typ := range refs {
-		name := ipsets.Name(ipVersion, id)
+		name := conv.NameOf(ipVersion, id)
 		if sets[name] == nil {
 			sets[name] = &ipsets.Set{Name: name, Type: typ, Family: fam, Members: map[string]struct{}{}}
 		}
