@@ -282,6 +282,9 @@ func TestConverterPatchesChangedSets(t *testing.T) {
 	// Two members with one kernel form: converted afresh, and removing
 	// one of them keeps the address.
 	apply(state("10.0.0.1", "10.0.0.1/32", "10.0.0.3/32"))
+	if second.delta != nil {
+		t.Error("a set keeps its delta (and so the set before it) past the next conversion")
+	}
 	third := apply(state("10.0.0.1/32", "10.0.0.3/32"))
 	if third.delta != nil {
 		t.Error("a set whose members share a kernel form was patched")

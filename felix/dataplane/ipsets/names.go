@@ -136,6 +136,9 @@ func (c *Converter) FromState(s *dpapi.State, ipVersion int) map[string]*Set {
 	}
 	prev, next := c.last[slot], make(map[string]converted, len(s.IPSets))
 	c.last[slot] = next
+	for _, cv := range prev {
+		cv.set.delta = nil // used by the Apply after the call that made it, if at all
+	}
 	out := make(map[string]*Set, len(s.IPSets)+3)
 	for id, set := range s.IPSets {
 		if set == nil {
@@ -204,8 +207,7 @@ func convert(id string, set *dpapi.IPSet, ipVersion int, fam string) converted {
 
 // patch converts set, a new version of cv.src, from cv by the members
 // that changed. It converts afresh when the members are not sorted or two
-// would share a kernel form. The earlier Set gives up its own delta, so
-// that a Set refers back one version only.
+// would share a kernel form.
 func patch(cv converted, set *dpapi.IPSet, id string, ipVersion int, fam string) converted {
 	if !slices.IsSorted(set.Members) {
 		return convert(id, set, ipVersion, fam)
@@ -231,7 +233,6 @@ func patch(cv converted, set *dpapi.IPSet, id string, ipVersion int, fam string)
 	}
 	slices.Sort(d.adds)
 	slices.Sort(d.dels)
-	cv.set.delta = nil
 	return converted{src: set, oneToOne: true, sorted: true,
 		set: &Set{Name: cv.set.Name, Type: typ, Family: fam, Members: members, delta: d}}
 }
