@@ -18,13 +18,21 @@ func policyChains(out *Output) map[string]*iptables.Chain {
 	return m
 }
 
-func TestChainCacheReusesUnchangedPolicies(t *testing.T) {
+// cachedAndPlain returns the default config with a ChainCache, and
+// without one to compare against.
+func cachedAndPlain(t *testing.T) (cached, plain Config) {
+	t.Helper()
 	cfg, err := NewConfig(dpapi.Config{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	plain := cfg
+	plain = cfg
 	cfg.Cache = &ChainCache{}
+	return cfg, plain
+}
+
+func TestChainCacheReusesUnchangedPolicies(t *testing.T) {
+	cfg, plain := cachedAndPlain(t)
 	s := smallState()
 	first := Render(s, &cfg, 4, nil, nil)
 	want := Render(s, &plain, 4, nil, nil)
@@ -58,12 +66,7 @@ func TestChainCacheReusesUnchangedPolicies(t *testing.T) {
 }
 
 func TestChainCacheReusesUnchangedWorkloads(t *testing.T) {
-	cfg, err := NewConfig(dpapi.Config{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	plain := cfg
-	cfg.Cache = &ChainCache{}
+	cfg, plain := cachedAndPlain(t)
 	s := smallState()
 	if len(s.Workloads) == 0 {
 		t.Fatal("smallState has no workloads")
