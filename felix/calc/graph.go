@@ -49,12 +49,15 @@ type Graph struct {
 	idx *index
 	// labelSets shares equal label maps between items.
 	labelSets *labelSets
-	weps      map[dpapi.WorkloadID]*endpoint // local
-	heps      map[string]*endpoint           // local
-	policies  map[dpapi.PolicyID]*policy
-	polByKey  map[model.ResourceKey]dpapi.PolicyID // the tier is in the value, not the key
-	tiers     map[string]*tier
-	profiles  map[string]*profile
+	// labelScratch is where putItem merges an item's labels before
+	// sharing them.
+	labelScratch map[string]string
+	weps         map[dpapi.WorkloadID]*endpoint // local
+	heps         map[string]*endpoint           // local
+	policies     map[dpapi.PolicyID]*policy
+	polByKey     map[model.ResourceKey]dpapi.PolicyID // the tier is in the value, not the key
+	tiers        map[string]*tier
+	profiles     map[string]*profile
 	// missing holds the deny profiles that stand in for profiles local
 	// endpoints list but that do not exist (see denyProfile), so that
 	// each State hands the dataplane the same objects.
@@ -112,23 +115,24 @@ func New(hostname string, log *logrus.Entry) *Graph {
 		log = logrus.NewEntry(l)
 	}
 	g := &Graph{
-		hostname:  hostname,
-		log:       log,
-		idx:       newIndex(),
-		labelSets: newLabelSets(),
-		weps:      map[dpapi.WorkloadID]*endpoint{},
-		heps:      map[string]*endpoint{},
-		policies:  map[dpapi.PolicyID]*policy{},
-		polByKey:  map[model.ResourceKey]dpapi.PolicyID{},
-		tiers:     map[string]*tier{},
-		profiles:  map[string]*profile{},
-		missing:   map[string]*profile{},
-		pools:     map[string]*dpapi.Pool{},
-		nodes:     map[string]*dpapi.Host{},
-		blocks:    map[netip.Prefix]string{},
-		affs:      map[model.BlockAffinityKey]bool{},
-		remote:    map[dpapi.WorkloadID]remoteWorkload{},
-		dirty:     true,
+		hostname:     hostname,
+		log:          log,
+		idx:          newIndex(),
+		labelSets:    newLabelSets(),
+		labelScratch: map[string]string{},
+		weps:         map[dpapi.WorkloadID]*endpoint{},
+		heps:         map[string]*endpoint{},
+		policies:     map[dpapi.PolicyID]*policy{},
+		polByKey:     map[model.ResourceKey]dpapi.PolicyID{},
+		tiers:        map[string]*tier{},
+		profiles:     map[string]*profile{},
+		missing:      map[string]*profile{},
+		pools:        map[string]*dpapi.Pool{},
+		nodes:        map[string]*dpapi.Host{},
+		blocks:       map[netip.Prefix]string{},
+		affs:         map[model.BlockAffinityKey]bool{},
+		remote:       map[dpapi.WorkloadID]remoteWorkload{},
+		dirty:        true,
 		resolved: resolved{
 			workloads: map[dpapi.WorkloadID]*dpapi.Workload{},
 			hostEPs:   map[string]*dpapi.HostEndpoint{},
@@ -180,7 +184,8 @@ func (g *Graph) onUpdate(u *syncer.Update) {
 }
 
 func (g *Graph) onResource(k model.ResourceKey, v any) {
-	log := g.log.WithField("key", k.String())
+	// log is for warnings only: a field costs two allocations per update.
+	log := func() *logrus.Entry { return g.log.WithField("key", k.String()) }
 	switch k.Kind {
 	case v3.KindWorkloadEndpoint:
 		g.onWorkload(k, v)
@@ -208,7 +213,7 @@ func (g *Graph) onResource(k model.ResourceKey, v any) {
 		}
 		p, errs := policyOf(v)
 		for _, err := range errs {
-			log.WithError(err).Warn("Ignoring invalid part of policy")
+			log().WithError(err).Warn("Ignoring invalid part of policy")
 		}
 		if p != nil {
 			g.policies[p.id] = p
@@ -236,7 +241,7 @@ func (g *Graph) onResource(k model.ResourceKey, v any) {
 		}
 		dp, err := poolOf(p)
 		if err != nil {
-			log.WithError(err).Warn("Ignoring IP pool with invalid CIDR")
+			log().WithError(err).Warn("Ignoring IP pool with invalid CIDR")
 			delete(g.pools, k.Name)
 			return
 		}
@@ -408,8 +413,9 @@ func (g *Graph) profileLabels(name string) map[string]string {
 }
 
 func (g *Graph) putItem(it *item) {
-	computeLabels(it, g.profileLabels)
-	g.labelSets.shareItem(it)
+	computeLabels(g.labelScratch, it, g.profileLabels)
+	it.own, it.implicit = g.labelSets.share(it.own), g.labelSets.share(it.implicit)
+	it.labels = g.labelSets.shareCopy(g.labelScratch)
 	g.idx.upsertItem(it)
 	g.labelSets.sweep(g.idx.items)
 }

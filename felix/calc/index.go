@@ -25,7 +25,9 @@ type item struct {
 	// labels is own + implicit + inherited, recomputed by the graph.
 	labels map[string]string
 	nets   []netip.Prefix
-	ports  []namedPort
+	// netStrs are nets as set members, made when first needed.
+	netStrs []string
+	ports   []namedPort
 }
 
 // namedPort is one named port of an endpoint.
@@ -72,10 +74,14 @@ type selEntry struct {
 // after item changes: byNet finds the other items that may still supply
 // a member one item took away.
 type index struct {
-	items    map[string]*item
-	byNet    map[netip.Prefix][]string // net → keys of the items that have it
-	sets     map[string]*selEntry
+	items map[string]*item
+	byNet map[netip.Prefix][]string // net → keys of the items that have it
+	sets  map[string]*selEntry
+	// byLabel indexes items by the values of the label keys active sets'
+	// hints name (hintKeys counts those sets per key); other keys, most
+	// of an endpoint's labels, are not indexed.
 	byLabel  map[string]map[string]map[string]*item // key → value → item key → item
+	hintKeys map[string]int
 	hinted   map[string]map[string]map[string]*selEntry
 	unhinted map[string]*selEntry
 	memberOf map[string][]*selEntry // item key → sets holding it (a few: a slice costs less than a map)
@@ -87,6 +93,7 @@ func newIndex() *index {
 		byNet:    map[netip.Prefix][]string{},
 		sets:     map[string]*selEntry{},
 		byLabel:  map[string]map[string]map[string]*item{},
+		hintKeys: map[string]int{},
 		hinted:   map[string]map[string]map[string]*selEntry{},
 		unhinted: map[string]*selEntry{},
 		memberOf: map[string][]*selEntry{},
@@ -123,21 +130,43 @@ func nested[K1, K2 comparable, V any](m map[K1]map[K2]V, k K1) map[K2]V {
 
 func (x *index) indexLabels(it *item, add bool) {
 	for k, v := range it.labels {
+		byVal := x.byLabel[k]
+		if byVal == nil {
+			continue // no active set's hint names k
+		}
 		if add {
-			nested(nested(x.byLabel, k), v)[it.key] = it
+			nested(byVal, v)[it.key] = it
 			continue
 		}
-		if byVal := x.byLabel[k]; byVal != nil {
-			if items := byVal[v]; items != nil {
-				delete(items, it.key)
-				if len(items) == 0 {
-					delete(byVal, v)
-				}
-			}
-			if len(byVal) == 0 {
-				delete(x.byLabel, k)
+		if items := byVal[v]; items != nil {
+			delete(items, it.key)
+			if len(items) == 0 {
+				delete(byVal, v)
 			}
 		}
+	}
+}
+
+// useHintKey counts one more active set hinted by label key k, indexing
+// every item's value of k when it is the first.
+func (x *index) useHintKey(k string) {
+	if x.hintKeys[k]++; x.hintKeys[k] > 1 {
+		return
+	}
+	byVal := map[string]map[string]*item{}
+	for _, it := range x.items {
+		if v, ok := it.labels[k]; ok {
+			nested(byVal, v)[it.key] = it
+		}
+	}
+	x.byLabel[k] = byVal
+}
+
+// dropHintKey counts one fewer, dropping k's index with the last.
+func (x *index) dropHintKey(k string) {
+	if x.hintKeys[k]--; x.hintKeys[k] == 0 {
+		delete(x.hintKeys, k)
+		delete(x.byLabel, k)
 	}
 }
 
@@ -259,9 +288,16 @@ func (x *index) setActive(want map[string]setRef) {
 		if e.hint.key == "" {
 			delete(x.unhinted, id)
 		} else {
+			byVal := x.hinted[e.hint.key]
 			for _, v := range e.hint.vals {
-				delete(x.hinted[e.hint.key][v], id)
+				if delete(byVal[v], id); len(byVal[v]) == 0 {
+					delete(byVal, v)
+				}
 			}
+			if len(byVal) == 0 {
+				delete(x.hinted, e.hint.key)
+			}
+			x.dropHintKey(e.hint.key)
 		}
 		delete(x.sets, id)
 	}
@@ -269,9 +305,10 @@ func (x *index) setActive(want map[string]setRef) {
 		if _, ok := x.sets[id]; ok {
 			continue
 		}
-		e := &selEntry{ref: ref, hint: ref.sel.hint, matches: map[string]*item{}}
+		e := &selEntry{ref: ref, hint: ref.sel.hint}
 		x.sets[id] = e
 		if e.hint.key == "" {
+			e.matches = map[string]*item{}
 			x.unhinted[id] = e
 			for _, it := range x.items {
 				if e.wants(it) {
@@ -280,6 +317,12 @@ func (x *index) setActive(want map[string]setRef) {
 			}
 			continue
 		}
+		x.useHintKey(e.hint.key)
+		n := 0 // the candidates: most selectors match most of them
+		for _, v := range e.hint.vals {
+			n += len(x.byLabel[e.hint.key][v])
+		}
+		e.matches = make(map[string]*item, n)
 		byVal := nested(x.hinted, e.hint.key)
 		for _, v := range e.hint.vals {
 			nested(byVal, v)[id] = e
@@ -296,8 +339,14 @@ func (x *index) setActive(want map[string]setRef) {
 // member comes from.
 func (e *selEntry) members(it *item, add func(m string, n netip.Prefix)) {
 	if e.ref.np == nil {
-		for _, n := range it.nets {
-			add(n.String(), n)
+		if it.netStrs == nil && len(it.nets) > 0 {
+			it.netStrs = make([]string, len(it.nets))
+			for i, n := range it.nets {
+				it.netStrs[i] = n.String()
+			}
+		}
+		for i, n := range it.nets {
+			add(it.netStrs[i], n)
 		}
 		return
 	}
@@ -380,20 +429,26 @@ func (e *selEntry) build() *dpapi.IPSet {
 	if e.ref.np != nil {
 		s.Type = dpapi.IPSetIPPort
 	}
+	if len(e.matches) > 0 {
+		s.Members = make([]string, 0, len(e.matches))
+	}
 	for _, it := range e.matches {
 		e.members(it, func(m string, _ netip.Prefix) { s.Members = append(s.Members, m) })
 	}
 	slices.Sort(s.Members)
-	s.Members = slices.Compact(s.Members)
+	if s.Members = slices.Compact(s.Members); len(s.Members) == 0 {
+		s.Members = nil
+	}
 	return s
 }
 
-// computeLabels sets it.labels from its own, implicit and inherited labels.
-// Own labels with the namespace or service account prefix (pcns., pcsa.)
-// are dropped, as Calico drops them: only the kns./ksa. profiles may
-// supply those, or a pod could pass for another namespace.
-func computeLabels(it *item, profileLabels func(string) map[string]string) {
-	out := make(map[string]string, len(it.own)+len(it.implicit)+4)
+// computeLabels sets out (cleared first) to it's own, implicit and
+// inherited labels. Own labels with the namespace or service account
+// prefix (pcns., pcsa.) are dropped, as Calico drops them: only the
+// kns./ksa. profiles may supply those, or a pod could pass for another
+// namespace.
+func computeLabels(out map[string]string, it *item, profileLabels func(string) map[string]string) {
+	clear(out)
 	for _, p := range it.parents {
 		for k, v := range profileLabels(p) {
 			if _, ok := out[k]; !ok {
@@ -407,7 +462,6 @@ func computeLabels(it *item, profileLabels func(string) map[string]string) {
 		}
 	}
 	maps.Copy(out, it.implicit) // Calico's own labels are not the user's to change
-	it.labels = out
 }
 
 // inherits reports whether the item takes labels from profile name.

@@ -1,9 +1,8 @@
 package calc
 
 import (
-	"slices"
-	"strconv"
-	"strings"
+	"hash/maphash"
+	"maps"
 )
 
 // labelSets shares equal label maps between items: the replicas of a
@@ -14,14 +13,16 @@ import (
 // it has doubled since it last did (sweep), so a put stays O(1)
 // amortised and churn does not grow it.
 type labelSets struct {
-	m     map[string]map[string]string // canonical form → the shared map
-	limit int                          // size at which sweep rebuilds m
+	m     map[uint64][]map[string]string // hash of the labels → the shared maps
+	n     int                            // maps in m
+	limit int                            // n at which sweep rebuilds m
+	seed  maphash.Seed
 }
 
 const minLabelSetsLimit = 1024
 
 func newLabelSets() *labelSets {
-	return &labelSets{m: map[string]map[string]string{}, limit: minLabelSetsLimit}
+	return &labelSets{m: map[uint64][]map[string]string{}, limit: minLabelSetsLimit, seed: maphash.MakeSeed()}
 }
 
 // share returns the shared map equal to m (m itself the first time).
@@ -29,12 +30,52 @@ func (s *labelSets) share(m map[string]string) map[string]string {
 	if len(m) == 0 {
 		return m
 	}
-	key := canonicalLabels(m)
-	if shared, ok := s.m[key]; ok {
-		return shared
+	shared, h := s.find(m)
+	if shared == nil {
+		shared = m
+		s.add(h, m)
 	}
-	s.m[key] = m
-	return m
+	return shared
+}
+
+// shareCopy is share for a map the caller goes on writing to: the first
+// time, a copy of m is shared.
+func (s *labelSets) shareCopy(m map[string]string) map[string]string {
+	if len(m) == 0 {
+		return nil
+	}
+	shared, h := s.find(m)
+	if shared == nil {
+		shared = maps.Clone(m)
+		s.add(h, shared)
+	}
+	return shared
+}
+
+// find returns the shared map equal to m, if any, and m's hash.
+func (s *labelSets) find(m map[string]string) (map[string]string, uint64) {
+	// The sum of the pairs' hashes does not depend on the maps' order.
+	var h uint64
+	var mh maphash.Hash
+	mh.SetSeed(s.seed)
+	for k, v := range m {
+		mh.Reset()
+		mh.WriteString(k)
+		mh.WriteByte(0)
+		mh.WriteString(v)
+		h += mh.Sum64()
+	}
+	for _, c := range s.m[h] {
+		if maps.Equal(c, m) {
+			return c, h
+		}
+	}
+	return nil, h
+}
+
+func (s *labelSets) add(h uint64, m map[string]string) {
+	s.m[h] = append(s.m[h], m)
+	s.n++
 }
 
 // shareItem replaces it's label maps with the shared ones.
@@ -44,36 +85,12 @@ func (s *labelSets) shareItem(it *item) {
 
 // sweep rebuilds the table from items' maps once it has reached its limit.
 func (s *labelSets) sweep(items map[string]*item) {
-	if len(s.m) < s.limit {
+	if s.n < s.limit {
 		return
 	}
-	s.m = make(map[string]map[string]string, len(s.m)/2)
+	s.m, s.n = make(map[uint64][]map[string]string, s.n/2), 0
 	for _, it := range items {
 		s.shareItem(it)
 	}
-	s.limit = max(2*len(s.m), minLabelSetsLimit)
-}
-
-// canonicalLabels is m's keys and values, sorted by key, each prefixed
-// with its length: equal maps, and only they, have equal forms.
-func canonicalLabels(m map[string]string) string {
-	keys := make([]string, 0, len(m))
-	n := 0
-	for k, v := range m {
-		keys = append(keys, k)
-		n += len(k) + len(v) + 8
-	}
-	slices.Sort(keys)
-	var b strings.Builder
-	b.Grow(n)
-	for _, k := range keys {
-		v := m[k]
-		b.WriteString(strconv.Itoa(len(k)))
-		b.WriteByte(':')
-		b.WriteString(k)
-		b.WriteString(strconv.Itoa(len(v)))
-		b.WriteByte(':')
-		b.WriteString(v)
-	}
-	return b.String()
+	s.limit = max(2*s.n, minLabelSetsLimit)
 }

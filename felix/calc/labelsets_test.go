@@ -37,8 +37,8 @@ func TestLabelSetsSweepForgetsUnheldMaps(t *testing.T) {
 		}
 		s.sweep(items)
 	}
-	if len(s.m) > 2*minLabelSetsLimit {
-		t.Errorf("%d maps kept for %d items", len(s.m), len(items))
+	if s.n > 2*minLabelSetsLimit {
+		t.Errorf("%d maps kept for %d items", s.n, len(items))
 	}
 	for _, it := range items {
 		if got := s.share(map[string]string{"pod": it.key}); reflect.ValueOf(got).UnsafePointer() != reflect.ValueOf(it.own).UnsafePointer() {

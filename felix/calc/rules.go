@@ -23,7 +23,7 @@ type ruleOwner string
 // profiles). A rule that cannot be converted is dropped and reported in
 // the returned errors; the others stay.
 func convertRules(owner ruleOwner, dir string, rules []v3.Rule, ns string, sets map[string]setRef) ([]dpapi.Rule, []error) {
-	var out []dpapi.Rule
+	out := make([]dpapi.Rule, 0, len(rules))
 	var errs []error
 	for i := range rules {
 		rs, err := convertRule(&rules[i], ns, sets)
@@ -39,6 +39,9 @@ func convertRules(owner ruleOwner, dir string, rules []v3.Rule, ns string, sets 
 			}
 		}
 		out = append(out, rs...)
+	}
+	if len(out) == 0 {
+		out = nil
 	}
 	return out, errs
 }

@@ -2,6 +2,7 @@ package calc
 
 import (
 	"runtime"
+	"runtime/debug"
 	"slices"
 	"testing"
 	"time"
@@ -68,4 +69,25 @@ func BenchmarkCalcRemoteEndpointChange(b *testing.B) {
 		up.Type = syncer.UpdateUpdated
 		return up
 	})
+}
+
+// BenchmarkCalcScaleColdStart is BenchmarkFelixScale's cold start, calc
+// only: Issue22Scale's updates in syncer-sized batches (made untimed, as
+// they arrive), InSync, and the first State.
+func BenchmarkCalcScaleColdStart(b *testing.B) {
+	sc := calctest.Issue22Scale
+	defer debug.SetGCPercent(debug.SetGCPercent(40)) // felix's default GoGCThreshold
+	for b.Loop() {
+		b.StopTimer()
+		g := New(me, nil)
+		runtime.GC()
+		calctest.ScaleBatches(me, sc, syncer.DefaultMaxBatchSize, func(batch []syncer.Update) {
+			b.StartTimer()
+			g.OnUpdates(batch)
+			b.StopTimer()
+		})
+		b.StartTimer()
+		g.OnStatusUpdated(syncer.InSync)
+		g.State()
+	}
 }

@@ -77,6 +77,16 @@ func TestIndexHintsMatchBruteForce(t *testing.T) {
 	}
 	check("after relabel")
 	x.setActive(map[string]setRef{})
+	if len(x.byLabel) != 0 || len(x.hintKeys) != 0 || len(x.hinted) != 0 {
+		t.Errorf("with no set active, %d label keys are still indexed", len(x.byLabel))
+	}
+	for i, it := range items { // relabel while nothing is indexed
+		if i%3 == 0 {
+			cp := *it
+			cp.labels = map[string]string{"a": "3"}
+			x.upsertItem(&cp)
+		}
+	}
 	x.setActive(want) // items first, sets after
 	check("sets after items")
 }
