@@ -52,12 +52,15 @@ type Graph struct {
 	// labelScratch is where putItem merges an item's labels before
 	// sharing them.
 	labelScratch map[string]string
-	weps         map[dpapi.WorkloadID]*endpoint // local
-	heps         map[string]*endpoint           // local
-	policies     map[dpapi.PolicyID]*policy
-	polByKey     map[model.ResourceKey]dpapi.PolicyID // the tier is in the value, not the key
-	tiers        map[string]*tier
-	profiles     map[string]*profile
+	// implicitLabels are the endpoints' implicit label maps by namespace,
+	// orchestrator and service account, dropped when labelSets sweeps.
+	implicitLabels map[[3]string]map[string]string
+	weps           map[dpapi.WorkloadID]*endpoint // local
+	heps           map[string]*endpoint           // local
+	policies       map[dpapi.PolicyID]*policy
+	polByKey       map[model.ResourceKey]dpapi.PolicyID // the tier is in the value, not the key
+	tiers          map[string]*tier
+	profiles       map[string]*profile
 	// missing holds the deny profiles that stand in for profiles local
 	// endpoints list but that do not exist (see denyProfile), so that
 	// each State hands the dataplane the same objects.
@@ -68,10 +71,12 @@ type Graph struct {
 	affs    map[model.BlockAffinityKey]bool
 	// remote holds other hosts' workload addresses, and remoteList their
 	// sorted form as of the last State; remoteAdd and remoteDrop are the
-	// entries to add to it and take from it.
+	// entries to add to it and take from it, unless remoteRebuild says
+	// there are too many to merge.
 	remote                map[dpapi.WorkloadID]remoteWorkload
 	remoteList            []dpapi.RemoteBlock
 	remoteAdd, remoteDrop []dpapi.RemoteBlock
+	remoteRebuild         bool
 	// services are the service ranges BGPConfiguration "default" advertises.
 	services []netip.Prefix
 	numWEPs  int
@@ -115,24 +120,25 @@ func New(hostname string, log *logrus.Entry) *Graph {
 		log = logrus.NewEntry(l)
 	}
 	g := &Graph{
-		hostname:     hostname,
-		log:          log,
-		idx:          newIndex(),
-		labelSets:    newLabelSets(),
-		labelScratch: map[string]string{},
-		weps:         map[dpapi.WorkloadID]*endpoint{},
-		heps:         map[string]*endpoint{},
-		policies:     map[dpapi.PolicyID]*policy{},
-		polByKey:     map[model.ResourceKey]dpapi.PolicyID{},
-		tiers:        map[string]*tier{},
-		profiles:     map[string]*profile{},
-		missing:      map[string]*profile{},
-		pools:        map[string]*dpapi.Pool{},
-		nodes:        map[string]*dpapi.Host{},
-		blocks:       map[netip.Prefix]string{},
-		affs:         map[model.BlockAffinityKey]bool{},
-		remote:       map[dpapi.WorkloadID]remoteWorkload{},
-		dirty:        true,
+		hostname:       hostname,
+		log:            log,
+		idx:            newIndex(),
+		labelSets:      newLabelSets(),
+		labelScratch:   map[string]string{},
+		implicitLabels: map[[3]string]map[string]string{},
+		weps:           map[dpapi.WorkloadID]*endpoint{},
+		heps:           map[string]*endpoint{},
+		policies:       map[dpapi.PolicyID]*policy{},
+		polByKey:       map[model.ResourceKey]dpapi.PolicyID{},
+		tiers:          map[string]*tier{},
+		profiles:       map[string]*profile{},
+		missing:        map[string]*profile{},
+		pools:          map[string]*dpapi.Pool{},
+		nodes:          map[string]*dpapi.Host{},
+		blocks:         map[netip.Prefix]string{},
+		affs:           map[model.BlockAffinityKey]bool{},
+		remote:         map[dpapi.WorkloadID]remoteWorkload{},
+		dirty:          true,
 		resolved: resolved{
 			workloads: map[dpapi.WorkloadID]*dpapi.Workload{},
 			hostEPs:   map[string]*dpapi.HostEndpoint{},
@@ -275,7 +281,7 @@ func (g *Graph) onWorkload(k model.ResourceKey, v any) {
 	w, ok := v.(*v3.WorkloadEndpoint)
 	var it *item
 	if ok {
-		it = wepItem(w)
+		it = wepItem(w, g.wepImplicit)
 	}
 	g.setRemote(id, w, it)
 	if !ok {
@@ -308,11 +314,17 @@ func (g *Graph) setRemote(id dpapi.WorkloadID, w *v3.WorkloadEndpoint, it *item)
 	if had == is && old.host == now.host && slices.Equal(old.nets, now.nets) {
 		return
 	}
-	for _, n := range old.nets {
-		g.remoteDrop = append(g.remoteDrop, dpapi.RemoteBlock{CIDR: n, Host: old.host})
-	}
-	for _, n := range now.nets {
-		g.remoteAdd = append(g.remoteAdd, dpapi.RemoteBlock{CIDR: n, Host: now.host})
+	switch {
+	case g.remoteRebuild:
+	case len(g.remoteAdd)+len(g.remoteDrop) > remoteMergeMax(len(g.remoteList)):
+		g.remoteRebuild, g.remoteAdd, g.remoteDrop = true, nil, nil
+	default:
+		for _, n := range old.nets {
+			g.remoteDrop = append(g.remoteDrop, dpapi.RemoteBlock{CIDR: n, Host: old.host})
+		}
+		for _, n := range now.nets {
+			g.remoteAdd = append(g.remoteAdd, dpapi.RemoteBlock{CIDR: n, Host: now.host})
+		}
 	}
 	if is {
 		g.remote[id] = now
@@ -326,17 +338,23 @@ func cmpRemote(a, b dpapi.RemoteBlock) int {
 	return cmp.Or(a.CIDR.Addr().Compare(b.CIDR.Addr()), strings.Compare(a.Host, b.Host), cmp.Compare(a.CIDR.Bits(), b.CIDR.Bits()))
 }
 
+// remoteMergeMax is how many changes remoteWorkloads merges into a list
+// of n; more rebuild it.
+func remoteMergeMax(n int) int { return 64 + n/8 }
+
 // remoteWorkloads returns the sorted remote workload addresses, shared
 // between States until the next change. A few changes are merged into
 // the last list; many rebuild it.
 func (g *Graph) remoteWorkloads() []dpapi.RemoteBlock {
 	add, drop := g.remoteAdd, g.remoteDrop
-	if len(add)+len(drop) == 0 {
+	if len(add)+len(drop) == 0 && !g.remoteRebuild {
 		return g.remoteList
 	}
 	g.remoteAdd, g.remoteDrop = nil, nil
 	var out []dpapi.RemoteBlock
-	if len(add)+len(drop) > 64+len(g.remoteList)/8 {
+	if g.remoteRebuild || len(add)+len(drop) > remoteMergeMax(len(g.remoteList)) {
+		g.remoteRebuild = false
+		out = make([]dpapi.RemoteBlock, 0, len(g.remote))
 		for _, r := range g.remote {
 			for _, n := range r.nets {
 				out = append(out, dpapi.RemoteBlock{CIDR: n, Host: r.host})
@@ -417,7 +435,20 @@ func (g *Graph) putItem(it *item) {
 	it.own, it.implicit = g.labelSets.share(it.own), g.labelSets.share(it.implicit)
 	it.labels = g.labelSets.shareCopy(g.labelScratch)
 	g.idx.upsertItem(it)
-	g.labelSets.sweep(g.idx.items)
+	if g.labelSets.sweep(g.idx.items) {
+		clear(g.implicitLabels)
+	}
+}
+
+// wepImplicit is wepImplicit, sharing one map per distinct set of labels.
+func (g *Graph) wepImplicit(ns, orchestrator, sa string) map[string]string {
+	k := [3]string{ns, orchestrator, sa}
+	m, ok := g.implicitLabels[k]
+	if !ok {
+		m = g.labelSets.share(wepImplicit(ns, orchestrator, sa))
+		g.implicitLabels[k] = m
+	}
+	return m
 }
 
 // putProfile stores (or with r nil deletes) a profile, and relabels the

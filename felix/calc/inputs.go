@@ -55,23 +55,15 @@ func parseEndpointNets(ss []string) []netip.Prefix {
 	return out
 }
 
-func wepItem(w *v3.WorkloadEndpoint) *item {
+// wepItem is w as an item; implicit gives its implicit labels (made by
+// wepImplicit).
+func wepItem(w *v3.WorkloadEndpoint, implicit func(ns, orchestrator, sa string) map[string]string) *item {
 	it := &item{
 		key:       wepItemKey(wepID(w.Namespace, w.Name)),
 		namespace: w.Namespace,
 		own:       w.Labels,
 		nets:      parseEndpointNets(w.Spec.IPNetworks),
-		implicit: map[string]string{
-			v3.LabelNamespace:         w.Namespace,
-			nsLabelPrefix + labelName: w.Namespace,
-		},
-	}
-	if w.Spec.Orchestrator != "" {
-		it.implicit[v3.LabelOrchestrator] = w.Spec.Orchestrator
-	}
-	if sa := w.Spec.ServiceAccountName; sa != "" {
-		it.implicit[labelServiceAccount] = sa
-		it.implicit[saLabelPrefix+labelName] = sa
+		implicit:  implicit(w.Namespace, w.Spec.Orchestrator, w.Spec.ServiceAccountName),
 	}
 	it.parents = append(append([]string(nil), w.Spec.Profiles...), namespaceParents(w.Namespace, w.Spec.ServiceAccountName)...)
 	for _, p := range w.Spec.Ports {
@@ -80,6 +72,20 @@ func wepItem(w *v3.WorkloadEndpoint) *item {
 		}
 	}
 	return it
+}
+
+// wepImplicit is the labels Calico gives a workload endpoint of namespace
+// ns, orchestrator and service account sa.
+func wepImplicit(ns, orchestrator, sa string) map[string]string {
+	m := map[string]string{v3.LabelNamespace: ns, nsLabelPrefix + labelName: ns}
+	if orchestrator != "" {
+		m[v3.LabelOrchestrator] = orchestrator
+	}
+	if sa != "" {
+		m[labelServiceAccount] = sa
+		m[saLabelPrefix+labelName] = sa
+	}
+	return m
 }
 
 func wepID(ns, name string) dpapi.WorkloadID { return dpapi.WorkloadID(ns + "/" + name) }

@@ -83,14 +83,16 @@ func (s *labelSets) shareItem(it *item) {
 	it.own, it.implicit, it.labels = s.share(it.own), s.share(it.implicit), s.share(it.labels)
 }
 
-// sweep rebuilds the table from items' maps once it has reached its limit.
-func (s *labelSets) sweep(items map[string]*item) {
+// sweep rebuilds the table from items' maps once it has reached its
+// limit, and reports whether it did.
+func (s *labelSets) sweep(items map[string]*item) bool {
 	if s.n < s.limit {
-		return
+		return false
 	}
 	s.m, s.n = make(map[uint64][]map[string]string, s.n/2), 0
 	for _, it := range items {
 		s.shareItem(it)
 	}
 	s.limit = max(2*s.n, minLabelSetsLimit)
+	return true
 }
