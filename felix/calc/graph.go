@@ -49,9 +49,6 @@ type Graph struct {
 	idx *index
 	// labelSets shares equal label maps between items.
 	labelSets *labelSets
-	// labelScratch is where putItem merges an item's labels before
-	// sharing them.
-	labelScratch map[string]string
 	// implicitLabels are the endpoints' implicit label maps by namespace,
 	// orchestrator and service account, dropped when labelSets sweeps.
 	implicitLabels map[[3]string]map[string]string
@@ -124,7 +121,6 @@ func New(hostname string, log *logrus.Entry) *Graph {
 		log:            log,
 		idx:            newIndex(),
 		labelSets:      newLabelSets(),
-		labelScratch:   map[string]string{},
 		implicitLabels: map[[3]string]map[string]string{},
 		weps:           map[dpapi.WorkloadID]*endpoint{},
 		heps:           map[string]*endpoint{},
@@ -431,9 +427,9 @@ func (g *Graph) profileLabels(name string) map[string]string {
 }
 
 func (g *Graph) putItem(it *item) {
-	computeLabels(g.labelScratch, it, g.profileLabels)
-	it.own, it.implicit = g.labelSets.share(it.own), g.labelSets.share(it.implicit)
-	it.labels = g.labelSets.shareCopy(g.labelScratch)
+	it.labels = g.labelSets.labels(it, func(out map[string]string, it *item) {
+		computeLabels(out, it, g.profileLabels)
+	})
 	g.idx.upsertItem(it)
 	if g.labelSets.sweep(g.idx.items) {
 		clear(g.implicitLabels)
@@ -479,6 +475,7 @@ func (g *Graph) putProfile(name string, r *v3.Profile) {
 	if equalLabels(oldLabels, g.profileLabels(name)) {
 		return
 	}
+	g.labelSets.forgetMerged()
 	for _, it := range g.idx.items {
 		if it.inherits(name) {
 			cp := *it

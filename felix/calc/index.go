@@ -28,6 +28,9 @@ type item struct {
 	// netStrs are nets as set members, made when first needed.
 	netStrs []string
 	ports   []namedPort
+	// in are the active sets holding the item (a few: a slice costs less
+	// than a map); the index moves them to the item that replaces it.
+	in []*selEntry
 }
 
 // namedPort is one named port of an endpoint.
@@ -84,7 +87,6 @@ type index struct {
 	hintKeys map[string]int
 	hinted   map[string]map[string]map[string]*selEntry
 	unhinted map[string]*selEntry
-	memberOf map[string][]*selEntry // item key → sets holding it (a few: a slice costs less than a map)
 }
 
 func newIndex() *index {
@@ -96,7 +98,6 @@ func newIndex() *index {
 		hintKeys: map[string]int{},
 		hinted:   map[string]map[string]map[string]*selEntry{},
 		unhinted: map[string]*selEntry{},
-		memberOf: map[string][]*selEntry{},
 	}
 }
 
@@ -173,8 +174,11 @@ func (x *index) dropHintKey(k string) {
 // candidateSets returns the sets that may hold it: those holding it now,
 // the unhinted ones and those whose hint its labels satisfy.
 func (x *index) candidateSets(it *item) map[string]*selEntry {
-	out := make(map[string]*selEntry, len(x.memberOf[it.key])+len(x.unhinted))
-	for _, e := range x.memberOf[it.key] {
+	if len(x.sets) == 0 {
+		return nil
+	}
+	out := make(map[string]*selEntry, len(it.in)+len(x.unhinted))
+	for _, e := range it.in {
 		out[e.ref.id] = e
 	}
 	maps.Copy(out, x.unhinted)
@@ -188,20 +192,16 @@ func (x *index) candidateSets(it *item) map[string]*selEntry {
 
 func (x *index) join(e *selEntry, it *item) {
 	e.matches[it.key] = it
-	if in := x.memberOf[it.key]; !slices.Contains(in, e) {
-		x.memberOf[it.key] = append(in, e)
+	if !slices.Contains(it.in, e) {
+		it.in = append(it.in, e)
 	}
 }
 
-func (x *index) leave(e *selEntry, key string) {
-	delete(e.matches, key)
-	in := x.memberOf[key]
-	if i := slices.Index(in, e); i >= 0 {
-		if in = slices.Delete(in, i, i+1); len(in) == 0 {
-			delete(x.memberOf, key)
-		} else {
-			x.memberOf[key] = in
-		}
+// leave takes it, the current item of its key, out of e.
+func (x *index) leave(e *selEntry, it *item) {
+	delete(e.matches, it.key)
+	if i := slices.Index(it.in, e); i >= 0 {
+		it.in = slices.Delete(it.in, i, i+1)
 	}
 }
 
@@ -227,6 +227,9 @@ func (x *index) upsertItem(it *item) {
 	if old != nil {
 		x.indexLabels(old, false)
 		x.indexNets(old, false)
+		if old != it {
+			it.in, old.in = old.in, nil
+		}
 	}
 	x.items[it.key] = it
 	x.indexLabels(it, true)
@@ -240,7 +243,7 @@ func (x *index) upsertItem(it *item) {
 				e.noteChange(it)
 			}
 		} else if had {
-			x.leave(e, it.key)
+			x.leave(e, it)
 			e.noteChange(prev)
 		}
 	}
@@ -254,8 +257,8 @@ func (x *index) deleteItem(key string) {
 	x.indexLabels(it, false)
 	x.indexNets(it, false)
 	delete(x.items, key)
-	for _, e := range slices.Clone(x.memberOf[key]) {
-		x.leave(e, key)
+	for _, e := range slices.Clone(it.in) {
+		x.leave(e, it)
 		e.noteChange(it)
 	}
 }
@@ -282,8 +285,8 @@ func (x *index) setActive(want map[string]setRef) {
 		if _, ok := want[id]; ok {
 			continue
 		}
-		for key := range e.matches {
-			x.leave(e, key)
+		for _, it := range e.matches {
+			x.leave(e, it)
 		}
 		if e.hint.key == "" {
 			delete(x.unhinted, id)
@@ -442,13 +445,12 @@ func (e *selEntry) build() *dpapi.IPSet {
 	return s
 }
 
-// computeLabels sets out (cleared first) to it's own, implicit and
+// computeLabels sets out (empty) to it's own, implicit and
 // inherited labels. Own labels with the namespace or service account
 // prefix (pcns., pcsa.) are dropped, as Calico drops them: only the
 // kns./ksa. profiles may supply those, or a pod could pass for another
 // namespace.
 func computeLabels(out map[string]string, it *item, profileLabels func(string) map[string]string) {
-	clear(out)
 	for _, p := range it.parents {
 		for k, v := range profileLabels(p) {
 			if _, ok := out[k]; !ok {

@@ -23,14 +23,16 @@ type ruleOwner string
 // profiles). A rule that cannot be converted is dropped and reported in
 // the returned errors; the others stay.
 func convertRules(owner ruleOwner, dir string, rules []v3.Rule, ns string, sets map[string]setRef) ([]dpapi.Rule, []error) {
-	out := make([]dpapi.Rule, 0, len(rules))
+	var out []dpapi.Rule
 	var errs []error
 	for i := range rules {
-		rs, err := convertRule(&rules[i], ns, sets)
-		if err != nil {
+		n := len(out)
+		var err error
+		if out, err = convertRule(out, &rules[i], ns, sets); err != nil {
 			errs = append(errs, fmt.Errorf("%s rule %d: %w", dir, i, err))
 			continue
 		}
+		rs := out[n:]
 		base := ruleID(owner, dir, i, &rules[i])
 		for j := range rs {
 			rs[j].ID = base
@@ -38,7 +40,6 @@ func convertRules(owner ruleOwner, dir string, rules []v3.Rule, ns string, sets 
 				rs[j].ID = subID(base, j)
 			}
 		}
-		out = append(out, rs...)
 	}
 	if len(out) == 0 {
 		out = nil
@@ -60,12 +61,13 @@ func subID(base string, j int) string {
 	return base64.RawURLEncoding.EncodeToString(sum[:])[:16]
 }
 
-// convertRule converts one rule. A rule whose ports include named ports
-// becomes several dataplane rules (numeric ports, then one per named port
+// convertRule appends one rule, converted, to out (or returns out as it
+// was, and an error). A rule whose ports include named ports becomes
+// several dataplane rules (numeric ports, then one per named port
 // combination), since one dataplane rule ANDs its conditions.
-func convertRule(r *v3.Rule, ns string, sets map[string]setRef) ([]dpapi.Rule, error) {
+func convertRule(out []dpapi.Rule, r *v3.Rule, ns string, sets map[string]setRef) ([]dpapi.Rule, error) {
 	if r.Source.Services != nil || r.Destination.Services != nil {
-		return nil, fmt.Errorf("service matches are not supported")
+		return out, fmt.Errorf("service matches are not supported")
 	}
 	base := dpapi.Rule{Action: dpapi.Action(r.Action)}
 	if r.Metadata != nil && len(r.Metadata.Annotations) > 0 {
@@ -77,7 +79,7 @@ func convertRule(r *v3.Rule, ns string, sets map[string]setRef) ([]dpapi.Rule, e
 	switch r.Action {
 	case v3.Allow, v3.Deny, v3.Pass, v3.Log:
 	default:
-		return nil, fmt.Errorf("unknown action %q", r.Action)
+		return out, fmt.Errorf("unknown action %q", r.Action)
 	}
 	if r.IPVersion != nil {
 		base.IPVersion = *r.IPVersion
@@ -98,25 +100,25 @@ func convertRule(r *v3.Rule, ns string, sets map[string]setRef) ([]dpapi.Rule, e
 	}
 	var err error
 	if base.SrcNets, err = parseNets(r.Source.Nets); err != nil {
-		return nil, err
+		return out, err
 	}
 	if base.NotSrcNets, err = parseNets(r.Source.NotNets); err != nil {
-		return nil, err
+		return out, err
 	}
 	if base.DstNets, err = parseNets(r.Destination.Nets); err != nil {
-		return nil, err
+		return out, err
 	}
 	if base.NotDstNets, err = parseNets(r.Destination.NotNets); err != nil {
-		return nil, err
+		return out, err
 	}
 
 	src, err := sideSels(&r.Source, ns)
 	if err != nil {
-		return nil, fmt.Errorf("source: %w", err)
+		return out, fmt.Errorf("source: %w", err)
 	}
 	dst, err := sideSels(&r.Destination, ns)
 	if err != nil {
-		return nil, fmt.Errorf("destination: %w", err)
+		return out, fmt.Errorf("destination: %w", err)
 	}
 	if src.not != nil {
 		base.NotSrcIPSets = []string{addSet(sets, selSet(src.not))}
@@ -159,7 +161,6 @@ func convertRule(r *v3.Rule, ns string, sets map[string]setRef) ([]dpapi.Rule, e
 		}
 		return out
 	}
-	var out []dpapi.Rule
 	for _, sv := range variants(src, numSrc, namedSrc) {
 		for _, dv := range variants(dst, numDst, namedDst) {
 			rr := base
