@@ -49,6 +49,9 @@ type Graph struct {
 	idx *index
 	// labelSets shares equal label maps between items.
 	labelSets *labelSets
+	// polHints indexes policies for matchPolicies; nil after a policy
+	// change.
+	polHints *policyHints
 	// implicitLabels are the endpoints' implicit label maps by namespace,
 	// orchestrator and service account, dropped when labelSets sweeps.
 	implicitLabels map[[3]string]map[string]string

@@ -140,18 +140,20 @@ func (g *Graph) localEndpoints() []*endpoint {
 // or changed is matched against every policy, a changed policy against
 // every local endpoint. Endpoints whose policies changed become stale.
 func (g *Graph) matchPolicies() {
+	if len(g.rematchPol) > 0 {
+		g.polHints = nil
+	}
 	eps := g.localEndpoints()
 	for _, ep := range eps {
 		if !g.rematchEP[ep.key] {
 			continue
 		}
+		if g.polHints == nil {
+			g.polHints = newPolicyHints(g.policies)
+		}
 		it := g.idx.items[ep.key]
 		m := map[dpapi.PolicyID]*policy{}
-		for id, p := range g.policies {
-			if p.sel.matches(it.namespace, it.labels) {
-				m[id] = p
-			}
-		}
+		g.polHints.matching(it, func(p *policy) { m[p.id] = p })
 		g.applies[ep.key] = m
 		g.stale[ep.key] = true
 	}
@@ -354,4 +356,43 @@ func (g *Graph) State() *dpapi.State {
 		return cmp.Or(strings.Compare(a.CIDR.String(), b.CIDR.String()), strings.Compare(a.Host, b.Host))
 	})
 	return st
+}
+
+// policyHints groups policies by their selector's hint, so that an
+// endpoint is checked only against those that may select it.
+type policyHints struct {
+	unhinted []*policy
+	hinted   map[string]map[string][]*policy // hint key → value → policies
+}
+
+func newPolicyHints(ps map[dpapi.PolicyID]*policy) *policyHints {
+	h := &policyHints{hinted: map[string]map[string][]*policy{}}
+	for _, p := range ps {
+		if p.sel.hint.key == "" {
+			h.unhinted = append(h.unhinted, p)
+			continue
+		}
+		byVal := nested(h.hinted, p.sel.hint.key)
+		for _, v := range p.sel.hint.vals {
+			byVal[v] = append(byVal[v], p)
+		}
+	}
+	return h
+}
+
+// matching calls f with each policy that selects it.
+func (h *policyHints) matching(it *item, f func(*policy)) {
+	check := func(p *policy) {
+		if p.sel.matches(it.namespace, it.labels) {
+			f(p)
+		}
+	}
+	for _, p := range h.unhinted {
+		check(p)
+	}
+	for k, v := range it.labels {
+		for _, p := range h.hinted[k][v] {
+			check(p)
+		}
+	}
 }

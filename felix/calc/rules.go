@@ -23,7 +23,11 @@ type ruleOwner string
 // profiles). A rule that cannot be converted is dropped and reported in
 // the returned errors; the others stay.
 func convertRules(owner ruleOwner, dir string, rules []v3.Rule, ns string, sets map[string]setRef) ([]dpapi.Rule, []error) {
-	var out []dpapi.Rule
+	n := 0
+	for i := range rules {
+		n += ruleVariants(&rules[i])
+	}
+	out := make([]dpapi.Rule, 0, n)
 	var errs []error
 	for i := range rules {
 		n := len(out)
@@ -204,6 +208,23 @@ func addSet(sets map[string]setRef, r setRef) string {
 		sets[r.id] = r
 	}
 	return r.id
+}
+
+// ruleVariants is how many dataplane rules convertRule makes of r.
+func ruleVariants(r *v3.Rule) int {
+	side := func(ports []v3.Port) int {
+		named := 0
+		for _, p := range ports {
+			if p.PortName != "" {
+				named++
+			}
+		}
+		if named < len(ports) || named == 0 {
+			return named + 1
+		}
+		return named
+	}
+	return side(r.Source.Ports) * side(r.Destination.Ports)
 }
 
 func splitPorts(ports []v3.Port) (num []dpapi.PortRange, named []string) {
