@@ -173,6 +173,9 @@ var _ Streamer = (*Recorder)(nil)
 // Run implements Runner.
 func (r *Recorder) Run(ctx context.Context, stdin []byte, name string, args ...string) ([]byte, error) {
 	out, err := r.Next.Run(ctx, stdin, name, args...)
+	if stdin != nil {
+		stdin = append([]byte(nil), stdin...) // the caller's to reuse
+	}
 	r.record(name, args, stdin, err)
 	return out, err
 }
@@ -185,11 +188,9 @@ func (r *Recorder) Stream(ctx context.Context, write func(io.Writer) error, name
 	return out, err
 }
 
+// record keeps a call; stdin becomes the Recorder's.
 func (r *Recorder) record(name string, args []string, stdin []byte, err error) {
-	c := Call{Name: name, Args: append([]string(nil), args...), Err: err}
-	if stdin != nil {
-		c.Stdin = append([]byte(nil), stdin...)
-	}
+	c := Call{Name: name, Args: append([]string(nil), args...), Stdin: stdin, Err: err}
 	r.mu.Lock()
 	r.calls = append(r.calls, c)
 	r.mu.Unlock()
