@@ -145,6 +145,13 @@ func TestCanonicalMembers(t *testing.T) {
 		{TypeIPPort, 6, "fd00:0::1,udp:53", []string{"fd00::1,udp:53"}},
 		{TypeIPPort, 4, "fd00::1,udp:53", nil},
 		{TypeIPPort, 4, "10.0.0.1", nil},
+		// Members already in kernel form come back as they are.
+		{TypeNet, 4, "10.0.0.0/24", []string{"10.0.0.0/24"}},
+		{TypeNet, 6, "fd00::/64", []string{"fd00::/64"}},
+		{TypeNet, 6, "fd00::1/128", []string{"fd00::1"}},
+		{TypeIPPort, 4, "10.0.0.1,tcp:80", []string{"10.0.0.1,tcp:80"}},
+		{TypeIPPort, 4, "::ffff:10.0.0.1,tcp:80", []string{"10.0.0.1,tcp:80"}},
+		{TypeIPPort, 6, "FD00::1,udp:53", []string{"fd00::1,udp:53"}},
 	} {
 		got := CanonicalMembers(tc.typ, tc.ipv, tc.in)
 		if strings.Join(got, ",") != strings.Join(tc.want, ",") {

@@ -194,10 +194,12 @@ func convert(id string, set *dpapi.IPSet, ipVersion int, fam string) converted {
 	if set.Type == dpapi.IPSetIPPort {
 		typ = TypeIPPort
 	}
-	ks := newSet(Name(ipVersion, id), typ, fam)
+	ks := &Set{Name: Name(ipVersion, id), Type: typ, Family: fam, Members: make(map[string]struct{}, len(set.Members))}
 	n := 0
+	var canon []string
 	for _, m := range set.Members {
-		for _, c := range CanonicalMembers(typ, ipVersion, m) {
+		canon = appendCanonical(canon[:0], typ, ipVersion, m)
+		for _, c := range canon {
 			ks.Members[c] = struct{}{}
 			n++
 		}
@@ -269,44 +271,64 @@ func familyOf(a netip.Addr) int {
 // two halves (hash:net cannot hold /0). It returns nil for other versions
 // and for members it cannot parse.
 func CanonicalMembers(typ string, ipVersion int, m string) []string {
+	return appendCanonical(nil, typ, ipVersion, m)
+}
+
+// appendCanonical is CanonicalMembers appending to dst. A member already
+// in kernel form, or an address with its full-length suffix, is returned
+// as (part of) m itself.
+func appendCanonical(dst []string, typ string, ipVersion int, m string) []string {
 	m = strings.TrimSpace(m)
 	if typ == TypeIPPort {
 		addr, port, ok := strings.Cut(m, ",")
 		if !ok {
-			return nil
+			return dst
 		}
 		a, err := netip.ParseAddr(addr)
 		if err != nil || familyOf(a) != ipVersion {
-			return nil
+			return dst
 		}
-		return []string{a.Unmap().String() + "," + strings.ToLower(port)}
+		if a.Is4In6() || a.String() != addr || strings.ToLower(port) != port {
+			return append(dst, a.Unmap().String()+","+strings.ToLower(port))
+		}
+		return append(dst, m)
 	}
 	var p netip.Prefix
 	if strings.Contains(m, "/") {
 		var err error
 		if p, err = netip.ParsePrefix(m); err != nil {
-			return nil
+			return dst
 		}
 	} else {
 		a, err := netip.ParseAddr(m)
 		if err != nil {
-			return nil
+			return dst
 		}
 		a = a.Unmap()
 		p = netip.PrefixFrom(a, a.BitLen())
 	}
 	if familyOf(p.Addr()) != ipVersion {
-		return nil
+		return dst
 	}
 	p = p.Masked()
 	switch {
 	case p.Bits() == p.Addr().BitLen():
-		return []string{p.Addr().String()}
+		addr, _, _ := strings.Cut(m, "/")
+		if p.Addr().Is4() && !strings.Contains(addr, ":") {
+			return append(dst, addr) // dotted quads parse only in their canonical form
+		}
+		if s := p.Addr().String(); s != addr {
+			return append(dst, s)
+		}
+		return append(dst, addr)
 	case p.Bits() == 0:
 		if ipVersion == 4 {
-			return []string{"0.0.0.0/1", "128.0.0.0/1"}
+			return append(dst, "0.0.0.0/1", "128.0.0.0/1")
 		}
-		return []string{"::/1", "8000::/1"}
+		return append(dst, "::/1", "8000::/1")
 	}
-	return []string{p.String()}
+	if s := p.String(); s != m {
+		return append(dst, s)
+	}
+	return append(dst, m)
 }
