@@ -30,13 +30,13 @@ func convertRules(owner ruleOwner, dir string, rules []v3.Rule, ns string, sets 
 	out := make([]dpapi.Rule, 0, n)
 	var errs []error
 	for i := range rules {
-		n := len(out)
+		first := len(out)
 		var err error
 		if out, err = convertRule(out, &rules[i], ns, sets); err != nil {
 			errs = append(errs, fmt.Errorf("%s rule %d: %w", dir, i, err))
 			continue
 		}
-		rs := out[n:]
+		rs := out[first:]
 		base := ruleID(owner, dir, i, &rules[i])
 		for j := range rs {
 			rs[j].ID = base

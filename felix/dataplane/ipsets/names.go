@@ -274,6 +274,16 @@ func CanonicalMembers(typ string, ipVersion int, m string) []string {
 	return appendCanonical(nil, typ, ipVersion, m)
 }
 
+// isCanonical reports whether text, which parsed as a (unmapped), is
+// already the form `ipset save` prints. Dotted quads parse only in that
+// form, so only IPv6 text is formatted again to compare.
+func isCanonical(a netip.Addr, text string) bool {
+	if !strings.Contains(text, ":") {
+		return a.Is4()
+	}
+	return a.Is6() && !a.Is4In6() && a.String() == text
+}
+
 // appendCanonical is CanonicalMembers appending to dst. A member already
 // in kernel form, or an address with its full-length suffix, is returned
 // as (part of) m itself.
@@ -288,7 +298,7 @@ func appendCanonical(dst []string, typ string, ipVersion int, m string) []string
 		if err != nil || familyOf(a) != ipVersion {
 			return dst
 		}
-		if a.Is4In6() || a.String() != addr || strings.ToLower(port) != port {
+		if !isCanonical(a, addr) || strings.ToLower(port) != port {
 			return append(dst, a.Unmap().String()+","+strings.ToLower(port))
 		}
 		return append(dst, m)
@@ -313,14 +323,10 @@ func appendCanonical(dst []string, typ string, ipVersion int, m string) []string
 	p = p.Masked()
 	switch {
 	case p.Bits() == p.Addr().BitLen():
-		addr, _, _ := strings.Cut(m, "/")
-		if p.Addr().Is4() && !strings.Contains(addr, ":") {
-			return append(dst, addr) // dotted quads parse only in their canonical form
+		if addr, _, _ := strings.Cut(m, "/"); isCanonical(p.Addr(), addr) {
+			return append(dst, addr)
 		}
-		if s := p.Addr().String(); s != addr {
-			return append(dst, s)
-		}
-		return append(dst, addr)
+		return append(dst, p.Addr().String())
 	case p.Bits() == 0:
 		if ipVersion == 4 {
 			return append(dst, "0.0.0.0/1", "128.0.0.0/1")
