@@ -17,7 +17,7 @@ import (
 
 // Check implements Dataplane. Routes a chained plugin may have added are
 // ignored; only what Setup programmed must be present.
-func (k *Kernel) Check(req *CheckRequest) error {
+func (k *Kernel) Check(req *Request) error {
 	addrs, has4, has6 := podAddrs(req.Addrs)
 	routes := podRoutes(req.Routes, has4, has6)
 	podNS, err := openNS(req.NetNS)

@@ -21,6 +21,7 @@
 package dataplane
 
 import (
+	"crypto/rand"
 	"crypto/sha1"
 	"encoding/hex"
 	"errors"
@@ -90,6 +91,22 @@ type Request struct {
 	// Families, when known before the addresses are, lets Create also
 	// do what needs no address (see Create). Zero means unknown.
 	Families Families
+	// PodMAC is the pod interface's MAC: Create gives it to the
+	// interface (nil: the kernel picks one), Check compares it (nil: not
+	// compared).
+	PodMAC net.HardwareAddr
+}
+
+// NewPodMAC returns a random, locally administered unicast MAC, as the
+// kernel gives a veth by default; chosen before the pair exists, so that
+// the endpoint can be written while the pair is made.
+func NewPodMAC() (net.HardwareAddr, error) {
+	mac := make(net.HardwareAddr, 6)
+	if _, err := rand.Read(mac); err != nil {
+		return nil, err
+	}
+	mac[0] = mac[0]&0xfe | 0x02
+	return mac, nil
 }
 
 // Families are the address families a pod has.
@@ -109,14 +126,6 @@ type Result struct {
 	HostIfName string
 	HostMAC    net.HardwareAddr
 	PodMAC     net.HardwareAddr
-}
-
-// CheckRequest is what Check expects to find.
-type CheckRequest struct {
-	Request
-	// PodMAC is the pod interface's MAC from the previous result; nil to
-	// skip that comparison.
-	PodMAC net.HardwareAddr
 }
 
 // Dataplane programs workload interfaces. Every method runs with the
@@ -161,7 +170,7 @@ type Dataplane interface {
 	DeletePair(req *Request) (bool, error)
 	// Check reports the first way the interface differs from req: a
 	// missing or misconfigured interface, address or route on either side.
-	Check(req *CheckRequest) error
+	Check(req *Request) error
 }
 
 // podAddrs returns the addresses as host prefixes and which families

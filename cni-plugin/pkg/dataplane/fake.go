@@ -30,7 +30,6 @@ type Fake struct {
 // FakeIface is one workload interface the Fake holds.
 type FakeIface struct {
 	Request
-	PodMAC net.HardwareAddr
 }
 
 var _ Dataplane = (*Fake)(nil)
@@ -112,10 +111,15 @@ func (f *Fake) Create(req *Request) (*Result, error) {
 	if err := f.prepareLocked(req); err != nil {
 		return nil, err
 	}
-	f.macs++
-	mac := net.HardwareAddr{0x0a, 0x58, 0, 0, byte(f.macs >> 8), byte(f.macs)}
+	mac := req.PodMAC
+	if mac == nil {
+		f.macs++
+		mac = net.HardwareAddr{0x0a, 0x58, 0, 0, byte(f.macs >> 8), byte(f.macs)}
+	}
 	key := req.NetNS + "/" + req.IfName
-	f.pods[key] = &FakeIface{Request: *req, PodMAC: mac}
+	made := *req
+	made.PodMAC = mac
+	f.pods[key] = &FakeIface{Request: made}
 	f.hosts[req.HostIfName] = key
 	return &Result{HostIfName: req.HostIfName, HostMAC: HostMAC, PodMAC: mac}, nil
 }
@@ -191,7 +195,7 @@ func (f *Fake) AddForeign(netns, ifName string) {
 }
 
 // Check implements Dataplane.
-func (f *Fake) Check(req *CheckRequest) error {
+func (f *Fake) Check(req *Request) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if f.FailCheck != nil {

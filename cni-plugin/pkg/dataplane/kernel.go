@@ -112,7 +112,7 @@ func (k *Kernel) Create(req *Request) (_ *Result, err error) {
 			return err
 		}
 		veth := &netlink.Veth{
-			LinkAttrs:        netlink.LinkAttrs{Name: req.IfName, MTU: req.MTU},
+			LinkAttrs:        netlink.LinkAttrs{Name: req.IfName, MTU: req.MTU, HardwareAddr: req.PodMAC},
 			PeerName:         req.HostIfName,
 			PeerHardwareAddr: HostMAC,
 			PeerNamespace:    netlink.NsFd(int(hostNS.Fd())),

@@ -150,14 +150,15 @@ func TestKernelSetupDualStackPing(t *testing.T) {
 	}
 
 	// Check passes on what Setup made, and fails once a piece is gone.
-	creq := &CheckRequest{Request: *req1, PodMAC: res1.PodMAC}
-	if err := e.in(func() error { return e.k.Check(creq) }); err != nil {
+	creq := *req1
+	creq.PodMAC = res1.PodMAC
+	if err := e.in(func() error { return e.k.Check(&creq) }); err != nil {
 		t.Fatalf("Check: %v", err)
 	}
 	if err := e.host.Exec("ip", "route", "del", "10.65.0.1/32"); err != nil {
 		t.Fatal(err)
 	}
-	err := e.in(func() error { return e.k.Check(creq) })
+	err := e.in(func() error { return e.k.Check(&creq) })
 	if err == nil || !strings.Contains(err.Error(), "route to 10.65.0.1/32 missing") {
 		t.Fatalf("Check after route removal: %v", err)
 	}
@@ -196,7 +197,7 @@ func TestKernelInterfaceExistsLeavesItAlone(t *testing.T) {
 	if err := pod.Exec("ip", "addr", "show", "eth0"); err != nil {
 		t.Errorf("the first interface is gone: %v", err)
 	}
-	if err := e.in(func() error { return e.k.Check(&CheckRequest{Request: *req}) }); err != nil {
+	if err := e.in(func() error { return e.k.Check(req) }); err != nil {
 		t.Errorf("Check after refused ADD: %v", err)
 	}
 }
@@ -336,7 +337,7 @@ func TestKernelDeletePairOnlyItsOwn(t *testing.T) {
 	if deletePair(&Request{NetNS: otherPath, IfName: "eth0", HostIfName: "calitest00020"}) {
 		t.Fatal("deleted the pair for a request in another pod")
 	}
-	if err := e.in(func() error { return e.k.Check(&CheckRequest{Request: *req}) }); err != nil {
+	if err := e.in(func() error { return e.k.Check(req) }); err != nil {
 		t.Fatalf("the pair after refused deletions: %v", err)
 	}
 	if !deletePair(req) {

@@ -75,13 +75,14 @@ func (p *Plugin) attachment(args *skel.CmdArgs) (*attachment, error) {
 // Add serves ADD and returns the result in the current spec version. The
 // steps, as in the package doc:
 //
-//  1. Plan and veth. IPAM plans the assignment while this goroutine makes
-//     the veth pair (kernel work stays on the thread whose namespace is
-//     the host's). Undo: this ADD's addresses released (before the commit,
-//     only the plan given up), the pair deleted.
-//  2. Endpoint. The WorkloadEndpoint is built from the planned addresses
-//     and the pair.
-//  3. Commit. Addresses and endpoint are written in one etcd transaction,
+//  1. Veth, and beside it steps 2-4. A goroutine makes the veth pair,
+//     with the pod MAC chosen beforehand so that nothing the datastore's
+//     side writes waits on it. Undo: the pair deleted.
+//  2. Plan. IPAM picks the addresses. Undo: this ADD's addresses
+//     released (before the commit, only the plan given up).
+//  3. Endpoint. The WorkloadEndpoint is built from the planned addresses,
+//     the host veth's name and the pod MAC.
+//  4. Commit. Addresses and endpoint are written in one etcd transaction,
 //     guarded by the network's profile and the cluster's initialisation.
 //     When the plan has no addresses yet or the endpoint cannot go with
 //     them (no saved IPAM state, profile missing, endpoint name taken by
@@ -89,8 +90,9 @@ func (p *Plugin) attachment(args *skel.CmdArgs) (*attachment, error) {
 //     IPAM, a pod's own addresses), the addresses are written first, then
 //     the profile ensured and the endpoint written. Undo: the endpoint
 //     deleted if it is still this container's.
-//  4. Configure and 5. route (Dataplane.Configure): the pod's addresses,
-//     then the host's routes to them; on failure it deletes the pair.
+//  5. Configure and route (Dataplane.Configure), once both sides are
+//     done: the pod's addresses, then the host's routes to them; on
+//     failure it deletes the pair.
 //
 // An ADD repeated for the same container (the runtime retrying one that
 // was cut off, even by SIGKILL at any point) finishes the attachment and
@@ -107,6 +109,9 @@ func (p *Plugin) Add(ctx context.Context, args *skel.CmdArgs) (_ *current.Result
 	if a.req.MTU, err = p.Conf.PodMTU(); err != nil {
 		return nil, err
 	}
+	if a.req.PodMAC, err = dataplane.NewPodMAC(); err != nil {
+		return nil, err
+	}
 	if err := p.forPod(ctx, a); err != nil {
 		return nil, err
 	}
@@ -117,69 +122,99 @@ func (p *Plugin) Add(ctx context.Context, args *skel.CmdArgs) (_ *current.Result
 		}
 	}()
 
-	// 1. Plan the assignment; beside it, make the veth pair.
-	type planned struct {
-		plan Assignment
-		err  error
+	// 1. The veth pair; beside it, 2-4 plan, endpoint and commit. The
+	// datastore's side is the longer, so it keeps this goroutine.
+	type made struct {
+		dp  *dataplane.Result
+		err error
+		ms  float64
 	}
-	planDone := make(chan planned, 1)
+	pair := make(chan made, 1)
 	go func() {
-		plan, err := p.plan(ctx, a)
-		planDone <- planned{plan, err}
+		t := time.Now()
+		dp, err := p.createPair(a)
+		pair <- made{dp, err, sinceMS(t)}
 	}()
-	dp, dpErr := p.createPair(a)
-	if dpErr == nil && p.Prime != nil {
-		p.Prime()
+	c := p.commit(ctx, a)
+	m := <-pair
+	dp, dpErr := m.dp, m.err
+	if c.plan != nil {
+		undo.push("releasing the addresses", c.plan.Undo)
 	}
-	pr := <-planDone
-	if pr.err == nil {
-		undo.push("releasing the addresses", pr.plan.Undo)
+	if c.endpoint != nil {
+		undo.push("removing the endpoint", func(ctx context.Context) error {
+			_, err := p.Endpoint.DeleteOwned(ctx, c.endpoint, a.args.ContainerID)
+			return err
+		})
 	}
 	if dpErr == nil {
 		undo.push("removing the interface", func(context.Context) error { return p.DP.Teardown(a.req.NetNS, a.req.IfName, nil) })
 	}
-	if dpErr != nil || pr.err != nil {
-		return nil, errors.Join(wrapErr("creating "+a.req.IfName, dpErr), wrapErr("assigning addresses", pr.err))
+	if dpErr != nil || c.err != nil {
+		return nil, errors.Join(wrapErr("creating "+a.req.IfName, dpErr), c.err)
 	}
-	plan := pr.plan
-	tPlanned := time.Now()
-
-	// 2. Build the endpoint, when the plan has the addresses.
-	var pending *v3.WorkloadEndpoint
-	var ops []backend.TxnOp
-	if addrs := plan.Addrs(); addrs != nil {
-		pending, ops = p.endpointOps(ctx, a, dp, addrs)
-	}
-
-	// 3. Commit addresses and endpoint together, or one after the other.
-	addrs, rev, err := plan.Commit(ctx, ops...)
-	if err != nil {
-		return nil, fmt.Errorf("assigning addresses: %w", err)
-	}
-	if len(addrs) == 0 {
-		return nil, errors.New("ipam returned no addresses")
-	}
-	written := pending
-	if rev != 0 {
-		p.Endpoint.Committed(pending, rev)
-	} else if written, err = p.writeEndpoint(ctx, a, dp, addrs); err != nil {
-		return nil, err
-	}
-	undo.push("removing the endpoint", func(ctx context.Context) error {
-		_, err := p.Endpoint.DeleteOwned(ctx, written, a.args.ContainerID)
-		return err
-	})
 	tCommitted := time.Now()
 
-	// 4, 5. Configure the pod's addresses and route to them.
-	a.req.Addrs = addrs
+	// 5. Configure the pod's addresses and route to them.
+	a.req.Addrs = c.addrs
 	if err := p.DP.Configure(a.req); err != nil {
 		return nil, fmt.Errorf("setting up %s: %w", a.req.IfName, err)
 	}
-	a.log.WithFields(logrus.Fields{"addrs": addrs, "hostIface": dp.HostIfName, "ms": sinceMS(start),
-		"planMS": ms(tPlanned.Sub(start)), "commitMS": ms(tCommitted.Sub(tPlanned)), "endpointWithIPAM": rev != 0,
+	a.log.WithFields(logrus.Fields{"addrs": c.addrs, "hostIface": dp.HostIfName, "ms": sinceMS(start),
+		"planMS": c.planMS, "commitMS": c.commitMS, "pairMS": m.ms, "endpointWithIPAM": c.together,
 		"configureMS": sinceMS(tCommitted)}).Info("workload added")
-	return p.result(a, dp, addrs), nil
+	return p.result(a, dp, c.addrs), nil
+}
+
+// commitment is what commit did, for Add to undo on failure.
+type commitment struct {
+	// plan is the assignment once planned; its Undo releases what the
+	// commit assigned.
+	plan  Assignment
+	addrs []netip.Addr
+	// endpoint is the WorkloadEndpoint once written.
+	endpoint *v3.WorkloadEndpoint
+	// together: the endpoint went in the addresses' transaction.
+	together         bool
+	planMS, commitMS float64
+	err              error
+}
+
+// commit plans the attachment's addresses, builds its endpoint and
+// writes both, in one transaction when it can (steps 2-4 of Add).
+func (p *Plugin) commit(ctx context.Context, a *attachment) (c commitment) {
+	t0 := time.Now()
+	c.plan, c.err = p.plan(ctx, a)
+	if c.err != nil {
+		c.err = wrapErr("assigning addresses", c.err)
+		return c
+	}
+	t1 := time.Now()
+	c.planMS = ms(t1.Sub(t0))
+	defer func() { c.commitMS = sinceMS(t1) }()
+
+	var pending *v3.WorkloadEndpoint
+	var ops []backend.TxnOp
+	if addrs := c.plan.Addrs(); addrs != nil {
+		pending, ops = p.endpointOps(ctx, a, addrs)
+	}
+	addrs, rev, err := c.plan.Commit(ctx, ops...)
+	switch {
+	case err != nil:
+		c.err = fmt.Errorf("assigning addresses: %w", err)
+		return c
+	case len(addrs) == 0:
+		c.err = errors.New("ipam returned no addresses")
+		return c
+	}
+	c.addrs = addrs
+	if rev != 0 {
+		p.Endpoint.Committed(pending, rev)
+		c.endpoint, c.together = pending, true
+		return c
+	}
+	c.endpoint, c.err = p.writeEndpoint(ctx, a, addrs)
+	return c
 }
 
 // plan starts the attachment's assignment: IPAM's choice, or in
@@ -226,8 +261,8 @@ func (p *Plugin) createPair(a *attachment) (*dataplane.Result, error) {
 // it in the assignment's transaction, guarded by the network's profile
 // (see wep.Store.CreateOps). Ops it cannot prepare are left out: the
 // endpoint is then written after the addresses, where the error shows.
-func (p *Plugin) endpointOps(ctx context.Context, a *attachment, dp *dataplane.Result, addrs []netip.Addr) (*v3.WorkloadEndpoint, []backend.TxnOp) {
-	w := wep.Build(a.ids, a.meta, dp.HostIfName, dp.PodMAC, addrs)
+func (p *Plugin) endpointOps(ctx context.Context, a *attachment, addrs []netip.Addr) (*v3.WorkloadEndpoint, []backend.TxnOp) {
+	w := wep.Build(a.ids, a.meta, a.req.HostIfName, a.req.PodMAC, addrs)
 	pending, ops, err := p.Endpoint.CreateOps(ctx, w, a.network)
 	if err != nil {
 		a.log.WithError(err).Debug("endpoint not written with the addresses")
@@ -238,11 +273,11 @@ func (p *Plugin) endpointOps(ctx context.Context, a *attachment, dp *dataplane.R
 
 // writeEndpoint writes the attachment's endpoint on its own, after its
 // network's profile is ensured (which also initialises the cluster).
-func (p *Plugin) writeEndpoint(ctx context.Context, a *attachment, dp *dataplane.Result, addrs []netip.Addr) (*v3.WorkloadEndpoint, error) {
+func (p *Plugin) writeEndpoint(ctx context.Context, a *attachment, addrs []netip.Addr) (*v3.WorkloadEndpoint, error) {
 	if err := p.Endpoint.EnsureProfile(ctx, a.network, a.ids.IsK8s()); err != nil {
 		return nil, err
 	}
-	return p.Endpoint.Write(ctx, wep.Build(a.ids, a.meta, dp.HostIfName, dp.PodMAC, addrs))
+	return p.Endpoint.Write(ctx, wep.Build(a.ids, a.meta, a.req.HostIfName, a.req.PodMAC, addrs))
 }
 
 // undoStack holds the undo of each step of an ADD that succeeded.

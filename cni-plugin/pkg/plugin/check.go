@@ -12,8 +12,6 @@ import (
 	"github.com/containernetworking/cni/pkg/types"
 	current "github.com/containernetworking/cni/pkg/types/100"
 	"github.com/containernetworking/cni/pkg/version"
-
-	"github.com/calico-etcd/calico/cni-plugin/pkg/dataplane"
 )
 
 // Check serves CHECK: the addresses are still assigned, the endpoint is
@@ -77,8 +75,8 @@ func (p *Plugin) Check(ctx context.Context, args *skel.CmdArgs) error {
 		return fmt.Errorf("workload endpoint %s has MAC %s, want %s", w.Name, w.Spec.MAC, podMAC)
 	}
 
-	a.req.Addrs = addrs
-	if err := p.DP.Check(&dataplane.CheckRequest{Request: *a.req, PodMAC: podMAC}); err != nil {
+	a.req.Addrs, a.req.PodMAC = addrs, podMAC
+	if err := p.DP.Check(a.req); err != nil {
 		return fmt.Errorf("checking %s: %w", args.IfName, err)
 	}
 	return nil

@@ -1,22 +1,23 @@
 // Package plugin is the calico CNI plugin: it ties IPAM, the dataplane and
 // the WorkloadEndpoint together for each CNI verb.
 //
-// ADD (Plugin.Add) is a straight sequence. Only its first two steps run
-// side by side; each step that changes something has its own undo, and a
-// failure runs the undos of the steps before it, last first:
+// ADD (Plugin.Add) is a straight sequence with one fork: the veth pair is
+// made beside the datastore's steps. Each step that changes something has
+// its own undo, and a failure runs the undos of the steps before it, last
+// first:
 //
-//	  ┌ 1 plan: IPAM picks the addresses ┐
-//	──┤                                  ├─ 2 endpoint ─ 3 commit ──────── 4 configure ─ 5 route ── result
-//	  └ 1 veth pair made, links up       ┘    built        addresses and     pod           host
-//	                                                       endpoint, one     addresses     /32 routes
-//	                                                       etcd transaction
-//	undo: release this ADD's addresses;      delete the endpoint   (a failed configure
-//	      delete the pair                                           deletes the pair)
+//	  ┌ 1 veth pair made, links up (pod MAC chosen beforehand) ────────────┐
+//	──┤                                                                    ├─ 5 configure ─ route ── result
+//	  └ 2 plan: IPAM picks ─ 3 endpoint ─ 4 commit: addresses and         ┘    pod            host
+//	        the addresses      built         endpoint, one etcd transaction     addresses      /32 routes
+//	undo: delete the pair; release this ADD's addresses;  delete the endpoint   (a failed configure
+//	                                                                             deletes the pair)
 //
 // IPAM plans under the host-wide lock from the state the lock file keeps,
 // without reading etcd; the plan names the addresses, the endpoint is built
-// from them and the pair, and Assignment.Commit writes both in one
-// transaction (or, when it cannot, the addresses and then the endpoint).
+// from them, the host veth's name and the pod MAC, and Assignment.Commit
+// writes both in one transaction (or, when it cannot, the addresses and
+// then the endpoint). Neither side waits on the other until step 5, and
 // IPAM never calls back into the plugin. Repeated for a container (a
 // retry, even of an ADD killed midway), ADD finishes the attachment: the
 // handle's addresses, its own earlier veth made again, the endpoint
@@ -124,9 +125,6 @@ type Plugin struct {
 	Endpoint *wep.Store
 	DP       dataplane.Dataplane
 	Log      *logrus.Entry
-	// Prime, when set, readies the datastore client's first request
-	// (see etcd.Client.Prime); ADD calls it while it would wait.
-	Prime func()
 	// Kube reads pods in Kubernetes mode; nil in etcd mode.
 	Kube *k8s.Client
 }
@@ -167,7 +165,7 @@ func New(conf *Config, getenv func(string) string, stderr io.Writer) (*Plugin, f
 	c := client.New(be)
 	p := &Plugin{
 		Conf: conf, Node: node, Client: c, Pools: ic,
-		Endpoint: wep.NewStore(c, log), DP: dataplane.NewKernel(log), Log: log, Prime: be.Prime, Kube: kube,
+		Endpoint: wep.NewStore(c, log), DP: dataplane.NewKernel(log), Log: log, Kube: kube,
 	}
 	if conf.IPAM.Type == CalicoIPAM {
 		p.IPAM = InProcessIPAM{&ipamplugin.Plugin{IPAM: ic, Client: c, Nodename: node, LockFile: conf.LockFile(getenv),

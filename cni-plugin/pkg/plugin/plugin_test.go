@@ -454,6 +454,33 @@ func TestAddRollsBackEveryStep(t *testing.T) {
 	}
 }
 
+// The pair is made beside the commit: when it fails, the endpoint that
+// went in with the addresses (a warm ADD) is deleted and the addresses
+// released.
+func TestFailedPairUndoesCommittedEndpoint(t *testing.T) {
+	ctx := context.Background()
+	e := newEnv(t, testConf, "10.65.0.0/28")
+	first := e.args("aaaa", "/ns/a", "eth0", "")
+	e.add(first) // cold: claims the block, so the next ADD is warm
+	a := e.args("bbbb", "/ns/b", "eth0", "")
+	e.dp.DeleteNetNS(a.Netns)
+	if _, err := e.p.Add(ctx, a); !errors.Is(err, dataplane.ErrNetNSNotFound) {
+		t.Fatalf("Add: %v, want %v", err, dataplane.ErrNetNSNotFound)
+	}
+	weps, _, err := e.c.WorkloadEndpoints().List(ctx, client.ListOptions{})
+	if err != nil || len(weps) != 1 || weps[0].Spec.ContainerID != "aaaa" {
+		t.Fatalf("endpoints %+v (%v), want only aaaa's", weps, err)
+	}
+	allocs, err := e.ic.Allocations(ctx)
+	if err != nil || len(allocs) != 1 || allocs[0].Handle != "net1.aaaa" {
+		t.Fatalf("allocations %+v (%v), want only aaaa's", allocs, err)
+	}
+	if err := e.p.Del(ctx, first); err != nil {
+		t.Fatal(err)
+	}
+	e.assertEmpty()
+}
+
 func TestPoolExhausted(t *testing.T) {
 	e := newEnv(t, testConf, "10.65.0.0/30")
 	var args []*skel.CmdArgs
