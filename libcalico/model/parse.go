@@ -12,7 +12,7 @@ import (
 func ParseKey(path string) Key {
 	switch {
 	case strings.HasPrefix(path, ResourcesRoot):
-		return parseResource(strings.Split(path[len(ResourcesRoot):], "/"))
+		return parseResource(path[len(ResourcesRoot):])
 	case strings.HasPrefix(path, IPAMRoot):
 		return parseIPAM(strings.Split(path[len(IPAMRoot):], "/"))
 	case strings.HasPrefix(path, FelixRoot+"no-region/host/"):
@@ -30,19 +30,24 @@ func nonEmpty(parts []string) bool {
 	return true
 }
 
-func parseResource(p []string) Key {
-	if !nonEmpty(p) || len(p) < 2 {
+// parseResource reads "<plural>/<name>" or "<plural>/<namespace>/<name>",
+// as the kind is namespaced. It cuts rather than splits: a list parses
+// thousands of these.
+func parseResource(path string) Key {
+	plural, rest, ok := strings.Cut(path, "/")
+	if !ok {
 		return nil
 	}
-	info, ok := v3.LookupPlural(p[0])
-	if !ok || info.Plural != p[0] {
+	info, ok := v3.LookupPlural(plural)
+	if !ok || info.Plural != plural {
 		return nil
 	}
-	if info.Namespaced && len(p) == 3 {
-		return ResourceKey{Kind: info.Kind, Namespace: p[1], Name: p[2]}
-	}
-	if !info.Namespaced && len(p) == 2 {
-		return ResourceKey{Kind: info.Kind, Name: p[1]}
+	first, second, two := strings.Cut(rest, "/")
+	switch {
+	case info.Namespaced && two && nonEmpty([]string{first, second}) && !strings.Contains(second, "/"):
+		return ResourceKey{Kind: info.Kind, Namespace: first, Name: second}
+	case !info.Namespaced && !two && nonEmpty([]string{first}):
+		return ResourceKey{Kind: info.Kind, Name: first}
 	}
 	return nil
 }

@@ -70,8 +70,9 @@ func LookupKind(kind string) (KindInfo, bool) {
 
 // LookupPlural finds a kind by its plural ("ippools").
 func LookupPlural(plural string) (KindInfo, bool) {
+	plural = strings.ToLower(plural)
 	for _, k := range kindInfos {
-		if k.Plural == strings.ToLower(plural) {
+		if k.Plural == plural {
 			return k, true
 		}
 	}

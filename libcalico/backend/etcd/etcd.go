@@ -483,12 +483,14 @@ func (c *Client) List(ctx context.Context, opts model.ListOptions) (*backend.KVL
 		return nil, c.wrap(ctx, "list "+prefix, err)
 	}
 	out := &backend.KVList{Revision: resp.Header.Revision, KVPairs: make([]*backend.KVPair, 0, len(resp.Kvs))}
+	pairs := make([]backend.KVPair, 0, len(resp.Kvs)) // one allocation for all
 	for _, kv := range resp.Kvs {
 		k := model.ParseKey(string(kv.Key))
 		if k == nil || !opts.Matches(k) {
 			continue
 		}
-		out.KVPairs = append(out.KVPairs, &backend.KVPair{Key: k, Value: kv.Value, Revision: kv.ModRevision})
+		pairs = append(pairs, backend.KVPair{Key: k, Value: kv.Value, Revision: kv.ModRevision})
+		out.KVPairs = append(out.KVPairs, &pairs[len(pairs)-1])
 	}
 	return out, nil
 }
