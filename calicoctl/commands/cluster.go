@@ -168,8 +168,7 @@ func versionReport(ci *v3.ClusterInformation) []byte {
 		fmt.Fprintln(&b, "Cluster Version:  ", orDefault(ci.Spec.CalicoVersion, "unknown"))
 		fmt.Fprintln(&b, "Cluster Type:     ", orDefault(ci.Spec.ClusterType, "unknown"))
 		fmt.Fprintln(&b, "Cluster GUID:     ", ci.Spec.ClusterGUID)
-		ready := ci.Spec.DatastoreReady == nil || *ci.Spec.DatastoreReady
-		fmt.Fprintln(&b, "Datastore ready:  ", ready)
+		fmt.Fprintln(&b, "Datastore ready:  ", ci.Spec.Ready())
 	}
 	return []byte(b.String())
 }

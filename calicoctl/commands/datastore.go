@@ -89,7 +89,8 @@ func newMigrateLockCmd(env *Env) *cobra.Command {
 		Use:   "lock",
 		Short: "Lock the datastore to prevent changes during migration",
 		Long: `Lock the datastore: set ClusterInformation datastoreReady to false. Export,
-ipam split and ipam release --from-report (without --force) need it.`,
+ipam split and ipam release --from-report (without --force) need it. While it is
+locked the CNI plugin refuses ADD and DEL (try again later).`,
 		Example: `  calicoctl datastore migrate lock`,
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -167,7 +168,7 @@ func checkLocked(ctx context.Context, c *client.Client) (bool, error) {
 	if err != nil {
 		return false, fmt.Errorf("error retrieving ClusterInformation: %w", err)
 	}
-	return ci.Spec.DatastoreReady != nil && !*ci.Spec.DatastoreReady, nil
+	return !ci.Spec.Ready(), nil
 }
 
 func (env *Env) runExport(ctx context.Context) error {

@@ -74,7 +74,7 @@ func buildIPAMReport(st *ipamState, r *ipamcheck.Report, inUse map[netip.Addr][]
 	rep := &ipamReport{Version: buildinfo.Version, Allocations: map[string][]reportAllocation{}}
 	if ci := st.clusterInfo; ci != nil {
 		rep.ClusterGUID, rep.ClusterType, rep.ClusterInfoRevision = ci.Spec.ClusterGUID, ci.Spec.ClusterType, ci.ResourceVersion
-		rep.DatastoreLocked = ci.Spec.DatastoreReady != nil && !*ci.Spec.DatastoreReady
+		rep.DatastoreLocked = !ci.Spec.Ready()
 	}
 	type key struct {
 		ip  netip.Addr
@@ -160,7 +160,7 @@ func (env *Env) releaseFromReports(ctx context.Context, c *client.Client, ic *ip
 	if !current {
 		return failf(nil, "the provided reports are all stale - at least one should be up-to-date. Please generate a new report while the data store is locked and try again")
 	}
-	if ci.Spec.DatastoreReady == nil || *ci.Spec.DatastoreReady {
+	if ci.Spec.Ready() {
 		if !force {
 			return failf(nil, "data store is not locked. Either lock the data store, or re-run with --force")
 		}

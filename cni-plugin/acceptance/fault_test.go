@@ -209,3 +209,41 @@ func TestInterfaceAlreadyPresent(t *testing.T) {
 	}
 	h.assertClean()
 }
+
+// While the datastore is locked ('calicoctl datastore migrate lock'),
+// ADD and DEL fail with code 11 and change nothing, and STATUS says 50;
+// unlocked, both work again.
+func TestLockedDatastore(t *testing.T) {
+	h := newHost(t)
+	h.addPool("pool4", poolV4, 26)
+	l := h.list(netConf{})
+	first, second := h.newPod("10c0001", "prod/web"), h.newPod("10c0002", "prod/api")
+	h.mustAdd(l, first)
+	lockDatastore(t, h.c, true)
+	wantErr(t, "ADD while locked", h.add(l, second), types.ErrTryAgainLater, "not ready to process requests")
+	podHasNoInterface(t, second)
+	wantErr(t, "DEL while locked", h.del(l, first), types.ErrTryAgainLater, "datastoreReady false")
+	if out, _ := first.ns.Output("ip", "-o", "link"); !strings.Contains(out, "eth0") {
+		t.Errorf("DEL while locked removed the pod's interface:\n%s", out)
+	}
+	wantErr(t, "STATUS while locked", h.status(l), 50, "not ready")
+	lockDatastore(t, h.c, false)
+	h.mustDel(l, first)
+	h.mustAdd(l, second)
+	h.mustDel(l, second)
+	h.assertClean()
+}
+
+func lockDatastore(t *testing.T, c *client.Client, locked bool) {
+	t.Helper()
+	ctx := context.Background()
+	ci, err := c.ClusterInformations().Get(ctx, "", client.ClusterInformationName)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ready := !locked
+	ci.Spec.DatastoreReady = &ready
+	if _, err := c.ClusterInformations().Update(ctx, ci); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -273,6 +273,37 @@ func TestEnsureInitializedAnd(t *testing.T) {
 	}
 }
 
+// DatastoreReady follows ClusterInformation's datastoreReady: a cluster
+// without one is ready, so is one that leaves the flag out.
+func TestDatastoreReady(t *testing.T) {
+	c, _ := newMemClient(t)
+	if got, err := c.DatastoreReady(ctx); err != nil || !got {
+		t.Fatalf("no ClusterInformation: DatastoreReady = %v, %v; want true", got, err)
+	}
+	if err := c.EnsureInitialized(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name  string
+		ready *bool
+		want  bool
+	}{{"flag unset", nil, true}, {"locked", ptr(false), false}, {"unlocked", ptr(true), true}} {
+		ci, err := c.ClusterInformations().Get(ctx, "", client.ClusterInformationName)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ci.Spec.DatastoreReady = tc.ready
+		if _, err := c.ClusterInformations().Update(ctx, ci); err != nil {
+			t.Fatal(err)
+		}
+		if got, err := c.DatastoreReady(ctx); err != nil || got != tc.want {
+			t.Errorf("%s: DatastoreReady = %v, %v; want %v", tc.name, got, err, tc.want)
+		}
+	}
+}
+
+func ptr[T any](v T) *T { return &v }
+
 // CreateOp's ops, committed in a transaction of the caller's, store what
 // Create would have; a taken name fails the transaction, and so does an
 // uninitialised cluster; bad input fails before any op exists.

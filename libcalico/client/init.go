@@ -5,11 +5,13 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
+	"fmt"
 
 	v3 "github.com/calico-etcd/calico/libcalico/api/v3"
 	"github.com/calico-etcd/calico/libcalico/backend"
 	"github.com/calico-etcd/calico/libcalico/buildinfo"
 	"github.com/calico-etcd/calico/libcalico/cerrors"
+	"github.com/calico-etcd/calico/libcalico/model"
 )
 
 // ClusterInformationName is the one ClusterInformation a cluster has.
@@ -62,6 +64,42 @@ func (c *Client) EnsureInitializedAnd(ctx context.Context, rs ...v3.Resource) ([
 	}
 	c.initialized.Store(true)
 	return present[len(want):], nil
+}
+
+// DatastoreReady reports whether ClusterInformation lets components use
+// the datastore (see v3.ClusterInformationSpec.Ready). A cluster without
+// one is ready: its first writer initialises it. The read is
+// serializable where the backend can: an etcd member that lost its
+// quorum still answers, from what it has applied.
+func (c *Client) DatastoreReady(ctx context.Context) (bool, error) {
+	key := model.ResourceKey{Kind: v3.KindClusterInformation, Name: ClusterInformationName}
+	var kv *backend.KVPair
+	if tx, ok := c.be.(backend.Transactor); ok {
+		res, err := tx.Read(ctx, backend.Serializable, []backend.ReadOp{{Key: key}})
+		if err != nil {
+			return false, fmt.Errorf("reading ClusterInformation %s: %w", ClusterInformationName, err)
+		}
+		if len(res.Results[0]) > 0 {
+			kv = res.Results[0][0]
+		}
+	} else {
+		var err error
+		if kv, err = c.be.Get(ctx, key); err != nil && !errors.Is(err, cerrors.ErrNotFound) {
+			return false, fmt.Errorf("reading ClusterInformation %s: %w", ClusterInformationName, err)
+		}
+	}
+	if kv == nil {
+		return true, nil
+	}
+	r, err := c.decode(kv)
+	if err != nil {
+		return false, err
+	}
+	ci, ok := r.(*v3.ClusterInformation)
+	if !ok {
+		return false, fmt.Errorf("ClusterInformation %s holds a %T", ClusterInformationName, r)
+	}
+	return ci.Spec.Ready(), nil
 }
 
 // present reports which resources exist, in one round trip when the

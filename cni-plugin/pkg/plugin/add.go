@@ -181,8 +181,12 @@ type commitment struct {
 }
 
 // commit plans the attachment's addresses, builds its endpoint and
-// writes both, in one transaction when it can (steps 2-4 of Add).
+// writes both, in one transaction when it can (steps 2-4 of Add); while
+// the datastore is locked it writes nothing (ErrNotReady).
 func (p *Plugin) commit(ctx context.Context, a *attachment) (c commitment) {
+	if c.err = p.checkReady(ctx); c.err != nil {
+		return c
+	}
 	t0 := time.Now()
 	c.plan, c.err = p.plan(ctx, a)
 	if c.err != nil {

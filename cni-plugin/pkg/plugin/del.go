@@ -30,6 +30,12 @@ func (p *Plugin) Del(ctx context.Context, args *skel.CmdArgs) error {
 	if err != nil {
 		return err
 	}
+	// A locked datastore stops DEL before it changes anything, as in
+	// Calico's plugin; one that cannot be read does not: the steps below
+	// report their own errors.
+	if err := p.checkReady(ctx); errors.Is(err, ErrNotReady) {
+		return err
+	}
 	t0 := time.Now()
 	var (
 		wg      sync.WaitGroup
@@ -141,10 +147,10 @@ func (p *Plugin) GC(ctx context.Context) error {
 // statusNotAvailable is STATUS's "cannot service ADD" code.
 const statusNotAvailable = 50
 
-// Status serves STATUS: error 50 unless the datastore answers and, for
-// each IP version the network assigns, an enabled pool it may use has a
-// free address. (Pool node selectors and reservations are not weighed:
-// STATUS is advice, ADD has the last word.)
+// Status serves STATUS: error 50 unless the datastore answers, is not
+// locked (ErrNotReady) and, for each IP version the network assigns, an
+// enabled pool it may use has a free address. (Pool node selectors and
+// reservations are not weighed: STATUS is advice, ADD has the last word.)
 func (p *Plugin) Status(ctx context.Context) error {
 	if err := p.IPAM.Status(ctx, &p.Conf.NetConf); err != nil {
 		var te *types.Error
@@ -152,6 +158,9 @@ func (p *Plugin) Status(ctx context.Context) error {
 			return err
 		}
 		return types.NewError(statusNotAvailable, "ipam not available", err.Error())
+	}
+	if err := p.checkReady(ctx); errors.Is(err, ErrNotReady) {
+		return types.NewError(statusNotAvailable, ErrNotReady.Msg, ErrNotReady.Details)
 	}
 	if p.Pools == nil || p.Conf.IPAM.Type != CalicoIPAM {
 		return nil

@@ -46,6 +46,7 @@ import (
 
 	"github.com/containernetworking/cni/pkg/invoke"
 	"github.com/containernetworking/cni/pkg/skel"
+	"github.com/containernetworking/cni/pkg/types"
 	current "github.com/containernetworking/cni/pkg/types/100"
 	"github.com/sirupsen/logrus"
 
@@ -251,6 +252,25 @@ func (d *Delegated) GC(ctx context.Context, _ *netconf.NetConf) error {
 // Status implements IPAM.
 func (d *Delegated) Status(ctx context.Context, _ *netconf.NetConf) error {
 	return invoke.DelegateStatus(ctx, d.Type, d.Stdin, d.Exec)
+}
+
+// ErrNotReady is ADD's and DEL's answer, as Calico's plugin's, while
+// ClusterInformation has datastoreReady false ('calicoctl datastore
+// migrate lock'): CNI error 11, try again later.
+var ErrNotReady = types.NewError(types.ErrTryAgainLater, "Calico is currently not ready to process requests",
+	"ClusterInformation default has datastoreReady false (calicoctl datastore migrate lock); retry once it is unlocked")
+
+// checkReady returns ErrNotReady while the datastore is locked, or the
+// error reading ClusterInformation.
+func (p *Plugin) checkReady(ctx context.Context) error {
+	ready, err := p.Client.DatastoreReady(ctx)
+	switch {
+	case err != nil:
+		return err
+	case !ready:
+		return ErrNotReady
+	}
+	return nil
 }
 
 // withTimeout bounds a request.

@@ -481,6 +481,64 @@ func TestFailedPairUndoesCommittedEndpoint(t *testing.T) {
 	e.assertEmpty()
 }
 
+// While the datastore is locked ('calicoctl datastore migrate lock'), ADD
+// and DEL refuse with code 11 and change nothing, and STATUS says 50, as
+// Calico's plugin does; unlocked, both work again.
+func TestLockedDatastoreRefusesAddAndDel(t *testing.T) {
+	ctx := context.Background()
+	e := newEnv(t, testConf, "10.65.0.0/28")
+	first := e.args("aaaa", "/ns/a", "eth0", "")
+	e.add(first) // also initialises the cluster
+	setDatastoreReady(t, e.c, false)
+
+	second := e.args("bbbb", "/ns/b", "eth0", "")
+	_, err := e.p.Add(ctx, second)
+	var te *types.Error
+	if !errors.As(cniError(err), &te) || te.Code != types.ErrTryAgainLater || !strings.Contains(te.Error(), "datastoreReady false") {
+		t.Fatalf("Add while locked: %v, want code %d naming datastoreReady", err, types.ErrTryAgainLater)
+	}
+	if err := e.p.Del(ctx, first); !errors.Is(err, ErrNotReady) {
+		t.Fatalf("Del while locked: %v, want %v", err, ErrNotReady)
+	}
+	if err := e.p.Status(ctx); !errors.As(err, &te) || te.Code != statusNotAvailable {
+		t.Fatalf("Status while locked: %v, want code %d", err, statusNotAvailable)
+	}
+	weps, _, err := e.c.WorkloadEndpoints().List(ctx, client.ListOptions{})
+	if err != nil || len(weps) != 1 || weps[0].Spec.ContainerID != "aaaa" {
+		t.Fatalf("endpoints %+v (%v), want only aaaa's", weps, err)
+	}
+	allocs, err := e.ic.Allocations(ctx)
+	if err != nil || len(allocs) != 1 || allocs[0].Handle != "net1.aaaa" {
+		t.Fatalf("allocations %+v (%v), want only aaaa's", allocs, err)
+	}
+	if ifs := e.dp.Interfaces(); len(ifs) != 1 || ifs[0].NetNS != "/ns/a" {
+		t.Fatalf("interfaces %+v, want only aaaa's", ifs)
+	}
+
+	setDatastoreReady(t, e.c, true)
+	if err := e.p.Del(ctx, first); err != nil {
+		t.Fatal(err)
+	}
+	e.add(second)
+	if err := e.p.Del(ctx, second); err != nil {
+		t.Fatal(err)
+	}
+	e.assertEmpty()
+}
+
+func setDatastoreReady(t *testing.T, c *client.Client, ready bool) {
+	t.Helper()
+	ctx := context.Background()
+	ci, err := c.ClusterInformations().Get(ctx, "", client.ClusterInformationName)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ci.Spec.DatastoreReady = &ready
+	if _, err := c.ClusterInformations().Update(ctx, ci); err != nil {
+		t.Fatal(err)
+	}
+}
+
 func TestPoolExhausted(t *testing.T) {
 	e := newEnv(t, testConf, "10.65.0.0/30")
 	var args []*skel.CmdArgs

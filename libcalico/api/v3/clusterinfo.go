@@ -19,6 +19,10 @@ type ClusterInformationSpec struct {
 	Variant        string `json:"variant,omitempty"`
 }
 
+// Ready reports whether components may use the datastore: DatastoreReady
+// unset or true. 'calicoctl datastore migrate lock' sets it false.
+func (s *ClusterInformationSpec) Ready() bool { return s.DatastoreReady == nil || *s.DatastoreReady }
+
 // NewClusterInformation returns an empty ClusterInformation with its type metadata set.
 func NewClusterInformation() *ClusterInformation {
 	return &ClusterInformation{TypeMeta: TypeMeta{Kind: KindClusterInformation, APIVersion: APIVersion}}
