@@ -82,7 +82,9 @@ func (p *Plugin) attachment(args *skel.CmdArgs) (*attachment, error) {
 //     released (before the commit, only the plan given up).
 //  3. Endpoint. The WorkloadEndpoint is built from the planned addresses,
 //     the host veth's name and the pod MAC.
-//  4. Commit. Addresses and endpoint are written in one etcd transaction,
+//  4. Commit, once ClusterInformation's datastoreReady, read since the
+//     start of ADD, is not false (else ErrNotReady, nothing written).
+//     Addresses and endpoint are written in one etcd transaction,
 //     guarded by the network's profile and the cluster's initialisation.
 //     When the plan has no addresses yet or the endpoint cannot go with
 //     them (no saved IPAM state, profile missing, endpoint name taken by
@@ -112,6 +114,10 @@ func (p *Plugin) Add(ctx context.Context, args *skel.CmdArgs) (_ *current.Result
 	if a.req.PodMAC, err = dataplane.NewPodMAC(); err != nil {
 		return nil, err
 	}
+	// The datastore's lock flag is read meanwhile: the read waits for the
+	// connection, which nothing before the commit needs.
+	ready := make(chan error, 1)
+	go func() { ready <- p.checkReady(ctx) }()
 	if err := p.forPod(ctx, a); err != nil {
 		return nil, err
 	}
@@ -135,7 +141,7 @@ func (p *Plugin) Add(ctx context.Context, args *skel.CmdArgs) (_ *current.Result
 		dp, err := p.createPair(a)
 		pair <- made{dp, err, sinceMS(t)}
 	}()
-	c := p.commit(ctx, a)
+	c := p.commit(ctx, a, ready)
 	m := <-pair
 	dp, dpErr := m.dp, m.err
 	if c.plan != nil {
@@ -183,14 +189,11 @@ type commitment struct {
 // commit plans the attachment's addresses, builds its endpoint and
 // writes both, in one transaction when it can (steps 2-4 of Add); while
 // the datastore is locked it writes nothing (ErrNotReady).
-func (p *Plugin) commit(ctx context.Context, a *attachment) (c commitment) {
-	if c.err = p.checkReady(ctx); c.err != nil {
-		return c
-	}
+func (p *Plugin) commit(ctx context.Context, a *attachment, ready <-chan error) (c commitment) {
 	t0 := time.Now()
 	c.plan, c.err = p.plan(ctx, a)
 	if c.err != nil {
-		c.err = wrapErr("assigning addresses", c.err)
+		c.err = errors.Join(<-ready, wrapErr("assigning addresses", c.err))
 		return c
 	}
 	t1 := time.Now()
@@ -201,6 +204,9 @@ func (p *Plugin) commit(ctx context.Context, a *attachment) (c commitment) {
 	var ops []backend.TxnOp
 	if addrs := c.plan.Addrs(); addrs != nil {
 		pending, ops = p.endpointOps(ctx, a, addrs)
+	}
+	if c.err = <-ready; c.err != nil {
+		return c // the plan is given up by Add's undo
 	}
 	addrs, rev, err := c.plan.Commit(ctx, ops...)
 	switch {
