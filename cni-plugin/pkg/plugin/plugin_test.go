@@ -117,6 +117,21 @@ func (e *env) assertEmpty() {
 	}
 }
 
+// assertOnly fails unless container cid's endpoint and allocation are
+// the only ones.
+func (e *env) assertOnly(cid string) {
+	e.t.Helper()
+	ctx := context.Background()
+	weps, _, err := e.c.WorkloadEndpoints().List(ctx, client.ListOptions{})
+	if err != nil || len(weps) != 1 || weps[0].Spec.ContainerID != cid {
+		e.t.Fatalf("endpoints %+v (%v), want only %s's", weps, err, cid)
+	}
+	allocs, err := e.ic.Allocations(ctx)
+	if err != nil || len(allocs) != 1 || allocs[0].Handle != "net1."+cid {
+		e.t.Fatalf("allocations %+v (%v), want only %s's", allocs, err, cid)
+	}
+}
+
 // Once IPAM is warm, an ADD writes its endpoint in IPAM's transaction:
 // endpoint, block and handle share one revision.
 func TestEndpointRidesWithAddresses(t *testing.T) {
@@ -467,14 +482,7 @@ func TestFailedPairUndoesCommittedEndpoint(t *testing.T) {
 	if _, err := e.p.Add(ctx, a); !errors.Is(err, dataplane.ErrNetNSNotFound) {
 		t.Fatalf("Add: %v, want %v", err, dataplane.ErrNetNSNotFound)
 	}
-	weps, _, err := e.c.WorkloadEndpoints().List(ctx, client.ListOptions{})
-	if err != nil || len(weps) != 1 || weps[0].Spec.ContainerID != "aaaa" {
-		t.Fatalf("endpoints %+v (%v), want only aaaa's", weps, err)
-	}
-	allocs, err := e.ic.Allocations(ctx)
-	if err != nil || len(allocs) != 1 || allocs[0].Handle != "net1.aaaa" {
-		t.Fatalf("allocations %+v (%v), want only aaaa's", allocs, err)
-	}
+	e.assertOnly("aaaa")
 	if err := e.p.Del(ctx, first); err != nil {
 		t.Fatal(err)
 	}
@@ -503,14 +511,7 @@ func TestLockedDatastoreRefusesAddAndDel(t *testing.T) {
 	if err := e.p.Status(ctx); !errors.As(err, &te) || te.Code != statusNotAvailable {
 		t.Fatalf("Status while locked: %v, want code %d", err, statusNotAvailable)
 	}
-	weps, _, err := e.c.WorkloadEndpoints().List(ctx, client.ListOptions{})
-	if err != nil || len(weps) != 1 || weps[0].Spec.ContainerID != "aaaa" {
-		t.Fatalf("endpoints %+v (%v), want only aaaa's", weps, err)
-	}
-	allocs, err := e.ic.Allocations(ctx)
-	if err != nil || len(allocs) != 1 || allocs[0].Handle != "net1.aaaa" {
-		t.Fatalf("allocations %+v (%v), want only aaaa's", allocs, err)
-	}
+	e.assertOnly("aaaa")
 	if ifs := e.dp.Interfaces(); len(ifs) != 1 || ifs[0].NetNS != "/ns/a" {
 		t.Fatalf("interfaces %+v, want only aaaa's", ifs)
 	}
