@@ -2,7 +2,8 @@
 # cross module boundaries).
 MODULES := libcalico testutil felix confd bgpd calicoctl cni-plugin kube-controllers deploy/lab
 BINARIES := felix/cmd/calico-felix confd/cmd/calico-confd bgpd/cmd/calico-bgpd \
-	calicoctl/cmd/calicoctl cni-plugin/cmd/calico cni-plugin/cmd/calico-ipam \
+	calicoctl/cmd/calicoctl cni-plugin/cmd/calico cni-plugin/cmd/calico-direct cni-plugin/cmd/calico-ipam \
+	cni-plugin/cmd/calico-cni-agent \
 	kube-controllers/cmd/calico-kube-controllers deploy/lab/cmd/calico-lab deploy/lab/cmd/labnet
 GO ?= go
 SHELL := /bin/bash
@@ -123,8 +124,8 @@ CNICONFDIR ?= /etc/cni/net.d
 CONFDIR ?= /etc/calico
 install: build
 	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(UNITDIR) $(DESTDIR)$(CONFDIR) $(DESTDIR)$(CNIBINDIR) $(DESTDIR)$(CNICONFDIR) $(DESTDIR)$(DOCDIR)
-	install -m 0755 bin/calico-felix bin/calico-confd bin/calico-bgpd bin/calicoctl bin/calico-kube-controllers bin/calico-lab $(DESTDIR)$(BINDIR)/
-	install -m 0755 bin/calico bin/calico-ipam $(DESTDIR)$(CNIBINDIR)/
+	install -m 0755 bin/calico-felix bin/calico-confd bin/calico-bgpd bin/calicoctl bin/calico-kube-controllers bin/calico-cni-agent bin/calico-lab $(DESTDIR)$(BINDIR)/
+	install -m 0755 bin/calico bin/calico-direct bin/calico-ipam $(DESTDIR)$(CNIBINDIR)/
 	@for u in deploy/systemd/*.service.in; do \
 		out=$(DESTDIR)$(UNITDIR)/$$(basename $$u .in); \
 		sed -e 's|@BINDIR@|$(BINDIR)|g' -e 's|@DOCDIR@|$(DOCDIR)|g' $$u > $$out && chmod 0644 $$out && echo "installed $$out"; \

@@ -98,7 +98,7 @@ func TestExitCodes(t *testing.T) {
 		{[]string{"bogus"}, 1, `unknown command "bogus" for "calicoctl"`},
 		{[]string{"nod"}, 1, "Did you mean this?\n\tnode"},
 		{[]string{"node", "bogus"}, 1, `unknown command "bogus" for "calicoctl node"`},
-		{[]string{"node", "run"}, 1, "sudo systemctl enable --now calico-felix calico-confd calico-bgpd"},
+		{[]string{"node", "run"}, 1, "sudo systemctl enable --now calico-felix calico-confd calico-bgpd calico-cni-agent"},
 		{[]string{"node", "run", "--ip=autodetect", "--name=n1"}, 1, "calicoctl node run is not supported"},
 		{[]string{"ipam", "bogus"}, 1, `unknown command "bogus" for "calicoctl ipam"`},
 		{[]string{"ipam", "split", "2"}, 1, "no name or CIDR provided"},

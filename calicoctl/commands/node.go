@@ -36,12 +36,13 @@ are systemd units (see 'calicoctl node run --help').`,
 
 // nodeRunText says what replaces Calico's `calicoctl node run`.
 const nodeRunText = `calicoctl node run is not supported: there is no calico/node container to
-start. Each host runs felix, confd and bgpd as systemd units instead:
+start. Each host runs felix, confd, bgpd and the CNI agent as systemd units
+instead:
 
-  sudo systemctl enable --now calico-felix calico-confd calico-bgpd
+  sudo systemctl enable --now calico-felix calico-confd calico-bgpd calico-cni-agent
 
 The settings 'node run' took as flags go in /etc/calico/calico.env, read by
-all three units: --name as NODENAME, --ip and --ip6 as IP and IP6, --as as
+felix, confd and bgpd: --name as NODENAME, --ip and --ip6 as IP and IP6, --as as
 AS, --ip-autodetection-method as IP_AUTODETECTION_METHOD, and the datastore
 as ETCD_ENDPOINTS and ETCD_*_FILE (see docs/install.md).`
 

@@ -69,7 +69,7 @@ func buildPlugins(dir string) error {
 	}
 	defer os.RemoveAll(stage)
 	cmd := exec.Command("go", "build", "-tags", "grpcnotrace", "-o", stage+string(os.PathSeparator),
-		"./cmd/calico", "./cmd/calico-ipam",
+		"./cmd/calico", "./cmd/calico-direct", "./cmd/calico-ipam", "./cmd/calico-cni-agent",
 		"github.com/containernetworking/plugins/plugins/meta/portmap",
 		"github.com/containernetworking/plugins/plugins/main/ptp",
 		"github.com/containernetworking/plugins/plugins/ipam/host-local",
@@ -211,6 +211,9 @@ func (h *hostEnv) list(c netConf) *libcni.NetworkConfigList {
 	calico := map[string]any{
 		"type": "calico", "nodename": nodeName, "etcd_endpoints": c.endpoint,
 		"log_level": "error", "ipam_lock_file": filepath.Join(h.dir, "ipam.lock"), "ipam": ipamSec,
+		// This host's agent (none unless a test starts it), not the
+		// machine's.
+		"agent_socket": h.agentSocket(),
 		// This host's felix MTU file (none unless a test writes it), not
 		// the machine's /var/lib/calico/mtu.
 		"mtu_file": filepath.Join(h.dir, "mtu"),

@@ -112,9 +112,11 @@ func (k *kubeHost) pod(ns, name string, labels, annotations map[string]string, m
 
 // A pod added in Kubernetes mode gets an endpoint with the pod's labels,
 // its namespace's and service account's profiles and its named ports,
-// and no network profile is made; DEL leaves nothing behind.
+// and no network profile is made; DEL leaves nothing behind. The host's
+// calico-cni-agent serves it (the other tests of the mode run directly).
 func TestKubernetesModeEndpointFromPod(t *testing.T) {
 	k := newKubeHost(t)
+	a := k.startAgent()
 	k.addPool("pool4", poolV4, 26)
 	k.namespace("prod", nil)
 	if _, err := k.kube.CoreV1().ServiceAccounts("prod").Create(context.Background(), &corev1.ServiceAccount{
@@ -154,6 +156,9 @@ func TestKubernetesModeEndpointFromPod(t *testing.T) {
 	}
 	k.mustDel(l, p)
 	k.assertClean()
+	if !a.served("ADD", "k8s00001") || !a.served("DEL", "k8s00001") {
+		t.Errorf("the agent did not serve the pod:\n%s", a.log())
+	}
 }
 
 // The pod's IPAM annotations: pools (the pod's over its namespace's),

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"math/rand/v2"
 	"os/exec"
 	"path/filepath"
@@ -23,9 +24,20 @@ import (
 // when the runtime's context ends) at random points of ADD; the runtime's
 // retry with the same container ID succeeds, the pod pings the host, and
 // nothing is duplicated: one veth, one endpoint, the handle's one
-// address. DEL then leaves the host and the datastore clean.
+// address. DEL then leaves the host and the datastore clean. With the
+// agent, the killed calico binary's request is cancelled there, and the
+// retry waits for it to stop.
 func TestKilledAddIsRetried(t *testing.T) {
+	for _, agent := range []bool{false, true} {
+		t.Run(fmt.Sprintf("agent=%v", agent), func(t *testing.T) { killedAddIsRetried(t, agent) })
+	}
+}
+
+func killedAddIsRetried(t *testing.T, agent bool) {
 	h := newHost(t)
+	if agent {
+		h.startAgent()
+	}
 	h.addPool("pool4", poolV4, 26)
 	l := h.list(netConf{})
 	// Claim the block, and time warm ADDs: the kill points spread over
@@ -120,12 +132,14 @@ func (h *hostEnv) execPlugin(t *testing.T, name, verb, containerID string, stdin
 	return e
 }
 
-// issue 23 item 9: calico and calico-ipam answer the same faults with the
-// same CNI codes (calico-ipam used to say 999 where calico said 7 or 11),
-// and refuse bad input before any datastore work.
+// issue 23 item 9: calico (through its agent), calico-direct and
+// calico-ipam answer the same faults with the same CNI codes (calico-ipam
+// used to say 999 where calico said 7 or 11), and refuse bad input before
+// any datastore work.
 func TestBinariesAgreeOnErrorCodes(t *testing.T) {
 	t.Parallel() // mostly waiting for etcd's timeout
 	h := newHost(t)
+	a := h.startAgent()
 	h.addPool("pool4", poolV4, 26)
 	port, err := testutil.FreePort()
 	if err != nil {
@@ -163,13 +177,18 @@ func TestBinariesAgreeOnErrorCodes(t *testing.T) {
 			var wg sync.WaitGroup
 			got := map[string]cniErr{}
 			var mu sync.Mutex
-			for _, bin := range []string{"calico", "calico-ipam"} {
+			for _, bin := range []string{"calico", "calico-direct", "calico-ipam"} {
 				wg.Add(1)
 				go func() {
 					defer wg.Done()
 					in := []byte(tc.raw)
 					if tc.raw == "" {
-						in = conf(bin, tc.mod)
+						mod := map[string]any{}
+						if bin == "calico" {
+							mod["agent_socket"] = h.agentSocket()
+						}
+						maps.Copy(mod, tc.mod)
+						in = conf(bin, mod)
 					}
 					e := h.execPlugin(t, bin, tc.verb, tc.id, in)
 					mu.Lock()
@@ -188,6 +207,11 @@ func TestBinariesAgreeOnErrorCodes(t *testing.T) {
 	t.Cleanup(func() {
 		if n := h.countKeys("/calico/ipam/v2/"); n != 0 {
 			t.Errorf("%d IPAM keys written by refused requests", n)
+		}
+		// All but the empty container ID and the bad JSON, which the
+		// calico binary refuses itself.
+		if n := strings.Count(a.log(), "Served"); n != 4 {
+			t.Errorf("the agent served %d requests, want 4:\n%s", n, a.log())
 		}
 	})
 }

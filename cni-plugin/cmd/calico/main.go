@@ -1,8 +1,7 @@
-// Command calico is Calico's CNI plugin over etcd: see package plugin.
+// Command calico is Calico's CNI plugin over etcd as the runtime runs it:
+// a small front to calico-cni-agent (see package front).
 package main
 
-import (
-	"github.com/calico-etcd/calico/cni-plugin/pkg/plugin"
-)
+import "github.com/calico-etcd/calico/cni-plugin/pkg/front"
 
-func main() { plugin.Main() }
+func main() { front.Main() }

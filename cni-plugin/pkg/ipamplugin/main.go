@@ -59,7 +59,7 @@ func run(args *skel.CmdArgs, verb string) error {
 // etcd client (timeouts bounded by RequestTimeout) and lock file. The
 // returned function closes what it opened.
 func New(conf *netconf.NetConf, getenv func(string) string, stderr io.Writer) (*Plugin, func(), error) {
-	o, closeAll, err := conf.Open(getenv, stderr)
+	o, closeAll, err := conf.Open(getenv, stderr, nil)
 	if err != nil {
 		return nil, nil, err
 	}

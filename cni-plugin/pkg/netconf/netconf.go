@@ -14,12 +14,12 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/containernetworking/cni/pkg/skel"
 	"github.com/containernetworking/cni/pkg/types"
 	"github.com/containernetworking/cni/pkg/utils"
-	"github.com/containernetworking/cni/pkg/version"
 	"github.com/sirupsen/logrus"
 	"gopkg.in/natefinch/lumberjack.v2"
 
@@ -27,6 +27,8 @@ import (
 	"github.com/calico-etcd/calico/libcalico/apiconfig"
 	"github.com/calico-etcd/calico/libcalico/backend/etcd"
 	"github.com/calico-etcd/calico/libcalico/buildinfo"
+
+	"github.com/calico-etcd/calico/cni-plugin/pkg/agent"
 )
 
 // Defaults as in Calico.
@@ -364,21 +366,33 @@ type Opened struct {
 }
 
 // Open resolves the logger, node name and datastore of the configuration
-// and connects; close releases the log file. It is for a plugin process,
-// which exits right after its one request.
-func (c *NetConf) Open(getenv func(string) string, stderr io.Writer) (*Opened, func(), error) {
+// and connects, or, with backends (calico-cni-agent), takes the
+// connection kept for that datastore; close releases the log file.
+// Without backends it is for a plugin process, which exits right after
+// its one request.
+func (c *NetConf) Open(getenv func(string) string, stderr io.Writer, backends *Backends) (*Opened, func(), error) {
 	// The connection comes up in the background while the rest is read.
 	cfg, err := c.Datastore(getenv, 0)
 	if err != nil {
 		return nil, nil, err
 	}
-	be, err := etcd.New(cfg)
+	var be *etcd.Client
+	if backends != nil {
+		be, err = backends.Get(cfg)
+	} else {
+		be, err = etcd.New(cfg)
+	}
 	if err != nil {
 		return nil, nil, fmt.Errorf("connecting to etcd: %w", err)
 	}
+	closeBackend := func() {
+		if backends == nil {
+			be.Close()
+		}
+	}
 	log, logCloser, err := c.Logger(stderr)
 	if err != nil {
-		be.Close()
+		closeBackend()
 		return nil, nil, err
 	}
 	node, err := c.NodeName()
@@ -386,7 +400,7 @@ func (c *NetConf) Open(getenv func(string) string, stderr io.Writer) (*Opened, f
 		err = ValidateNodeName(node)
 	}
 	if err != nil {
-		be.Close()
+		closeBackend()
 		logCloser.Close()
 		return nil, nil, err
 	}
@@ -396,8 +410,52 @@ func (c *NetConf) Open(getenv func(string) string, stderr io.Writer) (*Opened, f
 	return &Opened{Log: log, Node: node, Backend: be}, func() { logCloser.Close() }, nil
 }
 
+// Backends keeps one etcd client per datastore configuration, for a
+// process serving many requests (calico-cni-agent). A client reconnects
+// by itself after an outage; a changed certificate file needs a restart.
+type Backends struct {
+	mu      sync.Mutex
+	clients map[backendKey]*etcd.Client
+}
+
+// backendKey is what identifies a datastore configuration.
+type backendKey struct {
+	endpoints, key, cert, ca, user, password string
+	timeout                                  time.Duration
+}
+
+// Get returns the client for cfg, connecting the first time.
+func (b *Backends) Get(cfg etcd.Config) (*etcd.Client, error) {
+	k := backendKey{strings.Join(cfg.Endpoints, ","), cfg.KeyFile, cfg.CertFile, cfg.CACertFile,
+		cfg.Username, cfg.Password, cfg.Timeout}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if be := b.clients[k]; be != nil {
+		return be, nil
+	}
+	be, err := etcd.New(cfg)
+	if err != nil {
+		return nil, err
+	}
+	if b.clients == nil {
+		b.clients = map[backendKey]*etcd.Client{}
+	}
+	b.clients[k] = be
+	return be, nil
+}
+
+// Close closes every client.
+func (b *Backends) Close() {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for k, be := range b.clients {
+		be.Close()
+		delete(b.clients, k)
+	}
+}
+
 // SupportedVersions are the CNI spec versions the plugins speak.
-var SupportedVersions = version.PluginSupports("0.3.1", "0.4.0", "1.0.0", "1.1.0")
+var SupportedVersions = agent.SupportedVersions
 
 // PluginMain is the main of a plugin binary: it answers -v/--version and
 // otherwise hands each CNI verb to run through skel.

@@ -274,3 +274,36 @@ func TestErrorCodes(t *testing.T) {
 		t.Error("nil error given a code")
 	}
 }
+
+// Backends keeps one client per datastore configuration: the same
+// settings share it, different ones do not, and Open with backends
+// leaves the shared client open.
+func TestBackendsShareByConfiguration(t *testing.T) {
+	var b Backends
+	defer b.Close()
+	c1 := &NetConf{Name: "n", CNIVersion: "1.1.0", EtcdEndpoints: "http://127.0.0.1:1", Nodename: "node1"}
+	c2 := *c1
+	c2.EtcdEndpoints = "http://127.0.0.1:2"
+	getenv := func(string) string { return "" }
+	o1, close1, err := c1.Open(getenv, io.Discard, &b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	close1()
+	o1b, close1b, err := c1.Open(getenv, io.Discard, &b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	close1b()
+	o2, close2, err := c2.Open(getenv, io.Discard, &b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	close2()
+	if o1.Backend != o1b.Backend {
+		t.Error("the same datastore settings got two clients")
+	}
+	if o1.Backend == o2.Backend {
+		t.Error("different endpoints share a client")
+	}
+}

@@ -101,7 +101,7 @@ var knownFields = []string{
 	"etcd_username", "etcd_password", "ipam_lock_file", "log_level", "log_file_path", "log_file_max_size",
 	"log_file_max_age", "log_file_max_count", "prevResult",
 	"cni.dev/valid-attachments", "container_settings", "dns", "kubernetes", "policy", "feature_control",
-	"runtimeConfig", "args", "capabilities", "disableCheck", "disableGC", "mtu_file", "require_mtu_file",
+	"runtimeConfig", "args", "capabilities", "disableCheck", "disableGC", "mtu_file", "require_mtu_file", "agent_socket",
 }
 
 // ContainerSettings is the "container_settings" section.

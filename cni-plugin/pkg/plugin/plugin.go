@@ -137,10 +137,10 @@ const RequestTimeout = ipamplugin.RequestTimeout
 const KubeTimeout = 10 * time.Second
 
 // New builds the Plugin for a configuration: logger, node name, etcd
-// client, IPAM and the kernel dataplane. The returned function releases
-// what New opened.
-func New(conf *Config, getenv func(string) string, stderr io.Writer) (*Plugin, func(), error) {
-	o, closeAll, err := conf.Open(getenv, stderr)
+// client (one of backends' when set), IPAM and the kernel dataplane. The
+// returned function releases what New opened.
+func New(conf *Config, getenv func(string) string, stderr io.Writer, backends *netconf.Backends) (*Plugin, func(), error) {
+	o, closeAll, err := conf.Open(getenv, stderr, backends)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -271,11 +271,6 @@ func (p *Plugin) checkReady(ctx context.Context) error {
 		return ErrNotReady
 	}
 	return nil
-}
-
-// withTimeout bounds a request.
-func withTimeout() (context.Context, context.CancelFunc) {
-	return context.WithTimeout(context.Background(), RequestTimeout)
 }
 
 // sinceMS and ms are for log fields.

@@ -19,7 +19,8 @@ func TestStructure(t *testing.T) {
 	}
 	// Pure helpers any package may use.
 	allowed := map[string]bool{"github.com/calico-etcd/calico/libcalico/netaddr": true}
-	dirs := []string{".", "../dataplane", "../wep", "../../cmd/calico", "../../internal/nettest", "../../acceptance"}
+	dirs := []string{".", "../dataplane", "../wep", "../agent", "../front", "../../cmd/calico", "../../cmd/calico-direct",
+		"../../cmd/calico-cni-agent", "../../internal/nettest", "../../acceptance"}
 	for _, dir := range dirs {
 		files, err := filepath.Glob(filepath.Join(dir, "*.go"))
 		if err != nil {

@@ -215,7 +215,7 @@ func TestDownAfterCrash(t *testing.T) {
 	deadline := time.Now().Add(60 * time.Second)
 	for {
 		s, err := lab.LoadState(dir)
-		if err == nil && len(s.Hosts) == 2 && len(s.Hosts[1].PIDs) == 3 {
+		if err == nil && len(s.Hosts) == 2 && len(s.Hosts[1].PIDs) == 4 {
 			break
 		}
 		if time.Now().After(deadline) {

@@ -28,7 +28,7 @@ func TestInstallAndVerifyUnits(t *testing.T) {
 	}
 	for _, f := range []string{
 		"usr/bin/calico-felix", "usr/bin/calico-confd", "usr/bin/calico-bgpd", "usr/bin/calicoctl",
-		"usr/bin/calico-kube-controllers", "cni/bin/calico", "cni/bin/calico-ipam", "etc/felix.cfg.sample",
+		"usr/bin/calico-kube-controllers", "usr/bin/calico-cni-agent", "cni/bin/calico", "cni/bin/calico-direct", "cni/bin/calico-ipam", "etc/felix.cfg.sample",
 		"etc/calicoctl.cfg.sample", "etc/calico.env.sample", "etc/kube-controllers.env.sample",
 		"cni/net.d/10-calico.conflist.sample", "cni/net.d/10-calico-k8s.conflist.sample",
 	} {
@@ -37,8 +37,8 @@ func TestInstallAndVerifyUnits(t *testing.T) {
 		}
 	}
 	units, _ := filepath.Glob(p("units/*.service"))
-	if len(units) != 4 {
-		t.Fatalf("units = %v, want felix, confd, bgpd and kube-controllers", units)
+	if len(units) != 5 {
+		t.Fatalf("units = %v, want felix, confd, bgpd, kube-controllers and cni-agent", units)
 	}
 	for _, u := range units {
 		body, _ := os.ReadFile(u)

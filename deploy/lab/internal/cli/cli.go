@@ -57,7 +57,7 @@ func newRoot(stdout, stderr io.Writer) *cobra.Command {
 	root.SetErr(stderr)
 	pf := root.PersistentFlags()
 	pf.StringVar(&f.dir, "state-dir", DefaultStateDir, "where the lab records what it made")
-	pf.StringVar(&f.binDir, "bin-dir", defaultBinDir(), "directory holding calico-felix, calico-confd, calico-bgpd, calico and calico-ipam")
+	pf.StringVar(&f.binDir, "bin-dir", defaultBinDir(), "directory holding calico-felix, calico-confd, calico-bgpd, calico-cni-agent and the CNI plugins")
 	pf.StringVar(&f.name, "name", "clab", "prefix of the lab's network namespaces")
 	root.AddCommand(newUp(f, stdout), newDown(f, stdout), newStatus(f, stdout), newPod(f, stdout), newDemo(f, stdout))
 	return root

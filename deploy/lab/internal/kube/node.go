@@ -21,7 +21,7 @@ type Node struct {
 	NetNS, IP string
 	// Dir is the host's state directory.
 	Dir string
-	// KubeBin holds kubelet; CNIBin the CNI plugins (calico, calico-ipam,
+	// KubeBin holds kubelet; CNIBin the CNI plugins (calico, calico-direct, calico-ipam,
 	// loopback); Images the image tarball (package images).
 	KubeBin, CNIBin, Images string
 	// EtcdEndpoint is etcd as seen from the host.
@@ -119,13 +119,14 @@ func conflist(n Node, kubeconfig string) string {
     "etcd_endpoints": %q,
     "nodename": %q,
     "mtu_file": %q,
+    "agent_socket": %q,
     "log_level": "info",
     "log_file_path": %q,
     "ipam": {"type": "calico-ipam"},
     "policy": {"type": "k8s"},
     "kubernetes": {"kubeconfig": %q}
   }]
-}`, n.EtcdEndpoint, n.Name, n.path("mtu"), n.path("cni.log"), kubeconfig)
+}`, n.EtcdEndpoint, n.Name, n.path("mtu"), n.path("run", "cni-agent.sock"), n.path("cni.log"), kubeconfig)
 }
 
 // containerdConfig is containerd 1.6's: its own root, state and socket;

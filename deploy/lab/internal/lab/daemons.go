@@ -36,6 +36,9 @@ var daemons = []daemon{
 		return []string{"--nodename-file", filepath.Join(dir, "nodename"), "--run-dir", filepath.Join(dir, "run"),
 			"--config-file", filepath.Join(dir, "felix.cfg"), "--mtu-file", mtuFile(dir)}
 	}},
+	{"calico-cni-agent", func(h *HostState, dir string) []string {
+		return []string{"--socket", agentSocket(dir)}
+	}},
 }
 
 // hostDaemons are the daemons the lab runs on each host: all but bgpd
@@ -52,6 +55,10 @@ func hostDaemons(s *State) []daemon {
 }
 
 func hostDir(stateDir, host string) string { return filepath.Join(stateDir, host) }
+
+// agentSocket is where a host's calico-cni-agent listens and its calico
+// CNI plugin sends requests (the network configuration's agent_socket).
+func agentSocket(hostDir string) string { return filepath.Join(hostDir, "run", "cni-agent.sock") }
 
 // mtuFile is where a host's felix writes the pod MTU and its CNI plugin
 // reads it (Calico's /var/lib/calico/mtu, one per lab host).

@@ -59,14 +59,15 @@ func (l *Lab) startKubernetes(kubeBin string) error {
 	return err
 }
 
-// prepareCNIBin gathers the plugins containerd runs: calico, calico-ipam
-// and loopback.
+// prepareCNIBin gathers the plugins containerd runs: calico (with
+// calico-direct, which it runs when no agent answers), calico-ipam and
+// loopback.
 func (l *Lab) prepareCNIBin() error {
 	dir := filepath.Join(l.State.Dir, "cni-bin")
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err
 	}
-	for _, p := range []string{"calico", "calico-ipam", "loopback"} {
+	for _, p := range []string{"calico", "calico-direct", "calico-ipam", "loopback"} {
 		data, err := os.ReadFile(filepath.Join(l.BinDir, p))
 		if err != nil {
 			return fmt.Errorf("CNI plugin %s (run make build): %w", p, err)

@@ -32,10 +32,11 @@ func conflist(s *State, h *HostState) []byte {
     "etcd_endpoints": %q,
     "nodename": %q,
     "mtu_file": %q,
+    "agent_socket": %q,
     "log_level": "info",
     "ipam": {"type": "calico-ipam", "assign_ipv4": "true", "assign_ipv6": %q}
   }]
-}`, NetworkName, s.hostEtcd(), h.Name, mtuFile(hostDir(s.Dir, h.Name)), ipv6))
+}`, NetworkName, s.hostEtcd(), h.Name, mtuFile(hostDir(s.Dir, h.Name)), agentSocket(hostDir(s.Dir, h.Name)), ipv6))
 }
 
 func (l *Lab) cni() *libcni.CNIConfig {

@@ -1,7 +1,8 @@
 // Package lab runs a Calico cluster on one machine: an embedded etcd, and
 // N hosts that are network namespaces joined by a bridge namespace, each
-// running the real calico-felix, calico-confd and calico-bgpd. Pods are
-// namespaces wired by the real CNI plugins through libcni, as kubelet does.
+// running the real calico-felix, calico-confd, calico-bgpd and
+// calico-cni-agent. Pods are namespaces wired by the real CNI plugins
+// through libcni, as kubelet does.
 //
 //	root ns: lab process ── etcd on 127.0.0.1:<port> (calicoctl uses it)
 //	   │ forwards 127.0.0.1:2379 inside each host ns to that etcd
