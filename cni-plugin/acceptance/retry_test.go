@@ -213,5 +213,8 @@ func TestBinariesAgreeOnErrorCodes(t *testing.T) {
 		if n := strings.Count(a.log(), "Served"); n != 4 {
 			t.Errorf("the agent served %d requests, want 4:\n%s", n, a.log())
 		}
+		if n := strings.Count(a.log(), "level=warning msg=\"Request failed\""); n != 4 {
+			t.Errorf("the agent logged %d failed requests, want 4:\n%s", n, a.log())
+		}
 	})
 }

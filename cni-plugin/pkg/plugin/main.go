@@ -34,22 +34,25 @@ func Main() {
 }
 
 // Handler serves calico-cni-agent's requests as calico-direct would,
-// each with the etcd connection backends keeps for its datastore, and
-// logs each at debug level to log (the request's own log goes back to
-// the plugin binary's stderr). Requests whose IPAM is delegated to
-// another plugin are sent back to be run directly: that plugin reads its
-// settings from the process's environment.
+// each with the etcd connection backends keeps for its datastore. It
+// logs a failed request as a warning and each at debug level to log (the
+// request's own log goes back to the plugin binary's stderr). Requests
+// whose IPAM is delegated to another plugin are sent back to be run
+// directly: that plugin reads its settings from the process's
+// environment.
 func Handler(backends *netconf.Backends, log *logrus.Entry) agent.Handler {
 	return func(ctx context.Context, req *agent.Request) *agent.Response {
 		t0 := time.Now()
 		resp := handle(ctx, req, backends)
-		if log.Logger.IsLevelEnabled(logrus.DebugLevel) {
-			f := logrus.Fields{"command": req.Command, "container": req.ContainerID, "ms": sinceMS(t0), "direct": resp.Direct}
-			if resp.Error != nil {
-				f["code"] = resp.Error.Code
-			}
-			log.WithFields(f).Debug("Served")
+		if resp.Error == nil && !log.Logger.IsLevelEnabled(logrus.DebugLevel) {
+			return resp
 		}
+		l := log.WithFields(logrus.Fields{"command": req.Command, "container": req.ContainerID, "ms": sinceMS(t0), "direct": resp.Direct})
+		if resp.Error != nil {
+			l = l.WithFields(logrus.Fields{"code": resp.Error.Code, "error": resp.Error.Msg})
+			l.Warn("Request failed")
+		}
+		l.Debug("Served")
 		return resp
 	}
 }
