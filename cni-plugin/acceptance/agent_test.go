@@ -1,6 +1,7 @@
 package acceptance
 
 import (
+	"encoding/json"
 	"os"
 	"path/filepath"
 	"strings"
@@ -95,5 +96,18 @@ func TestAgentAbsentRunsDirect(t *testing.T) {
 	h.mustDel(hl, r)
 	if !strings.Contains(a.log(), "direct=true") || a.served("ADD", "a9e71003") {
 		t.Errorf("the agent served a delegated IPAM's ADD:\n%s", a.log())
+	}
+
+	// A bad agent_socket is refused, naming it, as any bad field is.
+	for _, tc := range []struct {
+		sock any
+		code uint
+		msg  string
+	}{{"run/agent.sock", 7, `agent_socket "run/agent.sock" is not an absolute path`}, {5, 6, "agent_socket"}} {
+		conf, _ := json.Marshal(map[string]any{"cniVersion": "1.1.0", "name": netName, "type": "calico", "nodename": nodeName,
+			"etcd_endpoints": h.etcd.Endpoint, "ipam": map[string]any{"type": "calico-ipam"}, "agent_socket": tc.sock})
+		if e := h.execPlugin(t, "calico", "ADD", "a9e71004", conf); e.Code != tc.code || !strings.Contains(e.Msg, tc.msg) {
+			t.Errorf("agent_socket %v: code %d %q, want %d with %q", tc.sock, e.Code, e.Msg, tc.code, tc.msg)
+		}
 	}
 }

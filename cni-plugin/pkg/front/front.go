@@ -56,7 +56,9 @@ func forward(verb string, args *skel.CmdArgs) error {
 	var conf struct {
 		AgentSocket string `json:"agent_socket"`
 	}
-	_ = json.Unmarshal(args.StdinData, &conf) // skel has decoded it already
+	if err := json.Unmarshal(args.StdinData, &conf); err != nil || (conf.AgentSocket != "" && !filepath.IsAbs(conf.AgentSocket)) {
+		return direct(args) // which refuses it, naming the field
+	}
 	socket := cmp.Or(conf.AgentSocket, agent.DefaultSocket)
 	ctx, cancel := context.WithTimeout(context.Background(), replyTimeout)
 	defer cancel()

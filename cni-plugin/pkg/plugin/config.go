@@ -7,6 +7,7 @@ import (
 	"io/fs"
 	"net/netip"
 	"os"
+	"path/filepath"
 	"slices"
 	"sort"
 	"strconv"
@@ -49,6 +50,9 @@ type Config struct {
 	// the ADD instead of leaving the kernel's default MTU (1500).
 	MTUFile        string `json:"mtu_file"`
 	RequireMTUFile bool   `json:"require_mtu_file"`
+	// AgentSocket is read by the calico binary in front of the agent
+	// (package front); checked here, so that a bad one is refused.
+	AgentSocket string `json:"agent_socket"`
 	// Warnings name settings that are accepted but not acted on; the
 	// plugin logs them.
 	Warnings []string `json:"-"`
@@ -121,6 +125,7 @@ type extra struct {
 	FeatureControl FeatureControl    `json:"feature_control"`
 	MTUFile        string            `json:"mtu_file"`
 	RequireMTUFile bool              `json:"require_mtu_file"`
+	AgentSocket    string            `json:"agent_socket"`
 }
 
 // ParseConfig decodes and checks a network configuration.
@@ -141,9 +146,12 @@ func ParseConfig(data []byte) (*Config, error) {
 	}
 	c := &Config{NetConf: *nc, ContainerSettings: x.ContainerSettings, DNS: x.DNS, Raw: data,
 		Kubernetes: x.Kubernetes, Policy: x.Policy, FeatureControl: x.FeatureControl,
-		MTUFile: x.MTUFile, RequireMTUFile: x.RequireMTUFile}
+		MTUFile: x.MTUFile, RequireMTUFile: x.RequireMTUFile, AgentSocket: x.AgentSocket}
 	if c.MTUFile == "" {
 		c.MTUFile = DefaultMTUFile
+	}
+	if c.AgentSocket != "" && !filepath.IsAbs(c.AgentSocket) {
+		return nil, fmt.Errorf("agent_socket %q is not an absolute path", c.AgentSocket)
 	}
 	switch c.Policy.Type {
 	case "", "k8s":

@@ -665,7 +665,8 @@ func TestParseConfig(t *testing.T) {
 	if c.MTU != 1400 || !c.ContainerSettings.AllowIPForwarding || len(c.Routes) != 1 || c.Routes[0].String() != "10.0.0.0/8" || c.DNS.Nameservers[0] != "10.0.0.10" {
 		t.Fatalf("%+v", c)
 	}
-	for _, bad := range []string{`{"name":"n","type":"calico"}`, `{"name":"n","ipam":{"type":"x"},"mtu":20}`, `{`} {
+	for _, bad := range []string{`{"name":"n","type":"calico"}`, `{"name":"n","ipam":{"type":"x"},"mtu":20}`, `{`,
+		`{"name":"n","ipam":{"type":"calico-ipam"},"agent_socket":"run/agent.sock"}`, `{"name":"n","ipam":{"type":"calico-ipam"},"agent_socket":5}`} {
 		if _, err := ParseConfig([]byte(bad)); err == nil {
 			t.Errorf("ParseConfig(%s) passed", bad)
 		}
