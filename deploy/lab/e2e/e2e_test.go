@@ -220,7 +220,10 @@ func TestDownAfterCrash(t *testing.T) {
 		}
 		if time.Now().After(deadline) {
 			up.Process.Kill()
-			t.Fatal("lab did not come up")
+			up.Wait()
+			// What it did start goes, or its daemons outlive the test.
+			out, _ := exec.Command(filepath.Join(binDir, "calico-lab"), "down", "--state-dir", dir).CombinedOutput()
+			t.Fatalf("lab did not come up; down said:\n%s", out)
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
