@@ -61,7 +61,8 @@ func Handler(backends *netconf.Backends, log *logrus.Entry) agent.Handler {
 func handle(ctx context.Context, req *agent.Request, backends *netconf.Backends) *agent.Response {
 	args := &skel.CmdArgs{ContainerID: req.ContainerID, Netns: req.Netns, IfName: req.IfName,
 		Args: req.Args, Path: req.Path, StdinData: req.Stdin}
-	if conf, err := ParseConfig(req.Stdin); err == nil && conf.IPAM.Type != CalicoIPAM {
+	conf, err := ParseConfig(req.Stdin)
+	if err == nil && conf.IPAM.Type != CalicoIPAM {
 		return &agent.Response{Direct: true, Reason: "ipam type " + conf.IPAM.Type + " is delegated"}
 	}
 	env := make(map[string]string, len(req.Env))
@@ -73,7 +74,12 @@ func handle(ctx context.Context, req *agent.Request, backends *netconf.Backends)
 	ctx, cancel := context.WithTimeout(ctx, RequestTimeout)
 	defer cancel()
 	var stderr bytes.Buffer
-	out, err := serve(ctx, args, req.Command, func(k string) string { return env[k] }, &stderr, backends)
+	var out []byte
+	if err != nil {
+		err = netconf.ConfigError(err)
+	} else {
+		out, err = serveConf(ctx, conf, args, req.Command, func(k string) string { return env[k] }, &stderr, backends)
+	}
 	resp := &agent.Response{Stdout: out, Stderr: stderr.Bytes()}
 	if err != nil {
 		// As skel reports a plugin's error.
@@ -94,6 +100,11 @@ func serve(ctx context.Context, args *skel.CmdArgs, verb string, getenv func(str
 	if err != nil {
 		return nil, netconf.ConfigError(err)
 	}
+	return serveConf(ctx, conf, args, verb, getenv, stderr, backends)
+}
+
+// serveConf is serve with the configuration parsed.
+func serveConf(ctx context.Context, conf *Config, args *skel.CmdArgs, verb string, getenv func(string) string, stderr io.Writer, backends *netconf.Backends) ([]byte, error) {
 	p, closeAll, err := New(conf, getenv, stderr, backends)
 	if err != nil {
 		return nil, netconf.ConfigError(err)
