@@ -317,3 +317,32 @@ func TestConverterNameOf(t *testing.T) {
 		}
 	}
 }
+
+// A set patched for an Apply that never ran (abandoned, or failed before
+// the IP sets) is still written in full by the next one.
+func TestConverterPatchOfAnAbandonedApplyIsWrittenLater(t *testing.T) {
+	state := func(members ...string) *dpapi.State {
+		return &dpapi.State{IPSets: map[string]*dpapi.IPSet{"s:a": {ID: "s:a", Type: dpapi.IPSetNet, Members: members}}}
+	}
+	var c Converter
+	r := &fakeRunner{}
+	m := New(Config{Runner: r})
+	ctx := context.Background()
+	if err := m.ApplyUpdates(ctx, c.FromState(state("10.0.0.1/32", "10.0.0.2/32"), 4)); err != nil {
+		t.Fatal(err)
+	}
+	c.FromState(state("10.0.0.1/32", "10.0.0.3/32"), 4) // not applied
+	sets := c.FromState(state("10.0.0.1/32", "10.0.0.3/32", "10.0.0.4/32"), 4)
+	if err := m.ApplyUpdates(ctx, sets); err != nil {
+		t.Fatal(err)
+	}
+	got := r.restores[len(r.restores)-1]
+	if got != "del cali40s:a 10.0.0.2\nadd cali40s:a 10.0.0.3\nadd cali40s:a 10.0.0.4\n" {
+		t.Fatalf("restore input after the skipped patch:\n%s", got)
+	}
+	// The Manager's view is its own: later patches do not change it.
+	c.FromState(state("10.0.0.9/32"), 4)
+	if have := m.kernel["cali40s:a"].members; len(have) != 3 {
+		t.Fatalf("the Manager's view of the kernel changed with the desired set: %v", have)
+	}
+}

@@ -6,6 +6,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"maps"
 	"sort"
 	"strconv"
 	"strings"
@@ -31,9 +32,9 @@ type Config struct {
 type kernelSet struct {
 	typ, family string
 	maxElem     int
-	members     map[string]struct{}
-	// src is the desired set whose members these are (shared, never
-	// modified), or nil when read from the kernel.
+	members     map[string]struct{} // the Manager's own
+	// src is the desired set last written to it, or nil when read from
+	// the kernel.
 	src *Set
 }
 
@@ -61,16 +62,6 @@ func New(cfg Config) *Manager {
 
 // Invalidate makes the next ApplyUpdates read the kernel first.
 func (m *Manager) Invalidate() { m.kernel = nil }
-
-// Prefetch reads the kernel now if the next ApplyUpdates would have to,
-// so the read can overlap other work. It must not run concurrently with
-// the other methods.
-func (m *Manager) Prefetch(ctx context.Context) error {
-	if m.kernel != nil {
-		return nil
-	}
-	return m.load(ctx)
-}
 
 // Owned reports whether a set name is one this package manages.
 func Owned(name string) bool {
@@ -256,6 +247,7 @@ func (m *Manager) planUpdates(desired map[string]*Set) ([]update, func()) {
 			continue // written from this very set: nothing to diff
 		case want.delta != nil && have.src == want.delta.from:
 			if len(want.delta.adds)+len(want.delta.dels) == 0 {
+				have.src = want // the same members
 				continue
 			}
 			up.adds, up.dels = want.delta.adds, want.delta.dels
@@ -271,6 +263,7 @@ func (m *Manager) planUpdates(desired map[string]*Set) ([]update, func()) {
 				}
 			}
 			if len(up.adds)+len(up.dels) == 0 {
+				have.src = want // the same members
 				continue
 			}
 			sort.Strings(up.dels)
@@ -280,7 +273,20 @@ func (m *Manager) planUpdates(desired map[string]*Set) ([]update, func()) {
 	}
 	return ups, func() {
 		for _, up := range ups {
-			m.kernel[up.name] = &kernelSet{typ: up.want.Type, family: up.want.Family, maxElem: m.cfg.MaxElem, members: up.want.Members, src: up.want}
+			want := up.want
+			have := m.kernel[up.name]
+			if up.create || up.tmp != "" {
+				have = &kernelSet{typ: want.Type, family: want.Family, maxElem: m.cfg.MaxElem, members: maps.Clone(want.Members)}
+				m.kernel[up.name] = have
+			} else {
+				for _, mem := range up.dels {
+					delete(have.members, mem)
+				}
+				for _, mem := range up.adds {
+					have.members[mem] = struct{}{}
+				}
+			}
+			have.src = want
 		}
 	}
 }

@@ -10,7 +10,6 @@
 package ipsets
 
 import (
-	"maps"
 	"net/netip"
 	"slices"
 	"strings"
@@ -55,8 +54,10 @@ func family(ipVersion int) string {
 	return "inet"
 }
 
-// Set is a desired kernel IP set. Once given to a Manager it must not be
-// modified: the Manager keeps its Members as what the kernel holds.
+// Set is a desired kernel IP set. A Manager keeps its own copy of the
+// members it wrote, so Members may change once ApplyUpdates returns, but
+// only under a new *Set (as Converter patches a set): the Manager tells
+// versions apart by the *Set.
 type Set struct {
 	Name    string
 	Type    string // TypeNet or TypeIPPort
@@ -97,8 +98,10 @@ func FromState(s *dpapi.State, ipVersion int) map[string]*Set {
 // previous call for the same IP version gives the same *Set again, without
 // re-parsing its members (calc never modifies a set it handed out), and
 // the Manager skips a set it already wrote from that *Set. A new version
-// of a set (same ID, members sorted, as calc makes them) is converted from
-// the last one by the members that changed, and carries them as its delta.
+// of a set (same ID, members sorted, as calc makes them) is patched from
+// the last one by the members that changed, which it carries as its
+// delta: the members map is updated in place, under a new *Set, so a
+// change costs what changed, not the set's size.
 type Converter struct {
 	last [2]map[string]converted // by IP version 4, 6; by set ID
 }
@@ -208,8 +211,9 @@ func convert(id string, set *dpapi.IPSet, ipVersion int, fam string) converted {
 }
 
 // patch converts set, a new version of cv.src, from cv by the members
-// that changed. It converts afresh when the members are not sorted or two
-// would share a kernel form.
+// that changed, updating cv's members in place (only the Converter reads
+// them). It converts afresh when the members are not sorted or two would
+// share a kernel form.
 func patch(cv converted, set *dpapi.IPSet, id string, ipVersion int, fam string) converted {
 	if !slices.IsSorted(set.Members) {
 		return convert(id, set, ipVersion, fam)
@@ -217,21 +221,21 @@ func patch(cv converted, set *dpapi.IPSet, id string, ipVersion int, fam string)
 	typ := cv.set.Type
 	added, removed := sortedDiff(cv.src.Members, set.Members)
 	d := &delta{from: cv.set}
-	members := maps.Clone(cv.set.Members)
 	for _, m := range removed {
-		for _, k := range CanonicalMembers(typ, ipVersion, m) {
-			delete(members, k)
-			d.dels = append(d.dels, k)
-		}
+		d.dels = appendCanonical(d.dels, typ, ipVersion, m)
 	}
 	for _, m := range added {
-		for _, k := range CanonicalMembers(typ, ipVersion, m) {
-			if _, dup := members[k]; dup {
-				return convert(id, set, ipVersion, fam)
-			}
-			members[k] = struct{}{}
-			d.adds = append(d.adds, k)
+		d.adds = appendCanonical(d.adds, typ, ipVersion, m)
+	}
+	members := cv.set.Members
+	for _, k := range d.dels {
+		delete(members, k)
+	}
+	for _, k := range d.adds {
+		if _, dup := members[k]; dup {
+			return convert(id, set, ipVersion, fam) // the patched map is dropped
 		}
+		members[k] = struct{}{}
 	}
 	slices.Sort(d.adds)
 	slices.Sort(d.dels)

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"maps"
 	"slices"
 	"sort"
 	"strconv"
@@ -58,6 +59,8 @@ type Tables struct {
 	// memo holds the last Apply's renderings by chain, so a Chain given
 	// again (e.g. by rules.ChainCache) is not rendered and hashed again.
 	memo map[*Chain]*renderedChain
+	// applied is what the last successful Apply converged the kernel to.
+	applied map[string]*Desired
 }
 
 // New returns Tables that have not touched the kernel yet.
@@ -89,30 +92,18 @@ func (t *Tables) Invalidate() { t.kernel = nil }
 
 // Apply converges the kernel to desired, keyed by table name; tables not in
 // desired are left alone. On a failed write it re-reads the kernel and
-// retries, up to three attempts. The Chains must not be modified afterwards:
-// the next Apply reuses their rendering when given the same *Chain.
+// retries, up to three attempts. The Desired and their Chains must not be
+// modified afterwards: given the same *Desired as the last successful
+// Apply, with the view of the kernel still valid, Apply has nothing to do;
+// given the same *Chain, it reuses its rendering.
 func (t *Tables) Apply(ctx context.Context, desired map[string]*Desired) error {
-	return t.ApplyRendered(ctx, t.Render(desired))
-}
-
-// Rendered is a desired state rendered for ApplyRendered.
-type Rendered struct {
-	tables map[string]*renderedTable
-	memo   map[*Chain]*renderedChain
-}
-
-// Render does the first half of Apply(desired), the rendering, so that it
-// can overlap other work (the IP sets' restore); ApplyRendered does the
-// rest. It may run alongside Prefetch, not alongside an Apply.
-func (t *Tables) Render(desired map[string]*Desired) *Rendered {
+	if t.kernel != nil && t.applied != nil && maps.Equal(desired, t.applied) {
+		return nil
+	}
+	t.applied = nil
 	next := make(map[*Chain]*renderedChain, len(t.memo))
-	return &Rendered{tables: renderDesired(desired, t.memo, next), memo: next}
-}
-
-// ApplyRendered is Apply of what Render rendered.
-func (t *Tables) ApplyRendered(ctx context.Context, r *Rendered) error {
-	rendered := r.tables
-	t.memo = r.memo
+	rendered := renderDesired(desired, t.memo, next)
+	t.memo = next
 	var err error
 	for attempt := 0; attempt < 3; attempt++ {
 		if attempt > 0 {
@@ -129,28 +120,18 @@ func (t *Tables) ApplyRendered(ctx context.Context, r *Rendered) error {
 			}
 		}
 		input, commit := t.plan(rendered)
-		if len(input) == 0 {
-			t.updateGauges()
-			return nil
+		if len(input) > 0 {
+			if err = t.restore(ctx, input); err != nil {
+				t.kernel = nil
+				continue
+			}
+			commit()
 		}
-		if err = t.restore(ctx, input); err != nil {
-			t.kernel = nil
-			continue
-		}
-		commit()
+		t.applied = desired
 		t.updateGauges()
 		return nil
 	}
 	return err
-}
-
-// Prefetch reads the kernel now if the next Apply would have to, so the
-// read can overlap other work. It must not run concurrently with Apply.
-func (t *Tables) Prefetch(ctx context.Context) error {
-	if t.kernel != nil {
-		return nil
-	}
-	return t.load(ctx)
 }
 
 // Plan returns the iptables-restore input Apply would write for desired

@@ -218,3 +218,41 @@ func TestHooksInPlace(t *testing.T) {
 		}
 	}
 }
+
+func TestApplyOfTheSameDesiredDoesNothingUntilInvalidated(t *testing.T) {
+	r := &fakeRunner{save: "*filter\n:INPUT ACCEPT [0:0]\nCOMMIT\n"}
+	tb := newTestTables(r)
+	ctx := context.Background()
+	d := filterDesired(chain("cali-INPUT", Accept{}))
+	if err := tb.Apply(ctx, d); err != nil {
+		t.Fatal(err)
+	}
+	if r.saves != 1 || len(r.restores) != 1 {
+		t.Fatalf("first apply: %d saves, %d restores", r.saves, len(r.restores))
+	}
+	memo := tb.memo
+	if err := tb.Apply(ctx, d); err != nil {
+		t.Fatal(err)
+	}
+	if r.saves != 1 || len(r.restores) != 1 || len(tb.memo) != len(memo) {
+		t.Fatalf("the same Desired again: %d saves, %d restores", r.saves, len(r.restores))
+	}
+	// The periodic refresh finds the chain gone and writes it back.
+	tb.Invalidate()
+	if err := tb.Apply(ctx, d); err != nil {
+		t.Fatal(err)
+	}
+	if r.saves != 2 || len(r.restores) != 2 || !strings.Contains(r.restores[1], ":cali-INPUT") {
+		t.Fatalf("after Invalidate: %d saves, restores %q", r.saves, r.restores)
+	}
+	// A failed write forgets what was applied: the next Apply writes.
+	r.failNext, r.failError = 3, errors.New("boom")
+	r.save = "*filter\n:INPUT ACCEPT [0:0]\nCOMMIT\n"
+	tb.Invalidate()
+	if err := tb.Apply(ctx, d); err == nil {
+		t.Fatal("three failed restores were not an error")
+	}
+	if err := tb.Apply(ctx, d); err != nil || len(r.restores) != 3 {
+		t.Fatalf("after a failure: err %v, %d restores", err, len(r.restores))
+	}
+}

@@ -134,8 +134,9 @@ func TestKernelNATOutgoing(t *testing.T) {
 				!strings.Contains(all, "10.65.0.0/16") || !strings.Contains(all, "10.70.0.0/16") {
 				t.Fatalf("pool sets:\n%s\n%s", masq, all)
 			}
-			// No NAT-outgoing pool: the chain empties.
-			s.Pools["pool1"].NATOutgoing = false
+			// No NAT-outgoing pool: the chain empties. (A changed object
+			// is a new one, as calc makes them.)
+			s.Pools["pool1"] = &dpapi.Pool{Name: "pool1", CIDR: s.Pools["pool1"].CIDR}
 			must(t, h.dp.Apply(t.Context(), s))
 			out, _ = h.ns.Output("iptables-"+h.dp.Backend(), "-t", "nat", "-S", "cali-nat-outgoing")
 			if strings.Contains(out, "MASQUERADE") || strings.Contains(out, "SNAT") {

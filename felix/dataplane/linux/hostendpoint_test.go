@@ -62,7 +62,8 @@ func TestKernelHostEndpointDenyAllKeepsFailsafe(t *testing.T) {
 	allow := dpapi.PolicyID{Tier: "default", Name: "allow-8080"}
 	s.Policies[allow] = &dpapi.Policy{Inbound: []dpapi.Rule{{Action: dpapi.Allow, Protocol: "tcp",
 		DstPorts: []dpapi.PortRange{{Min: 8080, Max: 8080}}}}}
-	s.HostEndpoints["host1-eth1"].Tiers = []dpapi.TierPolicies{{Name: "default", Ingress: []dpapi.PolicyID{allow}}}
+	s.HostEndpoints["host1-eth1"] = &dpapi.HostEndpoint{Name: "host1-eth1", Iface: "eth1", // a changed object is a new one
+		Tiers: []dpapi.TierPolicies{{Name: "default", Ingress: []dpapi.PolicyID{allow}}}}
 	must(t, h.dp.Apply(t.Context(), s))
 	if !client.canConnect(t, "192.168.91.1", 8080) {
 		t.Fatal("port 8080 closed despite an allow policy")

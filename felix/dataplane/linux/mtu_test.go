@@ -93,7 +93,9 @@ func TestKernelMTUFile(t *testing.T) {
 	if got := read(); got != "1400" {
 		t.Fatalf("no encapsulation: MTU file %q, want 1400 (eth0's)", got)
 	}
-	s.Pools["pool1"].VXLAN = dpapi.EncapAlways
+	vxlan := *s.Pools["pool1"] // a changed object is a new one
+	vxlan.VXLAN = dpapi.EncapAlways
+	s.Pools["pool1"] = &vxlan
 	must(t, h.dp.Apply(t.Context(), s))
 	if got := read(); got != "1350" {
 		t.Fatalf("VXLAN: MTU file %q, want 1350", got)
@@ -116,7 +118,9 @@ func TestKernelMTUFile(t *testing.T) {
 	if info, _ := os.Stat(file); !info.ModTime().Equal(before) || read() != "1350" {
 		t.Error("restart rewrote an up-to-date MTU file")
 	}
-	s.Pools["pool1"].VXLAN = dpapi.EncapNever
+	novxlan := vxlan
+	novxlan.VXLAN = dpapi.EncapNever
+	s.Pools["pool1"] = &novxlan
 	must(t, h.dp.Apply(t.Context(), s))
 	if got := read(); got != "1400" {
 		t.Fatalf("VXLAN off: MTU file %q, want 1400", got)

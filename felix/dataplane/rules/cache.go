@@ -1,6 +1,9 @@
 package rules
 
 import (
+	"maps"
+	"net/netip"
+	"slices"
 	"sync"
 
 	"github.com/calico-etcd/calico/felix/dataplane/iptables"
@@ -11,9 +14,10 @@ import (
 // the next, keyed by the *dpapi.Policy or *dpapi.Workload they came from:
 // calc never changes an object it has handed over, so one that did not
 // change is not rendered again (nor, by the iptables layer, re-hashed).
-// Entries not used by the latest Render of an IP version are dropped. Safe
-// for concurrent Renders of different IP versions. A cache serves one
-// Config.
+// When none of what Render reads changed (a remote endpoint moved, say),
+// Render returns its last Output itself. Entries not used by the latest
+// Render of an IP version are dropped. Safe for concurrent Renders of
+// different IP versions. A cache serves one Config.
 type ChainCache struct {
 	mu   sync.Mutex
 	gens map[int]*cacheGen
@@ -39,13 +43,60 @@ type cachedWorkload struct {
 	profs  map[string]map[string]profRef
 }
 
+// cacheGen is one IP version's cache: what the last Render used (prev),
+// what this one uses (cur), and emptied maps kept for the next Render to
+// fill, so that a Render allocates for what changed only.
 type cacheGen struct {
-	prev, cur     map[cacheKey]cachedChain
-	wlPrev, wlCur map[*dpapi.Workload]cachedWorkload
+	prev, cur, spare       map[cacheKey]cachedChain
+	wlPrev, wlCur, wlSpare map[*dpapi.Workload]cachedWorkload
+	polRefs                map[string]map[string]polRef
+	profRefs               map[string]map[string]profRef
+	// in and out are the last Render's input and Output.
+	in  renderInput
+	out *Output
 }
 
-// begin starts a Render of ipVersion and returns its generation.
-func (c *ChainCache) begin(ipVersion int) *cacheGen {
+// renderInput is what Render reads from a State and its caller.
+type renderInput struct {
+	workloads map[dpapi.WorkloadID]*dpapi.Workload
+	policies  map[dpapi.PolicyID]*dpapi.Policy
+	profiles  map[string]*dpapi.Profile
+	pools     map[string]*dpapi.Pool
+	services  []netip.Prefix
+	self      *dpapi.Host
+	heps      map[string]*dpapi.HostEndpoint
+}
+
+func inputOf(s *dpapi.State, cfg *Config, heps map[string]*dpapi.HostEndpoint) renderInput {
+	return renderInput{workloads: s.Workloads, policies: s.Policies, profiles: s.Profiles, pools: s.Pools,
+		services: s.ServiceCIDRs, self: s.Hosts[cfg.Hostname], heps: heps}
+}
+
+// snapshot copies the maps and slices, which the caller may reuse.
+func (a renderInput) snapshot() renderInput {
+	a.workloads, a.policies, a.profiles = maps.Clone(a.workloads), maps.Clone(a.policies), maps.Clone(a.profiles)
+	a.pools, a.heps, a.services = maps.Clone(a.pools), maps.Clone(a.heps), slices.Clone(a.services)
+	return a
+}
+
+// same reports whether a and b hold the same objects (calc's objects are
+// never modified, so the same object is the same content).
+func (a renderInput) same(b renderInput) bool {
+	return a.self == b.self && slices.Equal(a.services, b.services) &&
+		maps.Equal(a.workloads, b.workloads) && maps.Equal(a.policies, b.policies) &&
+		maps.Equal(a.profiles, b.profiles) && maps.Equal(a.pools, b.pools) && maps.Equal(a.heps, b.heps)
+}
+
+// unchanged returns the last Output when in is the last Render's input.
+func (g *cacheGen) unchanged(in renderInput) *Output {
+	if g.out != nil && g.in.same(in) {
+		return g.out
+	}
+	return nil
+}
+
+// gen returns the generation of ipVersion's Renders.
+func (c *ChainCache) gen(ipVersion int) *cacheGen {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.gens == nil {
@@ -56,13 +107,44 @@ func (c *ChainCache) begin(ipVersion int) *cacheGen {
 		g = &cacheGen{}
 		c.gens[ipVersion] = g
 	}
-	g.cur = map[cacheKey]cachedChain{}
-	g.wlCur = make(map[*dpapi.Workload]cachedWorkload, len(g.wlPrev))
 	return g
 }
 
-// end keeps only what this Render used.
-func (g *cacheGen) end() { g.prev, g.cur, g.wlPrev, g.wlCur = g.cur, nil, g.wlCur, nil }
+// begin starts a Render by r.
+func (g *cacheGen) begin(r *renderer) {
+	if g.out != nil {
+		r.sets = make(map[string]string, len(g.out.IPSets))
+	}
+	g.in, g.out = renderInput{}, nil
+	g.cur, g.spare = orNew(g.spare), nil
+	g.wlCur, g.wlSpare = orNew(g.wlSpare), nil
+	if g.polRefs == nil {
+		g.polRefs, g.profRefs = map[string]map[string]polRef{}, map[string]map[string]profRef{}
+	}
+	for _, m := range g.polRefs {
+		clear(m)
+	}
+	for _, m := range g.profRefs {
+		clear(m)
+	}
+	r.polRefs, r.profRefs, r.cache = g.polRefs, g.profRefs, g
+}
+
+func orNew[K comparable, V any](m map[K]V) map[K]V {
+	if m == nil {
+		return map[K]V{}
+	}
+	return m
+}
+
+// end keeps only what this Render used, and its input and output.
+func (g *cacheGen) end(in renderInput, out *Output) {
+	clear(g.prev)
+	clear(g.wlPrev)
+	g.spare, g.prev, g.cur = g.prev, g.cur, nil
+	g.wlSpare, g.wlPrev, g.wlCur = g.wlPrev, g.wlCur, nil
+	g.in, g.out = in.snapshot(), out
+}
 
 func (g *cacheGen) get(k cacheKey) (cachedChain, bool) {
 	if v, ok := g.cur[k]; ok {

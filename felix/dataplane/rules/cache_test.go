@@ -1,6 +1,7 @@
 package rules
 
 import (
+	"maps"
 	"reflect"
 	"testing"
 
@@ -97,5 +98,39 @@ func TestChainCacheReusesUnchangedWorkloads(t *testing.T) {
 	}
 	if !reflect.DeepEqual(policyChains(third), policyChains(Render(s, &plain, 4, nil, nil))) {
 		t.Fatal("a changed workload's render differs from one without the cache")
+	}
+}
+
+func TestChainCacheReturnsLastOutputWhenInputUnchanged(t *testing.T) {
+	cfg, _ := cachedAndPlain(t)
+	s := smallState()
+	first := Render(s, &cfg, 4, nil, nil)
+	// A new State holding the same objects, as calc makes after a change
+	// Render does not read (a remote endpoint's, say).
+	next := *s
+	next.Workloads, next.Policies, next.IPSets = maps.Clone(s.Workloads), maps.Clone(s.Policies), nil
+	if Render(&next, &cfg, 4, nil, nil) != first {
+		t.Fatal("an unchanged input was rendered again")
+	}
+	if Render(&next, &cfg, 6, nil, nil) == first {
+		t.Fatal("another IP version got IPv4's output")
+	}
+	// Any object Render reads, replaced, renders afresh.
+	next.Pools = maps.Clone(s.Pools)
+	for name, p := range next.Pools {
+		cp := *p
+		next.Pools[name] = &cp
+		break
+	}
+	if len(next.Pools) == 0 {
+		t.Fatal("smallState has no pools")
+	}
+	if Render(&next, &cfg, 4, nil, nil) == first {
+		t.Fatal("a changed pool did not render afresh")
+	}
+	heps := map[string]*dpapi.HostEndpoint{"eth0": {Name: "h", Iface: "eth0"}}
+	again := Render(&next, &cfg, 4, heps, nil)
+	if again == first || again.Tables["filter"] == first.Tables["filter"] {
+		t.Fatal("a new host endpoint did not render afresh")
 	}
 }

@@ -111,8 +111,11 @@ func HostEndpointsByIface(s *dpapi.State, resolve func([]netip.Addr) []string) m
 }
 
 // Render renders s for one IP version. heps is HostEndpointsByIface's result.
-// cfg.Cache, when set, lets unchanged policies skip rendering.
-func Render(s *dpapi.State, cfg *Config, ipVersion int, heps map[string]*dpapi.HostEndpoint, log *logrus.Entry) *Output {
+// cfg.Cache, when set, lets unchanged policies skip rendering, and gives
+// back the last Output when none of the objects Render reads changed
+// (they are never modified: a changed one is a new object). The Output
+// must not be modified.
+func Render(s *dpapi.State, cfg *Config, ipVersion int, heps map[string]*dpapi.HostEndpoint, log *logrus.Entry) (out *Output) {
 	if log == nil {
 		log = logrus.NewEntry(logrus.StandardLogger())
 	}
@@ -123,8 +126,12 @@ func Render(s *dpapi.State, cfg *Config, ipVersion int, heps map[string]*dpapi.H
 		profRefs: map[string]map[string]profRef{},
 	}
 	if cfg.Cache != nil {
-		r.cache = cfg.Cache.begin(ipVersion)
-		defer r.cache.end()
+		g, in := cfg.Cache.gen(ipVersion), inputOf(s, cfg, heps)
+		if last := g.unchanged(in); last != nil {
+			return last
+		}
+		g.begin(r)
+		defer func() { g.end(in, out) }()
 	}
 	r.ipip, r.vxlan = encapEnabled(s, ipVersion)
 	if ipVersion == 4 && cfg.IPIPEnabled != nil {
