@@ -8,7 +8,7 @@
 //	                                     ├─ every endpoint and ──► index: active rule selector →
 //	                                     │  network set             matching items → IP set members
 //	                                     └─ pools, blocks, nodes
-//	Graph.State() ──► *dpapi.State (new maps; the objects they point to are never modified)
+//	Graph.State() ──► *dpapi.State (its maps and the objects they point to are never modified)
 //
 // The graph does no I/O beyond logging. Work is split so that one change
 // costs what it touches: an endpoint or network set change re-evaluates
@@ -65,8 +65,8 @@ type Graph struct {
 	// endpoints list but that do not exist (see denyProfile), so that
 	// each State hands the dataplane the same objects.
 	missing map[string]*profile
-	pools   map[string]*dpapi.Pool
-	nodes   map[string]*dpapi.Host
+	pools   cow[string, *dpapi.Pool]
+	nodes   cow[string, *dpapi.Host]
 	blocks  map[netip.Prefix]string // block → affine host
 	affs    map[model.BlockAffinityKey]bool
 	// remote holds other hosts' workload addresses, and remoteList their
@@ -104,10 +104,11 @@ type remoteWorkload struct {
 
 // resolved is the output of the last resolve.
 type resolved struct {
-	workloads map[dpapi.WorkloadID]*dpapi.Workload
-	hostEPs   map[string]*dpapi.HostEndpoint
-	policies  map[dpapi.PolicyID]*dpapi.Policy
-	profiles  map[string]*dpapi.Profile
+	workloads cow[dpapi.WorkloadID, *dpapi.Workload]
+	hostEPs   cow[string, *dpapi.HostEndpoint]
+	// policies and profiles are made anew by each resolve.
+	policies map[dpapi.PolicyID]*dpapi.Policy
+	profiles map[string]*dpapi.Profile
 	// sets are the IP sets the used policies and profiles refer to.
 	sets usedSets
 }
@@ -132,15 +133,15 @@ func New(hostname string, log *logrus.Entry) *Graph {
 		tiers:          map[string]*tier{},
 		profiles:       map[string]*profile{},
 		missing:        map[string]*profile{},
-		pools:          map[string]*dpapi.Pool{},
-		nodes:          map[string]*dpapi.Host{},
+		pools:          newCow[string, *dpapi.Pool](),
+		nodes:          newCow[string, *dpapi.Host](),
 		blocks:         map[netip.Prefix]string{},
 		affs:           map[model.BlockAffinityKey]bool{},
 		remote:         map[dpapi.WorkloadID]remoteWorkload{},
 		dirty:          true,
 		resolved: resolved{
-			workloads: map[dpapi.WorkloadID]*dpapi.Workload{},
-			hostEPs:   map[string]*dpapi.HostEndpoint{},
+			workloads: newCow[dpapi.WorkloadID, *dpapi.Workload](),
+			hostEPs:   newCow[string, *dpapi.HostEndpoint](),
 			sets:      newUsedSets(),
 		},
 		applies:    map[string]map[dpapi.PolicyID]*policy{},
@@ -241,16 +242,16 @@ func (g *Graph) onResource(k model.ResourceKey, v any) {
 	case v3.KindIPPool:
 		p, ok := v.(*v3.IPPool)
 		if !ok {
-			delete(g.pools, k.Name)
+			g.pools.del(k.Name)
 			return
 		}
 		dp, err := poolOf(p)
 		if err != nil {
 			log().WithError(err).Warn("Ignoring IP pool with invalid CIDR")
-			delete(g.pools, k.Name)
+			g.pools.del(k.Name)
 			return
 		}
-		g.pools[k.Name] = dp
+		g.pools.set(k.Name, dp)
 	case v3.KindBGPConfiguration:
 		if k.Name != "default" {
 			return
@@ -261,9 +262,9 @@ func (g *Graph) onResource(k model.ResourceKey, v any) {
 		}
 	case v3.KindNode:
 		if n, ok := v.(*v3.Node); ok {
-			g.nodes[k.Name] = hostOf(n)
+			g.nodes.set(k.Name, hostOf(n))
 		} else {
-			delete(g.nodes, k.Name)
+			g.nodes.del(k.Name)
 		}
 	}
 }
@@ -524,7 +525,7 @@ func (g *Graph) Stats() Stats {
 		LocalEndpoints:       len(g.weps) + len(g.heps),
 		ActivePolicies:       len(g.resolved.policies),
 		ActiveSelectors:      len(g.idx.sets),
-		ClusterHosts:         len(g.nodes),
+		ClusterHosts:         len(g.nodes.m),
 		ClusterPolicies:      len(g.policies),
 		ClusterProfiles:      len(g.profiles),
 		ClusterWorkloads:     g.numWEPs,

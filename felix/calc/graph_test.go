@@ -444,3 +444,36 @@ func TestStats(t *testing.T) {
 		t.Errorf("stats = %+v", s)
 	}
 }
+
+// A State's maps are shared with later States until something in them
+// changes; then the graph changes a copy, and the earlier State stays.
+func TestStatesShareMapsUntilTheyChange(t *testing.T) {
+	pool := v3.NewIPPool()
+	pool.Name = "p1"
+	pool.Spec = v3.IPPoolSpec{CIDR: "10.10.0.0/16"}
+	node := v3.NewNode()
+	node.Name = "host-b"
+	g, first := run(t, put(pool), put(node), put(wep("ns", "a", me, nil, "10.0.0.1/32")))
+	// A remote endpoint changes nothing the maps hold.
+	g.OnUpdates([]syncer.Update{put(wep("ns", "b", "host-b", nil, "10.0.0.2/32"))})
+	second := g.State()
+	if !sameMap(first.Workloads, second.Workloads) || !sameMap(first.Pools, second.Pools) || !sameMap(first.Hosts, second.Hosts) {
+		t.Error("an unchanged map was copied")
+	}
+	pool2 := v3.NewIPPool()
+	pool2.Name = "p2"
+	pool2.Spec = v3.IPPoolSpec{CIDR: "10.11.0.0/16"}
+	g.OnUpdates([]syncer.Update{put(pool2), del(node), put(wep("ns", "c", me, nil, "10.0.0.3/32"))})
+	third := g.State()
+	if len(first.Pools) != 1 || len(first.Hosts) != 1 || len(first.Workloads) != 1 {
+		t.Errorf("an earlier State changed: %d pools, %d hosts, %d workloads", len(first.Pools), len(first.Hosts), len(first.Workloads))
+	}
+	if len(third.Pools) != 2 || len(third.Hosts) != 0 || len(third.Workloads) != 2 {
+		t.Errorf("the new State: %d pools, %d hosts, %d workloads", len(third.Pools), len(third.Hosts), len(third.Workloads))
+	}
+}
+
+// sameMap reports whether a and b are one map.
+func sameMap[K comparable, V any](a, b map[K]V) bool {
+	return reflect.ValueOf(a).UnsafePointer() == reflect.ValueOf(b).UnsafePointer()
+}

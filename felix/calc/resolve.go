@@ -2,7 +2,6 @@ package calc
 
 import (
 	"cmp"
-	"maps"
 	"slices"
 	"strings"
 
@@ -184,27 +183,27 @@ func (g *Graph) matchPolicies() {
 func (g *Graph) resolve() {
 	g.matchPolicies()
 	r := &g.resolved
-	for id := range r.workloads {
+	for id := range r.workloads.m {
 		if _, ok := g.weps[id]; !ok {
-			delete(r.workloads, id)
+			r.workloads.del(id)
 		}
 	}
-	for name := range r.hostEPs {
+	for name := range r.hostEPs.m {
 		if _, ok := g.heps[name]; !ok {
-			delete(r.hostEPs, name)
+			r.hostEPs.del(name)
 		}
 	}
 	for id, ep := range g.weps {
-		if _, ok := r.workloads[id]; ok && !g.allStale && !g.stale[ep.key] {
+		if _, ok := r.workloads.m[id]; ok && !g.allStale && !g.stale[ep.key] {
 			continue
 		}
 		w := *ep.workload
 		w.Tiers = g.tierLists(g.applies[ep.key], kindNormal)
 		w.Profiles = profileList(ep.profiles)
-		r.workloads[id] = &w
+		r.workloads.set(id, &w)
 	}
 	for name, ep := range g.heps {
-		if _, ok := r.hostEPs[name]; ok && !g.allStale && !g.stale[ep.key] {
+		if _, ok := r.hostEPs.m[name]; ok && !g.allStale && !g.stale[ep.key] {
 			continue
 		}
 		h := *ep.host
@@ -214,7 +213,7 @@ func (g *Graph) resolve() {
 		h.UntrackedTiers = g.tierLists(applies, kindUntracked)
 		h.ForwardTiers = g.tierLists(applies, kindForward)
 		h.Profiles = profileList(ep.profiles)
-		r.hostEPs[name] = &h
+		r.hostEPs.set(name, &h)
 	}
 	clear(g.stale)
 	g.allStale = false
@@ -234,11 +233,11 @@ func (g *Graph) resolve() {
 		}
 	}
 	usedProfs := map[string]*profile{}
-	for _, w := range r.workloads {
+	for _, w := range r.workloads.m {
 		usePols(w.Tiers)
 		g.useProfiles(w.Profiles, usedProfs)
 	}
-	for _, h := range r.hostEPs {
+	for _, h := range r.hostEPs.m {
 		usePols(h.Tiers, h.PreDNATTiers, h.UntrackedTiers, h.ForwardTiers)
 		g.useProfiles(h.Profiles, usedProfs)
 	}
@@ -315,9 +314,10 @@ func (u *usedSets) add(sets map[string]setRef, d int) {
 	}
 }
 
-// State returns the desired dataplane state. Each call returns new maps;
-// the objects they point to are shared with earlier States and never
-// modified, so a State may be kept and read while the graph moves on.
+// State returns the desired dataplane state. Its maps, and the objects
+// they point to, may be shared with earlier States and are never
+// modified, so a State may be kept and read while the graph moves on
+// (the graph copies a map it shared before changing it).
 func (g *Graph) State() *dpapi.State {
 	if g.dirty {
 		g.resolve()
@@ -325,13 +325,13 @@ func (g *Graph) State() *dpapi.State {
 	}
 	r := &g.resolved
 	st := &dpapi.State{
-		Workloads:     maps.Clone(r.workloads),
-		HostEndpoints: maps.Clone(r.hostEPs),
-		Policies:      maps.Clone(r.policies),
-		Profiles:      maps.Clone(r.profiles),
+		Workloads:     r.workloads.share(),
+		HostEndpoints: r.hostEPs.share(),
+		Policies:      r.policies,
+		Profiles:      r.profiles,
 		IPSets:        make(map[string]*dpapi.IPSet, len(g.idx.sets)),
-		Pools:         maps.Clone(g.pools),
-		Hosts:         maps.Clone(g.nodes),
+		Pools:         g.pools.share(),
+		Hosts:         g.nodes.share(),
 		InSync:        g.inSync,
 		ServiceCIDRs:  g.services,
 	}

@@ -69,6 +69,13 @@ func outer() int {
 		fmt.Fprintln(os.Stderr, "fvtest: building calico-felix:", err)
 		return 1
 	}
+	// The etcd cluster test's server binary, built (and cached) here: the
+	// tests run inside the host namespace, which has no route out to
+	// fetch modules.
+	if _, err := testutil.EtcdBinary(); err != nil {
+		fmt.Fprintln(os.Stderr, "fvtest:", err)
+		return 1
+	}
 	host, err := testutil.NewNetNSNamed(testutil.UniqueName(testutil.NetNSPrefix + "fvh"))
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "fvtest:", err)
