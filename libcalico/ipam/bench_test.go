@@ -125,7 +125,8 @@ func rawTxnRate(b *testing.B, cli *clientv3.Client, workers, perWorker int, tag 
 // the raw rate of the guarded txn an allocation commits (serial and 8
 // concurrent writers; also the smallest guarded txn), allocations
 // per second serially on one host and with 8 hosts concurrently, the
-// concurrent rate as a share of the raw concurrent txn rate, and etcd
+// concurrent rate as a share of the raw concurrent txn rate (each the best
+// of three interleaved rounds), and etcd
 // round trips per serial allocation for a long-lived client (warm, which
 // commits from its cache: warm.go) and for a fresh client per allocation
 // as the CNI binary has (cold, with the block hint passed on). The goal
@@ -159,7 +160,6 @@ func BenchmarkAllocation(b *testing.B) {
 	for i := 0; i < b.N; i++ {
 		rawTiny += rawTxnRate(b, be.Raw(), hosts, perIter/2, fmt.Sprint("t", i), nil)
 		rawSerial += rawTxnRate(b, be.Raw(), 1, perIter, fmt.Sprint("s", i), blockValue)
-		rawConc += rawTxnRate(b, be.Raw(), hosts, perIter/2, fmt.Sprint("c", i), blockValue)
 
 		host := fmt.Sprintf("serial-%d", i)
 		before := cnt.n.Load()
@@ -190,22 +190,32 @@ func BenchmarkAllocation(b *testing.B) {
 		}
 		rtCold += float64(cnt.n.Load()-before) / cold
 
-		var wg sync.WaitGroup
-		start = time.Now()
-		for h, c := range conc {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				for j := range perIter / hosts {
-					if _, _, err := c.AutoAssign(ctx, AutoAssignArgs{Num4: 1, HandleID: fmt.Sprintf("c.%d.%d.%d", i, h, j), Hostname: fmt.Sprintf("conc-%d-%d", i, h)}); err != nil {
-						b.Error(err)
-						return
+		// The concurrent rates, raw and ours, interleaved: the best of
+		// several rounds of each, the figure least disturbed by the rest
+		// of the machine (one round of each differed by up to 2x).
+		const rounds = 3
+		var bestRaw, best float64
+		for r := range rounds {
+			bestRaw = max(bestRaw, rawTxnRate(b, be.Raw(), hosts, perIter/2, fmt.Sprint("c", i, ".", r), blockValue))
+			var wg sync.WaitGroup
+			start = time.Now()
+			for h, c := range conc {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					for j := range perIter / hosts {
+						if _, _, err := c.AutoAssign(ctx, AutoAssignArgs{Num4: 1, HandleID: fmt.Sprintf("c.%d.%d.%d.%d", i, r, h, j), Hostname: fmt.Sprintf("conc-%d-%d", i, h)}); err != nil {
+							b.Error(err)
+							return
+						}
 					}
-				}
-			}()
+				}()
+			}
+			wg.Wait()
+			best = max(best, perIter/time.Since(start).Seconds())
 		}
-		wg.Wait()
-		concurrent += perIter / time.Since(start).Seconds()
+		rawConc += bestRaw
+		concurrent += best
 	}
 	n := float64(b.N)
 	b.ReportMetric(rawTiny/n, "raw-tiny-txn-8w/s")
