@@ -254,10 +254,12 @@ func TestConverterReusesUnchangedSets(t *testing.T) {
 	}
 }
 
+// oneSet is a State holding set s:a with members.
+func oneSet(members ...string) *dpapi.State {
+	return &dpapi.State{IPSets: map[string]*dpapi.IPSet{"s:a": {ID: "s:a", Type: dpapi.IPSetNet, Members: members}}}
+}
+
 func TestConverterPatchesChangedSets(t *testing.T) {
-	state := func(members ...string) *dpapi.State {
-		return &dpapi.State{IPSets: map[string]*dpapi.IPSet{"s:a": {ID: "s:a", Type: dpapi.IPSetNet, Members: members}}}
-	}
 	var c Converter
 	r := &fakeRunner{}
 	m := New(Config{Runner: r})
@@ -274,9 +276,9 @@ func TestConverterPatchesChangedSets(t *testing.T) {
 		}
 		return sets["cali40s:a"]
 	}
-	first := apply(state("10.0.0.1/32", "10.0.0.2/32", "10.0.1.0/24", "fd00::1/128"))
+	first := apply(oneSet("10.0.0.1/32", "10.0.0.2/32", "10.0.1.0/24", "fd00::1/128"))
 	// One member replaced, one prefix added: only they are written.
-	second := apply(state("10.0.0.1/32", "10.0.0.3/32", "10.0.1.0/24", "10.0.2.0/24", "fd00::1/128"))
+	second := apply(oneSet("10.0.0.1/32", "10.0.0.3/32", "10.0.1.0/24", "10.0.2.0/24", "fd00::1/128"))
 	if second.delta == nil || second.delta.from != first {
 		t.Fatal("a changed set was not patched from its last version")
 	}
@@ -288,11 +290,11 @@ func TestConverterPatchesChangedSets(t *testing.T) {
 	}
 	// Two members with one kernel form: converted afresh, and removing
 	// one of them keeps the address.
-	apply(state("10.0.0.1", "10.0.0.1/32", "10.0.0.3/32"))
+	apply(oneSet("10.0.0.1", "10.0.0.1/32", "10.0.0.3/32"))
 	if second.delta != nil {
 		t.Error("a set keeps its delta (and so the set before it) past the next conversion")
 	}
-	third := apply(state("10.0.0.1/32", "10.0.0.3/32"))
+	third := apply(oneSet("10.0.0.1/32", "10.0.0.3/32"))
 	if third.delta != nil {
 		t.Error("a set whose members share a kernel form was patched")
 	}
@@ -300,7 +302,7 @@ func TestConverterPatchesChangedSets(t *testing.T) {
 		t.Error("10.0.0.1 lost with one of its two spellings")
 	}
 	// Unsorted members (not calc's): converted afresh.
-	if apply(state("10.0.0.9/32", "10.0.0.3/32")).delta != nil {
+	if apply(oneSet("10.0.0.9/32", "10.0.0.3/32")).delta != nil {
 		t.Error("unsorted members were patched")
 	}
 }
@@ -321,18 +323,15 @@ func TestConverterNameOf(t *testing.T) {
 // A set patched for an Apply that never ran (abandoned, or failed before
 // the IP sets) is still written in full by the next one.
 func TestConverterPatchOfAnAbandonedApplyIsWrittenLater(t *testing.T) {
-	state := func(members ...string) *dpapi.State {
-		return &dpapi.State{IPSets: map[string]*dpapi.IPSet{"s:a": {ID: "s:a", Type: dpapi.IPSetNet, Members: members}}}
-	}
 	var c Converter
 	r := &fakeRunner{}
 	m := New(Config{Runner: r})
 	ctx := context.Background()
-	if err := m.ApplyUpdates(ctx, c.FromState(state("10.0.0.1/32", "10.0.0.2/32"), 4)); err != nil {
+	if err := m.ApplyUpdates(ctx, c.FromState(oneSet("10.0.0.1/32", "10.0.0.2/32"), 4)); err != nil {
 		t.Fatal(err)
 	}
-	c.FromState(state("10.0.0.1/32", "10.0.0.3/32"), 4) // not applied
-	sets := c.FromState(state("10.0.0.1/32", "10.0.0.3/32", "10.0.0.4/32"), 4)
+	c.FromState(oneSet("10.0.0.1/32", "10.0.0.3/32"), 4) // not applied
+	sets := c.FromState(oneSet("10.0.0.1/32", "10.0.0.3/32", "10.0.0.4/32"), 4)
 	if err := m.ApplyUpdates(ctx, sets); err != nil {
 		t.Fatal(err)
 	}
@@ -341,7 +340,7 @@ func TestConverterPatchOfAnAbandonedApplyIsWrittenLater(t *testing.T) {
 		t.Fatalf("restore input after the skipped patch:\n%s", got)
 	}
 	// The Manager's view is its own: later patches do not change it.
-	c.FromState(state("10.0.0.9/32"), 4)
+	c.FromState(oneSet("10.0.0.9/32"), 4)
 	if have := m.kernel["cali40s:a"].members; len(have) != 3 {
 		t.Fatalf("the Manager's view of the kernel changed with the desired set: %v", have)
 	}
