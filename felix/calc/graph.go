@@ -83,6 +83,9 @@ type Graph struct {
 	numHEPs  int
 	inSync   bool
 	dirty    bool // resolve is due
+	// usesChanged: a policy, profile or tier changed since resolve last
+	// worked out which of them (and which IP sets) local endpoints use.
+	usesChanged bool
 	updates  uint64
 	resolved resolved
 	// applies holds, per local endpoint (by item key), the policies whose
@@ -213,7 +216,7 @@ func (g *Graph) onResource(k model.ResourceKey, v any) {
 			delete(g.polByKey, k)
 			g.rematchPol[old] = true
 		}
-		g.dirty = true
+		g.dirty, g.usesChanged = true, true
 		if v == nil {
 			return
 		}
@@ -227,7 +230,7 @@ func (g *Graph) onResource(k model.ResourceKey, v any) {
 			g.rematchPol[p.id] = true
 		}
 	case v3.KindTier:
-		g.dirty, g.allStale = true, true
+		g.dirty, g.allStale, g.usesChanged = true, true, true
 		if t, ok := v.(*v3.Tier); ok {
 			g.tiers[k.Name] = tierOf(t)
 		} else {
@@ -454,7 +457,7 @@ func (g *Graph) wepImplicit(ns, orchestrator, sa string) map[string]string {
 // putProfile stores (or with r nil deletes) a profile, and relabels the
 // items that inherit from it when its labels changed.
 func (g *Graph) putProfile(name string, r *v3.Profile) {
-	g.dirty = true
+	g.dirty, g.usesChanged = true, true
 	old := g.profiles[name]
 	switch {
 	case r != nil:

@@ -183,14 +183,17 @@ func (g *Graph) matchPolicies() {
 func (g *Graph) resolve() {
 	g.matchPolicies()
 	r := &g.resolved
+	changed := g.usesChanged // what the used policies, profiles and sets depend on
 	for id := range r.workloads.m {
 		if _, ok := g.weps[id]; !ok {
 			r.workloads.del(id)
+			changed = true
 		}
 	}
 	for name := range r.hostEPs.m {
 		if _, ok := g.heps[name]; !ok {
 			r.hostEPs.del(name)
+			changed = true
 		}
 	}
 	for id, ep := range g.weps {
@@ -201,6 +204,7 @@ func (g *Graph) resolve() {
 		w.Tiers = g.tierLists(g.applies[ep.key], kindNormal)
 		w.Profiles = profileList(ep.profiles)
 		r.workloads.set(id, &w)
+		changed = true
 	}
 	for name, ep := range g.heps {
 		if _, ok := r.hostEPs.m[name]; ok && !g.allStale && !g.stale[ep.key] {
@@ -214,9 +218,14 @@ func (g *Graph) resolve() {
 		h.ForwardTiers = g.tierLists(applies, kindForward)
 		h.Profiles = profileList(ep.profiles)
 		r.hostEPs.set(name, &h)
+		changed = true
 	}
 	clear(g.stale)
 	g.allStale = false
+	if !changed {
+		return // the same policies, profiles and sets are in use
+	}
+	g.usesChanged = false
 
 	// The active policies and profiles are those the lists name.
 	usedPols := make(map[dpapi.PolicyID]*policy, len(r.policies))
