@@ -86,8 +86,8 @@ type Graph struct {
 	// usesChanged: a policy, profile or tier changed since resolve last
 	// worked out which of them (and which IP sets) local endpoints use.
 	usesChanged bool
-	updates  uint64
-	resolved resolved
+	updates     uint64
+	resolved    resolved
 	// applies holds, per local endpoint (by item key), the policies whose
 	// selector matches it. rematchEP and rematchPol name the endpoints and
 	// policies changed since it was brought up to date, stale the local
