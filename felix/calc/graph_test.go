@@ -477,3 +477,25 @@ func TestStatesShareMapsUntilTheyChange(t *testing.T) {
 func sameMap[K comparable, V any](a, b map[K]V) bool {
 	return reflect.ValueOf(a).UnsafePointer() == reflect.ValueOf(b).UnsafePointer()
 }
+
+// An edit of a policy's rules leaves the endpoints it applies to as they
+// were: the same objects, so the dataplane keeps their chains.
+func TestPolicyRuleEditKeepsEndpointObjects(t *testing.T) {
+	g, first := run(t, put(wep("ns", "a", me, lbl("app", "web"), "10.0.0.1/32")),
+		put(gnp("p", nil, "app == 'web'", []v3.Rule{allowFrom("role == 'db'")}, nil)))
+	id := dpapi.WorkloadID("ns/a")
+	g.OnUpdates([]syncer.Update{put(gnp("p", nil, "app == 'web'", []v3.Rule{allowFrom("role == 'cache'")}, nil))})
+	second := g.State()
+	if second.Workloads[id] != first.Workloads[id] {
+		t.Error("a rule edit made a new workload object")
+	}
+	if second.Policies[pid("", "p")] == first.Policies[pid("", "p")] {
+		t.Error("the edited policy kept its object")
+	}
+	// A selector edit that stops the policy applying changes the endpoint.
+	g.OnUpdates([]syncer.Update{put(gnp("p", nil, "app == 'other'", nil, nil))})
+	third := g.State()
+	if third.Workloads[id] == second.Workloads[id] || len(third.Workloads[id].Tiers) != 0 {
+		t.Errorf("the endpoint kept a policy that no longer applies: %+v", third.Workloads[id].Tiers)
+	}
+}

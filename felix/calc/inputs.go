@@ -17,6 +17,9 @@ type endpoint struct {
 	workload *dpapi.Workload     // set for workload endpoints
 	host     *dpapi.HostEndpoint // set for host endpoints
 	profiles []string            // as listed
+	// resolvedW and resolvedH are what resolve last made of it.
+	resolvedW *dpapi.Workload
+	resolvedH *dpapi.HostEndpoint
 }
 
 // policy is a policy as the graph keeps it: its selector and its rules

@@ -203,6 +203,11 @@ func (g *Graph) resolve() {
 		w := *ep.workload
 		w.Tiers = g.tierLists(g.applies[ep.key], kindNormal)
 		w.Profiles = profileList(ep.profiles)
+		if old := ep.resolvedW; old != nil && r.workloads.m[id] == old &&
+			dpapi.EqualTiers(old.Tiers, w.Tiers) && slices.Equal(old.Profiles, w.Profiles) {
+			continue // the same: the dataplane keeps what it built from it
+		}
+		ep.resolvedW = &w
 		r.workloads.set(id, &w)
 		changed = true
 	}
@@ -217,6 +222,13 @@ func (g *Graph) resolve() {
 		h.UntrackedTiers = g.tierLists(applies, kindUntracked)
 		h.ForwardTiers = g.tierLists(applies, kindForward)
 		h.Profiles = profileList(ep.profiles)
+		if old := ep.resolvedH; old != nil && r.hostEPs.m[name] == old &&
+			dpapi.EqualTiers(old.Tiers, h.Tiers) && dpapi.EqualTiers(old.PreDNATTiers, h.PreDNATTiers) &&
+			dpapi.EqualTiers(old.UntrackedTiers, h.UntrackedTiers) && dpapi.EqualTiers(old.ForwardTiers, h.ForwardTiers) &&
+			slices.Equal(old.Profiles, h.Profiles) {
+			continue // the same: the dataplane keeps what it built from it
+		}
+		ep.resolvedH = &h
 		r.hostEPs.set(name, &h)
 		changed = true
 	}

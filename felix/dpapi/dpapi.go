@@ -11,6 +11,7 @@ package dpapi
 import (
 	"context"
 	"net/netip"
+	"slices"
 )
 
 // State is everything felix programs on one host.
@@ -100,6 +101,14 @@ type TierPolicies struct {
 	DefaultAction string
 	Ingress       []PolicyID
 	Egress        []PolicyID
+}
+
+// EqualTiers reports whether two tier lists are the same.
+func EqualTiers(a, b []TierPolicies) bool {
+	return slices.EqualFunc(a, b, func(x, y TierPolicies) bool {
+		return x.Name == y.Name && x.DefaultAction == y.DefaultAction &&
+			slices.Equal(x.Ingress, y.Ingress) && slices.Equal(x.Egress, y.Egress)
+	})
 }
 
 // Policy is an active policy with its selectors resolved to IP sets.
