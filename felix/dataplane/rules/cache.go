@@ -112,6 +112,7 @@ func (c *ChainCache) gen(ipVersion int) *cacheGen {
 
 // begin starts a Render by r.
 func (g *cacheGen) begin(r *renderer) {
+	r.sets = map[string]string{}
 	if g.out != nil {
 		r.sets = make(map[string]string, len(g.out.IPSets))
 	}

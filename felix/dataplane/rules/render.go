@@ -119,12 +119,7 @@ func Render(s *dpapi.State, cfg *Config, ipVersion int, heps map[string]*dpapi.H
 	if log == nil {
 		log = logrus.NewEntry(logrus.StandardLogger())
 	}
-	r := &renderer{
-		cfg: cfg, ipv: ipVersion, log: log,
-		sets:     map[string]string{},
-		polRefs:  map[string]map[string]polRef{},
-		profRefs: map[string]map[string]profRef{},
-	}
+	r := &renderer{cfg: cfg, ipv: ipVersion, log: log}
 	if cfg.Cache != nil {
 		g, in := cfg.Cache.gen(ipVersion), inputOf(s, cfg, heps)
 		if last := g.unchanged(in); last != nil {
@@ -132,6 +127,8 @@ func Render(s *dpapi.State, cfg *Config, ipVersion int, heps map[string]*dpapi.H
 		}
 		g.begin(r)
 		defer func() { g.end(in, out) }()
+	} else {
+		r.sets, r.polRefs, r.profRefs = map[string]string{}, map[string]map[string]polRef{}, map[string]map[string]profRef{}
 	}
 	r.ipip, r.vxlan = encapEnabled(s, ipVersion)
 	if ipVersion == 4 && cfg.IPIPEnabled != nil {
