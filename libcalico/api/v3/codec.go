@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"reflect"
 	"strconv"
 	"strings"
 
@@ -148,23 +147,6 @@ func DecodeLenientWith(unmarshal func(data []byte, v any) error, kind string, da
 		tm.APIVersion = APIVersion
 	}
 	return r, nil
-}
-
-// Clone returns a deep copy of r.
-func Clone[T Resource](r T) T {
-	rv := reflect.ValueOf(r)
-	if !rv.IsValid() || rv.Kind() != reflect.Pointer || rv.IsNil() {
-		return r
-	}
-	data, err := json.Marshal(r)
-	if err != nil {
-		panic(fmt.Sprintf("v3.Clone: marshalling %T: %v", r, err))
-	}
-	out := reflect.New(rv.Type().Elem()).Interface().(T)
-	if err := json.Unmarshal(data, out); err != nil {
-		panic(fmt.Sprintf("v3.Clone: unmarshalling %T: %v", r, err))
-	}
-	return out
 }
 
 // ParseManifests reads YAML or JSON holding any number of resources:

@@ -289,7 +289,9 @@ func FuzzParseManifests(f *testing.F) {
 			checkRoundTrip(t, r)
 			r.Default()
 			_ = r.Validate()
-			_ = Clone(r)
+			if c := Clone(r); !reflect.DeepEqual(c, r) {
+				t.Fatalf("clone differs:\n%#v\n%#v", c, r)
+			}
 		}
 	})
 }
