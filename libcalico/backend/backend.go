@@ -25,6 +25,9 @@ type KVPair struct {
 // KVList is the result of a List.
 type KVList struct {
 	KVPairs []*KVPair
+	// Unchanged, from a ChangeLister only: the paths of the keys the
+	// caller holds as listed, neither parsed nor read.
+	Unchanged []string
 	// Revision is the datastore revision the list was read at.
 	Revision int64
 }
@@ -122,8 +125,9 @@ type ResetNotifier interface {
 // holds most keys already, and when every client of a cluster relists at
 // once, the values they hold are most of what etcd would send.
 type ChangeLister interface {
-	// ListChanged is List at one revision, but with Value nil for each key
-	// for which unchanged(path, revision) is true. unchanged may be
-	// called from the calling goroutine only, once per key.
+	// ListChanged is List at one revision, except that a key for which
+	// unchanged(path, revision) is true is returned by its path only, in
+	// Unchanged. unchanged is called from the calling goroutine only,
+	// once per key.
 	ListChanged(ctx context.Context, opts model.ListOptions, unchanged func(path string, revision int64) bool) (*KVList, error)
 }

@@ -476,19 +476,40 @@ func (l *loop) flush() {
 
 // diff reports the differences between a fresh list and the cache.
 func (l *loop) diff(p *prefixState, list *backend.KVList) {
-	seen := make(map[string]struct{}, len(list.KVPairs))
+	before := len(p.keys)
+	held := len(list.Unchanged) // keys of the cache that are listed
+	paths := make([]string, 0, len(list.KVPairs))
 	for _, kv := range list.KVPairs {
 		path, err := kv.Key.Path()
 		if err != nil {
 			p.log.WithError(err).WithField("key", kv.Key).Warn("Skipping listed key without a path")
 			continue
 		}
-		seen[path] = struct{}{}
+		paths = append(paths, path)
 		old, ok := p.keys[path]
-		if ok && old.rev == kv.Revision && (kv.Value == nil || old.sum == maphash.Bytes(l.seed, kv.Value)) {
-			continue // unchanged (a nil value: listed as such, backend.ChangeLister)
+		if ok {
+			held++
+			if old.rev == kv.Revision && old.sum == maphash.Bytes(l.seed, kv.Value) {
+				continue
+			}
 		}
 		l.upsert(p, path, kv)
+	}
+	if held < before {
+		l.removeUnlisted(p, list, paths)
+	}
+	p.log.WithFields(logrus.Fields{"revision": list.Revision, "keys": len(p.keys)}).Info("Prefix listed")
+}
+
+// removeUnlisted reports the removal of every cached key that list, whose
+// KVPairs have the given paths, does not hold.
+func (l *loop) removeUnlisted(p *prefixState, list *backend.KVList, paths []string) {
+	seen := make(map[string]struct{}, len(list.Unchanged)+len(paths))
+	for _, path := range list.Unchanged {
+		seen[path] = struct{}{}
+	}
+	for _, path := range paths {
+		seen[path] = struct{}{}
 	}
 	var gone []string
 	for path := range p.keys {
@@ -500,7 +521,6 @@ func (l *loop) diff(p *prefixState, list *backend.KVList) {
 	for _, path := range gone {
 		l.remove(p, path, list.Revision)
 	}
-	p.log.WithFields(logrus.Fields{"revision": list.Revision, "keys": len(p.keys)}).Info("Prefix listed")
 }
 
 // apply reports one watch event, skipping what the cache already has.

@@ -308,8 +308,8 @@ func TestClusterFaults(t *testing.T) {
 	})
 }
 
-// TestListChanged: values only for the keys the caller does not hold at
-// their revision, all read at one revision.
+// TestListChanged: the keys the caller holds at their revision by path
+// only, the others with their values, all read at one revision.
 func TestListChanged(t *testing.T) {
 	srv := testutil.StartEtcd(t)
 	c, err := etcd.New(etcd.Config{Endpoints: []string{srv.Endpoint}})
@@ -338,17 +338,17 @@ func TestListChanged(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if asked != 3 || len(l.KVPairs) != 3 {
-		t.Fatalf("asked %d times, listed %d", asked, len(l.KVPairs))
+	if asked != 3 || len(l.KVPairs) != 2 || len(l.Unchanged) != 1 || l.Unchanged[0] != pa {
+		t.Fatalf("asked %d times, listed %d, unchanged %q", asked, len(l.KVPairs), l.Unchanged)
 	}
 	for _, kv := range l.KVPairs {
 		p, _ := kv.Key.Path()
 		switch {
 		case kv.Revision != revs[p]:
 			t.Errorf("%s at revision %d, want %d", p, kv.Revision, revs[p])
-		case p == pa && kv.Value != nil:
-			t.Errorf("%s held, yet its value was sent", p)
-		case p != pa && !strings.Contains(string(kv.Value), `"n"`):
+		case p == pa:
+			t.Errorf("%s held, yet it was read", p)
+		case !strings.Contains(string(kv.Value), `"n"`):
 			t.Errorf("%s changed, yet its value is %q", p, kv.Value)
 		}
 	}

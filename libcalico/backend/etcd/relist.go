@@ -35,23 +35,23 @@ func (c *Client) ListChanged(ctx context.Context, opts model.ListOptions, unchan
 		return nil, c.wrap(ctx, "list "+prefix, err)
 	}
 	rev := resp.Header.Revision
-	out := &backend.KVList{Revision: rev, KVPairs: make([]*backend.KVPair, 0, len(resp.Kvs))}
-	var fetch []int // indexes into out.KVPairs
+	out := &backend.KVList{Revision: rev}
 	for _, kv := range resp.Kvs {
-		k := model.ParseKey(string(kv.Key))
-		if k == nil || !opts.Matches(k) {
+		path := string(kv.Key)
+		if unchanged(path, kv.ModRevision) {
+			out.Unchanged = append(out.Unchanged, path)
 			continue
 		}
-		if !unchanged(string(kv.Key), kv.ModRevision) {
-			fetch = append(fetch, len(out.KVPairs))
+		if k := model.ParseKey(path); k != nil && opts.Matches(k) {
+			out.KVPairs = append(out.KVPairs, &backend.KVPair{Key: k, Revision: kv.ModRevision})
 		}
-		out.KVPairs = append(out.KVPairs, &backend.KVPair{Key: k, Revision: kv.ModRevision})
 	}
+	fetch := out.KVPairs
 	for len(fetch) > 0 {
 		n := min(len(fetch), backend.MaxTxnOps)
 		gets := make([]clientv3.Op, n)
-		for i, j := range fetch[:n] {
-			p, _ := out.KVPairs[j].Key.Path() // parsed from a path
+		for i, kv := range fetch[:n] {
+			p, _ := kv.Key.Path() // parsed from a path
 			gets[i] = clientv3.OpGet(p, clientv3.WithRev(rev))
 		}
 		var tr *clientv3.TxnResponse
@@ -62,11 +62,11 @@ func (c *Client) ListChanged(ctx context.Context, opts model.ListOptions, unchan
 		if err != nil {
 			return nil, c.wrap(ctx, "list "+prefix, err)
 		}
-		for i, j := range fetch[:n] {
+		for i, kv := range fetch[:n] {
 			// Present at rev by the keys-only read; compacted away since
 			// only if rev was, which fails the whole read instead.
 			if kvs := tr.Responses[i].GetResponseRange().GetKvs(); len(kvs) == 1 {
-				out.KVPairs[j].Value = kvs[0].Value
+				kv.Value = kvs[0].Value
 			}
 		}
 		fetch = fetch[n:]
