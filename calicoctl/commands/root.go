@@ -18,7 +18,7 @@ import (
 	"strings"
 	"time"
 
-	jsoniter "github.com/json-iterator/go"
+	gojson "github.com/goccy/go-json"
 	"github.com/sirupsen/logrus"
 	"github.com/spf13/cobra"
 
@@ -144,7 +144,7 @@ func DefaultClientFactory(cfg ClientConfig) (*client.Client, error) {
 	if err != nil {
 		return nil, err
 	}
-	return client.NewFromSpec(spec, cfg.Timeout, client.WithUnmarshal(jsoniter.ConfigCompatibleWithStandardLibrary.Unmarshal))
+	return client.NewFromSpec(spec, cfg.Timeout, client.WithUnmarshal(gojson.Unmarshal))
 }
 
 func loadSpec(cfg ClientConfig) (*apiconfig.Spec, error) {

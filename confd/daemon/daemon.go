@@ -8,7 +8,7 @@ import (
 	"sync"
 	"time"
 
-	jsoniter "github.com/json-iterator/go"
+	gojson "github.com/goccy/go-json"
 	"github.com/sirupsen/logrus"
 
 	"github.com/calico-etcd/calico/confd/calc"
@@ -84,7 +84,7 @@ func Run(ctx context.Context, cfg Config, log *logrus.Entry) error {
 		consumer = fanout{r, tun}
 		wg.Go(func() { tun.run(ctx, cfg.ResyncInterval) })
 	}
-	s := syncer.New(c.Backend(), syncer.Config{Prefixes: calc.Prefixes(cfg.NodeName), Unmarshal: jsoniter.ConfigCompatibleWithStandardLibrary.Unmarshal}, consumer, log.WithField("component", "syncer"))
+	s := syncer.New(c.Backend(), syncer.Config{Prefixes: calc.Prefixes(cfg.NodeName), Unmarshal: gojson.Unmarshal}, consumer, log.WithField("component", "syncer"))
 	wg.Go(func() { _ = s.Run(ctx) })
 	defer func() {
 		cancel()

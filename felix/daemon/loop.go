@@ -6,7 +6,7 @@ import (
 	"sync"
 	"time"
 
-	jsoniter "github.com/json-iterator/go"
+	gojson "github.com/goccy/go-json"
 	"github.com/sirupsen/logrus"
 
 	"github.com/calico-etcd/calico/felix/calc"
@@ -121,7 +121,7 @@ func (l *loop) run(ctx context.Context) error {
 	defer wg.Wait() // after cancel: defers run last-in first-out
 	defer cancel()
 
-	sy := syncer.New(l.be, syncer.Config{Prefixes: syncPrefixes(), Unmarshal: jsoniter.ConfigCompatibleWithStandardLibrary.Unmarshal}, l.in, l.log.WithField("component", "syncer"))
+	sy := syncer.New(l.be, syncer.Config{Prefixes: syncPrefixes(), Unmarshal: gojson.Unmarshal}, l.in, l.log.WithField("component", "syncer"))
 	syncDone := make(chan error, 1)
 	wg.Go(func() { syncDone <- sy.Run(ctx) })
 

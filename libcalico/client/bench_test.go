@@ -6,7 +6,7 @@ import (
 	"testing"
 	"time"
 
-	jsoniter "github.com/json-iterator/go"
+	gojson "github.com/goccy/go-json"
 	clientv3 "go.etcd.io/etcd/client/v3"
 
 	v3 "github.com/calico-etcd/calico/libcalico/api/v3"
@@ -24,7 +24,7 @@ func benchClient(b *testing.B) (*client.Client, *clientv3.Client) {
 	}
 	b.Cleanup(func() { be.Close() })
 	// Decoding as calicoctl, felix and confd do (model.Unmarshal).
-	return client.New(be, client.WithUnmarshal(jsoniter.ConfigCompatibleWithStandardLibrary.Unmarshal)), srv.RawClient(b)
+	return client.New(be, client.WithUnmarshal(gojson.Unmarshal)), srv.RawClient(b)
 }
 
 func netset(i int) *v3.GlobalNetworkSet {
@@ -69,7 +69,7 @@ func BenchmarkCreateVsRawPut(b *testing.B) {
 }
 
 // BenchmarkList10kVsRawRange: typed List (decode every resource, with
-// json-iterator as calicoctl lists) against a raw prefix range read of the
+// goccy/go-json as calicoctl lists) against a raw prefix range read of the
 // same keys. Goal: ratio <= 2. list-encoding-json-ms is the same List
 // decoded with encoding/json, the default.
 func BenchmarkList10kVsRawRange(b *testing.B) {

@@ -6,8 +6,9 @@ import (
 	"strings"
 	"testing"
 
-	jsoniter "github.com/json-iterator/go"
+	gojson "github.com/goccy/go-json"
 
+	v3 "github.com/calico-etcd/calico/libcalico/api/v3"
 	"github.com/calico-etcd/calico/libcalico/backend/etcd"
 	"github.com/calico-etcd/calico/libcalico/client"
 	"github.com/calico-etcd/calico/libcalico/model"
@@ -117,16 +118,19 @@ func TestCalicoFixtureRoundTrip(t *testing.T) {
 
 func js(v any) string { b, _ := json.Marshal(v); return string(b) }
 
-// json-iterator, which felix, confd and calicoctl decode with
+// goccy/go-json, which felix, confd and calicoctl decode with
 // (client.WithUnmarshal, syncer.Config.Unmarshal), gives what
 // encoding/json gives for every value Calico wrote, and fails where it
 // fails.
-func TestFixtureDecodesAlikeWithJSONIterator(t *testing.T) {
+func TestFixtureDecodesAlikeWithGoccy(t *testing.T) {
+	testFixtureDecodesAlike(t, gojson.Unmarshal)
+}
+
+func testFixtureDecodesAlike(t *testing.T, fast func([]byte, any) error) {
 	var kvs []fixtureKV
 	if err := json.Unmarshal(testutil.Fixture(t, "calico-etcd-state.json"), &kvs); err != nil {
 		t.Fatal(err)
 	}
-	fast := jsoniter.ConfigCompatibleWithStandardLibrary.Unmarshal
 	compared := 0
 	for _, kv := range kvs {
 		k := model.ParseKey(kv.Key)
@@ -137,7 +141,7 @@ func TestFixtureDecodesAlikeWithJSONIterator(t *testing.T) {
 			want, werr := model.Decode(k, data, 5)
 			got, gerr := model.DecodeWith(fast, k, data, 5)
 			if (werr == nil) != (gerr == nil) || !reflect.DeepEqual(got, want) {
-				t.Errorf("%s %.40q: json-iterator gave %#v (%v), encoding/json %#v (%v)", kv.Key, data, got, gerr, want, werr)
+				t.Errorf("%s %.40q: goccy/go-json gave %#v (%v), encoding/json %#v (%v)", kv.Key, data, got, gerr, want, werr)
 			}
 			compared++
 		}
@@ -145,4 +149,28 @@ func TestFixtureDecodesAlikeWithJSONIterator(t *testing.T) {
 	if compared < 100 {
 		t.Fatalf("compared only %d values", compared)
 	}
+}
+
+// FuzzDecodeAlikeWithGoccy: goccy/go-json and encoding/json decode any
+// stored value of these kinds alike, or both fail.
+func FuzzDecodeAlikeWithGoccy(f *testing.F) {
+	f.Add([]byte(`{"kind":"GlobalNetworkSet","apiVersion":"projectcalico.org/v3","metadata":{"name":"a","labels":{"x":"y"}},"spec":{"nets":["10.0.0.0/8"]}}`))
+	f.Add([]byte(`{"kind":"NetworkPolicy","metadata":{"name":"a","creationTimestamp":"2026-11-22T03:43:01Z"},"spec":{"order":1.5,"ingress":[{"action":"Allow","destination":{"ports":[80,"1:2"]}}]}}`))
+	f.Add([]byte(`{"spec":{"ipNetworks":["10.0.0.1/32"],"profiles":["p"],"ports":[{"name":"h","port":80,"protocol":"TCP"}]}}`))
+	f.Add([]byte(`{"spec":{"routeTableRanges":[{"min":1,"max":2}],"logSeverityScreen":"Info","ipipEnabled":true}}`))
+	keys := []model.ResourceKey{
+		{Kind: v3.KindGlobalNetworkSet, Name: "a"},
+		{Kind: v3.KindNetworkPolicy, Namespace: "n", Name: "a"},
+		{Kind: v3.KindWorkloadEndpoint, Namespace: "n", Name: "a"},
+		{Kind: v3.KindFelixConfiguration, Name: "a"},
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		for _, k := range keys {
+			want, werr := model.Decode(k, data, 5)
+			got, gerr := model.DecodeWith(gojson.Unmarshal, k, data, 5)
+			if (werr == nil) != (gerr == nil) || !reflect.DeepEqual(got, want) {
+				t.Fatalf("%s %q: goccy/go-json gave %#v (%v), encoding/json %#v (%v)", k.Kind, data, got, gerr, want, werr)
+			}
+		}
+	})
 }

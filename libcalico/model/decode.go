@@ -11,8 +11,9 @@ import (
 
 // Unmarshal decodes JSON as encoding/json's Unmarshal does. A program
 // that decodes many values (felix, confd, calicoctl) may pass a faster one
-// that behaves the same, json-iterator's ConfigCompatibleWithStandardLibrary
-// (about twice as fast on a List of 10,000); nil is encoding/json's.
+// that behaves the same, goccy/go-json's Unmarshal (client's
+// TestFixtureDecodesAlikeWithGoccy and FuzzDecodeAlikeWithGoccy hold it to
+// that); nil is encoding/json's.
 type Unmarshal func(data []byte, v any) error
 
 // Decode turns a stored value into its Go type: a v3 resource (leniently,

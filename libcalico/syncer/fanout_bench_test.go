@@ -11,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	jsoniter "github.com/json-iterator/go"
+	gojson "github.com/goccy/go-json"
 
 	v3 "github.com/calico-etcd/calico/libcalico/api/v3"
 	"github.com/calico-etcd/calico/libcalico/backend/etcd"
@@ -209,7 +209,7 @@ func startHosts(b *testing.B, cl *testutil.EtcdCluster, gate *dialGate, n int) [
 		}
 		w := &watcher{}
 		// As felix and confd configure theirs.
-		s := New(be, Config{Prefixes: prefixes, Unmarshal: jsoniter.ConfigCompatibleWithStandardLibrary.Unmarshal}, w, nil)
+		s := New(be, Config{Prefixes: prefixes, Unmarshal: gojson.Unmarshal}, w, nil)
 		wg.Go(func() {
 			_ = s.Run(ctx)
 			be.Close()
