@@ -38,6 +38,8 @@ const scaleChanges = 100
 //     another fresh namespace (goal ≤ 1.3). The input is recorded from a
 //     second, untimed Apply of the State on a third namespace, so that the
 //     timed one runs as felix does, without the recorder's 25 MB copy.
+//     Each side is the best of coldRounds interleaved rounds;
+//     worst-over-worst is the ratio of the slowest.
 //   - policy-p99-ms: one locally applied policy edited scaleChanges
 //     times, each from calc.OnUpdates to Apply returning (goal ≤ 100 ms).
 //   - ipset-p99-ms: one remote endpoint moved between two large sets
@@ -45,7 +47,7 @@ const scaleChanges = 100
 //     sets updated in the kernel (goal ≤ 50 ms).
 //   - tools-p50-ms: the median time of a change spent in the kernel
 //     tools (ipset, iptables-restore), the rest being felix's own work.
-//   - rss-MB, hwm-MB: the test process after the cold start (calc's
+//   - rss-MB, hwm-MB: the test process after the first cold start (calc's
 //     graph and the dataplane; the updates are made a batch at a time,
 //     as felix receives them; goal ≤ 400 MB).
 //
@@ -59,53 +61,47 @@ func BenchmarkFelixScale(b *testing.B) {
 	must(b, err)
 	defer debug.SetGCPercent(debug.SetGCPercent(fcfg.GoGCThreshold))
 	ifaces := func(i int) string { return fmt.Sprintf("caliw%d", i) }
-	var coldTotal, bareTotal, coldCalc, coldTools time.Duration
+	var coldBest, bareBest, coldCalc, coldTools, coldWorst, bareWorst time.Duration
 	var policyLat, ipsetLat []time.Duration
 	var policyTools, ipsetTools []time.Duration // the kernel tools' share
 	var rss, hwm float64
 	var shape map[string]float64 // the ruleset's size, from the first round
 	for n := 0; n < b.N; n++ {
 		b.StopTimer()
-		ns := benchHostIfaces(b, sc.Local, ifaces)
-		// tools is the time the kernel tools (ipset, iptables-restore) took.
-		var tools atomic.Int64
-		exe := DefaultRunner(ns.Name)
-		exe.Observe = func(_ string, d time.Duration) { tools.Add(int64(d)) }
-		rec := &runner.Recorder{Next: exe}
-		dp, err := New(dpapi.Config{Hostname: hostname, Log: testLog(b)}, WithNetNS(ns.Name), WithRunner(rec))
-		must(b, err)
-		runtime.GC()
-		b.StartTimer()
-
-		// The updates come in syncer-sized batches, each made (untimed)
-		// when it is due and dropped after, as felix gets them.
-		g := calc.New(hostname, nil)
-		calctest.ScaleBatches(hostname, sc, syncer.DefaultMaxBatchSize, func(batch []syncer.Update) {
-			start := time.Now()
-			g.OnUpdates(batch)
-			coldTotal += time.Since(start)
-		})
-		start := time.Now()
-		g.OnStatusUpdated(syncer.InSync)
-		st := g.State()
-		coldCalc += coldTotal + time.Since(start)
-		tools.Store(0)
-		rec.Off.Store(true) // as felix runs: no copy of 25 MB of input
-		must(b, dp.Apply(b.Context(), st))
-		rec.Off.Store(false)
-		coldTotal += time.Since(start)
-		coldTools += time.Duration(tools.Load())
-
-		b.StopTimer()
-		if len(st.Workloads) != sc.Local {
-			b.Fatalf("calc produced %d local workloads, want %d", len(st.Workloads), sc.Local)
+		// coldRounds cold starts, each followed by a bare restore of its
+		// input; the best of each side is the figure, as in the other
+		// ratio benchmarks. The last cold start's host takes the changes.
+		var c coldRun
+		var iptIn, ipsetIn []byte
+		var iptCmd string
+		for round := range coldRounds {
+			if round > 0 {
+				c.close()
+				runtime.GC()
+				debug.FreeOSMemory()
+			}
+			c = coldStart(b, hostname, sc, ifaces)
+			if round == 0 || c.total < coldBest {
+				coldBest, coldCalc, coldTools = c.total, c.calc, c.tools
+			}
+			coldWorst = max(coldWorst, c.total)
+			if round == 0 && n == 0 {
+				// Memory as the first cold start left it, as felix has.
+				rss, hwm = procStatusMB(b, "VmRSS"), procStatusMB(b, "VmHWM")
+			}
+			if round == 0 {
+				// The cold start's input, recorded from the same State
+				// applied to another fresh namespace.
+				iptIn, ipsetIn, iptCmd = coldInput(b, hostname, c.st, sc.Local, ifaces)
+			}
+			bare := bareRestore(b, sc.Local, ifaces, iptIn, ipsetIn, iptCmd)
+			if round == 0 || bare < bareBest {
+				bareBest = bare
+			}
+			bareWorst = max(bareWorst, bare)
 		}
-		if n == 0 {
-			rss, hwm = procStatusMB(b, "VmRSS"), procStatusMB(b, "VmHWM")
-		}
-		// The cold start's input, recorded from the same State applied
-		// to another fresh namespace.
-		iptIn, ipsetIn, iptCmd := coldInput(b, hostname, st, sc.Local, ifaces)
+		dp, g, rec, st := c.dp, c.g, c.rec, c.st
+		tools := c.observed
 		if n == 0 {
 			largest := 0
 			for _, s := range st.IPSets {
@@ -116,18 +112,6 @@ func BenchmarkFelixScale(b *testing.B) {
 				"ipsets": float64(len(st.IPSets)), "largest-set": float64(largest), "local-policies": float64(len(st.Policies)),
 			}
 		}
-		bare := benchHostIfaces(b, sc.Local, ifaces)
-		br := DefaultRunner(bare.Name)
-		runtime.GC()
-		start = time.Now()
-		if _, err := br.Run(context.Background(), ipsetIn, "ipset", "restore"); err != nil {
-			b.Fatal(err)
-		}
-		if _, err := br.Run(context.Background(), iptIn, iptCmd, "--noflush"); err != nil {
-			b.Fatal(err)
-		}
-		bareTotal += time.Since(start)
-		bare.Delete()
 
 		// One policy edit at a time.
 		for i := range scaleChanges {
@@ -162,13 +146,10 @@ func BenchmarkFelixScale(b *testing.B) {
 				b.Fatalf("endpoint change %d wrote no ipset restore input", i)
 			}
 		}
-		_ = dp.Close()
-		ns.Delete()
-		b.StartTimer()
+		c.close()
 	}
-	b.StopTimer()
-	coldMS := float64(coldTotal.Microseconds()) / 1000 / float64(b.N)
-	bareMS := float64(bareTotal.Microseconds()) / 1000 / float64(b.N)
+	coldMS := float64(coldBest.Microseconds()) / 1000
+	bareMS := float64(bareBest.Microseconds()) / 1000
 	slices.Sort(policyLat)
 	slices.Sort(ipsetLat)
 	slices.Sort(policyTools)
@@ -182,10 +163,11 @@ func BenchmarkFelixScale(b *testing.B) {
 			b.ReportMetric(v, unit)
 		}
 		b.ReportMetric(coldMS, "coldstart-ms")
-		b.ReportMetric(float64(coldCalc.Milliseconds())/float64(b.N), "calc-ms")
-		b.ReportMetric(float64(coldTools.Milliseconds())/float64(b.N), "tools-ms")
+		b.ReportMetric(float64(coldCalc.Milliseconds()), "calc-ms")
+		b.ReportMetric(float64(coldTools.Milliseconds()), "tools-ms")
 		b.ReportMetric(bareMS, "bare-restore-ms")
 		b.ReportMetric(coldMS/bareMS, "ratio(goal<=1.3)")
+		b.ReportMetric(float64(coldWorst)/float64(bareWorst), "worst-over-worst")
 		b.ReportMetric(0, "ns/op")
 	})
 	b.Run("policy-change", func(b *testing.B) {
@@ -208,6 +190,81 @@ func BenchmarkFelixScale(b *testing.B) {
 		b.ReportMetric(rss/400, "rss-over-400MB-ratio(goal<=1)")
 		b.ReportMetric(0, "ns/op")
 	})
+}
+
+// coldRounds is how many cold starts (and bare restores) each iteration
+// times.
+const coldRounds = 2
+
+// coldRun is one timed cold start and the host it left programmed.
+type coldRun struct {
+	ns                 *testutil.NetNS
+	dp                 *Dataplane
+	g                  *calc.Graph
+	rec                *runner.Recorder
+	st                 *dpapi.State
+	observed           *atomic.Int64 // the kernel tools' time from now on
+	total, calc, tools time.Duration
+}
+
+func (c *coldRun) close() {
+	if c.dp != nil {
+		_ = c.dp.Close()
+		c.ns.Delete()
+		*c = coldRun{}
+	}
+}
+
+// coldStart times a new calc graph fed every update in syncer-sized
+// batches (each made, untimed, when it is due and dropped after, as felix
+// gets them), InSync, and the first Apply on a fresh host namespace.
+func coldStart(b *testing.B, hostname string, sc calctest.Scale, ifaces func(int) string) coldRun {
+	ns := benchHostIfaces(b, sc.Local, ifaces)
+	c := coldRun{ns: ns, observed: new(atomic.Int64)}
+	exe := DefaultRunner(ns.Name)
+	exe.Observe = func(_ string, d time.Duration) { c.observed.Add(int64(d)) }
+	c.rec = &runner.Recorder{Next: exe}
+	var err error
+	c.dp, err = New(dpapi.Config{Hostname: hostname, Log: testLog(b)}, WithNetNS(ns.Name), WithRunner(c.rec))
+	must(b, err)
+	runtime.GC()
+	c.g = calc.New(hostname, nil)
+	calctest.ScaleBatches(hostname, sc, syncer.DefaultMaxBatchSize, func(batch []syncer.Update) {
+		start := time.Now()
+		c.g.OnUpdates(batch)
+		c.total += time.Since(start)
+	})
+	start := time.Now()
+	c.g.OnStatusUpdated(syncer.InSync)
+	c.st = c.g.State()
+	c.calc = c.total + time.Since(start)
+	c.observed.Store(0)
+	c.rec.Off.Store(true) // as felix runs: no copy of 25 MB of input
+	must(b, c.dp.Apply(b.Context(), c.st))
+	c.rec.Off.Store(false)
+	c.total += time.Since(start)
+	c.tools = time.Duration(c.observed.Load())
+	if len(c.st.Workloads) != sc.Local {
+		b.Fatalf("calc produced %d local workloads, want %d", len(c.st.Workloads), sc.Local)
+	}
+	return c
+}
+
+// bareRestore times a bare `ipset restore` and `iptables-restore
+// --noflush` of the given input on a fresh host namespace.
+func bareRestore(b *testing.B, local int, ifaces func(int) string, iptIn, ipsetIn []byte, iptCmd string) time.Duration {
+	bare := benchHostIfaces(b, local, ifaces)
+	defer bare.Delete()
+	br := DefaultRunner(bare.Name)
+	runtime.GC()
+	start := time.Now()
+	if _, err := br.Run(context.Background(), ipsetIn, "ipset", "restore"); err != nil {
+		b.Fatal(err)
+	}
+	if _, err := br.Run(context.Background(), iptIn, iptCmd, "--noflush"); err != nil {
+		b.Fatal(err)
+	}
+	return time.Since(start)
 }
 
 // coldInput applies st, untimed, on a fresh host namespace of n interfaces and
