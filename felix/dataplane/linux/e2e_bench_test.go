@@ -2,7 +2,6 @@ package linux
 
 import (
 	"bufio"
-	"context"
 	"fmt"
 	"os"
 	"runtime"
@@ -104,21 +103,10 @@ func BenchmarkFelixEndToEnd(b *testing.B) {
 		b.StartTimer()
 		return g, dp, rec, func() { _ = dp.Close(); ns.Delete() }
 	}
-	// bareRestore times the last cold start's input, restored bare.
-	bareRestore := func() {
+	// timeBare times the last cold start's input, restored bare.
+	timeBare := func() {
 		b.StopTimer()
-		bare := benchHostIfaces(b, calctest.BenchLocal, ifaces)
-		br := DefaultRunner(bare.Name)
-		runtime.GC()
-		start := time.Now()
-		if _, err := br.Run(context.Background(), ipsetIn, "ipset", "restore"); err != nil {
-			b.Fatal(err)
-		}
-		if _, err := br.Run(context.Background(), iptIn, iptCmd, "--noflush"); err != nil {
-			b.Fatal(err)
-		}
-		bareTotal += time.Since(start)
-		bare.Delete()
+		bareTotal += bareRestore(b, calctest.BenchLocal, ifaces, iptIn, ipsetIn, iptCmd)
 		b.StartTimer()
 	}
 
@@ -135,11 +123,11 @@ func BenchmarkFelixEndToEnd(b *testing.B) {
 				b.StartTimer()
 			}
 			if round%2 == 1 {
-				bareRestore()
+				timeBare()
 				g, dp, rec, done = coldStart()
 			} else {
 				g, dp, rec, done = coldStart()
-				bareRestore()
+				timeBare()
 			}
 		}
 
