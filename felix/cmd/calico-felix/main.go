@@ -14,6 +14,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"runtime"
 
 	"github.com/sirupsen/logrus"
 
@@ -78,7 +79,7 @@ func run(args, environ []string, stdout, stderr io.Writer) int {
 		GoRuntime:        true,
 		Collectors:       outs.Collectors(),
 		NewDataplane: func(c dpapi.Config) (daemon.Dataplane, error) {
-			return linux.New(c)
+			return linux.New(c, linux.WithIPSetRestores(runtime.NumCPU()))
 		},
 	})
 	switch {

@@ -4,8 +4,10 @@ import (
 	"context"
 	"errors"
 	"net/netip"
+	"slices"
 	"sort"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/calico-etcd/calico/felix/dpapi"
@@ -13,6 +15,7 @@ import (
 
 type fakeRunner struct {
 	save     string
+	mu       sync.Mutex
 	restores []string
 	fail     func(stdin string) error
 }
@@ -26,7 +29,9 @@ func (f *fakeRunner) Run(_ context.Context, stdin []byte, _ string, args ...stri
 			return nil, err
 		}
 	}
+	f.mu.Lock()
 	f.restores = append(f.restores, string(stdin))
+	f.mu.Unlock()
 	return nil, nil
 }
 
@@ -118,6 +123,83 @@ func TestFailedRestoreForcesResync(t *testing.T) {
 	m := New(Config{Runner: r})
 	if err := m.ApplyUpdates(context.Background(), map[string]*Set{"cali40s:x": set("cali40s:x", TypeNet)}); err == nil {
 		t.Fatal("no error")
+	}
+	if m.kernel != nil {
+		t.Fatal("kernel view kept after a failed write")
+	}
+}
+
+// numbered returns a set of n members.
+func numbered(name string, n int) *Set {
+	s := set(name, TypeNet)
+	for i := range n {
+		s.Members[netip.AddrFrom4([4]byte{10, byte(i >> 16), byte(i >> 8), byte(i)}).String()] = struct{}{}
+	}
+	return s
+}
+
+func TestLargeUpdateBiggestSetsFirstOverRestores(t *testing.T) {
+	desired := map[string]*Set{
+		"cali40s:a":   numbered("cali40s:a", 10),
+		"cali40s:big": numbered("cali40s:big", 9000),
+		"cali40s:mid": numbered("cali40s:mid", 5000),
+		"cali40s:z":   numbered("cali40s:z", 4000),
+	}
+	creates := func(in string) (names []string) {
+		for _, l := range strings.Split(in, "\n") {
+			if f := strings.Fields(l); len(f) > 1 && f[0] == "create" {
+				names = append(names, f[1])
+			}
+		}
+		return names
+	}
+
+	// One process: the sets by size, biggest first.
+	one := &fakeRunner{}
+	if err := New(Config{Runner: one}).ApplyUpdates(context.Background(), desired); err != nil {
+		t.Fatal(err)
+	}
+	if len(one.restores) != 1 || !slices.Equal(creates(one.restores[0]), []string{"cali40s:big", "cali40s:mid", "cali40s:z", "cali40s:a"}) {
+		t.Fatalf("one restore: %d inputs, sets %v", len(one.restores), creates(strings.Join(one.restores, "")))
+	}
+
+	// Two: the same input cut between two sets, about half each.
+	two := &fakeRunner{}
+	m := New(Config{Runner: two, Restores: 2})
+	if err := m.ApplyUpdates(context.Background(), desired); err != nil {
+		t.Fatal(err)
+	}
+	sort.Slice(two.restores, func(i, j int) bool { return strings.Contains(two.restores[i], "create cali40s:big ") })
+	if len(two.restores) != 2 || !slices.Equal(creates(two.restores[0]), []string{"cali40s:big"}) ||
+		!slices.Equal(creates(two.restores[1]), []string{"cali40s:mid", "cali40s:z", "cali40s:a"}) {
+		t.Fatalf("two restores: %d inputs, sets %v then %v", len(two.restores), creates(two.restores[0]), creates(two.restores[len(two.restores)-1]))
+	}
+	if got := strings.Join(two.restores, ""); len(got) != len(one.restores[0]) || !slices.Equal(lines(got), lines(one.restores[0])) {
+		t.Fatal("two restores wrote other lines than one")
+	}
+	// Nothing left to do afterwards, and a small change is one process.
+	two.restores = nil
+	desired["cali40s:a"] = numbered("cali40s:a", 11)
+	if err := m.ApplyUpdates(context.Background(), desired); err != nil {
+		t.Fatal(err)
+	}
+	if len(two.restores) != 1 || two.restores[0] != "add cali40s:a 10.0.0.10\n" {
+		t.Fatalf("restores %q", two.restores)
+	}
+}
+
+func TestFailedShareOfRestoresForcesResync(t *testing.T) {
+	r := &fakeRunner{fail: func(in string) error {
+		if strings.Contains(in, "cali40s:mid") {
+			return errors.New("boom")
+		}
+		return nil
+	}}
+	m := New(Config{Runner: r, Restores: 2})
+	err := m.ApplyUpdates(context.Background(), map[string]*Set{
+		"cali40s:big": numbered("cali40s:big", 9000), "cali40s:mid": numbered("cali40s:mid", 8000)})
+	if err == nil || !strings.Contains(err.Error(), "boom") {
+		t.Fatalf("err = %v", err)
 	}
 	if m.kernel != nil {
 		t.Fatal("kernel view kept after a failed write")

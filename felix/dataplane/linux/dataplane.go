@@ -85,6 +85,7 @@ type options struct {
 	runner      runner.Runner
 	routeGrace  time.Duration
 	noLinkWatch bool
+	restores    int
 }
 
 // Option adjusts New.
@@ -107,6 +108,10 @@ func WithRouteCleanupGrace(d time.Duration) Option { return func(o *options) { o
 // WithoutLinkWatch makes Run ignore netlink link notifications, so that
 // only InterfaceRefreshInterval finds new interfaces. For tests.
 func WithoutLinkWatch() Option { return func(o *options) { o.noLinkWatch = true } }
+
+// WithIPSetRestores lets a large IP set update run as up to n `ipset
+// restore` processes at once, each with a share of the sets (default 1).
+func WithIPSetRestores(n int) Option { return func(o *options) { o.restores = n } }
 
 // DefaultRunner returns the runner New uses: direct exec, and when
 // netnsName is set, started from a thread inside that network namespace
@@ -219,7 +224,7 @@ func New(cfg dpapi.Config, opts ...Option) (*Dataplane, error) {
 		d.detected <- iptables.DetectBackend(ctx, d.runner, d.cfg.IptablesBackend, nil, d.log)
 	}()
 	d.ipsets = ipsets.New(ipsets.Config{Runner: d.runner, Log: d.log.WithField("manager", "ipsets"), Metrics: d.ipsetMetrics,
-		MaxElem: cfg.MaxIPSetSize})
+		MaxElem: cfg.MaxIPSetSize, Restores: o.restores})
 	d.routes = routes.NewManager(routes.ManagerConfig{
 		Config: d.routeCfg, Netlink: d.nl, InNetNS: d.inNetNS, CleanupGrace: o.routeGrace,
 		Log: d.log.WithField("manager", "routes"), Metrics: d.routeMetrics,

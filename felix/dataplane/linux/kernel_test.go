@@ -3,7 +3,9 @@ package linux
 import (
 	"fmt"
 	"io"
+	"maps"
 	"os"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -114,5 +116,62 @@ func TestDefaultRunnerRunsInTheNamespace(t *testing.T) {
 	}
 	if _, err := DefaultRunner("no-such-ns-x").Run(t.Context(), nil, "true"); err == nil {
 		t.Fatal("a command ran for a namespace that does not exist")
+	}
+}
+
+// A large IP set update split over two `ipset restore`s leaves the kernel's
+// sets as one restore does; a small change after it is one restore.
+func TestKernelLargeIPSetUpdateOverTwoRestores(t *testing.T) {
+	s := baseState()
+	for i, n := range []int{6000, 5000, 40, 3} {
+		set := &dpapi.IPSet{ID: fmt.Sprintf("s:large%d", i), Type: dpapi.IPSetNet}
+		for j := range n {
+			set.Members = append(set.Members, fmt.Sprintf("10.%d.%d.%d", 70+i, j/250, j%250+1))
+		}
+		s.IPSets[set.ID] = set
+	}
+	one, two := newHost(t, dpapi.Config{}), newHost(t, dpapi.Config{}, WithIPSetRestores(2))
+	ipsetSave := func(h *host) []string {
+		out, err := h.ns.Output("ipset", "save")
+		must(t, err)
+		lines := strings.Split(strings.TrimSpace(out), "\n")
+		for i, l := range lines {
+			if f := strings.Fields(l); f[0] == "create" {
+				lines[i] = strings.Join(f[:5], " ") // without the sizes the kernel picks
+			}
+		}
+		slices.Sort(lines)
+		return lines
+	}
+	restores := func(h *host) (n int) {
+		for _, c := range h.rec.Calls() {
+			if c.Name == "ipset" && c.Args[0] == "restore" {
+				n++
+			}
+		}
+		return n
+	}
+	for _, h := range []*host{one, two} {
+		must(t, h.dp.Apply(t.Context(), s))
+	}
+	if n := restores(two); n != 2 {
+		t.Fatalf("%d ipset restores, want 2", n)
+	}
+	if a, b := ipsetSave(one), ipsetSave(two); !slices.Equal(a, b) || len(a) < 11043 {
+		t.Fatalf("ipset save differs (%d lines from one restore, %d from two)", len(a), len(b))
+	}
+
+	s2 := *s
+	s2.IPSets = maps.Clone(s.IPSets)
+	grown := *s.IPSets["s:large0"]
+	grown.Members = append(slices.Clone(grown.Members), "10.70.99.1")
+	s2.IPSets["s:large0"] = &grown
+	two.rec.Reset()
+	must(t, two.dp.Apply(t.Context(), &s2))
+	if n := restores(two); n != 1 {
+		t.Fatalf("%d ipset restores for one member, want 1", n)
+	}
+	if out, err := two.ns.Output("ipset", "save"); err != nil || !strings.Contains(out, " 10.70.99.1\n") {
+		t.Fatalf("added member missing (err %v)", err)
 	}
 }
