@@ -3,6 +3,7 @@ package ipsets
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/netip"
 	"slices"
 	"sort"
@@ -425,5 +426,44 @@ func TestConverterPatchOfAnAbandonedApplyIsWrittenLater(t *testing.T) {
 	c.FromState(oneSet("10.0.0.9/32"), 4)
 	if have := m.kernel["cali40s:a"].members; len(have) != 3 {
 		t.Fatalf("the Manager's view of the kernel changed with the desired set: %v", have)
+	}
+}
+
+func TestSplitRuns(t *testing.T) {
+	ups := func(lines ...int) []update {
+		var out []update
+		for i, n := range lines {
+			out = append(out, update{name: fmt.Sprint(i), adds: make([]string, n)})
+		}
+		return out
+	}
+	sizes := func(parts [][]update) (out [][]int) {
+		for _, p := range parts {
+			var s []int
+			for _, u := range p {
+				s = append(s, u.lines())
+			}
+			out = append(out, s)
+		}
+		return out
+	}
+	for _, tc := range []struct {
+		lines []int
+		n     int
+		want  string
+	}{
+		{[]int{9000, 5000, 4000, 10}, 0, "[[9000 5000 4000 10]]"},
+		{[]int{9000, 5000, 4000, 10}, 1, "[[9000 5000 4000 10]]"},
+		{[]int{9000, 5000, 4000, 10}, 2, "[[9000] [5000 4000 10]]"},
+		{[]int{9000, 5000, 4000, 10}, 3, "[[9000] [5000 4000 10]]"},  // a third run would be 4,010 lines
+		{[]int{9000, 5000, 4000, 10}, 16, "[[9000] [5000 4000 10]]"}, // four runs' worth of lines, but not in these sets
+		{[]int{9000, 5000, 5000, 10}, 3, "[[9000] [5000] [5000 10]]"},
+		{[]int{3000, 1000}, 2, "[[3000 1000]]"}, // under two runs' worth
+		{[]int{20000}, 4, "[[20000]]"},          // one set is not cut
+		{[]int{4096, 4096, 4096, 4096}, 2, "[[4096 4096] [4096 4096]]"},
+	} {
+		if got := fmt.Sprint(sizes(split(ups(tc.lines...), tc.n))); got != tc.want {
+			t.Errorf("split(%v, %d) = %s, want %s", tc.lines, tc.n, got, tc.want)
+		}
 	}
 }

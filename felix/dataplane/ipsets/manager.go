@@ -323,8 +323,8 @@ func (u update) lines() int {
 	return len(u.adds) + len(u.dels)
 }
 
-// split cuts ups, in order, into at most n runs of about equal lines, of
-// about minRestoreLines or more.
+// split cuts ups, in order, into at most n runs of about equal lines; the
+// last run is at least minRestoreLines, and so, about, is every other.
 func split(ups []update, n int) [][]update {
 	total := 0
 	for _, u := range ups {
@@ -338,8 +338,9 @@ func split(ups []update, n int) [][]update {
 		if len(parts) == n-1 || i == len(ups)-1 {
 			break
 		}
-		// Cut where the running count comes closest to the next n-th.
-		if (2*acc+ups[i+1].lines())*n >= 2*total*(len(parts)+1) {
+		// Cut where the running count comes closest to the next n-th,
+		// unless what is left is too little for a process of its own.
+		if (2*acc+ups[i+1].lines())*n >= 2*total*(len(parts)+1) && total-acc >= minRestoreLines {
 			parts = append(parts, ups[start:i+1])
 			start = i + 1
 		}
