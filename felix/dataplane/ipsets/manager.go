@@ -361,14 +361,11 @@ func (m *Manager) writeUpdates(w io.Writer, ups []update) (int, error) {
 				into = up.tmp
 			}
 			m.writeCreate(b, into, up.want)
-			members := up.want.SortedMembers()
-			for _, mem := range members {
+			for _, mem := range up.want.SortedMembers() {
 				writeMember(b, "add ", into, mem)
 			}
-			lines += 1 + len(members)
 			if up.tmp != "" {
 				fmt.Fprintf(b, "swap %s %s\ndestroy %s\n", up.tmp, up.name, up.tmp)
-				lines += 2
 			}
 		default:
 			for _, mem := range up.dels {
@@ -377,8 +374,8 @@ func (m *Manager) writeUpdates(w io.Writer, ups []update) (int, error) {
 			for _, mem := range up.adds {
 				writeMember(b, "add ", up.name, mem)
 			}
-			lines += len(up.dels) + len(up.adds)
 		}
+		lines += up.lines()
 	}
 	return lines, b.Flush()
 }
