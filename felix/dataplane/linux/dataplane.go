@@ -110,7 +110,8 @@ func WithRouteCleanupGrace(d time.Duration) Option { return func(o *options) { o
 func WithoutLinkWatch() Option { return func(o *options) { o.noLinkWatch = true } }
 
 // WithIPSetRestores lets a large IP set update run as up to n `ipset
-// restore` processes at once, each with a share of the sets (default 1).
+// restore` processes at once, each with a share of the sets (default, and
+// any n below 2: one).
 func WithIPSetRestores(n int) Option { return func(o *options) { o.restores = n } }
 
 // DefaultRunner returns the runner New uses: direct exec, and when
