@@ -114,6 +114,8 @@ type resolved struct {
 	profiles map[string]*dpapi.Profile
 	// sets are the IP sets the used policies and profiles refer to.
 	sets usedSets
+	// usedPols is resolve's scratch map, kept emptied between calls.
+	usedPols map[dpapi.PolicyID]*policy
 }
 
 // New returns an empty graph for the host named hostname. log may be nil.

@@ -240,7 +240,11 @@ func (g *Graph) resolve() {
 	g.usesChanged = false
 
 	// The active policies and profiles are those the lists name.
-	usedPols := make(map[dpapi.PolicyID]*policy, len(r.policies))
+	usedPols := r.usedPols
+	if usedPols == nil {
+		usedPols = make(map[dpapi.PolicyID]*policy, len(r.policies))
+	}
+	defer func() { clear(usedPols); r.usedPols = usedPols }()
 	usePols := func(lists ...[]dpapi.TierPolicies) {
 		for _, l := range lists {
 			for _, tp := range l {

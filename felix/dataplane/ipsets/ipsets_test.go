@@ -305,7 +305,12 @@ func TestConverterReusesUnchangedSets(t *testing.T) {
 	var c Converter
 	first := c.FromState(&dpapi.State{IPSets: map[string]*dpapi.IPSet{"s:a": a, "s:b": b}}, 4)
 	b2 := &dpapi.IPSet{ID: "s:b", Type: dpapi.IPSetNet, Members: []string{"10.0.0.3"}}
-	second := c.FromState(&dpapi.State{IPSets: map[string]*dpapi.IPSet{"s:a": a, "s:b": b2}}, 4)
+	firstNames := keys(first)
+	cs := &dpapi.IPSet{ID: "s:c", Type: dpapi.IPSetNet, Members: []string{"10.0.0.4"}}
+	second := c.FromState(&dpapi.State{IPSets: map[string]*dpapi.IPSet{"s:a": a, "s:b": b2, "s:c": cs}}, 4)
+	if got := keys(first); !slices.Equal(got, firstNames) {
+		t.Errorf("the next call changed the map the first returned: %v, was %v", got, firstNames)
+	}
 	if first["cali40s:a"] != second["cali40s:a"] {
 		t.Error("an unchanged calc set was converted again")
 	}

@@ -12,6 +12,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/sirupsen/logrus"
@@ -58,6 +59,7 @@ type Manager struct {
 	kernel  map[string]*kernelSet
 	desired map[string]*Set
 	tempSeq int
+	names   []string // planUpdates' scratch
 }
 
 // New returns a Manager that has not touched the kernel.
@@ -248,11 +250,12 @@ type update struct {
 // of the sets in the order it met them, so the big sets go first: 100,000
 // remote endpoints' sets restore in 3.9 s this way, 5.3 s in name order.
 func (m *Manager) planUpdates(desired map[string]*Set) ([]update, func()) {
-	names := make([]string, 0, len(desired))
+	names := m.names[:0]
 	for n := range desired {
 		names = append(names, n)
 	}
 	sort.Strings(names)
+	m.names = names
 	var ups []update
 	for _, name := range names {
 		want := desired[name]
@@ -351,7 +354,9 @@ func split(ups []update, n int) [][]update {
 // writeUpdates writes the restore input for ups to w and returns how many
 // lines it wrote.
 func (m *Manager) writeUpdates(w io.Writer, ups []update) (int, error) {
-	b := bufio.NewWriterSize(w, 64<<10)
+	b := writers.Get().(*bufio.Writer)
+	b.Reset(w)
+	defer func() { b.Reset(nil); writers.Put(b) }()
 	lines := 0
 	for _, up := range ups {
 		switch {
@@ -379,6 +384,9 @@ func (m *Manager) writeUpdates(w io.Writer, ups []update) (int, error) {
 	}
 	return lines, b.Flush()
 }
+
+// writers holds writeUpdates' 64 KiB buffers for reuse.
+var writers = sync.Pool{New: func() any { return bufio.NewWriterSize(nil, 64<<10) }}
 
 // writeMember writes "<verb><set> <member>\n" (the restore input is
 // mostly these lines: no fmt).

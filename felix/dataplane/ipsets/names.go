@@ -103,7 +103,11 @@ func FromState(s *dpapi.State, ipVersion int) map[string]*Set {
 // delta: the members map is updated in place, under a new *Set, so a
 // change costs what changed, not the set's size.
 type Converter struct {
-	last [2]map[string]converted // by IP version 4, 6; by set ID
+	last  [2]map[string]converted // by IP version 4, 6; by set ID
+	spare [2]map[string]converted // the one before last, emptied for the next call
+	// outs are the maps FromState returns, used in turn per IP version.
+	outs [2][2]map[string]*Set
+	flip [2]int
 }
 
 // NameOf is Name(ipVersion, id), from the last FromState's sets when it
@@ -130,19 +134,31 @@ type converted struct {
 	sorted bool
 }
 
-// FromState is the package's FromState, reusing unchanged sets.
+// FromState is the package's FromState, reusing unchanged sets. The map
+// it returns is the caller's to change until the second call after for
+// the same IP version, which empties and reuses it.
 func (c *Converter) FromState(s *dpapi.State, ipVersion int) map[string]*Set {
 	fam := family(ipVersion)
 	slot := 0
 	if ipVersion == 6 {
 		slot = 1
 	}
-	prev, next := c.last[slot], make(map[string]converted, len(s.IPSets))
+	prev, next := c.last[slot], c.spare[slot]
+	if next == nil {
+		next = make(map[string]converted, len(s.IPSets))
+	}
 	c.last[slot] = next
+	defer func() { clear(prev); c.spare[slot] = prev }()
 	for _, cv := range prev {
 		cv.set.delta = nil // used by the Apply after the call that made it, if at all
 	}
-	out := make(map[string]*Set, len(s.IPSets)+3)
+	out := c.outs[slot][c.flip[slot]]
+	if out == nil {
+		out = make(map[string]*Set, len(s.IPSets)+3)
+		c.outs[slot][c.flip[slot]] = out
+	}
+	clear(out)
+	c.flip[slot] ^= 1
 	for id, set := range s.IPSets {
 		if set == nil {
 			continue

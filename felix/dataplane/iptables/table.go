@@ -8,6 +8,7 @@ import (
 	"slices"
 	"sort"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/sirupsen/logrus"
@@ -59,6 +60,11 @@ type Tables struct {
 	// memo holds the last Apply's renderings by chain, so a Chain given
 	// again (e.g. by rules.ChainCache) is not rendered and hashed again.
 	memo map[*Chain]*renderedChain
+	// spareMemo (emptied) and rendered are Apply's to reuse, so that an
+	// Apply allocates for the chains that changed only.
+	spareMemo map[*Chain]*renderedChain
+	rendered  map[string]*renderedTable
+	names     []string // planTable's scratch
 	// applied is what the last successful Apply converged the kernel to.
 	applied map[string]*Desired
 }
@@ -101,9 +107,16 @@ func (t *Tables) Apply(ctx context.Context, desired map[string]*Desired) error {
 		return nil
 	}
 	t.applied = nil
-	next := make(map[*Chain]*renderedChain, len(t.memo))
-	rendered := renderDesired(desired, t.memo, next)
-	t.memo = next
+	next := t.spareMemo
+	if next == nil {
+		next = make(map[*Chain]*renderedChain, len(t.memo))
+	}
+	if t.rendered == nil {
+		t.rendered = map[string]*renderedTable{}
+	}
+	rendered := renderDesired(desired, t.memo, next, t.rendered)
+	clear(t.memo)
+	t.memo, t.spareMemo = next, t.memo
 	var err error
 	for attempt := 0; attempt < 3; attempt++ {
 		if attempt > 0 {
@@ -143,7 +156,7 @@ func (t *Tables) Plan(desired map[string]*Desired) []byte {
 		t.kernel = map[string]kernelTable{}
 		defer func() { t.kernel = saved }()
 	}
-	input, _ := t.plan(renderDesired(desired, nil, nil))
+	input, _ := t.plan(renderDesired(desired, nil, nil, map[string]*renderedTable{}))
 	return input
 }
 
@@ -206,15 +219,26 @@ type renderedTable struct {
 	hooks  map[string]*renderedHooks
 }
 
-// renderDesired renders every table, taking a chain's rendering from prev
-// when there is one and recording each in next (when not nil).
-func renderDesired(desired map[string]*Desired, prev, next map[*Chain]*renderedChain) map[string]*renderedTable {
-	out := make(map[string]*renderedTable, len(desired))
+// renderDesired renders every table into out, taking a chain's rendering
+// from prev when there is one and recording each in next (when not nil).
+// It reuses the maps and slices of the tables out already holds.
+func renderDesired(desired map[string]*Desired, prev, next map[*Chain]*renderedChain, out map[string]*renderedTable) map[string]*renderedTable {
+	for table := range out {
+		if desired[table] == nil {
+			delete(out, table)
+		}
+	}
 	for table, d := range desired {
 		if d == nil {
 			continue
 		}
-		rt := &renderedTable{byName: make(map[string]*renderedChain, len(d.Chains)), hooks: map[string]*renderedHooks{}}
+		rt := out[table]
+		if rt == nil {
+			rt = &renderedTable{byName: make(map[string]*renderedChain, len(d.Chains)), hooks: map[string]*renderedHooks{}}
+		}
+		clear(rt.byName)
+		clear(rt.hooks)
+		rt.chains = rt.chains[:0]
 		for _, c := range d.Chains {
 			rc := prev[c]
 			if rc == nil {
@@ -228,7 +252,7 @@ func renderDesired(desired map[string]*Desired, prev, next map[*Chain]*renderedC
 		for _, rc := range rt.byName {
 			rt.chains = append(rt.chains, rc)
 		}
-		sort.Slice(rt.chains, func(i, j int) bool { return rt.chains[i].name < rt.chains[j].name })
+		slices.SortFunc(rt.chains, func(a, b *renderedChain) int { return strings.Compare(a.name, b.name) })
 		names := map[string]bool{}
 		for n := range d.Inserts {
 			names[n] = true
@@ -298,11 +322,12 @@ func (t *Tables) planTable(table string, rt *renderedTable, kt kernelTable) ([]b
 		rewritten = append(rewritten, rc)
 	}
 
-	kernelNames := make([]string, 0, len(kt))
+	kernelNames := t.names[:0]
 	for name := range kt {
 		kernelNames = append(kernelNames, name)
 	}
 	sort.Strings(kernelNames)
+	t.names = kernelNames
 	for _, name := range kernelNames {
 		kc := kt[name]
 		if kc.owned && rt.byName[name] == nil {

@@ -164,6 +164,8 @@ func Compute(s *dpapi.State, cfg Config) *Desired {
 		ids = append(ids, string(id))
 	}
 	sort.Strings(ids)
+	d.Ifaces = make([]Iface, 0, len(ids))
+	d.Routes = make([]Route, 0, len(ids)+len(s.RemoteBlocks))
 	for _, id := range ids {
 		w := s.Workloads[dpapi.WorkloadID(id)]
 		if w == nil || w.Iface == "" {

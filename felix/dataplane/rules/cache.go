@@ -51,6 +51,15 @@ type cacheGen struct {
 	wlPrev, wlCur, wlSpare map[*dpapi.Workload]cachedWorkload
 	polRefs                map[string]map[string]polRef
 	profRefs               map[string]map[string]profRef
+	// dispatch is the workload dispatch chains for dispatchIfaces.
+	dispatchIfaces []string
+	dispatch       []*iptables.Chain
+	// sets are the Outputs' IPSets maps, used in turn: the map of one
+	// Render is emptied and reused by the second Render after it.
+	sets [2]map[string]string
+	flip int
+	// chains counts the last Output's chains by table, to size the next.
+	chains map[string]int
 	// in and out are the last Render's input and Output.
 	in  renderInput
 	out *Output
@@ -72,11 +81,21 @@ func inputOf(s *dpapi.State, cfg *Config, heps map[string]*dpapi.HostEndpoint) r
 		services: s.ServiceCIDRs, self: s.Hosts[cfg.Hostname], heps: heps}
 }
 
-// snapshot copies the maps and slices, which the caller may reuse.
-func (a renderInput) snapshot() renderInput {
-	a.workloads, a.policies, a.profiles = maps.Clone(a.workloads), maps.Clone(a.policies), maps.Clone(a.profiles)
-	a.pools, a.heps, a.services = maps.Clone(a.pools), maps.Clone(a.heps), slices.Clone(a.services)
-	return a
+// copyFrom makes a a copy of b in a's own maps and slice (the caller may
+// reuse b's), emptying and refilling those a has.
+func (a *renderInput) copyFrom(b renderInput) {
+	a.workloads, a.policies, a.profiles = refill(a.workloads, b.workloads), refill(a.policies, b.policies), refill(a.profiles, b.profiles)
+	a.pools, a.heps = refill(a.pools, b.pools), refill(a.heps, b.heps)
+	a.services, a.self = append(a.services[:0], b.services...), b.self
+}
+
+func refill[K comparable, V any](dst, src map[K]V) map[K]V {
+	if dst == nil {
+		return maps.Clone(src)
+	}
+	clear(dst)
+	maps.Copy(dst, src)
+	return dst
 }
 
 // same reports whether a and b hold the same objects (calc's objects are
@@ -112,11 +131,14 @@ func (c *ChainCache) gen(ipVersion int) *cacheGen {
 
 // begin starts a Render by r.
 func (g *cacheGen) begin(r *renderer) {
-	r.sets = map[string]string{}
-	if g.out != nil {
-		r.sets = make(map[string]string, len(g.out.IPSets))
+	r.sets = g.sets[g.flip]
+	if r.sets == nil {
+		r.sets = map[string]string{}
+		g.sets[g.flip] = r.sets
 	}
-	g.in, g.out = renderInput{}, nil
+	clear(r.sets)
+	g.flip ^= 1
+	g.out = nil // g.in keeps its maps for end to refill
 	g.cur, g.spare = orNew(g.spare), nil
 	g.wlCur, g.wlSpare = orNew(g.wlSpare), nil
 	if g.polRefs == nil {
@@ -144,7 +166,14 @@ func (g *cacheGen) end(in renderInput, out *Output) {
 	clear(g.wlPrev)
 	g.spare, g.prev, g.cur = g.prev, g.cur, nil
 	g.wlSpare, g.wlPrev, g.wlCur = g.wlPrev, g.wlCur, nil
-	g.in, g.out = in.snapshot(), out
+	g.in.copyFrom(in)
+	g.out = out
+	if g.chains == nil {
+		g.chains = map[string]int{}
+	}
+	for t, d := range out.Tables {
+		g.chains[t] = len(d.Chains)
+	}
 }
 
 func (g *cacheGen) get(k cacheKey) (cachedChain, bool) {

@@ -134,3 +134,56 @@ func TestChainCacheReturnsLastOutputWhenInputUnchanged(t *testing.T) {
 		t.Fatal("a new host endpoint did not render afresh")
 	}
 }
+
+// The workload dispatch chains depend on the interfaces only: a policy
+// change reuses them, a new workload renders them afresh.
+func TestChainCacheReusesDispatchChainsForSameInterfaces(t *testing.T) {
+	cfg, plain := cachedAndPlain(t)
+	s := smallState()
+	from := "filter/" + ChainFromWorkloadDispatch
+	first := Render(s, &cfg, 4, nil, nil)
+	if policyChains(first)[from] == nil {
+		t.Fatalf("no %s chain", from)
+	}
+	for id, p := range s.Policies {
+		cp := *p
+		cp.Inbound = nil
+		s.Policies[id] = &cp
+		break
+	}
+	second := Render(s, &cfg, 4, nil, nil)
+	if second == first || policyChains(second)[from] != policyChains(first)[from] {
+		t.Fatal("a policy change rendered the workload dispatch chains again")
+	}
+	s.Workloads["prod/new"] = &dpapi.Workload{ID: "prod/new", Iface: "cali5555555555a", IPv4: pfx("10.65.0.9/32")}
+	third := Render(s, &cfg, 4, nil, nil)
+	if policyChains(third)[from] == policyChains(first)[from] {
+		t.Fatal("a new workload's interface did not render the dispatch chains again")
+	}
+	if !reflect.DeepEqual(policyChains(third), policyChains(Render(s, &plain, 4, nil, nil))) {
+		t.Fatal("the dispatch chains differ from a render without the cache")
+	}
+}
+
+// An Output's IPSets map stays as it was through the next Render; the one
+// after that reuses it.
+func TestChainCacheOutputIPSetsOutliveNextRender(t *testing.T) {
+	cfg, plain := cachedAndPlain(t)
+	s := smallState()
+	first := Render(s, &cfg, 4, nil, nil)
+	want := maps.Clone(first.IPSets)
+	if len(want) == 0 {
+		t.Fatal("smallState's rules use no IP set")
+	}
+	s.Workloads = map[dpapi.WorkloadID]*dpapi.Workload{}
+	second := Render(s, &cfg, 4, nil, nil)
+	if maps.Equal(second.IPSets, want) {
+		t.Fatal("the sets used did not change: nothing to tell the Outputs apart")
+	}
+	if !maps.Equal(first.IPSets, want) {
+		t.Fatalf("the next Render changed the last Output's IP sets: %v, was %v", first.IPSets, want)
+	}
+	if !maps.Equal(second.IPSets, Render(s, &plain, 4, nil, nil).IPSets) {
+		t.Fatalf("IP sets %v differ from a render without the cache", second.IPSets)
+	}
+}

@@ -2,6 +2,7 @@ package rules
 
 import (
 	"net/netip"
+	"slices"
 	"sort"
 	"strings"
 
@@ -114,7 +115,8 @@ func HostEndpointsByIface(s *dpapi.State, resolve func([]netip.Addr) []string) m
 // cfg.Cache, when set, lets unchanged policies skip rendering, and gives
 // back the last Output when none of the objects Render reads changed
 // (they are never modified: a changed one is a new object). The Output
-// must not be modified.
+// must not be modified; with cfg.Cache, its IPSets map is reused by the
+// second Render after it for the same IP version.
 func Render(s *dpapi.State, cfg *Config, ipVersion int, heps map[string]*dpapi.HostEndpoint, log *logrus.Entry) (out *Output) {
 	if log == nil {
 		log = logrus.NewEntry(logrus.StandardLogger())
@@ -146,6 +148,9 @@ func Render(s *dpapi.State, cfg *Config, ipVersion int, heps map[string]*dpapi.H
 		} else {
 			tables[t] = &iptables.Desired{Inserts: hooks(t)}
 		}
+		if r.cache != nil {
+			tables[t].Chains = make([]*iptables.Chain, 0, r.cache.chains[t])
+		}
 	}
 	fwd := tables["filter"]
 	if fwd.Appends == nil {
@@ -166,9 +171,7 @@ func Render(s *dpapi.State, cfg *Config, ipVersion int, heps map[string]*dpapi.H
 		wlIfaces = append(wlIfaces, w.Iface)
 		*filter = append(*filter, r.cachedWorkloadChains(w)...)
 	}
-	unknown := []iptables.Rule{{Action: cfg.deny("filter"), Comment: []string{"Unknown interface"}}}
-	*filter = append(*filter, dispatchChains(wlIfaces, WorkloadFromEndpointPrefix, WorkloadToEndpointPrefix,
-		ChainFromWorkloadDispatch, ChainToWorkloadDispatch, unknown, unknown)...)
+	*filter = append(*filter, r.workloadDispatch(wlIfaces)...)
 
 	// Host endpoints.
 	r.renderHostEndpoints(tables, heps)
@@ -189,6 +192,21 @@ func Render(s *dpapi.State, cfg *Config, ipVersion int, heps map[string]*dpapi.H
 		}
 	}
 	return &Output{Tables: tables, IPSets: r.sets}
+}
+
+// workloadDispatch renders the workload dispatch chains for the workloads'
+// interfaces, or reuses the last Render's when the interfaces are the same.
+func (r *renderer) workloadDispatch(ifaces []string) []*iptables.Chain {
+	if g := r.cache; g != nil && g.dispatch != nil && slices.Equal(g.dispatchIfaces, ifaces) {
+		return g.dispatch
+	}
+	unknown := []iptables.Rule{{Action: r.cfg.deny("filter"), Comment: []string{"Unknown interface"}}}
+	chains := dispatchChains(ifaces, WorkloadFromEndpointPrefix, WorkloadToEndpointPrefix,
+		ChainFromWorkloadDispatch, ChainToWorkloadDispatch, unknown, unknown)
+	if r.cache != nil {
+		r.cache.dispatchIfaces, r.cache.dispatch = ifaces, chains
+	}
+	return chains
 }
 
 func (r *renderer) renderHostEndpoints(tables map[string]*iptables.Desired, heps map[string]*dpapi.HostEndpoint) {

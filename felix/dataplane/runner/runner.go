@@ -84,6 +84,9 @@ func (e *Exec) start(cmd *exec.Cmd) error {
 	return cmd.Start()
 }
 
+// writers holds Stream's 64 KiB input buffers for reuse.
+var writers = sync.Pool{New: func() any { return bufio.NewWriterSize(nil, 64<<10) }}
+
 // Stream implements Streamer.
 func (e *Exec) Stream(ctx context.Context, write func(io.Writer) error, name string, args ...string) ([]byte, error) {
 	ctx, cancel := context.WithCancel(ctx)
@@ -97,11 +100,14 @@ func (e *Exec) Stream(ctx context.Context, write func(io.Writer) error, name str
 		if err := e.start(cmd); err != nil {
 			return err
 		}
-		w := bufio.NewWriterSize(in, 64<<10)
+		w := writers.Get().(*bufio.Writer)
+		w.Reset(in)
 		werr := write(w)
 		if werr == nil {
 			werr = w.Flush()
 		}
+		w.Reset(nil)
+		writers.Put(w)
 		if werr != nil {
 			cancel() // kill it rather than let it act on part of the input
 		}
