@@ -262,3 +262,75 @@ func contentsErr(be backend.Client, prefixes ...model.ListOptions) (map[string]i
 	}
 	return out, nil
 }
+
+// A syncer whose watch met compaction relists by what changed since the
+// revision it had followed to (ListSince); when keys were deleted in the
+// compacted span, it lists keys and revisions (ListChanged) to find them.
+func TestCompactionRelistSinceEtcd(t *testing.T) {
+	srv := testutil.StartEtcd(t)
+	raw := etcdBackend(t, srv)
+	f := &relisting{faultyBackend: newFaulty(raw), cl: raw.(backend.ChangeLister)}
+	for _, n := range []string{"a", "b", "c", "keep"} {
+		put(t, raw, poolKey(n), poolJSON(t, n, "10.0.0.0/16"))
+	}
+	put(t, raw, blockKey("10.0.0.0/26"), blockJSON(t, "10.0.0.0/26", "node1"))
+	r := newRecorder()
+	start(t, f, twoPrefixes, r)
+	r.waitStatus(t, 0, InSync)
+
+	// compacted breaks the pool watch, holds its resumption while change
+	// runs and etcd is compacted, then lets it meet the compaction.
+	compacted := func(change func()) {
+		t.Helper()
+		release := f.holdWatches()
+		if n := f.breakWatches(poolOpts, errors.New("forced watch failure")); n == 0 {
+			t.Fatal("no pool watch to break")
+		}
+		select {
+		case <-f.held:
+		case <-time.After(waitTimeout):
+			t.Fatal("syncer did not try to resume the broken watch")
+		}
+		change()
+		ctx, cancel := context.WithTimeout(context.Background(), waitTimeout)
+		defer cancel()
+		if _, err := srv.Compact(ctx); err != nil {
+			t.Fatalf("compacting etcd: %v", err)
+		}
+		release()
+	}
+
+	// A live event first: the syncer follows it, and stays exact.
+	put(t, raw, poolKey("a"), poolJSON(t, "a", "10.5.0.0/16"))
+	r.waitState(t, contents(t, raw, poolOpts, blockOpts))
+
+	m := r.mark()
+	compacted(func() {
+		put(t, raw, poolKey("d"), poolJSON(t, "d", "10.3.0.0/16"))
+		put(t, raw, poolKey("b"), poolJSON(t, "b", "10.4.0.0/16"))
+	})
+	r.waitState(t, contents(t, raw, poolOpts, blockOpts))
+	r.waitStatus(t, m, InSync)
+	if got, want := summary(r.updatesSince(m)), []string{"new IPPool(d)", "updated IPPool(b)"}; !slices.Equal(got, want) {
+		t.Fatalf("updates after compaction = %v, want exactly %v", got, want)
+	}
+	if f.since.Load() != 1 || f.sinceNil.Load() != 0 || f.changed.Load() != 0 {
+		t.Fatalf("relists: %d by ListSince, %d ListSince misses, %d by ListChanged; want 1, 0, 0",
+			f.since.Load(), f.sinceNil.Load(), f.changed.Load())
+	}
+
+	m = r.mark()
+	compacted(func() {
+		del(t, raw, poolKey("c"))
+		put(t, raw, poolKey("e"), poolJSON(t, "e", "10.7.0.0/16"))
+	})
+	r.waitState(t, contents(t, raw, poolOpts, blockOpts))
+	r.waitStatus(t, m, InSync)
+	if got, want := summary(r.updatesSince(m)), []string{"deleted IPPool(c)", "new IPPool(e)"}; !slices.Equal(got, want) {
+		t.Fatalf("updates after compaction = %v, want exactly %v", got, want)
+	}
+	if f.since.Load() != 1 || f.sinceNil.Load() != 1 || f.changed.Load() != 1 {
+		t.Fatalf("relists: %d by ListSince, %d ListSince misses, %d by ListChanged; want 1, 1, 1",
+			f.since.Load(), f.sinceNil.Load(), f.changed.Load())
+	}
+}

@@ -166,3 +166,26 @@ func (w *breakable) run() {
 		}
 	}
 }
+
+// relisting is a faultyBackend over a backend.ChangeLister that counts
+// how its relists were served.
+type relisting struct {
+	*faultyBackend
+	cl                       backend.ChangeLister
+	since, sinceNil, changed atomic.Int64
+}
+
+func (r *relisting) ListChanged(ctx context.Context, opts model.ListOptions, unchanged func(string, int64) bool) (*backend.KVList, error) {
+	r.changed.Add(1)
+	return r.cl.ListChanged(ctx, opts, unchanged)
+}
+
+func (r *relisting) ListSince(ctx context.Context, opts model.ListOptions, listed, since int64, held int, holds func(string) bool) (*backend.KVList, error) {
+	l, err := r.cl.ListSince(ctx, opts, listed, since, held, holds)
+	if l == nil && err == nil {
+		r.sinceNil.Add(1)
+	} else {
+		r.since.Add(1)
+	}
+	return l, err
+}

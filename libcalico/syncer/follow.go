@@ -44,10 +44,12 @@ var errMoved = errors.New("datastore reset since the prefix was listed")
 // follow lists and watches one prefix until ctx is done, sending what it
 // sees to out in datastore order. It lists again whenever sh's generation
 // moves on.
-// has tells whether the consumer holds a key at a revision: a relist
-// that is not after a reset fetches only the other values, if the
-// backend is a backend.ChangeLister.
-func (s *Syncer) follow(ctx context.Context, idx int, opts model.ListOptions, sh *shared, has func(string, int64) bool, out chan<- message) {
+// A relist that is not after a reset fetches only what changed since the
+// consumer's copy of the prefix (p), if the backend is a
+// backend.ChangeLister: with ListSince when p is exactly the prefix at the
+// revision the watch reached (every event up to it applied), else with
+// ListChanged.
+func (s *Syncer) follow(ctx context.Context, idx int, opts model.ListOptions, sh *shared, p *prefixState, out chan<- message) {
 	prefix, _ := opts.Prefix()
 	log := s.log.WithField("prefix", prefix)
 	g, moved := sh.current() // as of the last list
@@ -83,7 +85,12 @@ func (s *Syncer) follow(ctx context.Context, idx int, opts model.ListOptions, sh
 			var list *backend.KVList
 			var err error
 			if cheap && cl != nil {
-				list, err = cl.ListChanged(ctx, opts, has)
+				if held, listed, ok := p.exact(rev); ok {
+					list, err = cl.ListSince(ctx, opts, listed, rev, held, p.holds)
+				}
+				if list == nil && err == nil {
+					list, err = cl.ListChanged(ctx, opts, p.has)
+				}
 			} else {
 				list, err = s.be.List(ctx, opts)
 			}

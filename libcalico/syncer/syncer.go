@@ -256,7 +256,7 @@ func (s *Syncer) Run(ctx context.Context) error {
 			keys: map[string]cached{},
 		}
 		l.prefixes = append(l.prefixes, p)
-		wg.Go(func() { s.follow(ctx, i, opts, l.sh, p.has, msgs) })
+		wg.Go(func() { s.follow(ctx, i, opts, l.sh, p, msgs) })
 	}
 	l.setStatus(WaitForDatastore)
 	for {
@@ -304,6 +304,39 @@ type prefixState struct {
 	// prefix's follow goroutine may read revisions (has).
 	mu   sync.RWMutex
 	keys map[string]cached
+	// listed, under mu, is the revision of the last list when keys have
+	// been exactly the prefix's keys since (none was left out as not
+	// matching, every value decoded); 0 otherwise. applied is the
+	// revision of the last list or event applied.
+	listed, applied int64
+}
+
+// exact reports, when keys are exactly the prefix's keys at revision rev
+// (every event up to rev applied), how many there are and the revision of
+// the list they were followed from.
+func (p *prefixState) exact(rev int64) (held int, listed int64, ok bool) {
+	p.mu.RLock()
+	defer p.mu.RUnlock()
+	return len(p.keys), p.listed, p.listed > 0 && p.applied == rev
+}
+
+// followed records that the revision rev was applied, and whether keys
+// are still exactly the prefix's.
+func (p *prefixState) followed(rev int64, exact bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.applied = max(p.applied, rev)
+	if !exact {
+		p.listed = 0
+	}
+}
+
+// holds reports whether the consumer has path.
+func (p *prefixState) holds(path string) bool {
+	p.mu.RLock()
+	defer p.mu.RUnlock()
+	_, ok := p.keys[path]
+	return ok
 }
 
 // has reports whether the consumer has path at revision rev.
@@ -478,11 +511,13 @@ func (l *loop) flush() {
 func (l *loop) diff(p *prefixState, list *backend.KVList) {
 	before := len(p.keys)
 	held := len(list.Unchanged) // keys of the cache that are listed
+	exact := list.Foreign == 0
 	paths := make([]string, 0, len(list.KVPairs))
 	for _, kv := range list.KVPairs {
 		path, err := kv.Key.Path()
 		if err != nil {
 			p.log.WithError(err).WithField("key", kv.Key).Warn("Skipping listed key without a path")
+			exact = false
 			continue
 		}
 		paths = append(paths, path)
@@ -493,11 +528,17 @@ func (l *loop) diff(p *prefixState, list *backend.KVList) {
 				continue
 			}
 		}
-		l.upsert(p, path, kv)
+		exact = l.upsert(p, path, kv) && exact
 	}
-	if held < before {
+	if held < before && !list.OthersUnchanged {
 		l.removeUnlisted(p, list, paths)
 	}
+	p.mu.Lock()
+	p.listed, p.applied = 0, list.Revision
+	if exact {
+		p.listed = list.Revision
+	}
+	p.mu.Unlock()
 	p.log.WithFields(logrus.Fields{"revision": list.Revision, "keys": len(p.keys)}).Info("Prefix listed")
 }
 
@@ -525,39 +566,50 @@ func (l *loop) removeUnlisted(p *prefixState, list *backend.KVList, paths []stri
 
 // apply reports one watch event, skipping what the cache already has.
 func (l *loop) apply(p *prefixState, ev backend.WatchEvent) {
+	p.followed(ev.Revision, l.applyEvent(p, ev))
+}
+
+// applyEvent is apply's work; it returns false when keys may no longer be
+// exactly the prefix's (a key skipped).
+func (l *loop) applyEvent(p *prefixState, ev backend.WatchEvent) bool {
 	switch ev.Type {
 	case backend.EventAdded, backend.EventModified:
 		if ev.New == nil {
-			return
+			return false
 		}
 		path, err := ev.New.Key.Path()
 		if err != nil {
 			p.log.WithError(err).WithField("key", ev.New.Key).Warn("Skipping watched key without a path")
-			return
+			return false
 		}
 		if old, ok := p.keys[path]; ok && old.rev >= ev.New.Revision {
-			return
+			return true
 		}
-		l.upsert(p, path, ev.New)
+		return l.upsert(p, path, ev.New)
 	case backend.EventDeleted:
 		if ev.Old == nil {
-			return
+			return false
 		}
-		if path, err := ev.Old.Key.Path(); err == nil {
-			l.remove(p, path, ev.Revision)
+		path, err := ev.Old.Key.Path()
+		if err != nil {
+			return false
 		}
+		l.remove(p, path, ev.Revision)
+		return true
 	}
+	return false
 }
 
 // upsert decodes kv and reports it as New or Updated; a value that does
-// not decode is skipped, and reported Deleted if the consumer had it.
-func (l *loop) upsert(p *prefixState, path string, kv *backend.KVPair) {
+// not decode is skipped, and reported Deleted if the consumer had it
+// (upsert returns false).
+func (l *loop) upsert(p *prefixState, path string, kv *backend.KVPair) bool {
 	v, err := model.DecodeWith(l.s.cfg.Unmarshal, kv.Key, kv.Value, kv.Revision)
 	if err != nil {
 		p.log.WithError(err).WithFields(logrus.Fields{"key": kv.Key, "revision": kv.Revision}).
 			Warn("Skipping value that does not decode")
 		l.remove(p, path, kv.Revision)
-		return
+		return false
 	}
 	t := UpdateNew
 	if _, ok := p.keys[path]; ok {
@@ -567,6 +619,7 @@ func (l *loop) upsert(p *prefixState, path string, kv *backend.KVPair) {
 	p.keys[path] = cached{key: kv.Key, rev: kv.Revision, sum: maphash.Bytes(l.seed, kv.Value)}
 	p.mu.Unlock()
 	l.add(Update{Key: kv.Key, Value: v, Revision: kv.Revision, Type: t})
+	return true
 }
 
 // remove reports path Deleted if the consumer has it.

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -354,5 +355,75 @@ func TestListChanged(t *testing.T) {
 	}
 	if l.Revision < revs[pa] {
 		t.Errorf("list revision %d", l.Revision)
+	}
+}
+
+// TestListSince: what changed after a revision, with the others unchanged,
+// while no key was deleted; nil (list with ListChanged) once one was, or
+// when a key modified since the list does not match.
+func TestListSince(t *testing.T) {
+	srv := testutil.StartEtcd(t)
+	c, err := etcd.New(etcd.Config{Endpoints: []string{srv.Endpoint}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	ctx := context.Background()
+	opts := model.ResourceListOptions{Kind: "IPPool"}
+	key := func(n string) model.Key { return model.ResourceKey{Kind: "IPPool", Name: n} }
+	path := func(n string) string { p, _ := key(n).Path(); return p }
+	apply := func(n string) int64 {
+		kv, err := c.Apply(ctx, &backend.KVPair{Key: key(n), Value: []byte(`{"n":"` + n + `"}`)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return kv.Revision
+	}
+	var listed int64
+	for _, n := range []string{"a", "b", "c"} {
+		listed = apply(n)
+	}
+	held := map[string]bool{path("a"): true, path("b"): true, path("c"): true}
+	holds := func(p string) bool { return held[p] }
+	since := apply("a") // followed by the caller
+
+	apply("b")
+	apply("d")
+	l, err := c.ListSince(ctx, opts, listed, since, len(held), holds)
+	if err != nil || l == nil {
+		t.Fatalf("ListSince after an update and a create: %v, %v", l, err)
+	}
+	var got []string
+	for _, kv := range l.KVPairs {
+		p, _ := kv.Key.Path()
+		got = append(got, p)
+	}
+	if !l.OthersUnchanged || !slices.Equal(got, []string{path("b"), path("d")}) || l.Revision <= since {
+		t.Fatalf("listed %v at %d (others unchanged: %v), want b and d after %d", got, l.Revision, l.OthersUnchanged, since)
+	}
+
+	if _, err := c.Delete(ctx, key("c"), 0); err != nil {
+		t.Fatal(err)
+	}
+	// c deleted, d created: as many keys as held, yet one is gone.
+	if l, err := c.ListSince(ctx, opts, listed, since, len(held), holds); l != nil || err != nil {
+		t.Fatalf("ListSince after a delete: %v, %v; want nil, nil", l, err)
+	}
+
+	// A key under the prefix that is not a pool, created after the list
+	// and before since (the caller's watch passes over it).
+	listed = apply("d")
+	held = map[string]bool{path("a"): true, path("b"): true, path("d"): true}
+	if _, err := c.Raw().Put(ctx, path("e")+"/not-a-pool", "{}"); err != nil {
+		t.Fatal(err)
+	}
+	since = apply("a")
+	// With b deleted, the count is what the caller holds: only the
+	// foreign key tells.
+	if _, err := c.Delete(ctx, key("b"), 0); err != nil {
+		t.Fatal(err)
+	}
+	if l, err := c.ListSince(ctx, opts, listed, since, len(held), holds); l != nil || err != nil {
+		t.Fatalf("ListSince with a key under the prefix that is not a pool: %v, %v; want nil, nil", l, err)
 	}
 }

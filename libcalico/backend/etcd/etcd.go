@@ -482,15 +482,24 @@ func (c *Client) List(ctx context.Context, opts model.ListOptions) (*backend.KVL
 	if err != nil {
 		return nil, c.wrap(ctx, "list "+prefix, err)
 	}
-	out := &backend.KVList{Revision: resp.Header.Revision, KVPairs: make([]*backend.KVPair, 0, len(resp.Kvs))}
-	pairs := make([]backend.KVPair, 0, len(resp.Kvs)) // one allocation for all
-	for _, kv := range resp.Kvs {
+	out := &backend.KVList{Revision: resp.Header.Revision}
+	out.KVPairs, out.Foreign = matching(resp.Kvs, opts)
+	return out, nil
+}
+
+// matching returns the pairs of kvs whose keys parse and match opts, and
+// how many do not.
+func matching(kvs []*mvccpb.KeyValue, opts model.ListOptions) (_ []*backend.KVPair, foreign int) {
+	out := make([]*backend.KVPair, 0, len(kvs))
+	pairs := make([]backend.KVPair, 0, len(kvs)) // one allocation for all
+	for _, kv := range kvs {
 		k := model.ParseKey(string(kv.Key))
 		if k == nil || !opts.Matches(k) {
+			foreign++
 			continue
 		}
 		pairs = append(pairs, backend.KVPair{Key: k, Value: kv.Value, Revision: kv.ModRevision})
-		out.KVPairs = append(out.KVPairs, &pairs[len(pairs)-1])
+		out = append(out, &pairs[len(pairs)-1])
 	}
-	return out, nil
+	return out, foreign
 }

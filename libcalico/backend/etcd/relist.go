@@ -44,6 +44,8 @@ func (c *Client) ListChanged(ctx context.Context, opts model.ListOptions, unchan
 		}
 		if k := model.ParseKey(path); k != nil && opts.Matches(k) {
 			out.KVPairs = append(out.KVPairs, &backend.KVPair{Key: k, Revision: kv.ModRevision})
+		} else {
+			out.Foreign++
 		}
 	}
 	fetch := out.KVPairs
@@ -70,6 +72,57 @@ func (c *Client) ListChanged(ctx context.Context, opts model.ListOptions, unchan
 			}
 		}
 		fetch = fetch[n:]
+	}
+	return out, nil
+}
+
+// ListSince implements backend.ChangeLister. The keys under the prefix at
+// the read's revision are those modified after since and those as they
+// were at since; none is foreign (none was at listed, and none modified
+// since listed is), so the caller holds all of the latter but the deleted:
+// held, plus the keys modified after since that it does not hold (new),
+// is the count exactly when none was deleted.
+func (c *Client) ListSince(ctx context.Context, opts model.ListOptions, listed, since int64, held int, holds func(path string) bool) (*backend.KVList, error) {
+	prefix, err := opts.Prefix()
+	if err != nil {
+		return nil, err
+	}
+	cctx, cancel := c.call(leaderCtx(ctx))
+	defer cancel()
+	var tr *clientv3.TxnResponse
+	err = attempts(cctx, func(actx context.Context, _ bool) (err error) {
+		st := c.ident.start()
+		tr, err = c.cli.Txn(actx).Then(
+			clientv3.OpGet(prefix, clientv3.WithPrefix(), clientv3.WithMinModRev(listed+1)),
+			clientv3.OpGet(prefix, clientv3.WithPrefix(), clientv3.WithCountOnly()),
+		).Commit()
+		if err == nil {
+			c.ident.observe(tr.Header, st, true)
+		}
+		return err
+	})
+	if err != nil {
+		return nil, c.wrap(ctx, "list "+prefix, err)
+	}
+	modified := tr.Responses[0].GetResponseRange().GetKvs()
+	count := tr.Responses[1].GetResponseRange().GetCount()
+	pairs, foreign := matching(modified, opts)
+	if foreign > 0 {
+		return nil, nil
+	}
+	out := &backend.KVList{Revision: tr.Header.Revision, OthersUnchanged: true}
+	now := int64(held)
+	for i, kv := range modified {
+		if kv.ModRevision <= since {
+			continue // followed already
+		}
+		out.KVPairs = append(out.KVPairs, pairs[i]) // none foreign: pairs line up with modified
+		if !holds(string(kv.Key)) {
+			now++
+		}
+	}
+	if now != count {
+		return nil, nil // keys were deleted since
 	}
 	return out, nil
 }
