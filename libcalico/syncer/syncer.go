@@ -28,7 +28,9 @@
 // backend.ResetNotifier. Values are compared as well as revisions on the
 // relist, as the restored store may reuse a revision for another value.
 // Other relists, of a store that did not go back, need only revisions:
-// with a backend.ChangeLister they fetch only the values that changed.
+// with a backend.ChangeLister they fetch only the values that changed,
+// and a prefix the syncer holds exactly as it followed it is not listed at
+// all while no key was deleted (ListSince).
 //
 // Every client of a cluster sees a compaction or a reset at about the
 // same moment. So that their relists reach etcd spread out rather than at
