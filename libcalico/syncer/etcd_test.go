@@ -270,7 +270,7 @@ func TestCompactionRelistSinceEtcd(t *testing.T) {
 	srv := testutil.StartEtcd(t)
 	raw := etcdBackend(t, srv)
 	f := &relisting{faultyBackend: newFaulty(raw), cl: raw.(backend.ChangeLister)}
-	for _, n := range []string{"a", "b", "c", "keep"} {
+	for _, n := range []string{"a", "b", "c", "keep", "p1", "p2", "p3", "p4", "p5", "p6", "p7", "p8"} {
 		put(t, raw, poolKey(n), poolJSON(t, n, "10.0.0.0/16"))
 	}
 	put(t, raw, blockKey("10.0.0.0/26"), blockJSON(t, "10.0.0.0/26", "node1"))
@@ -331,6 +331,24 @@ func TestCompactionRelistSinceEtcd(t *testing.T) {
 	}
 	if f.since.Load() != 1 || f.sinceNil.Load() != 1 || f.changed.Load() != 1 {
 		t.Fatalf("relists: %d by ListSince, %d ListSince misses, %d by ListChanged; want 1, 1, 1",
+			f.since.Load(), f.sinceNil.Load(), f.changed.Load())
+	}
+
+	// More than an eighth of the pools changed since the list: reading
+	// them again would cost more than keys and revisions.
+	for _, n := range []string{"p1", "p2"} {
+		put(t, raw, poolKey(n), poolJSON(t, n, "10.8.0.0/16"))
+	}
+	r.waitState(t, contents(t, raw, poolOpts, blockOpts))
+	m = r.mark()
+	compacted(func() {
+		put(t, raw, poolKey("p3"), poolJSON(t, "p3", "10.9.0.0/16"))
+		put(t, raw, poolKey("p4"), poolJSON(t, "p4", "10.9.0.0/16"))
+	})
+	r.waitState(t, contents(t, raw, poolOpts, blockOpts))
+	r.waitStatus(t, m, InSync)
+	if f.since.Load() != 1 || f.sinceNil.Load() != 1 || f.changed.Load() != 2 {
+		t.Fatalf("relists: %d by ListSince, %d ListSince misses, %d by ListChanged; want 1, 1, 2",
 			f.since.Load(), f.sinceNil.Load(), f.changed.Load())
 	}
 }

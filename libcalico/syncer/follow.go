@@ -47,8 +47,8 @@ var errMoved = errors.New("datastore reset since the prefix was listed")
 // A relist that is not after a reset fetches only what changed since the
 // consumer's copy of the prefix (p), if the backend is a
 // backend.ChangeLister: with ListSince when p is exactly the prefix at the
-// revision the watch reached (every event up to it applied), else with
-// ListChanged.
+// revision the watch reached (every event up to it applied) and little of
+// it changed since its list (prefixState.exact), else with ListChanged.
 func (s *Syncer) follow(ctx context.Context, idx int, opts model.ListOptions, sh *shared, p *prefixState, out chan<- message) {
 	prefix, _ := opts.Prefix()
 	log := s.log.WithField("prefix", prefix)

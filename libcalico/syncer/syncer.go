@@ -308,9 +308,12 @@ type prefixState struct {
 	keys map[string]cached
 	// listed, under mu, is the revision of the last list when keys have
 	// been exactly the prefix's keys since (none was left out as not
-	// matching, every value decoded); 0 otherwise. applied is the
+	// matching, every value decoded) and at most an eighth of them changed
+	// since (touched), so that reading those again costs about what
+	// listing keys and revisions would; 0 otherwise. applied is the
 	// revision of the last list or event applied.
 	listed, applied int64
+	touched         map[string]struct{}
 }
 
 // exact reports, when keys are exactly the prefix's keys at revision rev
@@ -322,14 +325,18 @@ func (p *prefixState) exact(rev int64) (held int, listed int64, ok bool) {
 	return len(p.keys), p.listed, p.listed > 0 && p.applied == rev
 }
 
-// followed records that the revision rev was applied, and whether keys
-// are still exactly the prefix's.
-func (p *prefixState) followed(rev int64, exact bool) {
+// followed records that the event at revision rev, for path, was applied,
+// and whether keys are still exactly the prefix's.
+func (p *prefixState) followed(rev int64, path string, exact bool) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.applied = max(p.applied, rev)
-	if !exact {
-		p.listed = 0
+	if p.listed == 0 {
+		return
+	}
+	p.touched[path] = struct{}{}
+	if !exact || 8*len(p.touched) > len(p.keys) {
+		p.listed, p.touched = 0, nil
 	}
 }
 
@@ -536,9 +543,9 @@ func (l *loop) diff(p *prefixState, list *backend.KVList) {
 		l.removeUnlisted(p, list, paths)
 	}
 	p.mu.Lock()
-	p.listed, p.applied = 0, list.Revision
+	p.listed, p.applied, p.touched = 0, list.Revision, nil
 	if exact {
-		p.listed = list.Revision
+		p.listed, p.touched = list.Revision, map[string]struct{}{}
 	}
 	p.mu.Unlock()
 	p.log.WithFields(logrus.Fields{"revision": list.Revision, "keys": len(p.keys)}).Info("Prefix listed")
@@ -568,38 +575,39 @@ func (l *loop) removeUnlisted(p *prefixState, list *backend.KVList, paths []stri
 
 // apply reports one watch event, skipping what the cache already has.
 func (l *loop) apply(p *prefixState, ev backend.WatchEvent) {
-	p.followed(ev.Revision, l.applyEvent(p, ev))
+	path, exact := l.applyEvent(p, ev)
+	p.followed(ev.Revision, path, exact)
 }
 
-// applyEvent is apply's work; it returns false when keys may no longer be
-// exactly the prefix's (a key skipped).
-func (l *loop) applyEvent(p *prefixState, ev backend.WatchEvent) bool {
+// applyEvent is apply's work: it returns the event's path, and false when
+// keys may no longer be exactly the prefix's (a key skipped).
+func (l *loop) applyEvent(p *prefixState, ev backend.WatchEvent) (string, bool) {
 	switch ev.Type {
 	case backend.EventAdded, backend.EventModified:
 		if ev.New == nil {
-			return false
+			return "", false
 		}
 		path, err := ev.New.Key.Path()
 		if err != nil {
 			p.log.WithError(err).WithField("key", ev.New.Key).Warn("Skipping watched key without a path")
-			return false
+			return "", false
 		}
 		if old, ok := p.keys[path]; ok && old.rev >= ev.New.Revision {
-			return true
+			return path, true
 		}
-		return l.upsert(p, path, ev.New)
+		return path, l.upsert(p, path, ev.New)
 	case backend.EventDeleted:
 		if ev.Old == nil {
-			return false
+			return "", false
 		}
 		path, err := ev.Old.Key.Path()
 		if err != nil {
-			return false
+			return "", false
 		}
 		l.remove(p, path, ev.Revision)
-		return true
+		return path, true
 	}
-	return false
+	return "", false
 }
 
 // upsert decodes kv and reports it as New or Updated; a value that does
