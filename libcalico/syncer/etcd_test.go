@@ -314,10 +314,7 @@ func TestCompactionRelistSinceEtcd(t *testing.T) {
 	if got, want := summary(r.updatesSince(m)), []string{"new IPPool(d)", "updated IPPool(b)"}; !slices.Equal(got, want) {
 		t.Fatalf("updates after compaction = %v, want exactly %v", got, want)
 	}
-	if f.since.Load() != 1 || f.sinceNil.Load() != 0 || f.changed.Load() != 0 {
-		t.Fatalf("relists: %d by ListSince, %d ListSince misses, %d by ListChanged; want 1, 0, 0",
-			f.since.Load(), f.sinceNil.Load(), f.changed.Load())
-	}
+	f.want(t, 1, 0, 0)
 
 	m = r.mark()
 	compacted(func() {
@@ -329,10 +326,7 @@ func TestCompactionRelistSinceEtcd(t *testing.T) {
 	if got, want := summary(r.updatesSince(m)), []string{"deleted IPPool(c)", "new IPPool(e)"}; !slices.Equal(got, want) {
 		t.Fatalf("updates after compaction = %v, want exactly %v", got, want)
 	}
-	if f.since.Load() != 1 || f.sinceNil.Load() != 1 || f.changed.Load() != 1 {
-		t.Fatalf("relists: %d by ListSince, %d ListSince misses, %d by ListChanged; want 1, 1, 1",
-			f.since.Load(), f.sinceNil.Load(), f.changed.Load())
-	}
+	f.want(t, 1, 1, 1)
 
 	// More than an eighth of the pools changed since the list: reading
 	// them again would cost more than keys and revisions.
@@ -347,8 +341,5 @@ func TestCompactionRelistSinceEtcd(t *testing.T) {
 	})
 	r.waitState(t, contents(t, raw, poolOpts, blockOpts))
 	r.waitStatus(t, m, InSync)
-	if f.since.Load() != 1 || f.sinceNil.Load() != 1 || f.changed.Load() != 2 {
-		t.Fatalf("relists: %d by ListSince, %d ListSince misses, %d by ListChanged; want 1, 1, 2",
-			f.since.Load(), f.sinceNil.Load(), f.changed.Load())
-	}
+	f.want(t, 1, 1, 2)
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"sync"
 	"sync/atomic"
+	"testing"
 
 	"github.com/calico-etcd/calico/libcalico/backend"
 	"github.com/calico-etcd/calico/libcalico/model"
@@ -188,4 +189,14 @@ func (r *relisting) ListSince(ctx context.Context, opts model.ListOptions, liste
 		r.since.Add(1)
 	}
 	return l, err
+}
+
+// want fails t unless the relists so far were since by ListSince, missed
+// by ListSince, and changed by ListChanged.
+func (r *relisting) want(t *testing.T, since, missed, changed int64) {
+	t.Helper()
+	if r.since.Load() != since || r.sinceNil.Load() != missed || r.changed.Load() != changed {
+		t.Fatalf("relists: %d by ListSince, %d ListSince misses, %d by ListChanged; want %d, %d, %d",
+			r.since.Load(), r.sinceNil.Load(), r.changed.Load(), since, missed, changed)
+	}
 }
