@@ -279,9 +279,12 @@ func TestCompactionRelistSinceEtcd(t *testing.T) {
 	r.waitStatus(t, 0, InSync)
 
 	// compacted breaks the pool watch, holds its resumption while change
-	// runs and etcd is compacted, then lets it meet the compaction.
-	compacted := func(change func()) {
+	// runs and etcd is compacted, then lets it meet the compaction; it
+	// returns the updates delivered until the syncer is InSync again with
+	// etcd's contents.
+	compacted := func(change func()) []string {
 		t.Helper()
+		m := r.mark()
 		release := f.holdWatches()
 		if n := f.breakWatches(poolOpts, errors.New("forced watch failure")); n == 0 {
 			t.Fatal("no pool watch to break")
@@ -298,32 +301,29 @@ func TestCompactionRelistSinceEtcd(t *testing.T) {
 			t.Fatalf("compacting etcd: %v", err)
 		}
 		release()
+		r.waitState(t, contents(t, raw, poolOpts, blockOpts))
+		r.waitStatus(t, m, InSync)
+		return summary(r.updatesSince(m))
 	}
 
 	// A live event first: the syncer follows it, and stays exact.
 	put(t, raw, poolKey("a"), poolJSON(t, "a", "10.5.0.0/16"))
 	r.waitState(t, contents(t, raw, poolOpts, blockOpts))
 
-	m := r.mark()
-	compacted(func() {
+	got := compacted(func() {
 		put(t, raw, poolKey("d"), poolJSON(t, "d", "10.3.0.0/16"))
 		put(t, raw, poolKey("b"), poolJSON(t, "b", "10.4.0.0/16"))
 	})
-	r.waitState(t, contents(t, raw, poolOpts, blockOpts))
-	r.waitStatus(t, m, InSync)
-	if got, want := summary(r.updatesSince(m)), []string{"new IPPool(d)", "updated IPPool(b)"}; !slices.Equal(got, want) {
+	if want := []string{"new IPPool(d)", "updated IPPool(b)"}; !slices.Equal(got, want) {
 		t.Fatalf("updates after compaction = %v, want exactly %v", got, want)
 	}
 	f.want(t, 1, 0, 0)
 
-	m = r.mark()
-	compacted(func() {
+	got = compacted(func() {
 		del(t, raw, poolKey("c"))
 		put(t, raw, poolKey("e"), poolJSON(t, "e", "10.7.0.0/16"))
 	})
-	r.waitState(t, contents(t, raw, poolOpts, blockOpts))
-	r.waitStatus(t, m, InSync)
-	if got, want := summary(r.updatesSince(m)), []string{"deleted IPPool(c)", "new IPPool(e)"}; !slices.Equal(got, want) {
+	if want := []string{"deleted IPPool(c)", "new IPPool(e)"}; !slices.Equal(got, want) {
 		t.Fatalf("updates after compaction = %v, want exactly %v", got, want)
 	}
 	f.want(t, 1, 1, 1)
@@ -334,12 +334,9 @@ func TestCompactionRelistSinceEtcd(t *testing.T) {
 		put(t, raw, poolKey(n), poolJSON(t, n, "10.8.0.0/16"))
 	}
 	r.waitState(t, contents(t, raw, poolOpts, blockOpts))
-	m = r.mark()
 	compacted(func() {
 		put(t, raw, poolKey("p3"), poolJSON(t, "p3", "10.9.0.0/16"))
 		put(t, raw, poolKey("p4"), poolJSON(t, "p4", "10.9.0.0/16"))
 	})
-	r.waitState(t, contents(t, raw, poolOpts, blockOpts))
-	r.waitStatus(t, m, InSync)
 	f.want(t, 1, 1, 2)
 }
